@@ -1,0 +1,48 @@
+"""Where ctflow keeps its state on the embedded default, and how to find the project.
+
+Every value can be overridden by an environment variable so that the same code runs in a
+test, on a laptop and in a container. Airflow connections (see :mod:`ctflow.hooks`) take
+precedence over these defaults when ctflow runs inside Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The repository root when ctflow is installed editable from ``include/``.
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project_root() -> Path:
+    """The ctflow project: ``$CTFLOW_PROJECT`` or the checkout this package lives in."""
+    return Path(os.environ.get("CTFLOW_PROJECT", _SOURCE_ROOT)).resolve()
+
+
+def home() -> Path:
+    """The data directory of the embedded default (MLflow DB, artifacts, run frames, predictions)."""
+    path = Path(os.environ.get("CTFLOW_HOME", project_root() / ".ctflow")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def feature_repo() -> Path:
+    """The Feast repository: ``$CTFLOW_FEATURE_REPO`` or ``feature_repo/`` of the project."""
+    return Path(os.environ.get("CTFLOW_FEATURE_REPO", project_root() / "feature_repo")).resolve()
+
+
+def mlflow_tracking_uri() -> str:
+    """MLflow tracking URI: ``$MLFLOW_TRACKING_URI`` or a SQLite store in :func:`home`."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> str:
+    """Artifact root for experiments ctflow creates on the embedded default."""
+    return os.environ.get("CTFLOW_ARTIFACT_ROOT") or (home() / "mlartifacts").as_uri()
+
+
+def runs_dir() -> Path:
+    """Per-run artifacts (training frames, reports) that tasks hand to each other."""
+    path = home() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

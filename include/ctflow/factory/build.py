@@ -1,0 +1,151 @@
+"""Turn one validated spec into its Airflow DAGs: ``ct_<name>`` and ``monitor_<name>``.
+
+Only ``airflow.sdk`` and ctflow's own light modules are imported here: this runs at every
+DAG parse.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+from typing import TYPE_CHECKING
+
+from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, TaskGroup
+
+from ctflow.factory.docs import render_doc_md
+from ctflow.factory.params import ct_params, monitor_params
+from ctflow.operators import (
+    ActOnBreachOperator,
+    ChooseActionOperator,
+    DataDriftOperator,
+    DataQualityOperator,
+    EvaluateGateOperator,
+    FetchFeaturesOperator,
+    MonitoringReportOperator,
+    PerformanceOperator,
+    PredictionDriftOperator,
+    PromoteModelOperator,
+    RegisterModelOperator,
+    RollbackModelOperator,
+    ScoreBatchOperator,
+    TrainModelOperator,
+)
+
+if TYPE_CHECKING:
+    from ctflow.spec import PipelineSpec
+
+
+def breach_asset(pipeline: str) -> Asset:
+    """Emitted by ``monitor_<pipeline>`` when drift or performance crosses its threshold."""
+    return Asset(uri=f"ctflow://{pipeline}/breach", name=f"{pipeline}_breach", group="ctflow")
+
+
+def promoted_asset(pipeline: str) -> Asset:
+    """Emitted by ``ct_<pipeline>`` when a new champion is promoted."""
+    return Asset(uri=f"ctflow://{pipeline}/promoted", name=f"{pipeline}_promoted", group="ctflow")
+
+
+def build_dags(spec: PipelineSpec, *, source_text: str | None = None, source_name: str | None = None) -> list[DAG]:
+    """Both DAGs of ``spec``; ``source_text`` (the YAML) is shown in the Airflow UI's docs."""
+    doc_md = render_doc_md(spec, source_text=source_text, source_name=source_name)
+    return [build_ct_dag(spec, doc_md=doc_md), build_monitor_dag(spec, doc_md=doc_md)]
+
+
+def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None) -> DAG:
+    """``ct_<name>``: features -> data checks -> train -> gate -> register -> [approve] -> promote."""
+    with DAG(
+        dag_id=spec.ct_dag_id,
+        description=f"Continuous training of {spec.pipeline}: {spec.description}".strip(": "),
+        schedule=_ct_schedule(spec),
+        **_common(spec, kind="ct", doc_md=doc_md),
+        params=ct_params(spec),
+        max_active_runs=4,
+    ) as dag:
+        choose = ChooseActionOperator(
+            task_id="choose_action", train_task_id="training.fetch_features", rollback_task_id="rollback"
+        )
+        with TaskGroup("training", tooltip="Build the frame, check it, train and gate a candidate"):
+            features = FetchFeaturesOperator(task_id="fetch_features", spec=spec)
+            quality = DataQualityOperator(task_id="check_data_quality", spec=spec)
+            train = TrainModelOperator(task_id="train", spec=spec)
+            evaluate = EvaluateGateOperator(task_id="evaluate", spec=spec)
+            features >> quality >> train >> evaluate
+        with TaskGroup("promotion", tooltip="Register the candidate and move the alias"):
+            register = RegisterModelOperator(task_id="register", spec=spec)
+            promote = PromoteModelOperator(
+                task_id="promote",
+                spec=spec,
+                outlets=[promoted_asset(spec.pipeline)] if spec.registry.strategy == "direct" else [],
+            )
+            if spec.registry.approval == "manual":
+                register >> _approval_task(spec) >> promote
+            else:
+                register >> promote
+        rollback = RollbackModelOperator(task_id="rollback", spec=spec, outlets=[promoted_asset(spec.pipeline)])
+        choose >> [features, rollback]
+        evaluate >> register
+    return dag
+
+
+def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None) -> DAG:
+    """``monitor_<name>``: score the window -> drift, prediction drift, performance -> report -> act."""
+    with DAG(
+        dag_id=spec.monitor_dag_id,
+        description=f"Monitoring of {spec.pipeline}: drift, prediction drift, performance",
+        schedule=_cron(spec.schedule.monitor, spec),
+        **_common(spec, kind="monitor", doc_md=doc_md),
+        params=monitor_params(spec),
+        max_active_runs=1,  # windows are judged in order (consecutive wins of a challenger)
+    ) as dag:
+        score = ScoreBatchOperator(task_id="score_batch", spec=spec)
+        checks = [
+            DataDriftOperator(task_id="data_drift", spec=spec),
+            PredictionDriftOperator(task_id="prediction_drift", spec=spec),
+            PerformanceOperator(task_id="performance", spec=spec),
+        ]
+        report = MonitoringReportOperator(task_id="report", spec=spec)
+        act = ActOnBreachOperator(task_id="act_on_breach", spec=spec, outlets=[breach_asset(spec.pipeline)])
+        score >> checks >> report >> act
+    return dag
+
+
+def _common(spec: PipelineSpec, *, kind: str, doc_md: str | None) -> dict:
+    schedule = spec.schedule
+    return {
+        "start_date": _utc(schedule.start_date),
+        "end_date": _utc(schedule.end_date) if schedule.end_date else None,
+        "catchup": schedule.catchup,
+        "tags": sorted({"ctflow", kind, *spec.tags}),
+        "doc_md": doc_md,
+        "default_args": {
+            "owner": spec.owner,
+            "retries": spec.defaults.retries,
+            "retry_delay": spec.defaults.retry_delay,
+            "execution_timeout": spec.defaults.task_timeout,
+        },
+    }
+
+
+def _ct_schedule(spec: PipelineSpec):
+    # Which breaches retrain is decided by the monitor DAG when it emits the event.
+    triggers = [breach_asset(spec.pipeline)] if spec.schedule.retrain_on else []
+    triggers += [promoted_asset(upstream) for upstream in spec.schedule.after]
+    triggers += [Asset(uri=uri) for uri in spec.schedule.assets]
+    timetable = _cron(spec.schedule.train, spec)
+    if not triggers:
+        return timetable
+    assets = AssetAny(*triggers)
+    return AssetOrTimeSchedule(timetable=timetable, assets=assets) if timetable else assets
+
+
+def _cron(expression: str | None, spec: PipelineSpec) -> CronTriggerTimetable | None:
+    return CronTriggerTimetable(expression, timezone=spec.schedule.timezone) if expression else None
+
+
+def _approval_task(spec: PipelineSpec):
+    from ctflow.factory.approval import approval_task
+
+    return approval_task(spec)
+
+
+def _utc(day) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)

@@ -1,0 +1,173 @@
+"""Find the specs of a folder, validate them together, and build the DAGs of the valid ones.
+
+One bad spec never hides the others: each file is loaded on its own, and problems are
+collected instead of raised. Cross-spec rules (unique names, ``schedule.after`` references
+and cycles) are checked here because no single file can see them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ctflow.spec import PipelineSpec, Problem, SpecError, load_spec
+from ctflow.spec.errors import did_you_mean
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+SPEC_PATTERNS = ("*.yaml", "*.yml")
+
+
+@dataclass
+class LoadedSpec:
+    """A spec file and what became of it: a spec, or the problems that stop it."""
+
+    path: Path
+    display_name: str
+    text: str | None = None
+    spec: PipelineSpec | None = None
+    error: SpecError | None = None
+
+
+def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
+    folder = Path(folder)
+    return sorted({p for pattern in SPEC_PATTERNS for p in folder.glob(pattern) if p.is_file()})
+
+
+def load_folder(folder: str | os.PathLike[str], *, only: set[str] | None = None) -> list[LoadedSpec]:
+    """Load every spec of ``folder`` (or only the files whose stems are in ``only``)."""
+    folder = Path(folder)
+    loaded = []
+    for path in spec_files(folder):
+        if only is not None and path.stem not in only:
+            continue
+        loaded.append(load_one(path, display_name=_display_name(path, folder)))
+    if only is None:
+        _check_across(loaded)
+    return loaded
+
+
+def load_one(path: Path, *, display_name: str | None = None) -> LoadedSpec:
+    item = LoadedSpec(path=path, display_name=display_name or str(path))
+    try:
+        item.text = path.read_text(encoding="utf-8")
+        item.spec = load_spec(path, display_name=item.display_name)
+    except SpecError as err:
+        item.error = err
+    except OSError as err:
+        item.error = SpecError([Problem(item.display_name, None, (), f"cannot read spec: {err}")])
+    return item
+
+
+def build_folder(folder: str | os.PathLike[str], *, dag_id: str | None = None) -> dict[str, DAG]:
+    """DAGs of the valid specs in ``folder``, by dag_id. With ``dag_id`` (a task is running),
+    only the spec that makes it is loaded and built."""
+    from ctflow.factory.build import build_dags
+
+    only = _stems_for(dag_id, folder) if dag_id else None
+    dags: dict[str, DAG] = {}
+    for item in load_folder(folder, only=only):
+        if item.spec is None:
+            continue
+        for dag in build_dags(item.spec, source_text=item.text, source_name=item.display_name):
+            if dag_id is None or dag.dag_id == dag_id:
+                dags[dag.dag_id] = dag
+    return dags
+
+
+def folder_errors(folder: str | os.PathLike[str]) -> list[SpecError]:
+    """The errors of every invalid spec in ``folder``."""
+    return [item.error for item in load_folder(folder) if item.error]
+
+
+def _stems_for(dag_id: str, folder: str | os.PathLike[str]) -> set[str] | None:
+    """Spec files that may define ``dag_id``: by convention ``ct_x``/``monitor_x`` come from ``x.yaml``."""
+    for prefix in ("ct_", "monitor_"):
+        if dag_id.startswith(prefix) and any(p.stem == dag_id[len(prefix):] for p in spec_files(folder)):
+            return {dag_id[len(prefix):]}
+    return None  # named otherwise: load all
+
+
+def _display_name(path: Path, folder: Path) -> str:
+    """``dags/specs/x.yaml``: short, and what the author sees in their editor."""
+    try:
+        return str(path.relative_to(folder.parent.parent))
+    except ValueError:
+        return str(path)
+
+
+def _check_across(loaded: list[LoadedSpec]) -> None:
+    valid = [item for item in loaded if item.spec is not None]
+    by_name: dict[str, LoadedSpec] = {}
+    for item in valid:
+        name = item.spec.pipeline  # type: ignore[union-attr]
+        if name in by_name:
+            _fail(item, ("pipeline",), f"pipeline {name!r} is already defined in {by_name[name].display_name}")
+        else:
+            by_name[name] = item
+    known = set(by_name)
+    for item in valid:
+        for i, upstream in enumerate(item.spec.schedule.after if item.spec else ()):
+            if upstream not in known:
+                _fail(item, ("schedule", "after", i), f"no pipeline named {upstream!r} in this folder",
+                      did_you_mean(upstream, known))
+    for cycle in _cycles({n: [u for u in i.spec.schedule.after if u in known] for n, i in by_name.items() if i.spec}):
+        text = " -> ".join([*cycle, cycle[0]])
+        for name in cycle:
+            _fail(by_name[name], ("schedule", "after"), f"retraining triggers form a cycle: {text}")
+
+
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Each cycle of ``graph`` once (nodes in cycle order), found by depth-first search."""
+    found: list[list[str]] = []
+    seen_cycles: set[frozenset[str]] = set()
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt):]
+                if frozenset(cycle) not in seen_cycles:
+                    seen_cycles.add(frozenset(cycle))
+                    found.append(list(cycle))
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    return found
+
+
+def _fail(item: LoadedSpec, path: tuple, message: str, suggestion: str | None = None) -> None:
+    from ctflow.spec.load import line_of_path
+
+    line = line_of_path(item.text or "", path)
+    item.error = SpecError([Problem(item.display_name, line, path, message, suggestion)])
+    item.spec = None
+
+
+class InvalidSpecsError(SpecError):
+    """Raised by the DAG folder's error reporter so Airflow lists invalid specs as import errors."""
+
+    def __init__(self, errors: list[SpecError]):
+        super().__init__([p for err in errors for p in err.problems])
+        files = sorted({p.file for p in self.problems})
+        self.args = (
+            f"{len(files)} invalid ctflow spec(s), their DAGs are not loaded: {', '.join(files)}\n"
+            + "\n".join(str(p) for p in self.problems),
+        )
+
+
+def raise_for_invalid_specs(folder: str | os.PathLike[str]) -> None:
+    """Raise :class:`InvalidSpecsError` if any spec of ``folder`` is invalid."""
+    errors = folder_errors(folder)
+    if errors:
+        raise InvalidSpecsError(errors)

@@ -1,0 +1,75 @@
+"""The base of ctflow's operators: a spec, a run key, and the core doing the work.
+
+Operators are thin. ``__init__`` stores arguments; ``execute`` resolves run-time values
+and calls an Airflow-free function of :mod:`ctflow.core`, imported there and not at module
+level, so that parsing a DAG never imports pandas, scikit-learn, MLflow or Feast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from ctflow.spec import PipelineSpec
+
+#: One folder per DAG run for the files tasks hand to each other (frames, models, reports).
+RUN_KEY_TEMPLATE = "{{ dag.dag_id }}/{{ run_id }}"
+
+
+class CtflowOperator(BaseOperator):
+    """
+    Base class of ctflow operators.
+
+    :param spec: the validated pipeline spec this task belongs to.
+    :param run_key: identifies the DAG run; names its working folder and tags what it
+        registers, so retries find their own earlier work. (templated)
+    """
+
+    template_fields: Sequence[str] = ("run_key",)
+    ui_color = "#dfeefe"
+
+    def __init__(self, *, spec: PipelineSpec, run_key: str = RUN_KEY_TEMPLATE, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.run_key = run_key
+
+    def run_dir(self) -> Path:
+        """This DAG run's working folder under ``$CTFLOW_HOME/runs``."""
+        from ctflow import settings
+
+        path = settings.runs_dir() / self.run_key.replace(":", "_").replace("+", "_")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @staticmethod
+    def as_of(context: Context) -> datetime:
+        """The instant the run is about: ``params.as_of``, else the logical date, else when it ran.
+
+        Asset-triggered and some manual runs have no logical date in Airflow 3.
+        """
+        from ctflow.core.timing import resolve_as_of
+
+        dag_run = context.get("dag_run")
+        return resolve_as_of(
+            (context.get("params") or {}).get("as_of"),
+            context.get("logical_date"),
+            getattr(dag_run, "run_after", None),
+        )
+
+    def upstream_result(self, context: Context, task_id: str) -> Any:
+        """The XCom return value of ``task_id`` (within this task's group)."""
+        group = self.task_group.group_id if self.task_group and self.task_group.group_id else None
+        full_id = f"{group}.{task_id}" if group and "." not in task_id else task_id
+        return context["ti"].xcom_pull(task_ids=full_id)
+
+
+def not_built_yet(what: str) -> NotImplementedError:
+    """An honest failure for a step whose core is not written yet."""
+    return NotImplementedError(f"{what} is not implemented yet in this version of ctflow")

@@ -1,0 +1,304 @@
+"""The continuous-training spec: typed, strict, with defaults for the common case.
+
+A spec is data. Every model forbids unknown keys; every value is checked here, at parse
+time, without importing scikit-learn, Feast or MLflow. Cross-field rules that need the
+whole spec live in :mod:`ctflow.spec.checks` so that their errors can point at a field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ctflow.spec.catalog import ESTIMATORS, METRICS, TaskType
+from ctflow.spec.durations import Duration
+from ctflow.spec.errors import did_you_mean
+
+Identifier = Annotated[
+    str,
+    Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="lower_snake_case, starts with a letter"),
+]
+Column = Annotated[str, Field(min_length=1, description="a column name")]
+DriftMethod = Literal["auto", "ks", "chi2", "psi", "wasserstein", "jensenshannon"]
+
+_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+class Strict(BaseModel):
+    """Base of every spec model: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _check_cron(value: str | None) -> str | None:
+    if value is None or value in _CRON_PRESETS:
+        return value
+    from croniter import croniter  # small and pure Python; Airflow validates with it too
+
+    if not croniter.is_valid(value):
+        raise PydanticCustomError(
+            "cron",
+            f"expected a cron expression such as '0 2 * * *' or a preset "
+            f"({', '.join(sorted(_CRON_PRESETS))}), got {value!r}",
+        )
+    return value
+
+
+class Schedule(Strict):
+    """When the DAGs run."""
+
+    train: str | None = Field("@weekly", description="Cron or preset for retraining; null = only on triggers.")
+    monitor: str | None = Field("@daily", description="Cron or preset for monitoring; null = no monitoring runs.")
+    start_date: date = Field(description="First logical date (YYYY-MM-DD).")
+    end_date: date | None = None
+    catchup: bool = Field(False, description="Run every missed interval since start_date.")
+    timezone: str = "UTC"
+    retrain_on: list[Literal["drift", "performance"]] = Field(
+        default_factory=lambda: ["drift", "performance"],
+        description="Monitoring breaches that also trigger a retraining run.",
+    )
+    after: list[Identifier] = Field(
+        default_factory=list,
+        description="Other pipelines whose promotions trigger a retraining of this one.",
+    )
+    assets: list[str] = Field(default_factory=list, description="Extra Airflow Asset URIs that trigger retraining.")
+
+    _validate_cron = field_validator("train", "monitor")(_check_cron)
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Schedule:
+        if self.end_date and self.end_date <= self.start_date:
+            raise ValueError(f"end_date {self.end_date} must be after start_date {self.start_date}")
+        return self
+
+
+class Label(Strict):
+    """The target: a column, optionally turned into a binary label by a comparison."""
+
+    column: Column
+    positive_when: str | None = Field(
+        None, description="Derive a binary label, e.g. '> 15'. Rows with a missing source value are dropped."
+    )
+
+    @field_validator("positive_when")
+    @classmethod
+    def _comparison(cls, value: str | None) -> str | None:
+        if value is not None and not _COMPARISON.match(value):
+            raise PydanticCustomError("comparison", f"expected a comparison such as '> 15' or '== 1', got {value!r}")
+        return value
+
+    @property
+    def comparison(self) -> tuple[str, float] | None:
+        """``("> ", 15.0)`` for ``positive_when: "> 15"``."""
+        if self.positive_when is None:
+            return None
+        op, number = _COMPARISON.match(self.positive_when).groups()  # type: ignore[union-attr]
+        return op, float(number)
+
+
+class Data(Strict):
+    """Where the training rows and their features come from."""
+
+    entities: str = Field(description="Parquet file of entity rows (timestamp, keys, label), relative to the project.")
+    timestamp: Column = Field(description="Entity-row timestamp: features are joined as of this time.")
+    label: Label
+    features: str = Field(description="Feast FeatureService that provides the point-in-time features.")
+    columns: list[Column] = Field(
+        default_factory=list, description="Entity-table columns used as features too (known at request time)."
+    )
+    window: Duration = Field(timedelta(days=90), description="Training rows: [logical_date - window, logical_date).")
+    holdout: Duration = Field(timedelta(days=14), description="The newest part of the window, held out for evaluation.")
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_shorthand(cls, value: object) -> object:
+        return {"column": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> Data:
+        if self.holdout >= self.window:
+            raise ValueError("holdout must be shorter than window, or nothing is left to train on")
+        return self
+
+
+class Range(Strict):
+    min: float | None = None
+    max: float | None = None
+
+
+class LabelBalance(Strict):
+    min_positive_share: float = Field(0.0, ge=0, le=1)
+    max_positive_share: float = Field(1.0, ge=0, le=1)
+
+
+class Quality(Strict):
+    """Data checks that fail the run before training when violated."""
+
+    min_rows: int = Field(1000, ge=1)
+    max_missing_fraction: float = Field(0.05, ge=0, le=1, description="Per column, unless overridden below.")
+    max_missing: dict[Column, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    max_staleness: Duration | None = Field(None, description="The newest row must be at most this old.")
+    ranges: dict[Column, Range] = Field(default_factory=dict)
+    label_balance: LabelBalance | None = None
+
+
+class Preprocessing(Strict):
+    """How columns are prepared before the estimator; inferred from column types by default."""
+
+    impute: Literal["auto", "median", "mean", "most_frequent", "none"] = "auto"
+    scale: Literal["auto", "standard", "none"] = "auto"
+    encode: Literal["auto", "onehot", "ordinal", "native"] = "auto"
+    max_categories: int = Field(30, ge=2)
+
+
+class Model(Strict):
+    """The scikit-learn estimator and how to prepare its inputs."""
+
+    task: TaskType
+    estimator: str = Field(description="Dotted path of an allowlisted scikit-learn estimator.")
+    params: dict[str, bool | int | float | str | None | list[int | float | str]] = Field(default_factory=dict)
+    categorical: list[Column] = Field(default_factory=list)
+    exclude: list[Column] = Field(default_factory=list, description="Feature columns not to train on.")
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+    seed: int = 42
+
+    @field_validator("estimator")
+    @classmethod
+    def _allowlisted(cls, value: str) -> str:
+        if value not in ESTIMATORS:
+            allowed = ", ".join(sorted(ESTIMATORS))
+            raise PydanticCustomError(
+                "estimator",
+                f"unknown estimator {value!r}; allowed: {allowed}",
+                {"suggestion": did_you_mean(value, ESTIMATORS)},
+            )
+        return value
+
+
+class Bound(Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class VersusChampion(Strict):
+    enabled: bool = True
+    min_improvement: float = Field(0.0, description="Candidate must beat the champion by this much on the primary metric.")
+
+
+class Evaluation(Strict):
+    """The gate a candidate must pass before it may be promoted."""
+
+    metric: str = Field(description="The primary metric (used against the champion).")
+    thresholds: dict[str, Bound] = Field(default_factory=dict, description="Absolute floors/ceilings; all must hold.")
+    versus_champion: VersusChampion = Field(default_factory=VersusChampion)
+    slices: list[Column] = Field(default_factory=list, description="Each value of these columns must meet the thresholds.")
+    min_slice_rows: int = Field(200, ge=1, description="Smaller slices are reported but not gated.")
+
+
+class Registry(Strict):
+    """How a passing candidate reaches production."""
+
+    model: str | None = Field(None, description="Registered model name; default: the pipeline name.")
+    strategy: Literal["direct", "shadow", "canary"] = "direct"
+    canary_fraction: float = Field(0.1, gt=0, lt=1)
+    promote_after: int = Field(3, ge=1, description="Shadow/canary: consecutive winning windows before promotion.")
+    approval: Literal["auto", "manual"] = "auto"
+
+
+class Drift(Strict):
+    method: DriftMethod = "auto"
+    threshold: float | None = Field(None, gt=0, description="p-value below / distance above which a column drifts.")
+    max_drifted_share: float = Field(0.3, gt=0, le=1)
+    columns: list[Column] | None = Field(None, description="Default: every model feature.")
+
+
+class Performance(Strict):
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+
+class WebhookAlert(Strict):
+    webhook: str = Field(description="Airflow connection id of an HTTP endpoint (never a URL with secrets).")
+
+
+class Monitoring(Strict):
+    """What the monitoring DAG watches and what it does about it."""
+
+    reference: Literal["champion_training_data"] = "champion_training_data"
+    window: Duration = Field(timedelta(days=1), description="Rows scored per monitoring run.")
+    ground_truth_delay: Duration = Field(timedelta(days=1), description="How long after the timestamp labels arrive.")
+    drift: Drift = Field(default_factory=Drift)
+    prediction_drift: Drift = Field(default_factory=lambda: Drift(max_drifted_share=1.0))
+    performance: Performance | None = None
+    alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=lambda: ["log"])
+
+
+class Runner(Strict):
+    """Where the heavy steps run."""
+
+    kind: Literal["in_process", "docker"] = "in_process"
+    image: str | None = Field(None, description="Container image for kind: docker.")
+
+    @model_validator(mode="after")
+    def _image_for_docker(self) -> Runner:
+        if self.kind == "docker" and not self.image:
+            raise ValueError("runner.kind docker needs runner.image")
+        return self
+
+
+class Defaults(Strict):
+    """Task defaults for both DAGs."""
+
+    retries: int = Field(2, ge=0)
+    retry_delay: Duration = timedelta(minutes=2)
+    task_timeout: Duration = Field(timedelta(hours=1), description="Execution timeout of every task.")
+
+
+class PipelineSpec(Strict):
+    """A continuous-training pipeline: one spec becomes ``ct_<pipeline>`` and ``monitor_<pipeline>``."""
+
+    pipeline: Identifier
+    description: str = ""
+    owner: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list)
+    schedule: Schedule
+    data: Data
+    quality: Quality = Field(default_factory=Quality)
+    model: Model
+    evaluation: Evaluation
+    registry: Registry = Field(default_factory=Registry)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    runner: Runner = Field(default_factory=Runner)
+    defaults: Defaults = Field(default_factory=Defaults)
+
+    @property
+    def model_name(self) -> str:
+        """The registered model name in MLflow."""
+        return self.registry.model or self.pipeline
+
+    @property
+    def ct_dag_id(self) -> str:
+        return f"ct_{self.pipeline}"
+
+    @property
+    def monitor_dag_id(self) -> str:
+        return f"monitor_{self.pipeline}"
+
+    @property
+    def metrics(self) -> dict[str, bool]:
+        """Metrics available for this spec's task type (name -> higher is better)."""
+        return METRICS[self.model.task]

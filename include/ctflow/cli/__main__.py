@@ -1,0 +1,5 @@
+import sys
+
+from ctflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,38 @@
+"""``ctflow validate PATH...``: check spec files or folders; list every problem; exit 1 if any."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("validate", help="check spec files (or folders of specs)")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="spec file or folder of specs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctflow.factory.discover import load_folder, load_one
+
+    loaded = []
+    for path in args.paths:
+        if path.is_dir():
+            loaded += load_folder(path)
+        else:
+            loaded.append(load_one(path, display_name=str(path)))
+    if not loaded:
+        print("no spec files found in: " + ", ".join(map(str, args.paths)))
+        return 1
+    invalid = [item for item in loaded if item.error]
+    for item in loaded:
+        if item.error:
+            for problem in item.error.problems:
+                print(problem)
+        elif not args.quiet:
+            print(f"{item.display_name}: ok ({item.spec.ct_dag_id}, {item.spec.monitor_dag_id})")
+    if not args.quiet or invalid:
+        problems = sum(len(item.error.problems) for item in invalid)
+        print(f"{len(loaded)} spec(s) checked, {len(invalid)} invalid, {problems} problem(s)")
+    return 1 if invalid else 0

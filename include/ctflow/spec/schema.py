@@ -1,0 +1,85 @@
+"""The spec as a JSON Schema (editor autocompletion) and as a Markdown field reference."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from ctflow.spec.durations import format_duration
+from ctflow.spec.models import PipelineSpec
+
+SCHEMA_ID = "https://ctflow.dev/schemas/ctflow-spec.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    schema = PipelineSpec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def markdown_reference() -> str:
+    """One table per section of the spec: key, type, default, meaning."""
+    out = ["Every key, its type and default. Unknown keys are errors. Durations read like `90d`, `12h`, `1d12h`."]
+    for path, model in _sections(PipelineSpec, ""):
+        out.append(f"\n#### `{path or 'top level'}`\n")
+        if model.__doc__ and path:
+            out.append(model.__doc__.strip().splitlines()[0] + "\n")
+        out.append("| key | type | default | meaning |\n|---|---|---|---|")
+        for name, field in model.model_fields.items():
+            default = _default(field)
+            out.append(f"| `{name}` | {_type_name(field.annotation)} | {default} | {field.description or ''} |")
+    return "\n".join(out) + "\n"
+
+
+def _sections(model: type[BaseModel], path: str):
+    yield path, model
+    for name, field in model.model_fields.items():
+        inner = _model_in(field.annotation)
+        if inner is not None:
+            yield from _sections(inner, f"{path}.{name}" if path else name)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found:
+                return found
+    return None
+
+
+def _type_name(annotation: Any) -> str:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a}`" for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return f"map of {_type_name(args[0])} to {_type_name(args[1])}"
+    if annotation is type(None):
+        return "null"
+    if annotation is timedelta:
+        return "duration"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _default(field) -> str:
+    if field.is_required():
+        return "**required**"
+    value = field.default if field.default is not PydanticUndefined else field.default_factory()
+    if isinstance(value, BaseModel):
+        return "(section)"
+    if isinstance(value, timedelta):
+        return f"`{format_duration(value)}`"
+    return f"`{json.dumps(value, default=str)}`"

@@ -44,13 +44,22 @@ def promoted_asset(pipeline: str) -> Asset:
     return Asset(uri=f"ctflow://{pipeline}/promoted", name=f"{pipeline}_promoted", group="ctflow")
 
 
-def build_dags(spec: PipelineSpec, *, source_text: str | None = None, source_name: str | None = None) -> list[DAG]:
+def build_dags(
+    spec: PipelineSpec,
+    *,
+    source_text: str | None = None,
+    source_name: str | None = None,
+    source_path: str | None = None,
+) -> list[DAG]:
     """Both DAGs of ``spec``; ``source_text`` (the YAML) is shown in the Airflow UI's docs."""
     doc_md = render_doc_md(spec, source_text=source_text, source_name=source_name)
-    return [build_ct_dag(spec, doc_md=doc_md), build_monitor_dag(spec, doc_md=doc_md)]
+    return [
+        build_ct_dag(spec, doc_md=doc_md, spec_path=source_path),
+        build_monitor_dag(spec, doc_md=doc_md, spec_path=source_path),
+    ]
 
 
-def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None) -> DAG:
+def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: str | None = None) -> DAG:
     """``ct_<name>``: features -> data checks -> train -> gate -> register -> [approve] -> promote."""
     with DAG(
         dag_id=spec.ct_dag_id,
@@ -60,33 +69,34 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None) -> DAG:
         params=ct_params(spec),
         max_active_runs=4,
     ) as dag:
+        step = {"spec": spec, "spec_path": spec_path}
         choose = ChooseActionOperator(
             task_id="choose_action", train_task_id="training.fetch_features", rollback_task_id="rollback"
         )
         with TaskGroup("training", tooltip="Build the frame, check it, train and gate a candidate"):
-            features = FetchFeaturesOperator(task_id="fetch_features", spec=spec)
-            quality = DataQualityOperator(task_id="check_data_quality", spec=spec)
-            train = TrainModelOperator(task_id="train", spec=spec)
-            evaluate = EvaluateGateOperator(task_id="evaluate", spec=spec)
+            features = FetchFeaturesOperator(task_id="fetch_features", **step)
+            quality = DataQualityOperator(task_id="check_data_quality", **step)
+            train = TrainModelOperator(task_id="train", **step)
+            evaluate = EvaluateGateOperator(task_id="evaluate", **step)
             features >> quality >> train >> evaluate
         with TaskGroup("promotion", tooltip="Register the candidate and move the alias"):
-            register = RegisterModelOperator(task_id="register", spec=spec)
+            register = RegisterModelOperator(task_id="register", **step)
             promote = PromoteModelOperator(
                 task_id="promote",
-                spec=spec,
+                **step,
                 outlets=[promoted_asset(spec.pipeline)] if spec.registry.strategy == "direct" else [],
             )
             if spec.registry.approval == "manual":
                 register >> _approval_task(spec) >> promote
             else:
                 register >> promote
-        rollback = RollbackModelOperator(task_id="rollback", spec=spec, outlets=[promoted_asset(spec.pipeline)])
+        rollback = RollbackModelOperator(task_id="rollback", **step, outlets=[promoted_asset(spec.pipeline)])
         choose >> [features, rollback]
         evaluate >> register
     return dag
 
 
-def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None) -> DAG:
+def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: str | None = None) -> DAG:
     """``monitor_<name>``: score the window -> drift, prediction drift, performance -> report -> act."""
     with DAG(
         dag_id=spec.monitor_dag_id,
@@ -96,14 +106,15 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None) -> DAG:
         params=monitor_params(spec),
         max_active_runs=1,  # windows are judged in order (consecutive wins of a challenger)
     ) as dag:
-        score = ScoreBatchOperator(task_id="score_batch", spec=spec)
+        step = {"spec": spec, "spec_path": spec_path}
+        score = ScoreBatchOperator(task_id="score_batch", **step)
         checks = [
-            DataDriftOperator(task_id="data_drift", spec=spec),
-            PredictionDriftOperator(task_id="prediction_drift", spec=spec),
-            PerformanceOperator(task_id="performance", spec=spec),
+            DataDriftOperator(task_id="data_drift", **step),
+            PredictionDriftOperator(task_id="prediction_drift", **step),
+            PerformanceOperator(task_id="performance", **step),
         ]
-        report = MonitoringReportOperator(task_id="report", spec=spec)
-        act = ActOnBreachOperator(task_id="act_on_breach", spec=spec, outlets=[breach_asset(spec.pipeline)])
+        report = MonitoringReportOperator(task_id="report", **step)
+        act = ActOnBreachOperator(task_id="act_on_breach", **step, outlets=[breach_asset(spec.pipeline)])
         score >> checks >> report >> act
     return dag
 

@@ -72,7 +72,9 @@ def build_folder(folder: str | os.PathLike[str], *, dag_id: str | None = None) -
     for item in load_folder(folder, only=only):
         if item.spec is None:
             continue
-        for dag in build_dags(item.spec, source_text=item.text, source_name=item.display_name):
+        for dag in build_dags(
+            item.spec, source_text=item.text, source_name=item.display_name, source_path=str(item.path)
+        ):
             if dag_id is None or dag.dag_id == dag_id:
                 dags[dag.dag_id] = dag
     return dags
@@ -100,21 +102,33 @@ def _display_name(path: Path, folder: Path) -> str:
 
 
 def _check_across(loaded: list[LoadedSpec]) -> None:
-    valid = [item for item in loaded if item.spec is not None]
+    # Pair each item with its spec up front: _fail clears item.spec, and one file may have
+    # several cross-spec problems (an unknown name and a cycle), all reported together.
+    valid = [(item, item.spec) for item in loaded if item.spec is not None]
+    invalid = {item.path.stem: item.display_name for item in loaded if item.error}
     by_name: dict[str, LoadedSpec] = {}
-    for item in valid:
-        name = item.spec.pipeline  # type: ignore[union-attr]
-        if name in by_name:
-            _fail(item, ("pipeline",), f"pipeline {name!r} is already defined in {by_name[name].display_name}")
+    for item, spec in valid:
+        if spec.pipeline in by_name:
+            first = by_name[spec.pipeline].display_name
+            _fail(item, ("pipeline",), f"pipeline {spec.pipeline!r} is already defined in {first}")
         else:
-            by_name[name] = item
+            by_name[spec.pipeline] = item
     known = set(by_name)
-    for item in valid:
-        for i, upstream in enumerate(item.spec.schedule.after if item.spec else ()):
-            if upstream not in known:
+    for item, spec in valid:
+        for i, upstream in enumerate(spec.schedule.after):
+            if upstream in known:
+                continue
+            if upstream in invalid:  # by convention pipeline x is in x.yaml
+                _fail(item, ("schedule", "after", i), f"pipeline {upstream!r} is not loaded: {invalid[upstream]} is invalid")
+            else:
                 _fail(item, ("schedule", "after", i), f"no pipeline named {upstream!r} in this folder",
                       did_you_mean(upstream, known))
-    for cycle in _cycles({n: [u for u in i.spec.schedule.after if u in known] for n, i in by_name.items() if i.spec}):
+    graph = {
+        spec.pipeline: [u for u in spec.schedule.after if u in known]
+        for item, spec in valid
+        if by_name[spec.pipeline] is item
+    }
+    for cycle in _cycles(graph):
         text = " -> ".join([*cycle, cycle[0]])
         for name in cycle:
             _fail(by_name[name], ("schedule", "after"), f"retraining triggers form a cycle: {text}")
@@ -150,7 +164,8 @@ def _fail(item: LoadedSpec, path: tuple, message: str, suggestion: str | None = 
     from ctflow.spec.load import line_of_path
 
     line = line_of_path(item.text or "", path)
-    item.error = SpecError([Problem(item.display_name, line, path, message, suggestion)])
+    earlier = item.error.problems if item.error else []
+    item.error = SpecError([*earlier, Problem(item.display_name, line, path, message, suggestion)])
     item.spec = None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,17 +29,51 @@ class CtflowOperator(BaseOperator):
     Base class of ctflow operators.
 
     :param spec: the validated pipeline spec this task belongs to.
+    :param spec_path: the spec file, logged with the model for reproducibility.
     :param run_key: identifies the DAG run; names its working folder and tags what it
         registers, so retries find their own earlier work. (templated)
+    :param mlflow_conn_id: Airflow connection of the MLflow tracking server/registry.
+    :param feast_conn_id: Airflow connection naming the Feast repository.
     """
 
     template_fields: Sequence[str] = ("run_key",)
     ui_color = "#dfeefe"
 
-    def __init__(self, *, spec: PipelineSpec, run_key: str = RUN_KEY_TEMPLATE, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        spec: PipelineSpec,
+        spec_path: str | None = None,
+        run_key: str = RUN_KEY_TEMPLATE,
+        mlflow_conn_id: str = "ctflow_mlflow",
+        feast_conn_id: str = "ctflow_feast",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.spec = spec
+        self.spec_path = spec_path
         self.run_key = run_key
+        self.mlflow_conn_id = mlflow_conn_id
+        self.feast_conn_id = feast_conn_id
+
+    @cached_property
+    def mlflow_hook(self):
+        from ctflow.hooks.mlflow import MlflowHook
+
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    @cached_property
+    def feast_hook(self):
+        from ctflow.hooks.feast import FeastHook
+
+        return FeastHook(feast_conn_id=self.feast_conn_id)
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_hook.tracking_uri()
+
+    def spec_text(self) -> str | None:
+        return Path(self.spec_path).read_text(encoding="utf-8") if self.spec_path else None
 
     def run_dir(self) -> Path:
         """This DAG run's working folder under ``$CTFLOW_HOME/runs``."""
@@ -62,12 +97,6 @@ class CtflowOperator(BaseOperator):
             context.get("logical_date"),
             getattr(dag_run, "run_after", None),
         )
-
-    def upstream_result(self, context: Context, task_id: str) -> Any:
-        """The XCom return value of ``task_id`` (within this task's group)."""
-        group = self.task_group.group_id if self.task_group and self.task_group.group_id else None
-        full_id = f"{group}.{task_id}" if group and "." not in task_id else task_id
-        return context["ti"].xcom_pull(task_ids=full_id)
 
 
 def not_built_yet(what: str) -> NotImplementedError:

@@ -49,9 +49,16 @@ class RegisterModelOperator(CtflowOperator):
         from ctflow.core import steps
 
         params = context.get("params") or {}
-        return _skip_on_refusal(
-            steps.register(self.spec, run_dir=self.run_dir(), run_key=self.run_key, force=params.get("force_promotion", False), reason=params.get("reason") or "", dry_run=params.get("dry_run", False))
+        result = steps.register(
+            self.spec,
+            run_dir=self.run_dir(),
+            run_key=self.run_key,
+            force=params.get("force_promotion", False),
+            reason=params.get("reason") or "",
+            dry_run=params.get("dry_run", False),
+            tracking_uri=self.tracking_uri,
         )
+        return _skip_on_refusal(result)
 
 
 class PromoteModelOperator(CtflowOperator):
@@ -68,7 +75,12 @@ class PromoteModelOperator(CtflowOperator):
 
         params = context.get("params") or {}
         return steps.promote(
-            self.spec, run_dir=self.run_dir(), actor=_actor(context), force=params.get("force_promotion", False), reason=params.get("reason") or ""
+            self.spec,
+            run_dir=self.run_dir(),
+            actor=_actor(context),
+            force=params.get("force_promotion", False),
+            reason=params.get("reason") or "",
+            tracking_uri=self.tracking_uri,
         )
 
 
@@ -80,8 +92,8 @@ class RollbackModelOperator(CtflowOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from ctflow.core import steps
 
-        reason = (context.get("params") or {}).get("reason") or "rollback requested from Airflow"
-        return steps.rollback(self.spec, actor=_actor(context), reason=reason)
+        reason = (context.get("params") or {}).get("reason") or ""
+        return steps.rollback(self.spec, actor=_actor(context), reason=reason, tracking_uri=self.tracking_uri)
 
 
 def _actor(context: Context) -> str:

@@ -25,7 +25,11 @@ class FetchFeaturesOperator(CtflowOperator):
 
         window_days = (context.get("params") or {}).get("window_days")
         return steps.fetch_features(
-            self.spec, as_of=self.as_of(context), run_dir=self.run_dir(), window_days=window_days
+            self.spec,
+            as_of=self.as_of(context),
+            run_dir=self.run_dir(),
+            window_days=window_days,
+            feature_repo=self.feast_hook.repo_path(),
         )
 
 
@@ -54,6 +58,8 @@ class TrainModelOperator(CtflowOperator):
             run_dir=self.run_dir(),
             run_key=self.run_key,
             lineage=_lineage(context),
+            tracking_uri=self.tracking_uri,
+            spec_text=self.spec_text(),
         )
 
 
@@ -70,7 +76,7 @@ class EvaluateGateOperator(CtflowOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from ctflow.core import steps
 
-        return steps.evaluate(self.spec, run_dir=self.run_dir())
+        return steps.evaluate(self.spec, run_dir=self.run_dir(), tracking_uri=self.tracking_uri)
 
 
 def _lineage(context: Context) -> dict[str, str]:

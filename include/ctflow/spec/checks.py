@@ -21,7 +21,8 @@ class Finding(NamedTuple):
 
 @cache
 def _adapter(kind: object) -> TypeAdapter:
-    return TypeAdapter(kind, config={"strict": True} if kind in (int, bool) else None)
+    # Strict for unions too: a quoted "8" for ``int | None`` would reach scikit-learn as a string.
+    return TypeAdapter(kind, config={"strict": True})
 
 
 def _describe(kind: object) -> str:

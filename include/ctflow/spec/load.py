@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ctflow.spec.checks import check_spec
 from ctflow.spec.errors import Problem, SpecError, did_you_mean
-from ctflow.spec.models import PipelineSpec
+from ctflow.spec.models import IDENTIFIER_PATTERN, PipelineSpec
 
 Path_ = tuple[str | int, ...]
 
@@ -24,6 +24,12 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:" + name
     for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary", "merge")
+}
+_KINDS = {
+    "tag:yaml.org,2002:timestamp": "date",
+    "tag:yaml.org,2002:int": "integer",
+    "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:bool": "boolean",
 }
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5-10x faster
 
@@ -50,7 +56,7 @@ class _Document:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self._scalars.construct_object(node)
+        value = self._scalar(node, path)
         if isinstance(value, str) and "$" in value:
             value = self._interpolate(value, path, line)
         return value
@@ -62,7 +68,7 @@ class _Document:
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
                 self.problem(path, line, "merge keys and complex keys are not supported in a spec")
                 continue
-            key = str(self._scalars.construct_object(key_node))
+            key = str(self._scalar(key_node, path))
             if key in out:
                 first = self.lines.get((*path, key))
                 self.problem((*path, key), line, f"duplicate key (first defined on line {first})")
@@ -70,6 +76,16 @@ class _Document:
             self.lines[(*path, key)] = line
             out[key] = self.build(value_node, (*path, key))
         return out
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
+        """The value of a scalar; a problem (not a crash) for ``2024-13-01`` or ``!!int abc``."""
+        try:
+            return self._scalars.construct_object(node)
+        except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as err:
+            kind = _KINDS.get(node.tag, node.tag.rsplit(":", 1)[-1])
+            detail = f": {err}" if kind == "date" and isinstance(err, ValueError) else ""
+            self.problem(path, node.start_mark.line + 1, f"{node.value!r} is not a valid {kind}{detail}")
+            return None
 
     def _interpolate(self, text: str, path: Path_, line: int) -> str:
         def replace(match: re.Match[str]) -> str:
@@ -101,12 +117,16 @@ def parse_spec(text: str, filename: str = "<spec>") -> PipelineSpec:
     data = _compose(text, doc)
     if doc.problems:
         raise SpecError(doc.problems)
+    if data is None:
+        raise SpecError([Problem(filename, None, (), "the spec is empty: expected a YAML mapping (key: value)")])
     if not isinstance(data, dict):
-        raise SpecError([Problem(filename, 1, (), f"a spec is a YAML mapping (key: value), got {type(data).__name__}")])
+        kind = {list: "a list", str: "text"}.get(type(data), f"a single {type(data).__name__} value")
+        message = f"a spec is a YAML mapping (key: value), got {kind}"
+        raise SpecError([Problem(filename, doc.lines.get((), 1), (), message)])
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as err:
-        raise SpecError(_problems_from(err, doc)) from None
+        raise SpecError(_problems_from(err, doc, data)) from None
     findings = check_spec(spec)
     if findings:
         raise SpecError([Problem(filename, _line_of(f.path, doc), f.path, f.message, f.suggestion) for f in findings])
@@ -117,15 +137,41 @@ def _compose(text: str, doc: _Document) -> Any:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        detail = " ".join(filter(None, [err.context, err.problem]))
-        doc.problem((), line, f"invalid YAML: {detail}")
+        doc.problem((), *_yaml_error(err, text))
         return None
     except yaml.YAMLError as err:
         doc.problem((), None, f"invalid YAML: {err}")
         return None
     return doc.build(node) if node is not None else None
+
+
+def _yaml_error(err: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str]:
+    """Line and message of a YAML syntax error, worded for someone editing the file.
+
+    An unclosed ``[``, ``{`` or quote is reported where it was opened (the parser notices
+    only lines later, or at the end of the file); anything else where the parser stopped.
+    """
+    lines = text.splitlines()
+    problem, context = err.problem_mark, err.context_mark
+    unclosed = context and (
+        problem is None or "end of stream" in (err.problem or "") or "flow" in (err.context or "")
+    )
+    mark = context if unclosed else problem or context
+    line = mark.line + 1 if mark else None
+    message = "invalid YAML: " + " ".join(filter(None, [err.context, err.problem]))
+    if line and line <= len(lines) and "\t" in lines[line - 1]:
+        message += " (tab characters are not allowed for indentation: use spaces)"
+    else:
+        message += next((hint for problem, hint in _YAML_HINTS.items() if problem in (err.problem or "")), "")
+    return line, message
+
+
+#: libyaml's words for the usual slips, and what they mean to a spec author.
+_YAML_HINTS = {
+    "did not find expected key": " (is this line indented like the keys above it?)",
+    "mapping values are not allowed": " (is this line indented too far, or does a value contain ': ' and need quotes?)",
+    "found unexpected end of stream": " (is a quote left open?)",
+}
 
 
 def _line_of(path: Path_, doc: _Document) -> int | None:
@@ -135,14 +181,73 @@ def _line_of(path: Path_, doc: _Document) -> int | None:
     return None
 
 
-def _problems_from(err: ValidationError, doc: _Document) -> list[Problem]:
-    problems = [_problem_from(e, doc) for e in err.errors(include_url=False)]
+def _problems_from(err: ValidationError, doc: _Document, data: Any) -> list[Problem]:
+    problems = [_problem_from(e, doc) for e in _resolve_unions(err.errors(include_url=False), data)]
     # "unknown key 'estimater' (did you mean 'estimator'?)" already says the field is missing.
     misspelt = {(*p.path[:-1], p.suggestion) for p in problems if p.suggestion and p.message.startswith("unknown key")}
     return [p for p in problems if not (p.message == "required field is missing" and p.path in misspelt)]
 
 
+def _resolve_unions(errors: list[dict[str, Any]], data: Any) -> list[dict[str, Any]]:
+    """Report a value that fits no member of a union once, at its real path.
+
+    Pydantic reports such a value once per member, under a location naming the member
+    (``monitoring.alerts.0.WebhookAlert``, ``model.params.x.int``). When the value has the
+    shape of a member (a mapping for a model, a list for a list) and fails inside it, that
+    member's errors are what the author needs; otherwise one "expected A, B or C" error is.
+    """
+    out: list[dict[str, Any]] = []
+    unions: dict[Path_, list[dict[str, Any]]] = {}
+    for error in errors:
+        loc = tuple(error["loc"])
+        real = _real_prefix(loc, data)
+        if real == len(loc):
+            out.append(error)
+        else:
+            unions.setdefault(loc[:real], []).append(error)
+    for path, members in unions.items():
+        inside = [e for e in members if len(e["loc"]) > len(path) + 1]
+        if inside:
+            out += _resolve_unions([{**e, "loc": (*path, *e["loc"][len(path) + 1 :])} for e in inside], data)
+            continue
+        expected: list[str] = []
+        suggestion = None
+        for member in members:
+            message, hint = _message(member)
+            suggestion = suggestion or hint
+            phrase = message.removeprefix("expected ").rsplit(", got ", 1)[0]
+            if phrase not in expected:
+                expected.append(phrase)
+        alternatives = ", ".join(expected[:-1]) + " or " + expected[-1] if len(expected) > 1 else expected[0]
+        value = members[0].get("input")
+        out.append({"type": "union", "loc": path, "input": value, "ctx": {"suggestion": suggestion},
+                    "msg": f"expected {alternatives}, got {_short(value)}"})
+    return out
+
+
+def _real_prefix(loc: Path_, data: Any) -> int:
+    """How many leading parts of ``loc`` are keys or indexes of the document ``data``, or
+    fields the document leaves out; the next part, if any, names a union member."""
+    for i, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif part in _fields_at(loc[:i]):  # missing, or a default being validated
+            data = None
+        else:
+            return i
+    return len(loc)
+
+
 def _problem_from(error: dict[str, Any], doc: _Document) -> Problem:
+    path: Path_ = tuple(error["loc"])
+    message, suggestion = _message(error)
+    return Problem(doc.filename, _line_of(path, doc), path, message, suggestion)
+
+
+def _message(error: dict[str, Any]) -> tuple[str, str | None]:
+    """The message and "did you mean" suggestion of one pydantic error."""
     path: Path_ = tuple(error["loc"])
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     suggestion = ctx.get("suggestion")
@@ -154,17 +259,22 @@ def _problem_from(error: dict[str, Any], doc: _Document) -> Problem:
         message = "required field is missing"
     else:
         template = _EXPECTED.get(kind)
-        values = {k: v for k, v in ctx.items() if k not in {"value", "msg"}}
+        values = {k: v for k, v in ctx.items() if k not in {"value", "msg", "suggestion"}}
+        if kind == "string_pattern_mismatch":
+            values["pattern"] = _PATTERNS.get(values["pattern"], f"text matching {values['pattern']}")
         message = template.format(value=_short(value), msg=error["msg"], **values) if template else error["msg"]
         if kind == "literal_error":
             suggestion = did_you_mean(str(value), re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
-    return Problem(doc.filename, _line_of(path, doc), path, message, suggestion)
+    return message, suggestion
 
 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
+
+#: Patterns of the spec models, as a spec author would describe them.
+_PATTERNS = {IDENTIFIER_PATTERN: "a lower_snake_case name starting with a letter (at most 63 characters)"}
 
 _EXPECTED = {
     "int_parsing": "expected an integer, got {value}",
@@ -182,14 +292,16 @@ _EXPECTED = {
     "date_from_datetime_parsing": "expected a date such as 2013-02-01, got {value}",
     "date_parsing": "expected a date such as 2013-02-01, got {value}",
     "date_type": "expected a date such as 2013-02-01, got {value}",
+    "date_from_datetime_inexact": "expected a date such as 2013-02-01, got {value}",
     "literal_error": "expected {expected}, got {value}",
-    "string_pattern_mismatch": "expected text matching {pattern}, got {value}",
+    "string_pattern_mismatch": "expected {pattern}, got {value}",
     "string_too_short": "must not be empty",
     "greater_than": "expected a value > {gt}, got {value}",
     "greater_than_equal": "expected a value >= {ge}, got {value}",
     "less_than": "expected a value < {lt}, got {value}",
     "less_than_equal": "expected a value <= {le}, got {value}",
-    "value_error": "{msg}",
+    "value_error": "{error}",
+    "union": "{msg}",
 }
 
 

@@ -11,16 +11,17 @@ import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ctflow.spec.catalog import ESTIMATORS, METRICS, TaskType
-from ctflow.spec.durations import Duration
+from ctflow.spec.durations import Duration, format_duration
 from ctflow.spec.errors import did_you_mean
 
+IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 Identifier = Annotated[
     str,
-    Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="lower_snake_case, starts with a letter"),
+    Field(pattern=IDENTIFIER_PATTERN, description="lower_snake_case, starts with a letter"),
 ]
 Column = Annotated[str, Field(min_length=1, description="a column name")]
 DriftMethod = Literal["auto", "ks", "chi2", "psi", "wasserstein", "jensenshannon"]
@@ -70,11 +71,14 @@ class Schedule(Strict):
 
     _validate_cron = field_validator("train", "monitor")(_check_cron)
 
-    @model_validator(mode="after")
-    def _end_after_start(self) -> Schedule:
-        if self.end_date and self.end_date <= self.start_date:
-            raise ValueError(f"end_date {self.end_date} must be after start_date {self.start_date}")
-        return self
+    @field_validator("end_date")
+    @classmethod
+    def _end_after_start(cls, value: date | None, info: ValidationInfo) -> date | None:
+        # A field validator (start_date is validated first) so that the error points at end_date.
+        start = info.data.get("start_date")
+        if value and start and value <= start:
+            raise ValueError(f"end_date {value} must be after start_date {start}")
+        return value
 
 
 class Label(Strict):
@@ -112,18 +116,24 @@ class Data(Strict):
         default_factory=list, description="Entity-table columns used as features too (known at request time)."
     )
     window: Duration = Field(timedelta(days=90), description="Training rows: [logical_date - window, logical_date).")
-    holdout: Duration = Field(timedelta(days=14), description="The newest part of the window, held out for evaluation.")
+    holdout: Duration = Field(timedelta(days=14), validate_default=True, description="The newest part of the window, held out for evaluation.")
 
     @field_validator("label", mode="before")
     @classmethod
     def _label_shorthand(cls, value: object) -> object:
         return {"column": value} if isinstance(value, str) else value
 
-    @model_validator(mode="after")
-    def _holdout_inside_window(self) -> Data:
-        if self.holdout >= self.window:
-            raise ValueError("holdout must be shorter than window, or nothing is left to train on")
-        return self
+    @field_validator("holdout")
+    @classmethod
+    def _holdout_inside_window(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        # A field validator (window is validated first) so that the error points at holdout.
+        window = info.data.get("window")
+        if window is not None and value >= window:
+            raise ValueError(
+                f"holdout ({format_duration(value)}) must be shorter than window ({format_duration(window)}), "
+                "or nothing is left to train on"
+            )
+        return value
 
 
 class Range(Strict):

@@ -1,0 +1,145 @@
+"""Metrics of a model on a holdout, overall and per slice, and the plots people look at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+#: Classification metrics that need a hard decision use this cut-off on the probability.
+DECISION_THRESHOLD = 0.5
+
+
+def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Every metric of ``task`` that is defined for these labels (NaN-free dict)."""
+    y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=float)
+    if task == "regression":
+        error = scores - y_true
+        out = {
+            "rmse": float(np.sqrt(np.mean(error**2))),
+            "mae": float(np.mean(np.abs(error))),
+            "r2": float(skm.r2_score(y_true, scores)) if len(y_true) > 1 else float("nan"),
+            "mape": float(skm.mean_absolute_percentage_error(y_true, scores)),
+        }
+    else:
+        predicted = (scores >= DECISION_THRESHOLD).astype(int)
+        out = {
+            "accuracy": float(skm.accuracy_score(y_true, predicted)),
+            "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, predicted)),
+            "precision": float(skm.precision_score(y_true, predicted, zero_division=0)),
+            "recall": float(skm.recall_score(y_true, predicted, zero_division=0)),
+            "f1": float(skm.f1_score(y_true, predicted, zero_division=0)),
+            "brier": float(skm.brier_score_loss(y_true, scores)),
+        }
+        if len(np.unique(y_true)) == 2:  # ranking metrics need both classes
+            out["roc_auc"] = float(skm.roc_auc_score(y_true, scores))
+            out["average_precision"] = float(skm.average_precision_score(y_true, scores))
+            out["log_loss"] = float(skm.log_loss(y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]))
+    return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+def slice_metrics(
+    task: str, frame: pd.DataFrame, y_true: np.ndarray, scores: np.ndarray, columns: list[str]
+) -> dict[str, dict[str, dict]]:
+    """``{column: {value: {"rows": n, **metrics}}}`` for each slice column."""
+    out: dict[str, dict[str, dict]] = {}
+    for column in columns:
+        groups = frame[column].astype("string").fillna("__missing__").to_numpy()
+        out[column] = {}
+        for value in sorted(set(groups)):
+            mask = groups == value
+            out[column][str(value)] = {"rows": int(mask.sum()), **compute_metrics(task, y_true[mask], scores[mask])}
+    return out
+
+
+def save_plots(
+    task: str,
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    *,
+    model: Pipeline,
+    frame: pd.DataFrame,
+    features: list[str],
+    folder: Path,
+    seed: int = 0,
+    importance_rows: int = 4000,
+) -> list[Path]:
+    """PNG plots of the holdout: ROC and PR curves + confusion matrix, or residuals and
+    predicted-vs-actual; and permutation feature importances. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig, name: str) -> None:
+        path = folder / name
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    if task == "classification" and len(np.unique(y_true)) == 2:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        skm.RocCurveDisplay.from_predictions(y_true, scores, ax=ax, name="candidate")
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        ax.set_title("ROC curve (holdout)")
+        save(fig, "roc_curve.png")
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        skm.PrecisionRecallDisplay.from_predictions(y_true, scores, ax=ax, name="candidate")
+        ax.set_title("Precision-recall (holdout)")
+        save(fig, "precision_recall.png")
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        skm.ConfusionMatrixDisplay.from_predictions(y_true, (scores >= DECISION_THRESHOLD).astype(int), ax=ax, colorbar=False)
+        ax.set_title(f"Confusion matrix (cut-off {DECISION_THRESHOLD})")
+        save(fig, "confusion_matrix.png")
+    elif task == "regression":
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        ax.scatter(y_true, scores, s=3, alpha=0.3)
+        low, high = float(np.min(y_true)), float(np.max(y_true))
+        ax.plot([low, high], [low, high], color="grey", linestyle=":")
+        ax.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (holdout)")
+        save(fig, "predicted_vs_actual.png")
+        fig, ax = plt.subplots(figsize=(5, 4))
+        ax.hist(scores - y_true, bins=60)
+        ax.set(xlabel="residual", title="Residuals (holdout)")
+        save(fig, "residuals.png")
+
+    importances = permutation_importances(task, model, frame, y_true, features, rows=importance_rows, seed=seed)
+    if importances is not None:
+        top = importances.head(20)[::-1]
+        fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1.2))
+        ax.barh(top.index, top.values)
+        ax.set(xlabel="drop in score when shuffled", title="Permutation feature importance (holdout)")
+        save(fig, "feature_importance.png")
+    return written
+
+
+def permutation_importances(
+    task: str, model: Pipeline, frame: pd.DataFrame, y_true: np.ndarray, features: list[str], *, rows: int, seed: int
+) -> pd.Series | None:
+    """Mean drop of the task's score when each feature is shuffled, on a sample of rows."""
+    from sklearn.inspection import permutation_importance
+
+    if len(frame) < 50 or (task == "classification" and len(np.unique(y_true)) < 2):
+        return None
+    rng = np.random.default_rng(seed)
+    take = rng.choice(len(frame), size=min(rows, len(frame)), replace=False)
+    result = permutation_importance(
+        model,
+        frame.iloc[take][features],
+        np.asarray(y_true)[take],
+        scoring="roc_auc" if task == "classification" else "neg_root_mean_squared_error",
+        n_repeats=3,
+        random_state=seed,
+    )
+    return pd.Series(result.importances_mean, index=features).sort_values(ascending=False)

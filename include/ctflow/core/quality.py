@@ -1,0 +1,110 @@
+"""Data-quality rules run on the training frame before any training happens."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ctflow.exceptions import CtflowError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ctflow.spec.models import Data, Quality
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    observed: Any
+    expected: str
+    column: str | None = None
+
+    def line(self) -> str:
+        mark = "ok  " if self.passed else "FAIL"
+        where = f"[{self.column}] " if self.column else ""
+        return f"{mark} {self.rule} {where}observed {self.observed} (expected {self.expected})"
+
+
+@dataclass
+class QualityReport:
+    rules: list[RuleResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rules)
+
+    @property
+    def failures(self) -> list[RuleResult]:
+        return [r for r in self.rules if not r.passed]
+
+    def text(self) -> str:
+        head = f"data quality: {len(self.rules) - len(self.failures)}/{len(self.rules)} rules passed"
+        failed = [r.line() for r in self.failures]
+        passed = [r.line() for r in self.rules if r.passed]
+        return "\n".join([head, *failed, *passed])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "rules": [asdict(r) for r in self.rules]}
+
+
+class DataQualityError(CtflowError):
+    """The training frame broke at least one rule; ``report`` says which and by how much."""
+
+    def __init__(self, report: QualityReport):
+        self.report = report
+        failed = "\n".join(r.line() for r in report.failures)
+        super().__init__(f"{len(report.failures)} data-quality rule(s) failed:\n{failed}")
+
+
+def check_quality(
+    frame: pd.DataFrame,
+    *,
+    quality: Quality,
+    data: Data,
+    features: list[str],
+    label: str,
+    as_of: datetime,
+) -> QualityReport:
+    """Apply ``quality`` to ``frame`` (model ``features`` and the derived ``label`` column)."""
+    report = QualityReport()
+    add = report.rules.append
+    rows = len(frame)
+    add(RuleResult("min_rows", rows >= quality.min_rows, rows, f">= {quality.min_rows}"))
+    if rows:
+        missing = frame[features].isna().mean()
+        for column, share in missing.items():
+            limit = quality.max_missing.get(column, quality.max_missing_fraction)
+            add(RuleResult("max_missing_fraction", bool(share <= limit), round(float(share), 4), f"<= {limit}", column))
+    for column in quality.max_missing:
+        if column not in frame.columns:
+            add(RuleResult("max_missing_fraction", False, "column absent", "a column of the frame", column))
+    if quality.max_staleness is not None:
+        newest = frame[data.timestamp].max() if rows else None
+        age = as_of - newest.to_pydatetime() if newest is not None else None
+        add(
+            RuleResult(
+                "max_staleness",
+                age is not None and age <= quality.max_staleness,
+                str(age) if age is not None else "no rows",
+                f"newest row at most {quality.max_staleness} before {as_of.isoformat()}",
+            )
+        )
+    for column, bound in quality.ranges.items():
+        if column not in frame.columns:
+            add(RuleResult("range", False, "column absent", "a column of the frame", column))
+            continue
+        values = frame[column].dropna()
+        low, high = (float(values.min()), float(values.max())) if len(values) else (None, None)
+        ok = low is None or (
+            (bound.min is None or low >= bound.min) and (bound.max is None or high <= bound.max)
+        )
+        add(RuleResult("range", bool(ok), f"[{low}, {high}]", f"within [{bound.min}, {bound.max}]", column))
+    if quality.label_balance is not None and rows:
+        share = round(float(frame[label].mean()), 4)
+        balance = quality.label_balance
+        ok = balance.min_positive_share <= share <= balance.max_positive_share
+        add(RuleResult("label_balance", ok, share, f"in [{balance.min_positive_share}, {balance.max_positive_share}]", label))
+    return report

@@ -1,0 +1,423 @@
+"""The steps of a continuous-training run as plain functions over a run folder.
+
+The same functions run inside Airflow operators, from ``ctflow run-step`` (what a
+DockerOperator calls), in tests and in benchmarks. Each step reads what earlier steps left
+in ``run_dir``, writes its own result there as JSON, and returns that result (XCom-sized).
+Steps are idempotent: a retry finds the MLflow run or model version an earlier try made.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ctflow import settings
+from ctflow.core.timing import window as time_window
+from ctflow.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+FRAME = "frame.parquet"
+FEATURES = "features.json"
+QUALITY = "quality.json"
+TRAIN = "train.json"
+GATE = "gate.json"
+REGISTER = "register.json"
+PROMOTE = "promote.json"
+
+#: The derived label, added to the frame beside the label's source column.
+LABEL = "ctflow_label"
+
+
+def fetch_features(
+    spec: PipelineSpec,
+    *,
+    as_of: datetime,
+    run_dir: Path,
+    window_days: int | None = None,
+    feature_repo: Path | None = None,
+) -> dict[str, Any]:
+    """Entity rows of ``[as_of - window, as_of)`` with labels, joined point-in-time with Feast."""
+    from ctflow.core import features as feast
+
+    repo = Path(feature_repo or settings.feature_repo())
+    length = timedelta(days=window_days) if window_days else spec.data.window
+    start, end = time_window(as_of, length)
+    started = time.perf_counter()
+    rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp, start=start, end=end)
+    rows, unlabelled = derive_label(rows, spec)
+    frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
+    service_features = feast.feature_names(repo, spec.data.features)
+    features = [*spec.data.columns, *[f for f in service_features if f not in spec.data.columns]]
+    frame.to_parquet(run_dir / FRAME, index=False)
+    result = {
+        **feast.fingerprint(frame, timestamp=spec.data.timestamp),
+        "window_start": start.isoformat(),
+        "window_end": end.isoformat(),
+        "as_of": as_of.isoformat(),
+        "dropped_unlabelled": unlabelled,
+        "feature_service": spec.data.features,
+        "features": features,
+        "positive_share": round(float(frame[LABEL].mean()), 4) if len(frame) and spec.model.task == "classification" else None,
+        "seconds": round(time.perf_counter() - started, 2),
+        "path": str(run_dir / FRAME),
+    }
+    _write(run_dir / FEATURES, result)
+    log.info("training frame: %s rows in [%s, %s), %s features from %s (dropped %s unlabelled rows)",
+             result["rows"], start, end, len(features), spec.data.features, unlabelled)
+    return result
+
+
+def derive_label(rows, spec: PipelineSpec):
+    """Add :data:`LABEL` per the spec; rows whose label is unknown are dropped (and counted)."""
+    import numpy as np
+
+    source = rows[spec.data.label.column]
+    known = source.notna()
+    rows = rows.loc[known].copy()
+    comparison = spec.data.label.comparison
+    if comparison is None:
+        rows[LABEL] = rows[spec.data.label.column]
+    else:
+        op, number = comparison
+        values = rows[spec.data.label.column].to_numpy(dtype=float)
+        ops = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+               "==": np.equal, "!=": np.not_equal}
+        rows[LABEL] = ops[op](values, number).astype("int64")
+    return rows, int((~known).sum())
+
+
+def check_quality(spec: PipelineSpec, *, as_of: datetime, run_dir: Path) -> dict[str, Any]:
+    """Apply the spec's data-quality rules; raise :class:`DataQualityError` with the report."""
+    import pandas as pd
+
+    from ctflow.core.quality import DataQualityError
+    from ctflow.core.quality import check_quality as run_rules
+
+    frame = pd.read_parquet(run_dir / FRAME)
+    features = _read(run_dir / FEATURES)["features"]
+    report = run_rules(frame, quality=spec.quality, data=spec.data, features=features, label=LABEL, as_of=as_of)
+    _write(run_dir / QUALITY, report.to_dict())
+    for line in report.text().splitlines():
+        log.info("%s", line)
+    if not report.passed:
+        raise DataQualityError(report)
+    return {"passed": True, "rules": len(report.rules)}
+
+
+def train(
+    spec: PipelineSpec,
+    *,
+    as_of: datetime,
+    run_dir: Path,
+    run_key: str,
+    lineage: dict[str, str] | None = None,
+    tracking_uri: str | None = None,
+    spec_text: str | None = None,
+) -> dict[str, Any]:
+    """Fit the spec's pipeline on the older part of the frame, score the holdout, log it all to MLflow."""
+    import mlflow
+    import pandas as pd
+
+    from ctflow.core import evaluation, tracking
+    from ctflow.core.training import build_pipeline, infer_features, predict_scores, split_by_time
+
+    client = tracking.client(tracking_uri)
+    experiment_id = tracking.ensure_experiment(client, spec.pipeline)
+    earlier = tracking.find_run(client, experiment_id, run_key, "candidate")
+    if earlier is not None and (run_dir / TRAIN).exists():
+        log.info("reusing MLflow run %s made by an earlier try of this run", earlier.info.run_id)
+        return _read(run_dir / TRAIN)
+
+    frame = pd.read_parquet(run_dir / FRAME)
+    fetched = _read(run_dir / FEATURES)
+    holdout_start = as_of - spec.data.holdout
+    train_rows, holdout_rows = split_by_time(frame, timestamp=spec.data.timestamp, holdout_start=holdout_start)
+    if train_rows.empty or holdout_rows.empty:
+        raise ValueError(f"time split at {holdout_start} leaves {len(train_rows)} training and "
+                         f"{len(holdout_rows)} holdout rows: widen data.window or shorten data.holdout")
+    features = infer_features(frame, fetched["features"], spec.model)
+    pipeline = build_pipeline(spec.model, features)
+    holdout_rows.to_parquet(run_dir / "holdout.parquet", index=False)
+
+    tags = {
+        tracking.RUN_KEY_TAG: run_key,
+        tracking.STAGE_TAG: "candidate",
+        "ctflow.pipeline": spec.pipeline,
+        "ctflow.as_of": as_of.isoformat(),
+        "ctflow.feature_service": spec.data.features,
+        "ctflow.data_sha256": fetched["sha256"],
+        "ctflow.code_version": tracking.code_version(),
+        **(lineage or {}),
+    }
+    if spec_text:
+        tags["ctflow.spec_sha256"] = tracking.text_sha256(spec_text)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.pipeline} as of {as_of:%Y-%m-%d %H:%M}", tags=tags) as run:
+        mlflow.log_params({
+            "estimator": spec.model.estimator,
+            **{f"param.{k}": v for k, v in spec.model.params.items()},
+            "seed": spec.model.seed,
+            "task": spec.model.task,
+            "data.window_start": fetched["window_start"],
+            "data.window_end": fetched["window_end"],
+            "data.holdout_start": holdout_start.isoformat(),
+            "data.train_rows": len(train_rows),
+            "data.holdout_rows": len(holdout_rows),
+            "features.service": spec.data.features,
+            "features.numeric": len(features.numeric),
+            "features.categorical": len(features.categorical),
+        })
+        started = time.perf_counter()
+        pipeline.fit(train_rows[features.all], train_rows[LABEL])
+        fit_seconds = time.perf_counter() - started
+        scores = predict_scores(pipeline, holdout_rows[features.all], spec.model.task)
+        y_holdout = holdout_rows[LABEL].to_numpy()
+        metrics = evaluation.compute_metrics(spec.model.task, y_holdout, scores)
+        train_sample = train_rows.sample(min(len(train_rows), 20000), random_state=spec.model.seed)
+        train_metrics = evaluation.compute_metrics(
+            spec.model.task, train_sample[LABEL].to_numpy(), predict_scores(pipeline, train_sample[features.all], spec.model.task)
+        )
+        slices = evaluation.slice_metrics(spec.model.task, holdout_rows, y_holdout, scores, spec.evaluation.slices)
+        mlflow.log_metrics({**metrics, **{f"train_{k}": v for k, v in train_metrics.items()},
+                            "fit_seconds": fit_seconds, "train_rows": len(train_rows), "holdout_rows": len(holdout_rows)})
+        mlflow.log_metrics({
+            f"slice.{column}.{value}.{name}": v
+            for column, groups in slices.items() for value, result in groups.items()
+            for name, v in result.items() if name in (spec.evaluation.metric, "rows")
+        })
+        plots = evaluation.save_plots(spec.model.task, y_holdout, scores, model=pipeline, frame=holdout_rows,
+                                      features=features.all, folder=run_dir / "plots", seed=spec.model.seed)
+        for plot in plots:
+            mlflow.log_artifact(str(plot), "plots")
+        mlflow.log_dict({"numeric": features.numeric, "categorical": features.categorical,
+                         "service": spec.data.features}, "features.json")
+        mlflow.log_dict({k: v for k, v in fetched.items() if k != "path"}, "data_fingerprint.json")
+        mlflow.log_dict(slices, "slices.json")
+        if spec_text:
+            mlflow.log_text(spec_text, "spec.yaml")
+        _log_reference(run_dir, train_rows, features.all, holdout_scores=scores)
+        model_info = _log_model(pipeline, holdout_rows[features.all], scores)
+        result = {
+            "run_id": run.info.run_id,
+            "experiment_id": experiment_id,
+            "model_uri": model_info.model_uri,
+            "metrics": metrics,
+            "train_metrics": train_metrics,
+            "slices": slices,
+            "train_rows": len(train_rows),
+            "holdout_rows": len(holdout_rows),
+            "holdout_start": holdout_start.isoformat(),
+            "features": features.all,
+            "fit_seconds": round(fit_seconds, 2),
+        }
+    _write(run_dir / TRAIN, result)
+    log.info("trained %s on %s rows in %.1f s; holdout (%s rows): %s", spec.model.estimator, len(train_rows),
+             fit_seconds, len(holdout_rows), _fmt(metrics))
+    return result
+
+
+def evaluate(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Gate the candidate: absolute thresholds, then the champion scored on the same holdout."""
+    import mlflow
+
+    from ctflow.core import tracking
+    from ctflow.core.gate import decide
+    from ctflow.core.registry import ModelRegistry
+
+    trained = _read(run_dir / TRAIN)
+    registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
+    champion = registry.champion()
+    champion_metrics, note = None, ""
+    if champion is not None:
+        try:
+            champion_metrics = score_version(spec, champion.version, run_dir, tracking_uri=tracking_uri)
+        except Exception as err:  # a champion with another schema cannot score this holdout
+            note = f"; champion v{champion.version} cannot score this holdout ({type(err).__name__}: {err})"
+            log.warning("champion v%s cannot score the holdout: %s", champion.version, err)
+    decision = decide(
+        task=spec.model.task,
+        evaluation=spec.evaluation,
+        candidate=trained["metrics"],
+        champion=champion_metrics,
+        champion_version=champion.version if champion is not None else None,
+        slices=trained["slices"],
+    )
+    decision.reason += note
+    for line in decision.lines():
+        log.info("%s", line)
+    client = tracking.client(tracking_uri)
+    client.set_tag(trained["run_id"], tracking.GATE_TAG, "passed" if decision.passed_floors else "failed")
+    client.set_tag(trained["run_id"], "ctflow.gate_decision", decision.decision)
+    client.set_tag(trained["run_id"], "ctflow.gate_reason", decision.reason[:5000])
+    with mlflow.start_run(run_id=trained["run_id"]):
+        if champion_metrics:
+            mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
+        mlflow.log_dict(decision.to_dict(), "gate.json")
+    result = decision.to_dict()
+    _write(run_dir / GATE, result)
+    return result
+
+
+def score_version(spec: PipelineSpec, version: str, run_dir: Path, *, tracking_uri: str | None = None) -> dict[str, float]:
+    """Metrics of registered ``version`` on this run's holdout."""
+    import mlflow
+    import pandas as pd
+
+    from ctflow.core import tracking
+    from ctflow.core.evaluation import compute_metrics
+    from ctflow.core.training import predict_scores
+
+    tracking.client(tracking_uri)
+    holdout = pd.read_parquet(run_dir / "holdout.parquet")
+    model = mlflow.sklearn.load_model(f"models:/{spec.model_name}/{version}")
+    scores = predict_scores(model, holdout, spec.model.task)
+    return compute_metrics(spec.model.task, holdout[LABEL].to_numpy(), scores)
+
+
+def register(
+    spec: PipelineSpec,
+    *,
+    run_dir: Path,
+    run_key: str,
+    force: bool = False,
+    reason: str = "",
+    dry_run: bool = False,
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
+    """Register the gated candidate (idempotent per run key). Returns ``{"skipped": True, "reason"}``
+    when there is nothing to register."""
+    from ctflow.core.registry import ModelRegistry
+
+    gate = _read(run_dir / GATE)
+    trained = _read(run_dir / TRAIN)
+    if dry_run:
+        return {"skipped": True, "reason": "dry run: nothing is registered or promoted"}
+    if not gate["promote"]:
+        if not (force and gate["passed_floors"]):
+            why = gate["reason"] + ("" if gate["passed_floors"] else " (absolute floors cannot be forced)")
+            return {"skipped": True, "reason": f"promotion skipped: {why}"}
+        if not reason.strip():
+            raise ValueError("force_promotion needs a reason (the 'reason' parameter): it goes into the alias history")
+    registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
+    version = registry.register(
+        trained["model_uri"],
+        run_key=run_key,
+        run_id=trained["run_id"],
+        tags={
+            "ctflow.gate": "forced" if not gate["promote"] else "passed",
+            "ctflow.gate_reason": gate["reason"][:5000],
+            f"ctflow.metric.{spec.evaluation.metric}": str(trained["metrics"].get(spec.evaluation.metric)),
+            "ctflow.pipeline": spec.pipeline,
+        },
+    )
+    result = version.to_dict()
+    _write(run_dir / REGISTER, result)
+    log.info("registered %s version %s (run %s)", spec.model_name, version.version, trained["run_id"])
+    return result
+
+
+def promote(
+    spec: PipelineSpec,
+    *,
+    run_dir: Path,
+    actor: str,
+    force: bool = False,
+    reason: str = "",
+    tracking_uri: str | None = None,
+) -> dict[str, Any]:
+    """Move ``champion`` (strategy ``direct``) or ``challenger`` (shadow/canary) to the registered version."""
+    from ctflow.core.gate import beats
+    from ctflow.core.registry import ModelRegistry
+
+    gate = _read(run_dir / GATE)
+    version = _read(run_dir / REGISTER)["version"]
+    registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
+    why = reason.strip() or gate["reason"]
+    if spec.registry.strategy != "direct":
+        change = registry.set_challenger(version, reason=why, actor=actor)
+        return change.to_dict()
+
+    metric = spec.evaluation.metric
+    mine = gate["candidate"].get(metric)
+
+    def still_wins(current) -> bool:
+        """Another run moved the champion since this candidate was gated: beat that one too."""
+        if current is None or force:
+            return True
+        theirs = score_version(spec, current.version, run_dir, tracking_uri=tracking_uri).get(metric)
+        won = beats(spec.model.task, metric, mine, theirs, spec.evaluation.versus_champion.min_improvement)
+        log.info("champion moved to v%s meanwhile: %s %s vs %s -> %s", current.version, metric, mine, theirs,
+                 "still wins" if won else "loses")
+        return won
+
+    change = registry.promote(
+        version, alias="champion", reason=why, actor=actor, expected_current=gate.get("champion_version"),
+        still_wins=still_wins,
+    )
+    result = change.to_dict()
+    _write(run_dir / PROMOTE, result)
+    log.info("champion: %s", result)
+    return result
+
+
+def rollback(spec: PipelineSpec, *, actor: str, reason: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    from ctflow.core.registry import ModelRegistry
+
+    if not reason.strip():
+        raise ValueError("a rollback needs a reason (the 'reason' parameter): it goes into the alias history")
+    change = ModelRegistry(spec.model_name, tracking_uri=tracking_uri).rollback(alias="champion", reason=reason, actor=actor)
+    log.info("rolled back: %s", change.to_dict())
+    return change.to_dict()
+
+
+def resolve_path(path: str) -> Path:
+    """Spec paths are relative to the project root."""
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else settings.project_root() / candidate
+
+
+def _log_reference(run_dir: Path, train_rows, features: list[str], *, holdout_scores) -> None:
+    """Store what monitoring compares against, computed once, with the model's run."""
+    try:
+        from ctflow.core import drift
+    except ImportError:  # monitoring not installed in this build
+        return
+    import mlflow
+    import numpy as np
+
+    folder = run_dir / "reference"
+    folder.mkdir(exist_ok=True)
+    profile = drift.ReferenceProfile.from_frame(train_rows, columns=features)
+    profile.save(folder / "profile")
+    np.save(folder / "scores.npy", np.asarray(holdout_scores, dtype="float64"))
+    mlflow.log_artifacts(str(folder), "reference")
+
+
+def _log_model(pipeline, sample_frame, scores):
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = sample_frame.head(5)
+    signature = infer_signature(sample_frame.head(200), scores[:200])
+    return mlflow.sklearn.log_model(pipeline, name="model", signature=signature, input_example=example)
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)  # atomic: a killed try never leaves half a file for the next
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path.name} is missing in {path.parent}: did the step before this one run?") from None
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))

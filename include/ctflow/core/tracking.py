@@ -1,0 +1,74 @@
+"""MLflow plumbing: one experiment per pipeline, explicit URIs, lineage that reproduces a run."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+
+from ctflow import settings
+
+RUN_KEY_TAG = "ctflow.run_key"
+STAGE_TAG = "ctflow.stage"
+GATE_TAG = "ctflow.gate"
+
+
+def experiment_name(pipeline: str) -> str:
+    return f"ctflow/{pipeline}"
+
+
+def client(tracking_uri: str | None = None) -> MlflowClient:
+    uri = tracking_uri or settings.mlflow_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(mlflow_client: MlflowClient, pipeline: str) -> str:
+    """The pipeline's experiment id, created with an explicit artifact location if new."""
+    name = experiment_name(pipeline)
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if mlflow_client.tracking_uri.startswith("sqlite:"):
+        # With a SQLite store MLflow would otherwise write artifacts under the current directory.
+        location = f"{settings.mlflow_artifact_root().rstrip('/')}/{pipeline}"
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location, tags={"ctflow.pipeline": pipeline})
+    except mlflow.exceptions.MlflowException:
+        return mlflow_client.get_experiment_by_name(name).experiment_id  # created by a concurrent run
+
+
+def find_run(mlflow_client: MlflowClient, experiment_id: str, run_key: str, stage: str):
+    """The finished MLflow run of this pipeline run and stage, if an earlier try made one."""
+    runs = mlflow_client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and tags.`{STAGE_TAG}` = '{stage}' "
+        "and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+@cache
+def code_version(root: str | None = None) -> str:
+    """The git commit of the project (with ``-dirty`` for local changes), or ``unknown``."""
+    cwd = Path(root or settings.project_root())
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

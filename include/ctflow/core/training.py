@@ -1,0 +1,121 @@
+"""Build and fit the spec's scikit-learn pipeline: preprocessing inferred from column types."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from ctflow.spec.catalog import ESTIMATORS
+
+if TYPE_CHECKING:
+    from ctflow.spec.models import Model
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Which frame columns the model uses, split by how they are prepared."""
+
+    numeric: list[str]
+    categorical: list[str]
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+def infer_features(frame: pd.DataFrame, candidates: list[str], model: Model) -> FeatureSet:
+    """Numeric vs categorical from dtypes plus the spec's ``categorical`` list.
+
+    Timestamps are not features (they only say *when*), nor is anything in ``model.exclude``.
+    """
+    numeric, categorical = [], []
+    for column in candidates:
+        if column in model.exclude or column not in frame.columns:
+            continue
+        dtype = frame[column].dtype
+        if column in model.categorical or isinstance(dtype, pd.CategoricalDtype) or dtype == object or pd.api.types.is_string_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            categorical.append(column)
+        elif pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            continue
+        elif pd.api.types.is_numeric_dtype(dtype):
+            numeric.append(column)
+    return FeatureSet(numeric=numeric, categorical=categorical)
+
+
+def build_pipeline(model: Model, features: FeatureSet) -> Pipeline:
+    """Preprocessing + the allowlisted estimator, with the spec's params and seed."""
+    entry = ESTIMATORS[model.estimator]
+    prep = model.preprocessing
+    native = prep.encode in ("auto", "native") and entry.handles_missing and "HistGradientBoosting" in entry.path
+    impute = prep.impute if prep.impute != "auto" else ("none" if entry.handles_missing else "median")
+    scale = prep.scale == "standard" or (prep.scale == "auto" and entry.wants_scaling)
+
+    numeric_steps = []
+    if impute != "none":
+        numeric_steps.append(("impute", SimpleImputer(strategy=impute)))
+    if scale:
+        numeric_steps.append(("scale", StandardScaler()))
+    numeric = Pipeline(numeric_steps) if numeric_steps else "passthrough"
+
+    if native or prep.encode == "ordinal":
+        # Ordinal codes + the estimator's native categorical support: no column explosion.
+        categorical = Pipeline([
+            ("as_text", _as_text()),
+            ("encode", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                      encoded_missing_value=-1, max_categories=prep.max_categories)),
+        ])
+    else:
+        categorical = Pipeline([
+            ("as_text", _as_text()),
+            ("encode", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=prep.max_categories,
+                                     sparse_output=False)),
+        ])
+    columns = ColumnTransformer(
+        [("numeric", numeric, features.numeric), ("categorical", categorical, features.categorical)],
+        verbose_feature_names_out=False,
+    )
+    params = dict(model.params)
+    if native and features.categorical:
+        params["categorical_features"] = [len(features.numeric) + i for i in range(len(features.categorical))]
+    estimator = _estimator_class(model.estimator)(**params)
+    if "random_state" in estimator.get_params():
+        estimator.set_params(random_state=model.seed)
+    return Pipeline([("prepare", columns), ("estimator", estimator)])
+
+
+def _as_text():
+    from sklearn.preprocessing import FunctionTransformer
+
+    return FunctionTransformer(_to_text, feature_names_out="one-to-one")
+
+
+def _to_text(frame):
+    """Categories as strings, missing as a category of its own: stable across pandas dtypes."""
+    return pd.DataFrame(frame).astype("string").fillna("__missing__").astype(object)
+
+
+def _estimator_class(path: str):
+    module, name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def split_by_time(frame: pd.DataFrame, *, timestamp: str, holdout_start: datetime) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows before ``holdout_start`` train; rows at or after it are the holdout."""
+    is_holdout = frame[timestamp] >= pd.Timestamp(holdout_start)
+    return frame.loc[~is_holdout], frame.loc[is_holdout]
+
+
+def predict_scores(model: Pipeline, frame: pd.DataFrame, task: str) -> np.ndarray:
+    """Positive-class probability for classification, the prediction for regression."""
+    if task == "classification":
+        return model.predict_proba(frame)[:, 1]
+    return model.predict(frame)

@@ -1,0 +1,54 @@
+"""The promotion gate's rules, on numbers."""
+
+from __future__ import annotations
+
+from ctflow.core.gate import PROMOTE, REJECT_CHAMPION, REJECT_FLOOR, beats, decide
+from ctflow.spec.models import Evaluation
+
+
+def evaluation(**kwargs) -> Evaluation:
+    return Evaluation.model_validate({"metric": "roc_auc", "thresholds": {"roc_auc": {"min": 0.7}}, **kwargs})
+
+
+def test_first_run_uses_absolute_thresholds_only():
+    result = decide(task="classification", evaluation=evaluation(), candidate={"roc_auc": 0.71}, champion=None,
+                    champion_version=None)
+    assert result.decision == PROMOTE and "no champion" in result.reason
+
+
+def test_below_floor_is_rejected_and_marked_even_without_champion():
+    result = decide(task="classification", evaluation=evaluation(), candidate={"roc_auc": 0.69}, champion=None,
+                    champion_version=None)
+    assert result.decision == REJECT_FLOOR and not result.passed_floors
+    assert result.checks[0] == {"check": "roc_auc", "observed": 0.69, "needs": ">= 0.7", "passed": False}
+
+
+def test_candidate_must_beat_champion_by_min_improvement():
+    ev = evaluation(versus_champion={"min_improvement": 0.01})
+    lose = decide(task="classification", evaluation=ev, candidate={"roc_auc": 0.805}, champion={"roc_auc": 0.8},
+                  champion_version="3")
+    win = decide(task="classification", evaluation=ev, candidate={"roc_auc": 0.811}, champion={"roc_auc": 0.8},
+                 champion_version="3")
+    assert lose.decision == REJECT_CHAMPION and lose.passed_floors and "v3" in lose.reason
+    assert win.decision == PROMOTE
+
+
+def test_lower_is_better_metrics_compare_the_other_way():
+    assert beats("regression", "rmse", 9.0, 10.0, 0.5)
+    assert not beats("regression", "rmse", 9.8, 10.0, 0.5)
+    assert beats("classification", "log_loss", 0.40, 0.45, 0.0)
+
+
+def test_a_slice_below_the_floor_blocks_promotion_but_small_slices_do_not():
+    slices = {"origin": {"EWR": {"rows": 500, "roc_auc": 0.65}, "LGA": {"rows": 50, "roc_auc": 0.1},
+                         "JFK": {"rows": 900, "roc_auc": 0.75}}}
+    result = decide(task="classification", evaluation=evaluation(min_slice_rows=100), candidate={"roc_auc": 0.74},
+                    champion=None, champion_version=None, slices=slices)
+    assert result.decision == REJECT_FLOOR
+    assert "roc_auc[origin=EWR]=0.65" in result.reason and "LGA" not in result.reason
+
+
+def test_champion_comparison_can_be_disabled():
+    result = decide(task="classification", evaluation=evaluation(versus_champion={"enabled": False}),
+                    candidate={"roc_auc": 0.71}, champion={"roc_auc": 0.9}, champion_version="1")
+    assert result.decision == PROMOTE and "disabled" in result.reason

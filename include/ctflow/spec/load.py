@@ -90,10 +90,11 @@ class _Document:
     def _interpolate(self, text: str, path: Path_, line: int) -> str:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
-            if name in os.environ:
-                return os.environ[name]
-            if default is not None:
+            value = os.environ.get(name)
+            if default is not None and not value:  # as in the shell: unset or empty
                 return default
+            if value is not None:
+                return value
             self.problem(path, line, f"environment variable ${{{name}}} is not set (write ${{{name}:-default}} for a default)")
             return match.group(0)
 

@@ -118,7 +118,7 @@ class Data(Strict):
     window: Duration = Field(timedelta(days=90), description="Training rows: [logical_date - window, logical_date).")
     holdout: Duration = Field(timedelta(days=14), validate_default=True, description="The newest part of the window, held out for evaluation.")
 
-    @field_validator("label", mode="before")
+    @field_validator("label", mode="before", json_schema_input_type=str | Label)
     @classmethod
     def _label_shorthand(cls, value: object) -> object:
         return {"column": value} if isinstance(value, str) else value

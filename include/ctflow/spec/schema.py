@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticUndefined
 
 from ctflow.spec.durations import format_duration
@@ -17,8 +18,14 @@ from ctflow.spec.models import PipelineSpec
 SCHEMA_ID = "https://ctflow.dev/schemas/ctflow-spec.schema.json"
 
 
+class _SpecJsonSchema(GenerateJsonSchema):
+    def encode_default(self, dft: Any) -> Any:
+        # Defaults are encoded by their Python type, which would spell 90 days "P90D".
+        return format_duration(dft) if isinstance(dft, timedelta) else super().encode_default(dft)
+
+
 def json_schema() -> dict[str, Any]:
-    schema = PipelineSpec.model_json_schema()
+    schema = PipelineSpec.model_json_schema(schema_generator=_SpecJsonSchema)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
 
 

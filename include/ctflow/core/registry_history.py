@@ -1,0 +1,123 @@
+"""Alias history: the record of every alias move, and how a rollback reads it.
+
+History lives in the MLflow registry itself, as registered-model tags, one per event
+(``ctflow.history.000007`` -> JSON), rather than one growing JSON blob: tag values are
+size-limited, and one tag per event also makes appending a single small write. Each event has
+a ``state``: ``pending`` while its alias is being moved, ``done`` once it has moved (see
+:class:`ctflow.core.registry.ModelRegistry`); only ``done`` events are history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HISTORY_PREFIX = "ctflow.history."
+#: Well below MLflow's tag value limit (100 kB in 3.x; 5 kB in older and some hosted registries).
+MAX_EVENT_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class AliasChange:
+    """
+    One alias move (``moved=True``) or a refused/no-op request (``moved=False``, ``reason`` says why).
+
+    ``version`` is None when the alias was removed; ``previous`` is None when it had no holder;
+    ``at`` is an ISO 8601 UTC timestamp. ``action`` is ``promote``, ``rollback``, ``retire`` or
+    ``external`` (a change made outside ctflow, recorded when ctflow next touched the alias).
+    ``run_key`` identifies the requesting run, if it gave one.
+    """
+
+    alias: str
+    version: str | None
+    previous: str | None
+    at: str
+    actor: str
+    reason: str
+    moved: bool
+    action: str = "promote"
+    run_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serializable data, e.g. for XCom."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AliasChange:
+        """The inverse of :meth:`to_dict`; unknown keys (such as an event's ``state``) are ignored."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def history_key(seq: int) -> str:
+    """The tag holding event ``seq``; zero-padded so that tags also sort by name."""
+    return f"{HISTORY_PREFIX}{seq:06d}"
+
+
+def encode_event(change: AliasChange | dict[str, Any], state: str) -> str:
+    """The tag value of an event, shortening its reason if it would not fit."""
+    record = {k: v for k, v in (change.to_dict() if isinstance(change, AliasChange) else change).items() if k != "moved"}
+    record["state"] = state
+    text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    while len(text) > MAX_EVENT_CHARS and len(record["reason"]) > 3:  # the reason is the only free text
+        record["reason"] = record["reason"][: max(0, len(record["reason"]) - (len(text) - MAX_EVENT_CHARS) - 3)] + "..."
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
+def parse_events(tags: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    """The events among a registered model's tags as ``(seq, event)``, oldest first."""
+    events = []
+    for key, value in tags.items():
+        if not key.startswith(HISTORY_PREFIX):
+            continue
+        try:
+            seq, event = int(key[len(HISTORY_PREFIX) :]), json.loads(value)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or not {"alias", "version", "state"} <= event.keys():
+            log.warning("Ignoring unreadable alias history tag %s", key)
+            continue
+        events.append((seq, event))
+    return sorted(events, key=lambda item: item[0])
+
+
+def as_change(event: dict[str, Any]) -> AliasChange:
+    """A recorded (hence completed) event as an :class:`AliasChange`."""
+    return AliasChange.from_dict({"actor": "", "reason": "", "at": "", "previous": None, **event, "moved": True})
+
+
+def rollback_target(events: list[AliasChange], current: str | None, usable: Callable[[str], bool] = lambda _: True) -> str | None:
+    """
+    The version a rollback of one alias goes to, given its completed moves (oldest first).
+
+    Replays the moves as a stack of holders: a move pushes its version; a rollback pops back to
+    its target and marks the version it left as rolled back from, until an explicit move pushes
+    that version again (so two rollbacks never bounce between two versions). The answer is the
+    newest stacked holder that is not ``current``, not rolled back from, and ``usable`` (e.g.
+    still exists and did not fail its gate); None if there is none.
+    """
+    stack: list[str | None] = []
+    rolled_back_from: set[str | None] = set()
+    for event in events:
+        if event.action == "rollback":
+            rolled_back_from.add(event.previous)
+            if event.version in stack:
+                del stack[len(stack) - stack[::-1].index(event.version) :]  # keep up to its last occurrence
+                continue
+        else:
+            rolled_back_from.discard(event.version)
+        stack.append(event.version)
+    for version in reversed(stack):
+        if version is not None and version != current and version not in rolled_back_from and usable(version):
+            return version
+    return None

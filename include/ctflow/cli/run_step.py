@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run, **common
         ),
         "promote": lambda: steps.promote(
-            spec, run_dir=run_dir, actor=args.actor, force=args.force, reason=args.reason, **common
+            spec, run_dir=run_dir, actor=args.actor, run_key=args.run_key, force=args.force, reason=args.reason,
+            **common
         ),
-        "rollback": lambda: steps.rollback(spec, actor=args.actor, reason=args.reason, **common),
+        "rollback": lambda: steps.rollback(spec, actor=args.actor, reason=args.reason, run_key=args.run_key, **common),
     }
     if args.step in ("fetch_features", "check_quality", "train") and as_of is None:
         print(f"{args.step} needs --as-of")

@@ -325,6 +325,7 @@ def promote(
     *,
     run_dir: Path,
     actor: str,
+    run_key: str | None = None,
     force: bool = False,
     reason: str = "",
     tracking_uri: str | None = None,
@@ -339,6 +340,7 @@ def promote(
     why = reason.strip() or gate["reason"]
     if spec.registry.strategy != "direct":
         change = registry.set_challenger(version, reason=why, actor=actor)
+        _write(run_dir / PROMOTE, change.to_dict())
         return change.to_dict()
 
     metric = spec.evaluation.metric
@@ -357,6 +359,7 @@ def promote(
     change = registry.promote(
         version, alias="champion", reason=why, actor=actor, expected_current=gate.get("champion_version"),
         still_wins=still_wins,
+        run_key=run_key,
     )
     result = change.to_dict()
     _write(run_dir / PROMOTE, result)
@@ -364,12 +367,16 @@ def promote(
     return result
 
 
-def rollback(spec: PipelineSpec, *, actor: str, reason: str, tracking_uri: str | None = None) -> dict[str, Any]:
+def rollback(
+    spec: PipelineSpec, *, actor: str, reason: str, run_key: str | None = None, tracking_uri: str | None = None
+) -> dict[str, Any]:
     from ctflow.core.registry import ModelRegistry
 
     if not reason.strip():
         raise ValueError("a rollback needs a reason (the 'reason' parameter): it goes into the alias history")
-    change = ModelRegistry(spec.model_name, tracking_uri=tracking_uri).rollback(alias="champion", reason=reason, actor=actor)
+    change = ModelRegistry(spec.model_name, tracking_uri=tracking_uri).rollback(
+        alias="champion", reason=reason, actor=actor, run_key=run_key
+    )
     log.info("rolled back: %s", change.to_dict())
     return change.to_dict()
 
@@ -403,7 +410,24 @@ def _log_model(pipeline, sample_frame, scores):
 
     example = sample_frame.head(5)
     signature = infer_signature(sample_frame.head(200), scores[:200])
-    return mlflow.sklearn.log_model(pipeline, name="model", signature=signature, input_example=example)
+    # cloudpickle, not MLflow 3's default skops: ctflow's pipeline holds a module-level
+    # function (FunctionTransformer) that skops would refuse to load as untrusted.
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        serialization_format="cloudpickle",
+        pip_requirements=_requirements(),
+    )
+
+
+def _requirements() -> list[str]:
+    """What the model needs to load: pinned to this environment, without MLflow exporting the
+    whole project lock (which costs seconds per run)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")]
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

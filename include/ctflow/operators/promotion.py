@@ -78,6 +78,7 @@ class PromoteModelOperator(CtflowOperator):
             self.spec,
             run_dir=self.run_dir(),
             actor=_actor(context),
+            run_key=self.run_key,
             force=params.get("force_promotion", False),
             reason=params.get("reason") or "",
             tracking_uri=self.tracking_uri,
@@ -93,7 +94,9 @@ class RollbackModelOperator(CtflowOperator):
         from ctflow.core import steps
 
         reason = (context.get("params") or {}).get("reason") or ""
-        return steps.rollback(self.spec, actor=_actor(context), reason=reason, tracking_uri=self.tracking_uri)
+        return steps.rollback(
+            self.spec, actor=_actor(context), reason=reason, run_key=self.run_key, tracking_uri=self.tracking_uri
+        )
 
 
 def _actor(context: Context) -> str:

@@ -1,0 +1,178 @@
+"""Start a real Airflow deployment (scheduler, dag-processor, api-server, triggerer) for a test.
+
+Each component is its own process, as in production, on a free local port, with its own
+``AIRFLOW_HOME``; everything is stopped (process groups included, so LocalExecutor workers
+do not linger) when the context exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Airflow:
+    """A running deployment: its environment, API base URL and a logged-in session."""
+
+    home: Path
+    env: dict[str, str]
+    api: str
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    token: str | None = None
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "airflow"), *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def login(self, username: str = "admin") -> str:
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        response = requests.post(f"{self.api}/auth/token", json={"username": username, "password": passwords[username]},
+                                 timeout=30)
+        response.raise_for_status()
+        self.token = response.json()["access_token"]
+        return self.token
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token or self.login()}", **kwargs.pop("headers", {})}
+        return requests.request(method, f"{self.api}{path}", headers=headers, timeout=60, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 240) -> dict:
+        """Wait until the dag-processor has parsed ``dag_id``; unpause it; return its record."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.request("GET", f"/api/v2/dags/{dag_id}")
+            if response.status_code == 200:
+                self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+                return response.json()
+            self._check_alive()
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} was not parsed within {timeout} s\n{self.logs_tail()}")
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()
+            if run.get("state") in ("success", "failed"):
+                return run
+            self._check_alive()
+            time.sleep(3)
+        raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout} s\n{self.logs_tail()}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        response = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        response.raise_for_status()
+        return response.json()["task_instances"]
+
+    def logs_tail(self, lines: int = 30) -> str:
+        out = []
+        for name in self.processes:
+            log = self.home / f"{name}.log"
+            if log.exists():
+                out.append(f"--- {name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(out)
+
+    def _check_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.processes.items() if p.poll() is not None}
+        if dead:
+            raise RuntimeError(f"Airflow components exited: {dead}\n{self.logs_tail()}")
+
+
+@contextlib.contextmanager
+def running_airflow(
+    home: Path,
+    *,
+    dags_folder: Path,
+    extra_env: dict[str, str] | None = None,
+    components: tuple[str, ...] = ("scheduler", "dag-processor", "api-server", "triggerer"),
+    workers: int = 0,
+) -> Iterator[Airflow]:
+    """Migrate a fresh metadata DB and start ``components`` (and ``workers`` Celery workers)."""
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "ctflow-test-secret-not-for-production",
+        "AIRFLOW__API_AUTH__JWT_ISSUER": "ctflow-tests",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        **(extra_env or {}),
+    }
+    migrated = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True,
+                              timeout=300)
+    if migrated.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
+    deployment = Airflow(home=home, env=env, api=f"http://127.0.0.1:{port}")
+    commands = {name: [str(BIN / "airflow"), name] for name in components}
+    if "api-server" in commands:
+        commands["api-server"] += ["--port", str(port), "--host", "127.0.0.1"]
+    for i in range(workers):
+        commands[f"worker-{i + 1}"] = [str(BIN / "airflow"), "celery", "worker", "--concurrency", "2",
+                                       "--celery-hostname", f"ctflow-worker-{i + 1}@%h"]
+    try:
+        for name, argv in commands.items():
+            log = (home / f"{name}.log").open("w")
+            deployment.processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                          start_new_session=True)
+        _wait_for_api(deployment)
+        yield deployment
+    finally:
+        for process in deployment.processes.values():
+            stop(process)
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM the process group, then SIGKILL what is left."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def _wait_for_api(deployment: Airflow, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{deployment.api}/api/v2/monitor/health", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        deployment._check_alive()
+        time.sleep(2)
+    raise TimeoutError(f"api-server did not answer within {timeout} s\n{deployment.logs_tail()}")

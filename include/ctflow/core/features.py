@@ -1,0 +1,306 @@
+"""Training rows and their point-in-time features, from a Feast repository (no Airflow here).
+
+* :func:`load_entity_rows` reads the entity and label rows of a time window from parquet;
+* :func:`get_historical_features` joins a Feast feature service onto them, as of each row's
+  timestamp, through the repository's offline store (DuckDB);
+* :func:`feature_names` lists a service's features;
+* :func:`fingerprint` identifies a frame's content (rows, time range, hash).
+
+Feast takes seconds to import, so it is imported on first use and each repository's
+``FeatureStore`` is kept for the life of the process.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import json
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ctflow.exceptions import CtflowError
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore
+
+# Feast looks for the entity timestamp under this name when the frame has several datetime columns.
+_EVENT_TIMESTAMP = "event_timestamp"
+# Feast's join returns rows in no particular order: each request row carries its position.
+_ROW = "__ctflow_row"
+
+
+class FeatureStoreError(CtflowError):
+    """The Feast repository, a feature service or the entity rows cannot serve the request."""
+
+
+class UnknownFeatureServiceError(FeatureStoreError):
+    """A feature service that the repository does not declare.
+
+    :ivar service: the name asked for.
+    :ivar available: the services the repository has.
+    :ivar suggestion: the closest available name, if any is close.
+    """
+
+    def __init__(self, service: str, available: list[str], repo: Path):
+        self.service = service
+        self.available = available
+        matches = difflib.get_close_matches(service, available, n=1, cutoff=0.4)
+        self.suggestion = matches[0] if matches else None
+        if not available:
+            super().__init__(
+                f"unknown feature service {service!r}: Feast repository {repo} has no feature services yet "
+                "(build it with feature_repo/bootstrap.py, or `feast apply` there)"
+            )
+            return
+        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
+        super().__init__(
+            f"unknown feature service {service!r} in Feast repository {repo}{hint}. Available: {', '.join(available)}"
+        )
+
+
+def load_entity_rows(
+    path: str | Path,
+    *,
+    timestamp: str,
+    start: datetime,
+    end: datetime,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Rows of the parquet entity table with ``start <= timestamp < end``, in file order.
+
+    Only the row groups that can hold such rows are read. ``start`` and ``end`` should be
+    timezone-aware; naive ones are taken as UTC. The returned timestamp column is
+    ``datetime64[ns, UTC]``.
+
+    :param path: parquet file of entity rows (and labels).
+    :param timestamp: the column rows are filtered on, always returned.
+    :param columns: the columns to return (default: all).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"entity table {path} does not exist (the demo's is built by feature_repo/bootstrap.py)")
+    schema = pq.read_schema(path)
+    if timestamp not in schema.names:
+        raise FeatureStoreError(f"entity table {path} has no column {timestamp!r}; it has {', '.join(schema.names)}")
+    wanted = None if columns is None else list(dict.fromkeys([*columns, timestamp]))
+    missing = sorted(set(wanted or ()) - set(schema.names))
+    if missing:
+        raise FeatureStoreError(f"entity table {path} has no column(s) {', '.join(missing)}")
+    kind = schema.field(timestamp).type
+    if not pa.types.is_timestamp(kind):
+        raise FeatureStoreError(f"column {timestamp!r} of {path} is {kind}, not a timestamp")
+    # Compare in the column's own type: a naive column holds UTC wall-clock times.
+    bounds = [_utc(moment) if kind.tz else _utc(moment).tz_localize(None) for moment in (start, end)]
+    low, high = (pa.scalar(bound, type=kind) for bound in bounds)
+    table = pq.read_table(path, columns=wanted, filters=[(timestamp, ">=", low), (timestamp, "<", high)])
+    frame = table.to_pandas()
+    frame[timestamp] = _as_utc(frame[timestamp])
+    return frame
+
+
+def get_historical_features(
+    repo_path: str | Path,
+    feature_service: str,
+    entity_rows: pd.DataFrame,
+    *,
+    timestamp: str,
+) -> pd.DataFrame:
+    """``entity_rows`` plus the service's features as of each row's ``timestamp`` (Feast, point in time).
+
+    Every row is kept, repeated rows included, in the same order and with the same index;
+    the entity columns are returned untouched. Features get their plain names, in the
+    service's order, with stable dtypes whatever is missing: numbers ``float64``, times
+    ``datetime64[ns, UTC]``, anything else ``object`` with ``None`` for missing. A value
+    older than its view's TTL, or with no match, is missing.
+
+    :param repo_path: the Feast repository (folder of ``feature_store.yaml``).
+    :param feature_service: name of a FeatureService declared in the repository.
+    :param entity_rows: must hold ``timestamp`` and every join key the service's views use.
+    :param timestamp: column the features are joined as of (naive values are taken as UTC).
+    :raises FeatureStoreError: unknown service, missing columns, or names that would clash.
+    """
+    store, repo = _store_for(repo_path)
+    service = _service(store, feature_service, repo)
+    kinds = _feature_kinds(service)
+    keys = _join_keys(store, service)
+    _check_entity_columns(entity_rows, timestamp=timestamp, keys=keys, features=list(kinds), service=feature_service)
+    if entity_rows.empty:
+        empty = pd.DataFrame({name: pd.Series([], dtype=_EMPTY_DTYPES[kind]) for name, kind in kinds.items()})
+        return _beside(entity_rows, empty)
+
+    # Feast gets only what it joins on: the other columns cannot be mangled on the way.
+    request = pd.DataFrame(
+        {
+            _EVENT_TIMESTAMP: _as_utc(entity_rows[timestamp]).reset_index(drop=True),
+            **{key: _key_values(entity_rows[key]) for key in keys},
+            _ROW: np.arange(len(entity_rows), dtype="int64"),
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # ibis <-> duckdb API churn, not ours to fix
+        joined = store.get_historical_features(entity_df=request, features=service).to_df()
+    joined = joined.sort_values(_ROW, kind="stable", ignore_index=True)
+    if len(joined) != len(request) or not np.array_equal(joined[_ROW].to_numpy(), request[_ROW].to_numpy()):
+        raise FeatureStoreError(
+            f"Feast returned {len(joined)} rows for {len(request)} entity rows of {feature_service!r}: "
+            "the point-in-time join must return exactly one row per entity row"
+        )
+    return _beside(entity_rows, pd.DataFrame({name: _normalise(joined[name], kind) for name, kind in kinds.items()}))
+
+
+def feature_names(repo_path: str | Path, feature_service: str) -> list[str]:
+    """The features of ``feature_service``, plain names in the service's order."""
+    store, repo = _store_for(repo_path)
+    return list(_feature_kinds(_service(store, feature_service, repo)))
+
+
+def fingerprint(frame: pd.DataFrame, *, timestamp: str) -> dict[str, Any]:
+    """``{"rows", "start", "end", "sha256"}`` of ``frame``: same content, same hash.
+
+    The hash covers column names, values and row order; not the index, nor how pandas
+    lays the data out in memory, nor the unit a timestamp column happens to be stored in.
+    ``start``/``end`` are the earliest and latest ``timestamp`` (ISO 8601), None if no rows.
+    """
+    digest = hashlib.sha256(json.dumps([str(c) for c in frame.columns]).encode())
+    if len(frame):
+        canonical = frame.apply(_canonical_column)
+        hashes = pd.util.hash_pandas_object(canonical, index=False).to_numpy()
+        digest.update(hashes.astype("<u8", copy=False).tobytes())
+    times = _as_utc(frame[timestamp]).dropna()
+    return {
+        "rows": int(len(frame)),
+        "start": times.min().isoformat() if len(times) else None,
+        "end": times.max().isoformat() if len(times) else None,
+        "sha256": digest.hexdigest(),
+    }
+
+
+def _beside(entity_rows: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """Columns side by side by position, under the entity rows' index (which may repeat labels)."""
+    combined = pd.concat([entity_rows.reset_index(drop=True), features.reset_index(drop=True)], axis=1)
+    return combined.set_axis(entity_rows.index, axis=0)
+
+
+# --- Feast access ----------------------------------------------------------------------------
+
+
+def _store_for(repo_path: str | Path) -> tuple[FeatureStore, Path]:
+    repo = Path(repo_path).expanduser().resolve()
+    if not (repo / "feature_store.yaml").is_file():
+        raise FeatureStoreError(f"{repo} is not a Feast repository: it has no feature_store.yaml")
+    return _cached_store(str(repo)), repo
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_store(repo: str) -> FeatureStore:
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=repo)
+
+
+def _service(store: FeatureStore, name: str, repo: Path) -> FeatureService:
+    from feast.errors import FeatureServiceNotFoundException
+
+    try:
+        return store.get_feature_service(name)
+    except FeatureServiceNotFoundException:
+        available = sorted(s.name for s in store.list_feature_services())
+        raise UnknownFeatureServiceError(name, available, repo) from None
+    except FileNotFoundError as error:  # no registry yet
+        raise FeatureStoreError(f"Feast repository {repo} has no registry ({error}); run feature_repo/bootstrap.py") from None
+
+
+def _feature_kinds(service: FeatureService) -> dict[str, str]:
+    """Feature name -> "number", "time" or "other", in the service's order."""
+    from feast.types import PrimitiveFeastType
+
+    numbers = {PrimitiveFeastType.INT32, PrimitiveFeastType.INT64, PrimitiveFeastType.FLOAT32, PrimitiveFeastType.FLOAT64}
+    kinds: dict[str, str] = {}
+    for projection in service.feature_view_projections:
+        for field in projection.features:
+            if field.name in kinds:
+                raise FeatureStoreError(f"feature {field.name!r} comes from two views of service {service.name!r}")
+            kinds[field.name] = (
+                "number" if field.dtype in numbers else "time" if field.dtype == PrimitiveFeastType.UNIX_TIMESTAMP else "other"
+            )
+    return kinds
+
+
+def _join_keys(store: FeatureStore, service: FeatureService) -> list[str]:
+    from feast.errors import FeatureViewNotFoundException
+
+    keys: list[str] = []
+    for projection in service.feature_view_projections:
+        if projection.join_key_map:
+            keys.extend(projection.join_key_map.values())
+            continue
+        try:
+            view = store.get_feature_view(projection.name)
+        except FeatureViewNotFoundException:  # an on-demand view: its sources bring their own keys
+            continue
+        keys.extend(column.name for column in view.entity_columns)
+    return list(dict.fromkeys(keys))
+
+
+def _check_entity_columns(rows: pd.DataFrame, *, timestamp: str, keys: list[str], features: list[str], service: str) -> None:
+    missing = [c for c in [timestamp, *keys] if c not in rows.columns]
+    if missing:
+        raise FeatureStoreError(
+            f"entity rows lack column(s) {', '.join(missing)} that feature service {service!r} joins on; "
+            f"they have {', '.join(map(str, rows.columns))}"
+        )
+    clashes = [name for name in features if name in rows.columns]
+    if clashes:
+        raise FeatureStoreError(f"entity rows already have column(s) named like features of {service!r}: {', '.join(clashes)}")
+
+
+# --- values ----------------------------------------------------------------------------------
+
+_EMPTY_DTYPES = {"number": "float64", "time": "datetime64[ns, UTC]", "other": "object"}
+
+
+def _utc(moment: datetime | pd.Timestamp | str) -> pd.Timestamp:
+    value = pd.Timestamp(moment)
+    return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
+
+
+def _as_utc(values: pd.Series) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return values.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+
+
+def _key_values(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.reset_index(drop=True)
+    # Text keys as Arrow strings: an all-missing column stays a string column for the join.
+    return values.astype(object).where(values.notna(), None).astype(pd.ArrowDtype(pa.string())).reset_index(drop=True)
+
+
+def _normalise(values: pd.Series, kind: str) -> pd.Series:
+    if kind == "number":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    if kind == "time":
+        return _as_utc(values)
+    as_objects = values.astype(object)
+    return as_objects.where(as_objects.notna(), None)
+
+
+def _canonical_column(values: pd.Series) -> pd.Series:
+    # One representation per kind of content, so equal data hashes equally.
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        return _as_utc(values)
+    if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values.dtype):
+        as_objects = values.astype(object)
+        return as_objects.where(as_objects.notna(), None)
+    return values

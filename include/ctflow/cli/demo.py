@@ -86,7 +86,7 @@ def summary(pipeline: str, dates: list[str]) -> str:
         registered = _load(run_dir / "register.json")
         lines.append(f"  as of {date}: {fetched.get('rows', '?')} rows "
                      f"[{fetched.get('window_start', '?')[:10]} .. {fetched.get('window_end', '?')[:10]}), "
-                     f"{len(fetched.get('features', []))} features")
+                     f"{len(trained.get('features', []))} model features")
         metrics = trained.get("metrics", {})
         shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("roc_auc", "average_precision", "recall") if k in metrics)
         lines.append(f"    holdout ({trained.get('holdout_rows', '?')} rows): {shown}")
@@ -111,8 +111,13 @@ def summary(pipeline: str, dates: list[str]) -> str:
 def _run_dir(pipeline: str, date: str) -> Path | None:
     from ctflow import settings
 
-    matches = sorted((settings.runs_dir() / f"ct_{pipeline}").glob(f"*{date}*"), key=lambda p: p.stat().st_mtime)
-    return matches[-1] if matches else None
+    # Run folders are named after Airflow's run id; the date the run is about is in features.json.
+    matches = [
+        path.parent
+        for path in (settings.runs_dir() / f"ct_{pipeline}").glob("*/features.json")
+        if _load(path).get("as_of", "").startswith(date)
+    ]
+    return max(matches, key=lambda p: p.stat().st_mtime) if matches else None
 
 
 def _load(path: Path) -> dict:

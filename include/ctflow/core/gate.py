@@ -85,7 +85,13 @@ def decide(
         "passed": better,
     })
     if better:
-        return GateDecision(PROMOTE, f"beats champion v{champion_version} on {metric}", checks=checks, **common)
+        return GateDecision(
+            PROMOTE,
+            f"beats champion v{champion_version} on {metric} "
+            f"({_round(candidate.get(metric))} vs {_round(champion.get(metric))})",
+            checks=checks,
+            **common,
+        )
     return GateDecision(
         REJECT_CHAMPION,
         f"does not beat champion v{champion_version} on {metric} "

@@ -11,7 +11,10 @@ def resolve_as_of(override: str | datetime | None, logical_date: datetime | None
         if candidate in (None, ""):
             continue
         value = datetime.fromisoformat(candidate) if isinstance(candidate, str) else candidate
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        # A plain datetime in UTC: Airflow hands out pendulum objects, which pandas will not compare.
+        return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
     raise ValueError("the run has no logical date and no as_of parameter: cannot tell which data to use")
 
 

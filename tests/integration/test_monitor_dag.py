@@ -1,0 +1,192 @@
+"""monitor_flight_delay end to end through real Airflow, Feast, MLflow and the SQL predictions store.
+
+One story, in order: with a champion trained by ct_flight_delay (trained here unless an earlier
+module of the session made one), a dry run scores the window, reports to MLflow and emits
+nothing; then a spec whose performance floor cannot be met re-runs the same window through
+``airflow dags test``: the window's predictions are replaced (not duplicated), the breach asset
+event is in Airflow's DB, a live webhook got the alert and a dead one did not fail the run.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import DAGS_FOLDER, TEST_ENV, run_cli
+
+pytestmark = pytest.mark.integration
+
+TRAIN = datetime(2013, 3, 1, tzinfo=timezone.utc)
+MONITOR = datetime(2013, 3, 5, 6, tzinfo=timezone.utc)  # the 06:00 daily run: window [03-04 06:00, 03-05 06:00)
+WINDOW = dict(pipeline="flight_delay", window_start=MONITOR - timedelta(days=1), window_end=MONITOR)
+BREACH_URI = "ctflow://flight_delay/breach"
+SPEC = (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+# An impossible floor: every window breaches on performance.
+BREACHING = SPEC.replace("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.999}").replace(
+    "alerts: [log]", "alerts: [log, {webhook: ctflow_test_hook}, {webhook: ctflow_down_hook}]"
+)
+
+
+@pytest.fixture(scope="module")
+def champion(airflow_db, feature_repo_ready):
+    from ctflow.core.registry import ModelRegistry
+
+    registry = ModelRegistry("flight_delay")
+    if registry.champion() is None:
+        from airflow.dag_processing.dagbag import DagBag
+
+        run = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("ct_flight_delay").test(logical_date=TRAIN)
+        assert run.state == "success"
+    return registry.champion()
+
+
+@pytest.fixture(scope="module")
+def dry_run(champion):
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("monitor_flight_delay")
+    return dag.test(logical_date=MONITOR, run_conf={"dry_run": True})
+
+
+def _states(dag_run) -> dict[str, str]:
+    from airflow.utils.session import create_session
+
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id,
+                                                         TaskInstance.run_id == dag_run.run_id)).all()
+        return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in tis}
+
+
+def _breach_events() -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetEvent.extra, AssetEvent.source_dag_id, AssetEvent.source_task_id)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == BREACH_URI)
+        ).all()
+        return [{"extra": r[0], "dag_id": r[1], "task_id": r[2]} for r in rows]
+
+
+def _monitoring_runs() -> list:
+    client = MlflowClient(TEST_ENV["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("ctflow/flight_delay")
+    return client.search_runs([experiment.experiment_id], filter_string="tags.`ctflow.stage` = 'monitoring'",
+                              order_by=["attributes.start_time ASC"])
+
+
+def test_dry_run_scores_reports_and_emits_nothing(dry_run, champion):
+    from ctflow import settings
+    from ctflow.core.predictions import PredictionStore
+
+    assert dry_run.state == "success"
+    states = _states(dry_run)
+    assert {states[t] for t in ("score_batch", "data_drift", "prediction_drift", "performance", "report")} == {"success"}
+    assert states["act_on_breach"] == "skipped"
+
+    run_dir = settings.runs_dir() / "monitor_flight_delay" / dry_run.run_id.replace(":", "_").replace("+", "_")
+    scored = json.loads((run_dir / "score.json").read_text())
+    assert scored["window_end"] == MONITOR.isoformat() and scored["champion"]["version"] == champion.version
+    assert scored["rows"] > 500
+    assert PredictionStore().count(**WINDOW) == scored["rows"]
+    perf = json.loads((run_dir / "performance.json").read_text())
+    assert perf["available"] and perf["window_end"] == (MONITOR - timedelta(days=1)).isoformat()
+    assert perf["champion"]["value"] > 0.6
+
+    [run] = _monitoring_runs()
+    assert run.data.tags["ctflow.window_end"] == MONITOR.isoformat()
+    assert run.data.tags["ctflow.champion_version"] == champion.version
+    assert run.data.tags["airflow.dag_id"] == "monitor_flight_delay"
+    assert run.data.metrics["rows_scored"] == scored["rows"]
+    assert {"scoring_seconds_per_1000_rows", "seconds.score_batch", "seconds.performance", "data_drift.share",
+            "performance.champion.roc_auc", "prediction_drift.champion.statistic"} <= set(run.data.metrics)
+    client = MlflowClient(TEST_ENV["MLFLOW_TRACKING_URI"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "report/plots")}
+    assert "report/report.html" in artifacts and "summary.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report/plots/drift_by_feature.png", "report/plots/metric_over_time.png",
+            "report/plots/score_distribution.png"} <= plots
+    assert _breach_events() == []  # a dry run never triggers retraining
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802
+        type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_breach_emits_the_asset_event_and_alerts(dry_run, dags_folder_with):
+    from ctflow.core.predictions import PredictionStore
+
+    rows_before = PredictionStore().count(**WINDOW)
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    try:
+        folder = dags_folder_with({"flight_delay.yaml": BREACHING})
+        result = run_cli(
+            "airflow", "dags", "test", "monitor_flight_delay", MONITOR.isoformat(),
+            env={"AIRFLOW__CORE__DAGS_FOLDER": str(folder),
+                 "AIRFLOW_CONN_CTFLOW_TEST_HOOK": f"http://127.0.0.1:{server.server_address[1]}/alerts",
+                 "AIRFLOW_CONN_CTFLOW_DOWN_HOOK": f"http://127.0.0.1:{dead_port}/alerts"},
+            timeout=900,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+
+    events = _breach_events()
+    assert len(events) == 1, output[-4000:]
+    assert events[0]["dag_id"] == "monitor_flight_delay" and events[0]["task_id"] == "act_on_breach"
+    assert events[0]["extra"]["kinds"][-1] == "performance" and events[0]["extra"]["pipeline"] == "flight_delay"
+
+    [alert] = _Receiver.received  # the live webhook got it; the dead one was retried and reported
+    assert alert["pipeline"] == "flight_delay" and alert["window_end"] == MONITOR.isoformat()
+    assert "performance" in {b["kind"] for b in alert["breaches"]} and "< min 0.999" in alert["text"]
+    assert "ctflow_down_hook" in output
+
+    assert PredictionStore().count(**WINDOW) == rows_before  # the same window again: replaced, not duplicated
+    latest = _monitoring_runs()[-1]
+    assert "performance" in latest.data.tags["ctflow.breach"]
+
+
+def test_a_monitoring_promotion_is_announced_through_the_asset_alias():
+    """Shadow/canary: ``performance`` emits ``ctflow://<p>/promoted`` only when it promoted (an alias
+    outlet emits only what is added to it); strategy direct has no such outlet."""
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from airflow.sdk.execution_time.task_runner import _serialize_outlet_events
+
+    from ctflow.factory.build import build_monitor_dag
+    from ctflow.spec import parse_spec
+
+    assert build_monitor_dag(parse_spec(SPEC)).get_task("performance").outlets == []
+    task = build_monitor_dag(parse_spec(SPEC.replace("strategy: direct", "strategy: shadow"))).get_task("performance")
+    events = OutletEventAccessors()
+    decision = {"action": "promote", "applied": True, "reason": "won 3 windows", "change": {"version": "2", "previous": "1"}}
+    task._announce_promotion({"outlet_events": events}, decision)
+    [event] = list(_serialize_outlet_events(events))
+    assert event["source_alias_name"] == "flight_delay_monitor_promotion"
+    assert event["dest_asset_key"] == {"name": "flight_delay_promoted", "uri": "ctflow://flight_delay/promoted"}
+    assert event["extra"]["version"] == "2" and event["extra"]["by"] == "monitoring"

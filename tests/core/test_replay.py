@@ -1,0 +1,211 @@
+"""``ctflow.core.replay`` and ``ctflow replay`` on the real 2013 flights, through real Feast.
+
+Short and cheap: 2013-03-01..2013-04-15 in weekly steps, the flight_delay spec with a 14-day
+window and a small gradient-boosting model. The feature frame is built once per module.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ctflow.cli import main
+from ctflow.core import replay
+from ctflow.core.replay import CTFLOW, EVERY, NEVER
+from ctflow.spec import load_spec
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.integration
+
+START, END, EVERY_STEP = "2013-03-01", "2013-04-15", timedelta(days=7)
+SMALL = {
+    "data.window": "14d",
+    "data.holdout": "4d",
+    "quality.min_rows": 1000,
+    "model.params": {"max_iter": 20, "max_leaf_nodes": 15},
+}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return replay.override_spec(load_spec(PROJECT / "dags" / "specs" / "flight_delay.yaml"), SMALL)
+
+
+@pytest.fixture(scope="module")
+def data(feature_repo_ready, spec) -> replay.ReplayFrame:
+    return replay.load_frame(spec, replay.as_utc(START), replay.as_utc(END), feature_repo=feature_repo_ready)
+
+
+@pytest.fixture(scope="module")
+def result(spec, data) -> replay.ReplayResult:
+    return replay.replay(spec, data, start=START, end=END, every=EVERY_STEP)
+
+
+# --- pure time arithmetic ---------------------------------------------------------------------
+
+
+def test_steps_cover_the_range_and_the_last_may_be_short():
+    steps = replay.make_steps(replay.as_utc(START), replay.as_utc(END), EVERY_STEP)
+    assert len(steps) == 7
+    assert steps[0].start == datetime(2013, 3, 1, tzinfo=timezone.utc)
+    assert all(a.end == b.start for a, b in zip(steps, steps[1:]))
+    assert steps[-1].end == datetime(2013, 4, 15, tzinfo=timezone.utc)
+    assert steps[-1].end - steps[-1].start == timedelta(days=3)
+    with pytest.raises(replay.ReplayError):
+        replay.make_steps(replay.as_utc(END), replay.as_utc(START), EVERY_STEP)
+
+
+def test_cron_ticks_of_the_weekly_monday_schedule():
+    ticks = replay.cron_ticks("0 2 * * 1", replay.as_utc("2013-03-01"), replay.as_utc("2013-03-15"))
+    assert ticks == [datetime(2013, 3, 4, 2, tzinfo=timezone.utc), datetime(2013, 3, 11, 2, tzinfo=timezone.utc)]
+    assert len(replay.cron_ticks("@monthly", replay.as_utc("2013-02-01"), replay.as_utc("2013-12-31"))) == 10
+    assert replay.cron_ticks(None, replay.as_utc("2013-02-01"), replay.as_utc("2013-12-31")) == []
+
+
+# --- the replay -------------------------------------------------------------------------------
+
+
+def test_a_slice_of_the_year_frame_is_what_fetch_features_builds(spec, data, tmp_path, feature_repo_ready):
+    """Point in time: slicing the one big Feast frame equals the DAG's own per-window fetch."""
+    from ctflow.core import features, steps
+
+    as_of = datetime(2013, 3, 22, tzinfo=timezone.utc)
+    fetched = steps.fetch_features(spec, as_of=as_of, run_dir=tmp_path, feature_repo=feature_repo_ready)
+    window = data.between(as_of - spec.data.window, as_of)
+    assert features.fingerprint(window, timestamp=spec.data.timestamp)["sha256"] == fetched["sha256"]
+    assert fetched["features"] == data.features
+
+
+def test_training_counts_per_policy(result):
+    steps = len(result.policy(EVERY).steps)
+    assert steps == 7
+    assert (result.policy(NEVER).trainings, result.policy(NEVER).promotions) == (1, 1)
+    assert (result.policy(EVERY).trainings, result.policy(EVERY).promotions) == (steps, steps)
+    ctflow = result.policy(CTFLOW)
+    # The weekly Monday cron ticks once in every weekly step: ctflow trains at each step that passes quality.
+    assert ctflow.trainings == sum(1 for s in ctflow.steps if s.decision not in (None, "quality_failed")) == steps
+    assert 1 <= ctflow.promotions <= ctflow.trainings
+    assert [s.triggers[0] for s in ctflow.steps[1:]] == ["schedule"] * (steps - 1)
+    # Each as_of is fitted once and shared: never's model is every's first, ctflow's candidates are every's.
+    assert result.fits == steps
+    assert result.policy(NEVER).steps[-1].model == result.policy(EVERY).steps[0].model == "2013-03-01"
+    every_models = {s.model for s in result.policy(EVERY).steps}
+    assert {s.model for s in ctflow.steps if s.model} <= every_models
+    # Each step is scored on its own rows by every policy with a model.
+    assert all(s.rows > 1000 for s in ctflow.steps)
+    assert all(s.metric is not None and 0.4 < s.metric < 1 for s in result.policy(EVERY).steps)
+
+
+def test_ctflow_never_deploys_a_candidate_that_failed_the_gate(result, spec):
+    ctflow = result.policy(CTFLOW)
+    trained = [s for s in ctflow.steps if s.trained]
+    assert any(s.decision != "promote" for s in trained), "this range should exercise a rejected candidate"
+    floor = spec.evaluation.thresholds[spec.evaluation.metric].min
+    champion = None
+    for s in ctflow.steps:
+        assert s.promoted == (s.decision == "promote")
+        if s.promoted:
+            assert s.candidate_metric >= floor
+            assert s.champion_metric is None or s.candidate_metric >= s.champion_metric
+            champion = f"{s.start:%Y-%m-%d}"
+        # The model in use is always the last promoted candidate (none before the first promotion).
+        assert s.model == champion
+        assert (s.metric is None) == (champion is None)
+    # Rejected candidates never served a single step.
+    rejected = {f"{s.start:%Y-%m-%d}" for s in trained if s.decision != "promote"}
+    assert not rejected & {s.model for s in ctflow.steps}
+
+
+def test_monitoring_is_recorded_against_the_champion(result, spec):
+    ctflow = result.policy(CTFLOW)
+    monitored = [s for s in ctflow.steps[1:] if ctflow.steps[s.step - 1].model is not None]
+    assert monitored
+    watched = set(spec.monitoring.drift.columns or [])
+    for s in monitored:
+        assert s.drift_share is not None and 0 <= s.drift_share <= 1
+        assert not watched or set(s.drifted_columns) <= watched
+        assert s.monitored_metric is not None
+        assert ("drift" in s.triggers) == (s.drift_share >= spec.monitoring.drift.max_drifted_share)
+        assert ("performance" in s.triggers) == (s.monitored_metric < spec.monitoring.performance.min)
+
+
+def test_replay_is_deterministic(spec, data, result):
+    again = replay.replay(spec, data, start=START, end=END, every=EVERY_STEP)
+    assert again.records() == result.records()
+
+
+def test_what_if_policy_reuses_the_models_and_may_not_change_them(spec, data, result):
+    variant = replay.override_spec(spec, {"schedule.train": None, "schedule.retrain_on": ["performance"]})
+    no_slices = replay.override_spec(spec, {"evaluation.slices": []})
+    out = replay.replay(spec, data, start=START, end=END, every=EVERY_STEP,
+                        what_if={"ctflow[triggers]": (variant, {"schedule.train": None}),
+                                 "ctflow[no slices]": (no_slices, {"evaluation.slices": []})})
+    names = [p.policy for p in out.policies]
+    assert names == [NEVER, CTFLOW, "ctflow[triggers]", "ctflow[no slices]", EVERY]
+    triggered = out.policy("ctflow[triggers]")
+    assert all("schedule" not in s.triggers and "drift" not in s.triggers for s in triggered.steps)
+    # The what-if's own gate applies: without slices no candidate is rejected for a slice.
+    assert any("[origin=" in (s.reason or "") for s in out.policy(CTFLOW).steps)
+    assert not any("[origin=" in (s.reason or "") for s in out.policy("ctflow[no slices]").steps)
+    assert out.fits == 7
+    base = [r for r in out.records() if r["policy"] in (NEVER, CTFLOW, EVERY)]
+    assert base == result.records()  # a what-if changes nothing of the other policies
+    other_model = replay.override_spec(spec, {"model.params": {"max_iter": 5}})
+    with pytest.raises(replay.ReplayError, match="model"):
+        replay.replay(spec, data, start=START, end=END, every=EVERY_STEP, what_if={"x": (other_model, {})})
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def test_cli_json_shape_and_same_result(spec, data, result, tmp_path, monkeypatch, capsys):
+    spec_file = tmp_path / "flight_delay.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    calls = []
+
+    def cached_frame(spec_arg, start, end, **kwargs):
+        calls.append((start, end))
+        return data
+
+    monkeypatch.setattr(replay, "load_frame", cached_frame)
+    plot = tmp_path / "timeline.png"
+    code = main(["replay", "flight_delay", "--start", START, "--end", END, "--every", "7d", "--spec", str(spec_file),
+                 "--json", "--plot", str(plot), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert calls == [(replay.as_utc(START), replay.as_utc(END))]
+    records = json.loads(out)
+    assert [r["policy"] for r in records] == [NEVER, CTFLOW, EVERY]
+    for r in records:
+        assert {"policy", "mean_metric", "worst_metric", "trainings", "promotions"} <= set(r)
+        assert isinstance(r["mean_metric"], float) and isinstance(r["worst_metric"], float)
+        assert r["worst_metric"] <= r["mean_metric"]
+        assert isinstance(r["trainings"], int) and isinstance(r["promotions"], int)
+        assert len(r["weekly"]) == 7 and r["metric"] == "roc_auc"
+        assert r["paired_steps"] == r["steps_scored"]  # compared with every on the steps both scored
+    assert records == json.loads(json.dumps(result.records()))  # a second run, through the CLI: same numbers
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_table_and_bad_input(spec, data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(replay, "load_frame", lambda *a, **k: data)
+    spec_file = tmp_path / "flight_delay.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    code = main(["replay", "flight_delay", "--start", START, "--end", "2013-03-15", "--spec", str(spec_file), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| policy | mean roc_auc | worst roc_auc | trainings | promotions |" in out
+    assert "| never | " in out and "| every | " in out and "2 steps of 7 days" in out
+    assert "goal for ctflow" in out
+    assert main(["replay", "flight_delay", "--start", END, "--end", START, "--spec", str(spec_file), "--quiet"]) == 2
+    assert "must be after start" in capsys.readouterr().err
+    assert main(["replay", "no_such_pipeline", "--start", START, "--end", END, "--quiet"]) == 2
+    assert "no spec" in capsys.readouterr().err
+    bad = ["replay", "flight_delay", "--start", START, "--end", END, "--spec", str(spec_file), "--quiet",
+           "--what-if", "{model.estimator: sklearn.linear_model.LogisticRegression}"]
+    assert main(bad) == 2
+    assert "may only change" in capsys.readouterr().err

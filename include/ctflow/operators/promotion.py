@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator
 
+from ctflow.links import ModelVersionLink
 from ctflow.operators.base import CtflowOperator
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class RegisterModelOperator(CtflowOperator):
     """
 
     ui_color = "#e0f2f1"
+    operator_extra_links = (ModelVersionLink(),)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from ctflow.core import steps

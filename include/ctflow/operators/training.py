@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ctflow.links import MlflowRunLink
 from ctflow.operators.base import CtflowOperator
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class TrainModelOperator(CtflowOperator):
     """Train the spec's scikit-learn pipeline on the frame and log the run to MLflow."""
 
     ui_color = "#f3e5fb"
+    operator_extra_links = (MlflowRunLink(),)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from ctflow.core import steps

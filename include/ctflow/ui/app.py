@@ -1,0 +1,448 @@
+"""The ctflow view: a FastAPI app that the Airflow api-server mounts at ``/ctflow`` (see the plugin).
+
+Pages (HTML) and a JSON API over the same data (:mod:`ctflow.ui.data`):
+
+=========================================  ===========================================================
+``GET  /ctflow/``                          every pipeline: last CT run and gate, champion, challenger,
+                                           monitoring state, next run
+``GET  /ctflow/pipelines/{name}``          one pipeline: metric timeline, drift, alias history, spec
+``GET  /ctflow/dag/{dag_id}``              from a DAG's page (``ct_x``/``monitor_x``) to its pipeline
+``GET  /ctflow/api/pipelines[/{name}]``    the same as JSON
+``POST /ctflow/api/pipelines/{name}/retrain``   trigger ``ct_<name>`` (``action=train``)
+``POST /ctflow/api/pipelines/{name}/rollback``  trigger ``ct_<name>`` (``action=rollback``, reason)
+=========================================  ===========================================================
+
+Authentication and permissions are Airflow's: the user comes from Airflow's own ``get_user``
+(a ``Authorization: Bearer`` JWT, else the UI's ``_token`` cookie), and every pipeline is
+authorized as its ``ct_<name>`` DAG by the configured auth manager (GET to see it, POST on DAG
+runs to act on it). Without a valid login the API answers 401 (403 for an invalid token) and the
+pages redirect to Airflow's login. Actions are not performed here: they are forwarded, with the
+caller's own token, to Airflow's REST API (``POST /api/v2/dags/ct_<name>/dagRuns``), which
+checks the permission again and writes the audit log under the caller's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Body, FastAPI, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field, field_validator
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/ctflow"
+HERE = Path(__file__).parent
+
+
+def view_href(path: str = "/") -> str:
+    """``/ctflow<path>`` below Airflow's own path prefix (the path of ``[api] base_url``)."""
+    try:
+        from airflow.configuration import conf
+
+        prefix = urlsplit(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    except Exception:  # no Airflow configuration: at the site root
+        prefix = ""
+    return f"{prefix}{URL_PREFIX}{path}"
+
+
+# -- request bodies -------------------------------------------------------------------------
+
+
+class RetrainRequest(BaseModel):
+    """``ct_<name>`` params of a training run; empty fields keep the DAG's defaults."""
+
+    as_of: datetime | None = Field(None, description="Run as of this instant (default: now).")
+    window_days: int | None = Field(None, ge=1, le=3660, description="Override the spec's training window.")
+    force_promotion: bool = False
+    dry_run: bool = False
+    reason: str = Field("", max_length=500)
+
+    @field_validator("reason")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("as_of")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+class RollbackRequest(BaseModel):
+    reason: str = Field(..., min_length=1, max_length=500, description="Why: recorded in the alias history.")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a rollback needs a reason")
+        return value.strip()
+
+
+# -- the app --------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Import MLflow and the registry in the background at api-server start, so that the first
+    page does not wait for them (about 5 s on a small machine)."""
+    threading.Thread(target=_warm_up, name="ctflow-ui-warm-up", daemon=True).start()
+    yield
+
+
+def _warm_up() -> None:
+    try:
+        import mlflow  # noqa: F401
+
+        import ctflow.core.registry  # noqa: F401
+        import ctflow.ui.data  # noqa: F401
+    except Exception:  # the first request will report it
+        log.exception("ctflow view: warm-up import failed")
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        lifespan=_lifespan,
+        title="ctflow",
+        description="Continuous-training pipelines: overview, per-pipeline history, retrain and rollback.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def overview_page(request: Request):
+        user = await _page_user(request)
+        if isinstance(user, RedirectResponse):
+            return user
+        from starlette.concurrency import run_in_threadpool
+
+        from ctflow.ui import data
+
+        payload = await run_in_threadpool(_overview, request, user)
+        return _render(request, user, "overview.html", data=payload, specs_folder=_shown_path(data.specs_folder()))
+
+    @app.get("/pipelines/{name}", response_class=HTMLResponse, include_in_schema=False)
+    async def pipeline_page(request: Request, name: str):
+        user = await _page_user(request)
+        if isinstance(user, RedirectResponse):
+            return user
+        from starlette.concurrency import run_in_threadpool
+
+        from ctflow.ui.chart import metric_timeline_svg
+
+        payload = await run_in_threadpool(_detail, request, user, name)
+        bound = payload.get("thresholds", {}).get(payload["metric"], {})
+        chart = metric_timeline_svg(payload["timeline"], metric=payload["metric"], floor=bound.get("min"),
+                                    ceiling=bound.get("max"))
+        return _render(request, user, "pipeline.html", p=payload, chart=chart)
+
+    @app.get("/dag/{dag_id}", include_in_schema=False)
+    async def from_dag(request: Request, dag_id: str):
+        user = await _page_user(request)
+        if isinstance(user, RedirectResponse):
+            return user
+        for prefix in ("ct_", "monitor_"):
+            if dag_id.startswith(prefix):
+                return RedirectResponse(f"{_base(request)}/pipelines/{quote(dag_id[len(prefix):])}", status_code=303)
+        return _render(request, user, "message.html", heading=dag_id,
+                       message="This DAG is not a ctflow pipeline (ctflow DAGs are named ct_<pipeline> and monitor_<pipeline>).")
+
+    @app.get("/api/pipelines")
+    async def list_pipelines(request: Request) -> dict[str, Any]:
+        user = await _api_user(request)
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(_overview, request, user)
+
+    @app.get("/api/pipelines/{name}")
+    async def get_pipeline(request: Request, name: str) -> dict[str, Any]:
+        user = await _api_user(request)
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(_detail, request, user, name)
+
+    @app.post("/api/pipelines/{name}/retrain")
+    async def retrain(request: Request, name: str, body: RetrainRequest = Body(default_factory=RetrainRequest)):
+        user = await _api_user(request)
+        from starlette.concurrency import run_in_threadpool
+
+        spec = await run_in_threadpool(_spec_for_action, user, name)
+        if body.force_promotion and not body.reason:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                                "force_promotion needs a reason: it goes into the alias history")
+        if body.window_days is not None and body.window_days <= spec.data.holdout.days:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                                f"window_days must be longer than the holdout ({spec.data.holdout.days} days)")
+        conf: dict[str, Any] = {"action": "train", "force_promotion": body.force_promotion, "dry_run": body.dry_run,
+                                "reason": body.reason}
+        if body.as_of is not None:
+            conf["as_of"] = body.as_of.isoformat()
+        if body.window_days is not None:
+            conf["window_days"] = body.window_days
+        note = f"Retrain requested in the ctflow view by {_user_name(user)}" + (f": {body.reason}" if body.reason else "")
+        return await _trigger(request, spec.ct_dag_id, conf, note)
+
+    @app.post("/api/pipelines/{name}/rollback")
+    async def rollback(request: Request, name: str, body: RollbackRequest):
+        user = await _api_user(request)
+        from starlette.concurrency import run_in_threadpool
+
+        spec = await run_in_threadpool(_spec_for_action, user, name)
+        target = await run_in_threadpool(_rollback_target, spec)
+        if target is None:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"champion of {spec.model_name!r} has no earlier holder to roll back to")
+        note = f"Rollback to v{target} requested in the ctflow view by {_user_name(user)}: {body.reason}"
+        return await _trigger(request, spec.ct_dag_id, {"action": "rollback", "reason": body.reason}, note)
+
+    return app
+
+
+# -- authentication and permissions (Airflow's own) -----------------------------------------
+
+
+async def _api_user(request: Request):
+    """The caller, as Airflow's API sees it; raises 401/403 like every Airflow endpoint."""
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    credentials = await bearer_scheme(request)
+    return await get_user(request, None, credentials)
+
+
+async def _page_user(request: Request):
+    """The caller, or a redirect to Airflow's login page that comes back here."""
+    try:
+        return await _api_user(request)
+    except HTTPException as err:
+        if err.status_code not in (status.HTTP_401_UNAUTHORIZED, status.HTTP_403_FORBIDDEN):
+            raise
+        from airflow.api_fastapi.app import get_auth_manager
+
+        login = get_auth_manager().get_url_login(next_url=str(request.url))
+        return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _may(user, dag_id: str, method: str = "GET", run: bool = False) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.models.dag import DagModel
+
+    try:
+        team = DagModel.get_team_name(dag_id)
+    except Exception:  # a DB without teams: not a multi-team deployment
+        team = None
+    return get_auth_manager().is_authorized_dag(
+        method=method,
+        access_entity=DagAccessEntity.RUN if run else None,
+        details=DagDetails(id=dag_id, team_name=team),
+        user=user,
+    )
+
+
+def _may_all(user) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager().is_authorized_dag(method="GET", user=user)
+
+
+def _user_name(user) -> str:
+    try:
+        return user.get_name()
+    except Exception:
+        return str(getattr(user, "username", "unknown"))
+
+
+def _visible_spec(user, name: str):
+    """The loaded spec of pipeline ``name`` if the user may read its DAG; 404 otherwise (403 if forbidden)."""
+    from ctflow.ui import data
+
+    item = data.find_spec(name)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no valid ctflow spec defines pipeline {name!r}")
+    if not _may(user, item.spec.ct_dag_id):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+    return item
+
+
+def _spec_for_action(user, name: str):
+    item = _visible_spec(user, name)
+    if not _may(user, item.spec.ct_dag_id, method="POST", run=True):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: you may not trigger {item.spec.ct_dag_id}")
+    return item.spec
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def _overview(request: Request, user) -> dict[str, Any]:
+    from ctflow.ui import data
+
+    specs = [item.spec for item in data.load_specs() if item.spec is not None]
+    visible = {s.pipeline for s in specs if _may(user, s.ct_dag_id)}
+    # Invalid specs name files and errors of DAGs that do not exist: shown to who may read every DAG.
+    return data.overview(data.Sources.default(_airflow_root(request)), visible=visible, show_invalid=_may_all(user))
+
+
+def _detail(request: Request, user, name: str) -> dict[str, Any]:
+    from ctflow.ui import data
+
+    item = _visible_spec(user, name)
+    payload = data.detail(item, data.Sources.default(_airflow_root(request)))
+    payload["rollback_to"] = _rollback_target(item.spec)
+    payload["may_trigger"] = _may(user, item.spec.ct_dag_id, method="POST", run=True)
+    return payload
+
+
+def _rollback_target(spec) -> str | None:
+    from ctflow.core.registry import ModelRegistry
+    from ctflow.core.registry_history import rollback_target
+    from ctflow.ui import data
+
+    registry = ModelRegistry(spec.model_name, tracking_uri=data.tracking_uri())
+    versions = {v.version: v for v in data.versions_with_aliases(registry)}
+    if not versions:
+        return None
+    current = next((v.version for v in versions.values() if "champion" in v.aliases), None)
+    usable = lambda version: version in versions and versions[version].gate != "failed"  # noqa: E731
+    return rollback_target(registry.history(alias="champion"), current, usable=usable)
+
+
+# -- forwarding to Airflow's REST API --------------------------------------------------------
+
+
+async def _trigger(request: Request, dag_id: str, conf: dict[str, Any], note: str):
+    """``POST /api/v2/dags/{dag_id}/dagRuns`` as the caller; Airflow's answer is passed on."""
+    import httpx
+
+    token = _caller_token(request)
+    body = {"logical_date": None, "conf": conf, "note": note}
+    path = f"{_airflow_root(request)}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
+    root = _api_server_app()
+    if root is not None:  # in-process: the same app, middlewares, permissions and audit log
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=root, client=("127.0.0.1", 0)),
+                                   base_url="http://api-server.internal", timeout=60)
+    else:  # not inside `airflow api-server`: over HTTP to the configured base URL
+        from airflow.configuration import conf as airflow_conf
+
+        base = airflow_conf.get("api", "base_url", fallback="") or "http://127.0.0.1:8080"
+        client = httpx.AsyncClient(base_url=base.rstrip("/").removesuffix(_airflow_root(request)), timeout=60)
+    async with client:
+        response = await client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {"detail": response.text[:500]}
+    if response.status_code >= 400:
+        return JSONResponse(payload, status_code=response.status_code)
+    return {
+        "dag_id": payload.get("dag_id", dag_id),
+        "dag_run_id": payload.get("dag_run_id"),
+        "state": payload.get("state"),
+        "conf": payload.get("conf", conf),
+        "url": f"{_airflow_root(request)}/dags/{dag_id}/runs/{quote(str(payload.get('dag_run_id')), safe='')}",
+    }
+
+
+def _caller_token(request: Request) -> str:
+    """The JWT the caller authenticated with: the bearer header, else the UI's cookie."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
+
+
+def _api_server_app():
+    """The api-server's root FastAPI app (``airflow.api_fastapi.main:app``, what uvicorn and
+    gunicorn serve), or None outside an api-server process."""
+    module = sys.modules.get("airflow.api_fastapi.main")
+    return getattr(module, "app", None)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the ctflow project when it is inside it (short, and no host details)."""
+    from ctflow import settings
+
+    try:
+        return str(path.resolve().relative_to(settings.project_root()))
+    except ValueError:
+        return str(path)
+
+
+def _base(request: Request) -> str:
+    """This app's URL prefix as the browser sees it (``/ctflow``, below Airflow's own prefix)."""
+    return request.scope.get("root_path", "").rstrip("/") or URL_PREFIX
+
+
+def _airflow_root(request: Request) -> str:
+    return _base(request).removesuffix(URL_PREFIX)
+
+
+_env = None
+
+
+def _templates():
+    global _env
+    if _env is None:
+        import jinja2
+
+        _env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+            autoescape=jinja2.select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        _env.filters.update(when=_when, num=_num, pct=_pct, decision=_decision)
+    return _env
+
+
+def _render(request: Request, user, template: str, **context: Any) -> HTMLResponse:
+    html = _templates().get_template(template).render(
+        base=_base(request), airflow_root=_airflow_root(request), user=_user_name(user), **context
+    )
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M") if (moment.hour or moment.minute) else moment.strftime("%Y-%m-%d")
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.0%}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
+
+
+_DECISIONS = {"promote": "passed", "reject_champion": "lost to champion", "reject_floor": "below a floor"}
+
+
+def _decision(value: str | None) -> str:
+    return _DECISIONS.get(value or "", value or "—")
+
+
+app = create_app()

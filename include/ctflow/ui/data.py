@@ -1,0 +1,393 @@
+"""What the ctflow view shows, gathered from the specs, MLflow and Airflow's metadata DB.
+
+Plain functions returning JSON-ready dicts: the HTML pages and the JSON API render the same
+data. Sources:
+
+* specs: :func:`ctflow.factory.discover.load_folder` on ``<dags_folder>/specs``;
+* registry: :class:`ctflow.core.registry.ModelRegistry` (versions, aliases, alias history);
+* MLflow runs: candidate runs (``ctflow.stage=candidate``) and monitoring runs
+  (:mod:`ctflow.ui.monitoring`), on the tracking URI of :class:`ctflow.hooks.mlflow.MlflowHook`;
+* Airflow: DAGs, runs and the gate's XCom, read from the metadata DB of the api-server this
+  runs in.
+
+Heavy modules (mlflow, Airflow models) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ctflow import links
+
+if TYPE_CHECKING:
+    from ctflow.factory.discover import LoadedSpec
+    from ctflow.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+EVALUATE_TASK_ID = "training.evaluate"
+MAX_CANDIDATES = 200
+RECENT_RUNS = 10
+
+
+def specs_folder() -> Path:
+    """``$CTFLOW_SPECS_FOLDER``, else ``<Airflow dags_folder>/specs``."""
+    if folder := os.environ.get("CTFLOW_SPECS_FOLDER"):
+        return Path(folder)
+    from airflow.configuration import conf
+
+    return Path(conf.get("core", "dags_folder")) / "specs"
+
+
+def load_specs() -> list[LoadedSpec]:
+    from ctflow.factory.discover import load_folder
+
+    return load_folder(specs_folder())
+
+
+def find_spec(name: str) -> LoadedSpec | None:
+    return next((item for item in load_specs() if item.spec is not None and item.spec.pipeline == name), None)
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI ctflow's tasks use: connection ``ctflow_mlflow``, else the settings."""
+    try:
+        from ctflow.hooks.mlflow import MlflowHook
+
+        return MlflowHook().tracking_uri()
+    except Exception as err:  # no Airflow context: the embedded default
+        log.debug("MlflowHook unavailable (%s): using ctflow settings", err)
+        from ctflow import settings
+
+        return settings.mlflow_tracking_uri()
+
+
+@dataclass
+class Sources:
+    """Where to read from; one per request."""
+
+    tracking_uri: str
+    mlflow_ui: str
+    airflow_root: str = ""  # path prefix of the Airflow UI (empty at the site root)
+
+    @classmethod
+    def default(cls, airflow_root: str = "") -> Sources:
+        return cls(tracking_uri=tracking_uri(), mlflow_ui=links.mlflow_ui_url(), airflow_root=airflow_root)
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def dag_url(self, dag_id: str) -> str:
+        return f"{self.airflow_root}/dags/{dag_id}"
+
+    def run_url(self, dag_id: str, run_id: str) -> str:
+        from urllib.parse import quote
+
+        return f"{self.airflow_root}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+
+
+# -- overview -------------------------------------------------------------------------------
+
+
+def overview(sources: Sources, *, visible: set[str] | None = None, show_invalid: bool = True) -> dict[str, Any]:
+    """Every pipeline (``visible``: only these pipeline names), and the specs that are invalid."""
+    loaded = load_specs()
+    specs = [item.spec for item in loaded if item.spec is not None]
+    if visible is not None:
+        specs = [s for s in specs if s.pipeline in visible]
+    airflow = airflow_state([d for s in specs for d in (s.ct_dag_id, s.monitor_dag_id)], runs=1)
+    client = sources.client()
+    pipelines = []
+    for spec in specs:
+        try:
+            pipelines.append(summary(spec, sources, client=client, airflow=airflow))
+        except Exception as err:  # one unreadable pipeline never hides the others
+            log.exception("cannot summarize %s", spec.pipeline)
+            pipelines.append({"pipeline": spec.pipeline, "owner": spec.owner, "error": f"{type(err).__name__}: {err}"})
+    invalid = [
+        {"file": item.display_name, "problems": [str(p) for p in item.error.problems]}
+        for item in loaded
+        if item.error is not None
+    ]
+    return {"pipelines": pipelines, "invalid_specs": invalid if show_invalid else [], "mlflow_ui": sources.mlflow_ui}
+
+
+def summary(spec: PipelineSpec, sources: Sources, *, client=None, airflow: dict | None = None) -> dict[str, Any]:
+    """One row of the overview."""
+    from ctflow.core.registry import ModelRegistry
+    from ctflow.ui import monitoring
+
+    client = client or sources.client()
+    airflow = airflow if airflow is not None else airflow_state([spec.ct_dag_id, spec.monitor_dag_id], runs=1)
+    registry = ModelRegistry(spec.model_name, tracking_uri=sources.tracking_uri)
+    versions = {v.version: v for v in versions_with_aliases(registry)}
+    champion = _holder(versions, "champion")
+    challenger = _holder(versions, "challenger")
+    ct, mon = airflow.get(spec.ct_dag_id, {}), airflow.get(spec.monitor_dag_id, {})
+    last = (ct.get("runs") or [None])[0]
+    experiment = client.get_experiment_by_name(f"ctflow/{spec.pipeline}")
+    try:
+        monitor = monitoring.summarize(client, spec, monitoring.latest_run(client, spec.pipeline))
+    except Exception as err:
+        log.warning("cannot read monitoring runs of %s: %s", spec.pipeline, err)
+        monitor = {"status": "unknown", "message": f"cannot read monitoring runs: {err}"}
+    metric = spec.evaluation.metric
+    return {
+        "pipeline": spec.pipeline,
+        "description": spec.description,
+        "owner": spec.owner,
+        "tags": list(spec.tags),
+        "model_name": spec.model_name,
+        "metric": metric,
+        "higher_is_better": spec.metrics.get(metric, True),
+        "strategy": spec.registry.strategy,
+        "approval": spec.registry.approval,
+        "champion": _version_view(champion, client, metric, sources) if champion else None,
+        "challenger": _version_view(challenger, client, metric, sources) if challenger else None,
+        "last_ct_run": _run_view(last, spec.ct_dag_id, sources) if last else None,
+        "monitoring": monitor,
+        "next_ct_run": ct.get("next_run"),
+        "next_monitor_run": mon.get("next_run"),
+        "dags": {
+            "ct": {"dag_id": spec.ct_dag_id, "url": sources.dag_url(spec.ct_dag_id), "known": bool(ct),
+                   "paused": ct.get("paused")},
+            "monitor": {"dag_id": spec.monitor_dag_id, "url": sources.dag_url(spec.monitor_dag_id), "known": bool(mon),
+                        "paused": mon.get("paused")},
+        },
+        "mlflow": {
+            "experiment": links.experiment_url(experiment.experiment_id, sources.mlflow_ui) if experiment else None,
+            "model": links.model_url(spec.model_name, sources.mlflow_ui) if versions else None,
+        },
+    }
+
+
+# -- one pipeline ---------------------------------------------------------------------------
+
+
+def detail(item: LoadedSpec, sources: Sources) -> dict[str, Any]:
+    """Everything the pipeline page shows."""
+    from ctflow.core.registry import ModelRegistry
+    from ctflow.ui import monitoring
+
+    spec = item.spec
+    assert spec is not None
+    client = sources.client()
+    airflow = airflow_state([spec.ct_dag_id, spec.monitor_dag_id], runs=RECENT_RUNS)
+    data = summary(spec, sources, client=client, airflow=airflow)
+    registry = ModelRegistry(spec.model_name, tracking_uri=sources.tracking_uri)
+    versions = versions_with_aliases(registry)
+    data["versions"] = [_version_view(v, client, spec.evaluation.metric, sources) for v in reversed(versions)]
+    data["timeline"] = timeline(spec, client, versions, sources)
+    data["history"] = [
+        {**change.to_dict(), "run_url": _actor_run_url(change.actor, sources)}
+        for change in reversed(registry.history())
+    ]
+    data["ct_runs"] = [_run_view(r, spec.ct_dag_id, sources) for r in airflow.get(spec.ct_dag_id, {}).get("runs", [])]
+    data["monitor_runs"] = [
+        _run_view(r, spec.monitor_dag_id, sources) for r in airflow.get(spec.monitor_dag_id, {}).get("runs", [])
+    ]
+    if data["monitoring"].get("status") in ("ok", "breach"):
+        try:
+            run = client.get_run(data["monitoring"]["run_id"])
+            data["monitoring"] = monitoring.summarize(client, spec, run, with_columns=True)
+        except Exception as err:
+            log.warning("cannot read drift of %s: %s", spec.pipeline, err)
+        mon = data["monitoring"]
+        mon["url"] = links.run_url(mon["experiment_id"], mon["run_id"], sources.mlflow_ui)
+        if mon.get("report_path"):
+            mon["report_url"] = links.artifact_url(mon["experiment_id"], mon["run_id"], mon["report_path"], sources.mlflow_ui)
+    data["spec_file"] = item.display_name
+    data["spec_text"] = item.text
+    data["thresholds"] = {k: v.model_dump() for k, v in spec.evaluation.thresholds.items()}
+    return data
+
+
+def timeline(spec: PipelineSpec, client, versions, sources: Sources) -> list[dict[str, Any]]:
+    """The primary metric of every candidate (oldest first), with its version and gate outcome."""
+    metric = spec.evaluation.metric
+    experiment = client.get_experiment_by_name(f"ctflow/{spec.pipeline}")
+    by_run = {v.run_id: v for v in versions if v.run_id}
+    points = []
+    seen_runs = set()
+    if experiment is not None:
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string="tags.`ctflow.stage` = 'candidate'",
+            order_by=["attributes.start_time DESC"],
+            max_results=MAX_CANDIDATES,
+        )
+        for run in reversed(runs):
+            value = run.data.metrics.get(metric)
+            version = by_run.get(run.info.run_id)
+            seen_runs.add(run.info.run_id)
+            points.append(_point(run.info.run_id, run.info.experiment_id, run.data.tags, run.info.start_time,
+                                 value, version, sources))
+    for version in versions:  # versions registered from runs outside the experiment (rare)
+        if version.run_id in seen_runs or version.run_id is None:
+            continue
+        try:
+            run = client.get_run(version.run_id)
+        except Exception:
+            continue
+        points.append(_point(run.info.run_id, run.info.experiment_id, run.data.tags, run.info.start_time,
+                             run.data.metrics.get(metric), version, sources))
+    points.sort(key=lambda p: (p["as_of"] or "", p["started"] or ""))
+    return points
+
+
+def _point(run_id, experiment_id, tags, start_ms, value, version, sources: Sources) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "run_url": links.run_url(experiment_id, run_id, sources.mlflow_ui),
+        "as_of": tags.get("ctflow.as_of"),
+        "started": _iso_ms(start_ms),
+        "value": value,
+        "decision": tags.get("ctflow.gate_decision"),
+        "gate": tags.get("ctflow.gate"),
+        "version": version.version if version else None,
+        "aliases": list(version.aliases) if version else [],
+        "airflow_run_id": tags.get("airflow.run_id"),
+    }
+
+
+# -- Airflow --------------------------------------------------------------------------------
+
+
+def airflow_state(dag_ids: list[str], *, runs: int = 1) -> dict[str, dict[str, Any]]:
+    """Per known DAG: paused, next run, and the newest ``runs`` runs (with the gate's XCom for CT runs)."""
+    if not dag_ids:
+        return {}
+    try:
+        from sqlalchemy import select
+
+        from airflow.models.dag import DagModel
+        from airflow.models.dagrun import DagRun
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+    except ImportError:  # not inside Airflow
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    with create_session() as session:
+        for dag in session.scalars(select(DagModel).where(DagModel.dag_id.in_(dag_ids))):
+            nxt = dag.next_dagrun_create_after or dag.next_dagrun
+            out[dag.dag_id] = {
+                "paused": dag.is_paused,
+                "next_run": None if dag.is_paused else _iso(nxt),
+                "next_logical_date": _iso(dag.next_dagrun),
+                "runs": [],
+            }
+        for dag_id in out:
+            found = session.scalars(
+                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(runs)
+            ).all()
+            for run in found:
+                record = {
+                    "run_id": run.run_id,
+                    "state": str(run.state.value if hasattr(run.state, "value") else run.state),
+                    "run_type": str(run.run_type.value if hasattr(run.run_type, "value") else run.run_type),
+                    "logical_date": _iso(run.logical_date),
+                    "run_after": _iso(run.run_after),
+                    "start_date": _iso(run.start_date),
+                    "end_date": _iso(run.end_date),
+                    "conf": run.conf or {},
+                    # what the run is about: params.as_of, else the logical date, else when it ran
+                    "as_of": (run.conf or {}).get("as_of") or _iso(run.logical_date) or _iso(run.run_after),
+                    "triggered_by": getattr(run, "triggering_user_name", None),
+                    "gate": None,
+                }
+                if dag_id.startswith("ct_"):
+                    row = session.scalars(
+                        XComModel.get_many(key="return_value", run_id=run.run_id, dag_ids=dag_id, task_ids=EVALUATE_TASK_ID)
+                    ).first()
+                    gate = XComModel.deserialize_value(row) if row is not None else None
+                    if isinstance(gate, dict):
+                        record["gate"] = {k: gate.get(k) for k in ("decision", "reason", "metric", "candidate",
+                                                                    "champion", "champion_version")}
+                out[dag_id]["runs"].append(record)
+    return out
+
+
+def versions_with_aliases(registry) -> list:
+    """Every version, oldest first, with its aliases (MLflow's version search leaves them out)."""
+    from dataclasses import replace
+
+    versions = registry.versions()
+    if not versions:
+        return []
+    by_version: dict[str, list[str]] = {}
+    for alias, version in registry.client.get_registered_model(registry.model_name).aliases.items():
+        by_version.setdefault(str(version), []).append(alias)
+    return [replace(v, aliases=sorted(by_version.get(v.version, []))) for v in versions]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _holder(versions: dict, alias: str):
+    return next((v for v in versions.values() if alias in v.aliases), None)
+
+
+def _version_view(version, client, metric: str, sources: Sources) -> dict[str, Any]:
+    value, run_started, as_of, experiment_id = None, None, None, None
+    if tag := version.tags.get(f"ctflow.metric.{metric}"):
+        try:
+            value = float(tag)
+        except ValueError:
+            value = None
+    if version.run_id:
+        try:
+            run = client.get_run(version.run_id)
+            value = run.data.metrics.get(metric, value)
+            run_started = _iso_ms(run.info.start_time)
+            as_of = run.data.tags.get("ctflow.as_of")
+            experiment_id = run.info.experiment_id
+        except Exception:  # run deleted
+            pass
+    return {
+        "version": version.version,
+        "aliases": list(version.aliases),
+        "metric": metric,
+        "value": value,
+        "run_id": version.run_id,
+        "run_url": links.run_url(experiment_id, version.run_id, sources.mlflow_ui) if experiment_id else None,
+        "url": links.model_version_url(version.name, version.version, sources.mlflow_ui),
+        "gate": version.tags.get("ctflow.gate"),
+        "gate_reason": version.tags.get("ctflow.gate_reason"),
+        "approval": version.tags.get("ctflow.approval"),
+        "approval_by": version.tags.get("ctflow.approval_by"),
+        "approval_note": version.tags.get("ctflow.approval_note"),
+        "airflow_run": version.tags.get("ctflow.run_key"),
+        "trained": run_started,
+        "as_of": as_of,
+    }
+
+
+def _run_view(run: dict[str, Any], dag_id: str, sources: Sources) -> dict[str, Any]:
+    return {**run, "dag_id": dag_id, "url": sources.run_url(dag_id, run["run_id"])}
+
+
+def _actor_run_url(actor: str | None, sources: Sources) -> str | None:
+    """``airflow:ct_x/manual__...`` → that run's page in Airflow."""
+    if not actor or not actor.startswith("airflow:") or "/" not in actor:
+        return None
+    dag_id, _, run_id = actor[len("airflow:"):].partition("/")
+    return sources.run_url(dag_id, run_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso_ms(ms: int | None) -> str | None:
+    return _iso(datetime.fromtimestamp(ms / 1000, tz=timezone.utc)) if ms else None

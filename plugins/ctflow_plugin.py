@@ -1,0 +1,24 @@
+"""ctflow in the Airflow UI: the pipelines view, and links from ctflow tasks to MLflow.
+
+* ``/ctflow`` — a FastAPI app in the api-server (``ctflow.ui.app``), shown in the navigation
+  as *ctflow* and on every DAG's page as a *ctflow* tab;
+* extra links on the tasks: ``train`` → its MLflow run, ``register`` → the model version,
+  the monitoring ``report`` → its report (``ctflow.links``).
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from ctflow.links import MlflowRunLink, ModelVersionLink, MonitoringReportLink
+from ctflow.ui.app import URL_PREFIX, app, view_href
+
+
+class CtflowPlugin(AirflowPlugin):
+    name = "ctflow"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "ctflow pipelines"}]
+    external_views = [
+        {"name": "ctflow", "href": view_href("/"), "url_route": "ctflow", "destination": "nav"},
+        {"name": "ctflow", "href": view_href("/dag/{DAG_ID}"), "url_route": "ctflow-dag", "destination": "dag"},
+    ]
+    operator_extra_links = [MlflowRunLink(), ModelVersionLink(), MonitoringReportLink()]

@@ -1,0 +1,53 @@
+"""A real Airflow deployment with the ctflow plugin, on a temp DAGs folder and MLflow DB."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from tests.conftest import DAGS_FOLDER, PROJECT
+from tests.harness import Airflow
+
+PLUGINS_FOLDER = PROJECT / "plugins"
+MLFLOW_UI = "http://mlflow.example.test:5000"
+
+
+def dags_folder(root: Path, extra_specs: dict[str, str] | None = None) -> Path:
+    """ctflow's loader files, the demo spec, and ``extra_specs`` (file name -> YAML)."""
+    folder = root / "dags"
+    (folder / "specs").mkdir(parents=True, exist_ok=True)
+    for loader in DAGS_FOLDER.glob("*.py"):
+        shutil.copy(loader, folder / loader.name)
+    shutil.copy(DAGS_FOLDER / "specs" / "flight_delay.yaml", folder / "specs" / "flight_delay.yaml")
+    for name, text in (extra_specs or {}).items():
+        (folder / "specs" / name).write_text(text)
+    return folder
+
+
+def airflow_env(root: Path, tracking_uri: str) -> dict[str, str]:
+    return {
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
+        "CTFLOW_HOME": str(root / "ctflow"),
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_REGISTRY_URI": tracking_uri,
+        "CTFLOW_MLFLOW_UI_URL": MLFLOW_UI,
+    }
+
+
+def wait_parsed(airflow: Airflow, dag_id: str, timeout: float = 240) -> dict:
+    """Wait until the dag-processor has parsed ``dag_id``, leaving it paused (runs stay queued)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = airflow.request("GET", f"/api/v2/dags/{dag_id}")
+        if response.status_code == 200:
+            return response.json()
+        airflow._check_alive()
+        time.sleep(2)
+    raise TimeoutError(f"{dag_id} was not parsed within {timeout} s\n{airflow.logs_tail()}")
+
+
+def dag_runs(airflow: Airflow, dag_id: str) -> list[dict]:
+    response = airflow.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
+    assert response.status_code == 200, response.text
+    return response.json()["dag_runs"]

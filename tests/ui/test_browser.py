@@ -1,0 +1,148 @@
+"""The ctflow view as a person uses it: headless Chromium against a real Airflow deployment
+(scheduler, dag-processor, triggerer, api-server; the ctflow plugin loaded from plugins/).
+
+* log in on Airflow's login page, open *ctflow* in Airflow's navigation, see the pipeline and its
+  champion, open its page, see the metric chart, click *Retrain now*: a ``ct_`` run is queued;
+* approve a manual-approval candidate in Airflow's own required-action form: it becomes champion,
+  and the decision is recorded on the model version.
+
+Screenshots go to ``$CTFLOW_TEST_ARTIFACTS`` (default: ``test-artifacts/ui`` under the project).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DAGS_FOLDER, PROJECT
+from tests.harness import running_airflow
+from tests.ui import state as ui_state
+from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
+from tests.ui.conftest import airflow_env, dags_folder, wait_parsed
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.scheduler,
+    pytest.mark.skipif(chromium_path() is None and os.environ.get("CI") != "true",
+                       reason="no system chromium (apt-get install chromium)"),
+]
+
+ARTIFACTS = Path(os.environ.get("CTFLOW_TEST_ARTIFACTS", PROJECT / "test-artifacts" / "ui"))
+APPROVAL = "flight_delay_approval"
+# A small, quick variant of the demo spec that waits for a human before promoting.
+APPROVAL_SPEC = (
+    (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+    .replace("pipeline: flight_delay", f"pipeline: {APPROVAL}")
+    .replace("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier")
+    .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 4}")
+    .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}")
+    .replace("window: 60d", "window: 21d").replace("holdout: 14d", "holdout: 7d")
+    .replace("min_rows: 20000", "min_rows: 1000")
+    .replace("slices: [origin]", "slices: []")
+    .replace("approval: auto", "approval: manual")
+)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, feature_repo_ready):
+    assert f"approval: manual" in APPROVAL_SPEC and "window: 21d" in APPROVAL_SPEC
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    root = tmp_path_factory.mktemp("ui-browser")
+    built = ui_state.build(root / "mlflow")
+    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC})
+    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri)) as airflow:
+        wait_parsed(airflow, "ct_flight_delay")
+        yield airflow, built
+
+
+def test_view_shows_pipeline_and_retrain_queues_a_run(deployment):
+    airflow, _ = deployment
+    with browser_page() as page:
+        login(page, airflow.api, "admin", password(airflow.home))
+        frame = ctflow_frame(page, airflow.api)
+        row = frame.locator("tr[data-pipeline=flight_delay]")
+        row.wait_for()
+        assert row.locator("td.champion .version").inner_text() == "v2"
+        assert "0.7310" in row.locator("td.champion").inner_text()
+        assert "BREACH" in row.inner_text() and "v3" in row.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "ctflow-view.png"))
+
+        row.locator("a.pipeline-name").click()
+        frame.locator("#metric-chart").wait_for()
+        points = frame.locator("#metric-chart g.point[data-version]")
+        assert points.count() == 4
+        assert frame.locator("#metric-chart g.alias-champion[data-version]").get_attribute("data-version") == "2"
+        assert frame.locator("#metric-chart").bounding_box()["width"] > 300  # drawn, not collapsed
+        assert "temp" in frame.locator("#drift").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "ctflow-pipeline-in-airflow.png"), full_page=True)
+
+        form = frame.locator("#retrain-form")
+        form.locator("input[name=as_of]").fill("2013-10-01T00:00:00Z")
+        form.locator("input[name=dry_run]").check()
+        form.locator("#retrain-button").click()
+        assert form.locator("#retrain-button").inner_text() == "Click again to confirm"
+        form.locator("#retrain-button").click()
+        triggered = frame.locator("#triggered-run")
+        triggered.wait_for()
+        run_id = triggered.get_attribute("data-run-id")
+        page.screenshot(path=str(ARTIFACTS / "ctflow-retrain-queued.png"))
+
+    run = airflow.request("GET", f"/api/v2/dags/ct_flight_delay/dagRuns/{run_id}").json()
+    assert run["state"] == "queued" and run["triggering_user_name"] == "admin"
+    assert run["conf"]["action"] == "train" and run["conf"]["dry_run"] is True
+    assert run["conf"]["as_of"] == "2013-10-01T00:00:00+00:00"
+
+
+def test_approving_in_airflow_promotes_the_candidate(deployment):
+    airflow, built = deployment
+    dag_id = f"ct_{APPROVAL}"
+    wait_parsed(airflow, dag_id)
+    airflow.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+    response = airflow.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                               json={"logical_date": "2013-03-01T00:00:00Z", "conf": {}})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["dag_run_id"]
+    _wait_for_task_state(airflow, dag_id, run_id, "promotion.approve", {"awaiting_input", "deferred"}, timeout=900)
+
+    with browser_page() as page:
+        login(page, airflow.api, "admin", password(airflow.home))
+        page.goto(f"{airflow.api}/dags/{dag_id}/runs/{run_id}/tasks/promotion.approve/required_actions")
+        body = page.locator("text=Promote a new").first
+        body.wait_for()
+        assert page.locator("text=roc_auc").first.is_visible()
+        page.screenshot(path=str(ARTIFACTS / "approval-form.png"), full_page=True)
+        page.locator("#element_note").fill("Looks good on the March holdout")
+        page.get_by_role("button", name="Approve").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "approval-done.png"), full_page=True)
+
+    run = airflow.wait_for_run(dag_id, run_id, timeout=900)
+    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, run_id)}
+    assert run["state"] == "success" and states["promotion.promote"] == "success", states
+
+    from ctflow.core.registry import ModelRegistry
+
+    registry = ModelRegistry(APPROVAL, tracking_uri=built.tracking_uri)
+    champion = registry.champion()
+    assert champion is not None and champion.version == "1"
+    version = registry.get_version("1")
+    assert version.tags["ctflow.approval"] == "approved" and version.tags["ctflow.approval_by"] == "admin"
+    assert version.tags["ctflow.approval_note"] == "Looks good on the March holdout"
+    assert [e.version for e in registry.history(alias="champion")] == ["1"]
+
+
+def _wait_for_task_state(airflow, dag_id: str, run_id: str, task_id: str, wanted: set[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, run_id)}
+        if states.get(task_id) in wanted:
+            return
+        if any(state in ("failed", "upstream_failed") for state in states.values()):
+            break
+        airflow._check_alive()
+        time.sleep(3)
+    raise AssertionError(f"{task_id} never reached {wanted}: {states}\n{airflow.logs_tail(80)}")

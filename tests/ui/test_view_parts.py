@@ -1,0 +1,172 @@
+"""The parts of the ctflow view that need no running Airflow: links, chart, monitoring reader,
+trigger-form params and the approval step."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import jinja2
+import pytest
+
+from ctflow import links
+from ctflow.factory.discover import load_folder
+from tests.conftest import DAGS_FOLDER
+
+
+@pytest.fixture(scope="module")
+def spec():
+    (item,) = [i for i in load_folder(DAGS_FOLDER / "specs") if i.spec and i.spec.pipeline == "flight_delay"]
+    return item.spec
+
+
+# -- links ----------------------------------------------------------------------------------
+
+
+def test_mlflow_ui_url_from_environment(monkeypatch):
+    monkeypatch.setenv(links.UI_URL_ENV, "https://mlflow.example.com/")
+    assert links.mlflow_ui_url() == "https://mlflow.example.com"
+    monkeypatch.delenv(links.UI_URL_ENV)
+    monkeypatch.setattr(links, "_cached", None)
+    monkeypatch.setattr(links, "_from_variable", lambda: None)
+    monkeypatch.setattr(links, "_from_connection", lambda: None)
+    assert links.mlflow_ui_url() == links.DEFAULT_MLFLOW_UI_URL
+
+
+def test_link_urls(monkeypatch):
+    monkeypatch.setenv(links.UI_URL_ENV, "http://m:5000")
+    assert links.MlflowRunLink().url_for({"run_id": "abc", "experiment_id": "3"}) == "http://m:5000/#/experiments/3/runs/abc"
+    assert links.ModelVersionLink().url_for({"name": "flight delay", "version": "2"}) == (
+        "http://m:5000/#/models/flight%20delay/versions/2")
+    report = links.MonitoringReportLink()
+    assert report.url_for({"run_id": "r", "experiment_id": "1", "report_path": "report/report.html"}) == (
+        "http://m:5000/#/experiments/1/runs/r/artifactPath/report/report.html")
+    assert report.url_for({"run_id": "r", "experiment_id": "1"}) == "http://m:5000/#/experiments/1/runs/r"
+    assert report.url_for({"report_url": "https://reports/x.html"}) == "https://reports/x.html"
+    assert report.url_for({"skipped": True}) is None
+
+
+def test_links_read_the_task_return_value_inside_a_task(monkeypatch):
+    monkeypatch.setenv(links.UI_URL_ENV, "http://m:5000")
+    pulled = []
+
+    class RuntimeTI:  # what the task runner passes as ti_key while finalizing a task
+        task_id, map_index = "training.train", -1
+
+        def xcom_pull(self, **kwargs):
+            pulled.append(kwargs)
+            return {"run_id": "abc", "experiment_id": "7", "metrics": {}}
+
+    assert links.MlflowRunLink().get_link(None, ti_key=RuntimeTI()) == "http://m:5000/#/experiments/7/runs/abc"
+    assert pulled == [{"task_ids": "training.train", "key": "return_value", "map_indexes": -1}]
+    RuntimeTI.xcom_pull = lambda self, **kwargs: None  # skipped task: no link
+    assert links.ModelVersionLink().get_link(None, ti_key=RuntimeTI()) == ""
+
+
+def test_operators_carry_their_links():
+    from ctflow.operators import MonitoringReportOperator, RegisterModelOperator, TrainModelOperator
+
+    assert [link.name for link in TrainModelOperator.operator_extra_links] == ["MLflow run"]
+    assert [link.name for link in RegisterModelOperator.operator_extra_links] == ["MLflow model version"]
+    assert links.MonitoringReportLink().operators == [MonitoringReportOperator]
+
+
+# -- chart ----------------------------------------------------------------------------------
+
+
+def test_chart_marks_versions_champion_and_failures():
+    from ctflow.ui.chart import metric_timeline_svg
+
+    points = [
+        {"value": 0.70, "version": "1", "aliases": [], "as_of": "2013-03-01T00:00:00+00:00", "gate": "passed"},
+        {"value": 0.55, "version": None, "aliases": [], "as_of": "2013-04-01T00:00:00+00:00", "gate": "failed"},
+        {"value": 0.73, "version": "2", "aliases": ["champion"], "as_of": "2013-05-01T00:00:00+00:00"},
+        {"value": None, "version": None, "aliases": []},  # a run without the metric is left out
+    ]
+    svg = metric_timeline_svg(points, metric="roc_auc<b>", floor=0.6)
+    assert svg.count('data-version="') == 3 and 'class="point failed"' in svg
+    assert 'class="point registered alias-champion" data-version="2"' in svg
+    assert "floor 0.6" in svg and "roc_auc&lt;b&gt;" in svg and "<b>" not in svg
+    assert "No candidate" in metric_timeline_svg([], metric="roc_auc")
+
+
+# -- monitoring -----------------------------------------------------------------------------
+
+
+def _run(metrics, tags=None):
+    return SimpleNamespace(
+        info=SimpleNamespace(run_id="m1", experiment_id="1", start_time=1_370_000_000_000),
+        data=SimpleNamespace(metrics=metrics, tags={"ctflow.stage": "monitoring", **(tags or {})}),
+    )
+
+
+def test_monitoring_summary(spec):
+    from ctflow.ui.monitoring import drift_columns, summarize
+
+    assert summarize(None, spec, None) == {"status": "none", "message": "no monitoring yet"}
+    ok = summarize(None, spec, _run({"data_drift.drifted_share": 0.1, "performance.roc_auc": 0.7}))
+    assert ok["status"] == "ok" and ok["drift_breach"] is False and ok["performance"]["breach"] is False
+    drifted = summarize(None, spec, _run({"drift_share": 0.5, "roc_auc": 0.7}))
+    assert drifted["status"] == "breach" and drifted["drift_breach"] is True
+    slow = summarize(None, spec, _run({"data_drift.drifted_share": 0.0, "roc_auc": 0.5}))
+    assert slow["status"] == "breach" and slow["performance"]["breach"] is True
+    told = summarize(None, spec, _run({"data_drift.drifted_share": 0.9}, {"ctflow.breach": "false"}))
+    assert told["status"] == "ok"  # the monitoring DAG's own verdict wins
+
+    client = SimpleNamespace(list_artifacts=lambda run_id, path=None: [])
+    columns = drift_columns(client, _run({"data_drift.temp.statistic": 0.4, "data_drift.temp.drifted": 1.0,
+                                          "data_drift.dep_hour.statistic": 0.01, "data_drift.dep_hour.drifted": 0.0,
+                                          "data_drift.drifted_share": 0.5}))
+    assert [(c["column"], c["drifted"]) for c in columns] == [("temp", True), ("dep_hour", False)]
+
+
+# -- trigger form ---------------------------------------------------------------------------
+
+
+def test_ct_params_explain_themselves(spec):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    from ctflow.factory.params import ct_params
+
+    params = ct_params(spec)
+    schemas = {name: param.serialize()["schema"] for name, param in params.items()}
+    assert all(schema.get("title") and schema.get("section") for schema in schemas.values())
+    assert set(schemas["action"]["values_display"]) == {"train", "rollback"}
+    assert schemas["window_days"]["minimum"] == spec.data.holdout.days + 1
+    assert "60d" in params["window_days"].description and "reason" in params["force_promotion"].description
+    ParamsDict(params).validate()
+    bad = ParamsDict(ct_params(spec))
+    with pytest.raises(Exception, match="window_days"):
+        bad["window_days"] = 3
+        bad.validate()
+
+
+# -- approval -------------------------------------------------------------------------------
+
+
+def test_approval_body_compares_candidate_with_champion(spec):
+    from ctflow.factory.approval import approval_task
+
+    task = approval_task(spec)
+    gate = {"decision": "promote", "reason": "beats champion v2", "metric": "roc_auc", "champion_version": "2",
+            "candidate": {"roc_auc": 0.77, "recall": 0.4}, "champion": {"roc_auc": 0.75, "recall": 0.45}}
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: gate if task_ids == "training.evaluate" else {"version": "3"})
+    text = jinja2.Environment().from_string(task.body).render(ti=ti, run_id="manual__1")
+    assert "registered as **version 3**" in text and "champion (v2)" in text
+    assert "| **roc_auc** (primary) | 0.7700 | 0.7500 | +0.0200 |" in text
+    assert "| recall | 0.4000 | 0.4500 | -0.0500 |" in text and "beats champion v2" in text
+    assert list(task.serialized_params) == ["note"]
+
+
+@pytest.mark.parametrize("choice,decision", [("Approve", "approved"), ("Reject", "rejected")])
+def test_approval_records_the_decision(spec, choice, decision, monkeypatch):
+    from datetime import datetime, timezone
+
+    from ctflow.factory.approval import ApprovalOperator, approval_task
+
+    recorded = {}
+    monkeypatch.setattr(ApprovalOperator, "_record", lambda self, context, **kw: recorded.update(kw))
+    task = approval_task(spec)
+    event = {"chosen_options": [choice], "params_input": {"note": " because "},
+             "responded_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "responded_by_user": {"id": "7", "name": "ana"}}
+    task.execute_complete({"task": task}, event)
+    assert recorded == {"decision": decision, "by": "ana", "at": "2026-01-01 00:00:00+00:00", "note": "because"}

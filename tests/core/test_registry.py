@@ -75,6 +75,8 @@ def env(root: Path, pool) -> Env:
     from sklearn.linear_model import LogisticRegression
 
     uri = os.environ["MLFLOW_TRACKING_URI"]
+    # MLflow's fluent API keeps the URI an earlier module set in-process (set_tracking_uri): reset it.
+    mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
     experiment = client.create_experiment("ctflow-registry-tests", artifact_location=(root / "artifacts").as_uri())
     model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])

@@ -744,7 +744,8 @@ def _check_variant(spec: PipelineSpec, variant: PipelineSpec, name: str) -> None
 
 
 _COLOURS = {NEVER: "#9e9e9e", CTFLOW: "#1f77b4", EVERY: "#ff7f0e"}
-_WHAT_IF_COLOURS = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+_WHAT_IF_COLOURS = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#7f7f7f",
+                    "#aec7e8", "#98df8a"]
 
 
 def plot_timeline(result: ReplayResult, path: str | Path, *, title: str | None = None) -> Path:

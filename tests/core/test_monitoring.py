@@ -450,7 +450,7 @@ def test_predictions_store_on_postgresql():
     """The production store: the same replace-per-window and streak bookkeeping on PostgreSQL."""
     from urllib.parse import urlparse
 
-    from tests.harness import POSTGRES_ADMIN_URL, postgres_unavailable, throwaway_databases
+    from tests.postgres import POSTGRES_ADMIN_URL, postgres_unavailable, throwaway_databases
 
     reason = postgres_unavailable(POSTGRES_ADMIN_URL)
     if reason:

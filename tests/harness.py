@@ -128,6 +128,8 @@ def running_airflow(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         **(extra_env or {}),
     }
+    if "MLFLOW_REGISTRY_URI" not in (extra_env or {}):
+        env.pop("MLFLOW_REGISTRY_URI", None)  # a leftover of an in-process test must not redirect the registry
     migrated = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True,
                               timeout=300)
     if migrated.returncode != 0:

@@ -108,7 +108,7 @@ class ModelRegistry:
         self.model_name = model_name
         self.tracking_uri = tracking_uri or settings.mlflow_tracking_uri()
         self.lock = lock or FileRegistryLock()
-        self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri)
+        self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self._model_exists = False
 
     # -- versions ------------------------------------------------------------------------

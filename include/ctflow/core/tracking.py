@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -24,7 +25,9 @@ def experiment_name(pipeline: str) -> str:
 def client(tracking_uri: str | None = None) -> MlflowClient:
     uri = tracking_uri or settings.mlflow_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    # No set_registry_uri: MLflow exports it to os.environ, where it outlives this call and is
+    # inherited by child processes; unset, the registry follows the tracking URI.
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

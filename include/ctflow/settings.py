@@ -46,3 +46,10 @@ def runs_dir() -> Path:
     path = home() / "runs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def run_dir(run_key: str) -> Path:
+    """The working folder of one DAG run (``dag_id/run_id``), safe as a path on any filesystem."""
+    path = runs_dir() / run_key.replace(":", "_").replace("+", "_")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

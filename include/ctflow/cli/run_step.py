@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     except SpecError as err:
         print(err)
         return 2
-    run_dir = settings.runs_dir() / args.run_key.replace(":", "_").replace("+", "_")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = settings.run_dir(args.run_key)
     as_of = resolve_as_of(args.as_of, None, None) if args.as_of else None
     common = {"tracking_uri": args.tracking_uri}
     calls = {

@@ -28,7 +28,6 @@ Each step writes its full result to ``run_dir`` as JSON and returns a small dict
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import math
 import time
@@ -36,6 +35,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctflow.core.run_files import read_result as _read
+from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
 
 if TYPE_CHECKING:
@@ -874,17 +875,6 @@ def _short(err: Exception, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path.name} is missing in {path.parent}: did the step before this one run?") from None
 
 
 def read_frame(run_dir: Path) -> pd.DataFrame:

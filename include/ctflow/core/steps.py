@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ctflow import settings
+from ctflow.core.run_files import read_result as _read
+from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
 from ctflow.spec import PipelineSpec
 
@@ -430,17 +432,6 @@ def _requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")]
 
 
-def _write(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)  # atomic: a killed try never leaves half a file for the next
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path.name} is missing in {path.parent}: did the step before this one run?") from None
 
 
 def _fmt(metrics: dict[str, float]) -> str:

@@ -79,9 +79,7 @@ class CtflowOperator(BaseOperator):
         """This DAG run's working folder under ``$CTFLOW_HOME/runs``."""
         from ctflow import settings
 
-        path = settings.runs_dir() / self.run_key.replace(":", "_").replace("+", "_")
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return settings.run_dir(self.run_key)
 
     @staticmethod
     def as_of(context: Context) -> datetime:

@@ -48,6 +48,21 @@ def test_a_slice_below_the_floor_blocks_promotion_but_small_slices_do_not():
     assert "roc_auc[origin=EWR]=0.65" in result.reason and "LGA" not in result.reason
 
 
+def test_slices_have_their_own_floors_when_the_spec_gives_them():
+    slices = {"origin": {"EWR": {"rows": 500, "roc_auc": 0.65}, "JFK": {"rows": 900, "roc_auc": 0.58}}}
+    looser = evaluation(slices=["origin"], slice_thresholds={"roc_auc": {"min": 0.6}})
+    result = decide(task="classification", evaluation=looser, candidate={"roc_auc": 0.74},
+                    champion=None, champion_version=None, slices=slices)
+    assert result.decision == REJECT_FLOOR
+    assert result.reason == "below absolute threshold: roc_auc[origin=JFK]=0.58"  # EWR passes 0.6, not 0.7
+    fine = {"origin": {"EWR": {"rows": 500, "roc_auc": 0.65}, "JFK": {"rows": 900, "roc_auc": 0.61}}}
+    assert decide(task="classification", evaluation=looser, candidate={"roc_auc": 0.74}, champion=None,
+                  champion_version=None, slices=fine).decision == PROMOTE
+    # The overall floor still applies to the whole holdout.
+    assert decide(task="classification", evaluation=looser, candidate={"roc_auc": 0.69}, champion=None,
+                  champion_version=None, slices=fine).decision == REJECT_FLOOR
+
+
 def test_champion_comparison_can_be_disabled():
     result = decide(task="classification", evaluation=evaluation(versus_champion={"enabled": False}),
                     candidate={"roc_auc": 0.71}, champion={"roc_auc": 0.9}, champion_version="1")

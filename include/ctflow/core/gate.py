@@ -65,7 +65,7 @@ def decide(
         for value, result in groups.items():
             if result["rows"] < evaluation.min_slice_rows:
                 continue
-            for name, bound in evaluation.thresholds.items():
+            for name, bound in evaluation.slice_bounds.items():
                 checks.append(_bound_check(f"{name}[{column}={value}]", result.get(name), bound.min, bound.max))
     metric = evaluation.metric
     failed = [c for c in checks if not c["passed"]]

@@ -72,6 +72,7 @@ def _metrics(spec: PipelineSpec) -> Iterator[Finding]:
     listed = ", ".join(known)
     references: list[tuple[tuple[str | int, ...], str]] = [(("evaluation", "metric"), spec.evaluation.metric)]
     references += [(("evaluation", "thresholds", name), name) for name in spec.evaluation.thresholds]
+    references += [(("evaluation", "slice_thresholds", name), name) for name in spec.evaluation.slice_thresholds or {}]
     if spec.monitoring.performance:
         references.append((("monitoring", "performance", "metric"), spec.monitoring.performance.metric))
     for path, name in references:

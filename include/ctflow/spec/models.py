@@ -214,8 +214,19 @@ class Evaluation(Strict):
     metric: str = Field(description="The primary metric (used against the champion).")
     thresholds: dict[str, Bound] = Field(default_factory=dict, description="Absolute floors/ceilings; all must hold.")
     versus_champion: VersusChampion = Field(default_factory=VersusChampion)
-    slices: list[Column] = Field(default_factory=list, description="Each value of these columns must meet the thresholds.")
+    slices: list[Column] = Field(default_factory=list, description="Each value of these columns must meet the slice thresholds.")
+    slice_thresholds: dict[str, Bound] | None = Field(
+        None,
+        description="Floors/ceilings for each slice (default: the same as thresholds). A slice's holdout is a "
+        "fraction of the whole, so its metric is noisier: a looser floor here catches a broken slice "
+        "without rejecting sound candidates for sampling noise.",
+    )
     min_slice_rows: int = Field(200, ge=1, description="Smaller slices are reported but not gated.")
+
+    @property
+    def slice_bounds(self) -> dict[str, Bound]:
+        """The bounds each slice must meet."""
+        return self.thresholds if self.slice_thresholds is None else self.slice_thresholds
 
 
 class Registry(Strict):

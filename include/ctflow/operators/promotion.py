@@ -30,7 +30,12 @@ class ChooseActionOperator(BaseBranchOperator):
         self.rollback_task_id = rollback_task_id
 
     def choose_branch(self, context: Context) -> str:
-        action = (context.get("params") or {}).get("action", "train")
+        params = context.get("params") or {}
+        action = params.get("action", "train")
+        # Fail here, before minutes of training, when the audit trail would lack its reason.
+        if (action == "rollback" or params.get("force_promotion")) and not str(params.get("reason") or "").strip():
+            what = "a rollback" if action == "rollback" else "a forced promotion"
+            raise ValueError(f"{what} needs params.reason: it is recorded in the alias history")
         self.log.info("Action of this run: %s", action)
         return self.rollback_task_id if action == "rollback" else self.train_task_id
 

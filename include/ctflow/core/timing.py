@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 
-def resolve_as_of(override: str | datetime | None, logical_date: datetime | None, run_after: datetime | None) -> datetime:
-    """The instant a run is about, in UTC: an explicit override, the logical date, or when it ran."""
-    for candidate in (override, logical_date, run_after):
+def resolve_as_of(
+    override: str | datetime | None,
+    logical_date: datetime | None,
+    run_after: datetime | None,
+    *,
+    triggered_as_of: str | datetime | None = None,
+) -> datetime:
+    """The instant a run is about, in UTC: an explicit override, the logical date, the instant the
+    asset events that triggered the run are about (:func:`as_of_from_events`), or when it ran."""
+    for candidate in (override, logical_date, triggered_as_of, run_after):
         if candidate in (None, ""):
             continue
         value = datetime.fromisoformat(candidate) if isinstance(candidate, str) else candidate
@@ -16,6 +25,24 @@ def resolve_as_of(override: str | datetime | None, logical_date: datetime | None
         # A plain datetime in UTC: Airflow hands out pendulum objects, which pandas will not compare.
         return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
     raise ValueError("the run has no logical date and no as_of parameter: cannot tell which data to use")
+
+
+def as_of_from_events(extras: Iterable[Mapping[str, Any] | None]) -> str | None:
+    """The newest ``as_of`` (or ``window_end``) named by the extras of triggering asset events.
+
+    A breach event names the monitored window; retraining as of its end uses the data that
+    breached. Without this an asset-triggered run (it has no logical date in Airflow 3) would
+    train as of the wall clock, which is wrong for any replayed or backfilled history.
+    """
+    moments = []
+    for extra in extras:
+        value = (extra or {}).get("as_of") or (extra or {}).get("window_end")
+        if value:
+            moments.append(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    if not moments:
+        return None
+    aware = [m if m.tzinfo else m.replace(tzinfo=timezone.utc) for m in moments]
+    return max(aware).isoformat()
 
 
 def window(as_of: datetime, length: timedelta) -> tuple[datetime, datetime]:

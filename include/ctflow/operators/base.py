@@ -83,17 +83,20 @@ class CtflowOperator(BaseOperator):
 
     @staticmethod
     def as_of(context: Context) -> datetime:
-        """The instant the run is about: ``params.as_of``, else the logical date, else when it ran.
-
-        Asset-triggered and some manual runs have no logical date in Airflow 3.
+        """The instant the run is about: ``params.as_of``, else the logical date, else the instant
+        named by the asset events that triggered the run (a breach names its window), else when
+        it ran. Asset-triggered and some manual runs have no logical date in Airflow 3.
         """
-        from ctflow.core.timing import resolve_as_of
+        from ctflow.core.timing import as_of_from_events, resolve_as_of
 
         dag_run = context.get("dag_run")
+        events = context.get("triggering_asset_events") or {}
+        extras = [event.extra for asset in events for event in events[asset]]
         return resolve_as_of(
             (context.get("params") or {}).get("as_of"),
             context.get("logical_date"),
             getattr(dag_run, "run_after", None),
+            triggered_as_of=as_of_from_events(extras),
         )
 
 

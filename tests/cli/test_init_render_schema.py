@@ -78,7 +78,7 @@ def test_render_lists_both_dags_and_their_tasks(capsys):
     assert code == 0
     ct, _, monitor = out.partition("DAG monitor_flight_delay\n")
     assert ct.startswith("DAG ct_flight_delay\n") and monitor, out
-    assert "  schedule: cron 0 2 * * 1 (UTC)" in ct
+    assert "  schedule: cron 0 2 1 */3 * (UTC) or asset ctflow://flight_delay/breach" in ct
     assert "  owner: data-science-flights  retries: 2" in ct
     ct_tasks, monitor_tasks = _tasks(ct), _tasks(monitor)
     assert {"training.fetch_features", "training.check_data_quality", "training.train", "training.evaluate"} <= set(ct_tasks)
@@ -86,7 +86,7 @@ def test_render_lists_both_dags_and_their_tasks(capsys):
     assert ct_tasks.index("training.train") < ct_tasks.index("training.evaluate") < ct_tasks.index("promotion.promote")
     assert {"score_batch", "data_drift", "performance"} <= set(monitor_tasks)
     assert monitor_tasks[0] == "score_batch"
-    assert "  schedule: cron 0 6 * * * (UTC)" in monitor
+    assert "  schedule: cron 0 6 * * 1 (UTC)" in monitor
 
 
 def test_render_of_an_init_spec(tmp_path: Path, capsys):

@@ -27,6 +27,7 @@ SMALL = {
     "data.holdout": "4d",
     "quality.min_rows": 1000,
     "model.params": {"max_iter": 20, "max_leaf_nodes": 15},
+    "schedule.train": "0 2 * * 1",  # weekly: every step trains, whatever the demo spec's cadence
 }
 
 

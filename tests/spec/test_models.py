@@ -98,7 +98,7 @@ def test_reference_spec_loads_with_its_values():
 def test_spec_round_trips_through_json():
     spec = load_spec(REFERENCE)
     dumped = spec.model_dump(mode="json")
-    assert dumped["data"]["window"] == "60d" and dumped["monitoring"]["window"] == "1d"
+    assert dumped["data"]["window"] == "60d" and dumped["monitoring"]["window"] == "7d"
     assert dumped["schedule"]["start_date"] == "2013-02-01"
     assert PipelineSpec.model_validate(dumped) == spec
 

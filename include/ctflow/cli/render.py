@@ -56,5 +56,5 @@ def schedule_text(timetable) -> str:
     condition = getattr(timetable, "asset_condition", None)
     if condition is not None:
         uris = [a.uri for a in getattr(condition, "objects", [condition]) if hasattr(a, "uri")]
-        parts.append("any of assets " + ", ".join(uris))
+        parts.append(("asset " if len(uris) == 1 else "any of assets ") + ", ".join(uris))
     return " or ".join(parts) or type(timetable).__name__

@@ -332,7 +332,11 @@ def promote(
     reason: str = "",
     tracking_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Move ``champion`` (strategy ``direct``) or ``challenger`` (shadow/canary) to the registered version."""
+    """Move ``champion`` (strategy ``direct``) or ``challenger`` (shadow/canary) to the registered version.
+
+    A shadow/canary candidate gated without a champion becomes champion directly: there is
+    nothing to run beside it, and monitoring (which promotes challengers) needs a champion.
+    """
     from ctflow.core.gate import beats
     from ctflow.core.registry import ModelRegistry
 
@@ -340,7 +344,7 @@ def promote(
     version = _read(run_dir / REGISTER)["version"]
     registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
     why = reason.strip() or gate["reason"]
-    if spec.registry.strategy != "direct":
+    if spec.registry.strategy != "direct" and gate.get("champion_version") is not None:
         change = registry.set_challenger(version, reason=why, actor=actor)
         _write(run_dir / PROMOTE, change.to_dict())
         return change.to_dict()

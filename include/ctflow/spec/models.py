@@ -233,7 +233,12 @@ class Registry(Strict):
     """How a passing candidate reaches production."""
 
     model: str | None = Field(None, description="Registered model name; default: the pipeline name.")
-    strategy: Literal["direct", "shadow", "canary"] = "direct"
+    strategy: Literal["direct", "shadow", "canary"] = Field(
+        "direct",
+        description="direct: a passing candidate becomes champion. shadow/canary: it becomes challenger, scored beside "
+        "the champion on every row (shadow) or a hashed share of rows (canary) until monitoring promotes or retires it; "
+        "the first candidate of a model becomes champion.",
+    )
     canary_fraction: float = Field(0.1, gt=0, lt=1)
     promote_after: int = Field(3, ge=1, description="Shadow/canary: consecutive winning windows before promotion.")
     approval: Literal["auto", "manual"] = "auto"

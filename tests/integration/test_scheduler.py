@@ -1,6 +1,8 @@
 """ct_flight_delay under a real scheduler, dag-processor, triggerer and api-server (LocalExecutor,
 SQLite), triggered through the Airflow REST API; then a re-run of the register task inside the
-same DAG run, which must find its version instead of registering another."""
+same DAG run, which must find its version instead of registering another; then a monitoring run
+whose performance breaches: its Asset event makes the scheduler start a ct_ run by itself, which
+retrains as of the breaching window's end."""
 
 from __future__ import annotations
 
@@ -12,17 +14,26 @@ from tests.harness import running_airflow
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 
 DAG_ID = "ct_flight_delay"
-# Trigger-only: unpausing must not add the cron's latest scheduled run beside the one under test.
-SPEC = (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text().replace('train: "0 2 * * 1"', "train: null")
+MONITOR_ID = "monitor_flight_delay"
+# Trigger-only: unpausing must not add the crons' latest scheduled runs beside the ones under test.
+# An impossible performance floor: the monitoring run breaches, and retrain_on has performance.
+SPEC = (
+    (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+    .replace('train: "0 2 1 */3 *"', "train: null")
+    .replace('monitor: "0 6 * * 1"', "monitor: null")
+    .replace("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.999}")
+)
+MONITORED = "2013-03-11T06:00:00Z"  # a Monday: the week [03-04, 03-11)
 
 
 def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, feature_repo_ready, dags_folder_with):
-    assert "train: null" in SPEC
+    assert "train: null" in SPEC and "monitor: null" in SPEC and "min: 0.999" in SPEC
     tracking_uri = f"sqlite:///{tmp_path / 'ctflow' / 'mlflow.db'}"
     env = {"CTFLOW_HOME": str(tmp_path / "ctflow"), "MLFLOW_TRACKING_URI": tracking_uri}
     folder = dags_folder_with({"flight_delay.yaml": SPEC})
     with running_airflow(tmp_path / "airflow", dags_folder=folder, extra_env=env) as airflow:
         airflow.wait_for_dag(DAG_ID)
+        airflow.wait_for_dag(MONITOR_ID)  # unpaused: a run of a paused DAG stays queued
         response = airflow.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
                                    json={"logical_date": "2013-03-01T00:00:00Z", "conf": {}})
         assert response.status_code == 200, response.text
@@ -50,3 +61,45 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
         assert [v.version for v in registry.versions()] == ["1"]  # the re-run found its version
         history = registry.history(alias="champion")
         assert [(e.version, e.moved) for e in history] == [("1", True)]
+
+        # The breach closes the loop: no REST call starts the next ct_ run, the scheduler does.
+        response = airflow.request("POST", f"/api/v2/dags/{MONITOR_ID}/dagRuns",
+                                   json={"logical_date": MONITORED, "conf": {}})
+        assert response.status_code == 200, response.text
+        monitor_run = airflow.wait_for_run(MONITOR_ID, response.json()["dag_run_id"], timeout=600)
+        assert monitor_run["state"] == "success", airflow.logs_tail(60)
+        actions = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(MONITOR_ID, monitor_run["dag_run_id"])}
+        assert actions["act_on_breach"] == "success", actions
+
+        triggered = _wait_for_asset_triggered_run(airflow, DAG_ID, timeout=300)
+        triggered = airflow.wait_for_run(DAG_ID, triggered["dag_run_id"], timeout=900)
+        assert triggered["state"] == "success", airflow.logs_tail(60)
+        events = airflow.request(
+            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{triggered['dag_run_id']}/upstreamAssetEvents").json()
+        assert [e["uri"] for e in events["asset_events"]] == ["ctflow://flight_delay/breach"]
+        assert "performance" in events["asset_events"][0]["extra"]["kinds"]
+
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        runs = client.search_runs(
+            [client.get_experiment_by_name("ctflow/flight_delay").experiment_id],
+            filter_string=f"tags.`airflow.run_id` = '{triggered['dag_run_id']}' "
+                          "and tags.`airflow.task_id` = 'training.train'")
+        assert len(runs) == 1
+        # Trained on the data up to the breaching window's end, not as of the wall clock.
+        assert runs[0].data.tags["ctflow.as_of"] == "2013-03-11T06:00:00+00:00"
+        assert runs[0].data.params["data.window_end"] == "2013-03-11T06:00:00+00:00"
+
+
+def _wait_for_asset_triggered_run(airflow, dag_id: str, timeout: float) -> dict:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = airflow.request("GET", f"/api/v2/dags/{dag_id}/dagRuns",
+                               params={"run_type": "asset_triggered"}).json()["dag_runs"]
+        if runs:
+            return runs[0]
+        time.sleep(2)
+    raise AssertionError(f"no asset-triggered run of {dag_id} within {timeout}s\n{airflow.logs_tail(60)}")

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ctflow.core.registry_history import AliasChange, as_change, encode_event, history_key, parse_events, rollback_target, utc_now
-from ctflow.core.registry_lock import FileRegistryLock, RegistryLock, RegistryLockTimeout
+from ctflow.core.registry_lock import FileRegistryLock, RegistryLock, RegistryLockTimeout, lock_for
 from ctflow.exceptions import CtflowError
 
 if TYPE_CHECKING:
@@ -96,8 +96,9 @@ class ModelRegistry:
 
     :param model_name: the registered model; created on first change.
     :param tracking_uri: MLflow tracking URI; default :func:`ctflow.settings.mlflow_tracking_uri`.
-    :param lock: serializes changes across processes; default a :class:`FileRegistryLock`
-        under ``$CTFLOW_HOME/locks``, right for the embedded single-host setup only.
+    :param lock: serializes changes across processes; default :func:`~ctflow.core.registry_lock.lock_for`:
+        a PostgreSQL advisory lock when ``$CTFLOW_LOCK_URL`` is set (production, many hosts), else a
+        :class:`FileRegistryLock` under ``$CTFLOW_HOME/locks`` (the embedded single-host setup).
     """
 
     def __init__(self, model_name: str, *, tracking_uri: str | None = None, lock: RegistryLock | None = None) -> None:
@@ -107,7 +108,7 @@ class ModelRegistry:
 
         self.model_name = model_name
         self.tracking_uri = tracking_uri or settings.mlflow_tracking_uri()
-        self.lock = lock or FileRegistryLock()
+        self.lock = lock or lock_for()
         self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
         self._model_exists = False
 

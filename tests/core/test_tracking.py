@@ -1,0 +1,37 @@
+"""MLflow plumbing on a real SQLite tracking store: runs left behind by killed tries."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ctflow.core import tracking
+
+
+@pytest.fixture(autouse=True)
+def _restore_fluent_tracking_uri():
+    yield
+    import mlflow
+
+    # tracking.client() sets MLflow's process-global URI; later modules expect the session's.
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def test_a_killed_tries_running_run_is_marked_failed_and_finished_runs_are_kept(tmp_path):
+    client = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = tracking.ensure_experiment(client, "abandoned")
+    tags = {tracking.RUN_KEY_TAG: "ct_abandoned/run1", tracking.STAGE_TAG: "candidate"}
+    killed = client.create_run(experiment, tags=tags).info.run_id  # never terminated: its worker died
+    other = client.create_run(experiment, tags={**tags, tracking.RUN_KEY_TAG: "ct_abandoned/run2"}).info.run_id
+    finished = client.create_run(experiment, tags=tags).info.run_id
+    client.set_terminated(finished)
+
+    assert tracking.fail_abandoned_runs(client, experiment, "ct_abandoned/run1", "candidate") == [killed]
+    assert client.get_run(killed).info.status == "FAILED"
+    assert client.get_run(killed).data.tags["ctflow.abandoned"]
+    assert client.get_run(finished).info.status == "FINISHED"
+    assert client.get_run(other).info.status == "RUNNING"  # another DAG run's try: not ours to end
+    assert tracking.find_run(client, experiment, "ct_abandoned/run1", "candidate").info.run_id == finished
+    assert tracking.fail_abandoned_runs(client, experiment, "ct_abandoned/run1", "candidate") == []

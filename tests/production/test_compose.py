@@ -447,3 +447,25 @@ def test_docker_compose_config_validates(env_example, tmp_path):
     result = subprocess.run([*base, "--env-file", str(empty), "config", "--quiet"], capture_output=True, text=True,
                             timeout=60, env=clean_env)
     assert result.returncode != 0 and "set it in .env" in result.stderr
+
+
+# --- the native harness runs the same commands ----------------------------------------------
+
+
+def test_native_harness_runs_the_compose_commands(services):
+    """tests/production/native.py starts every service with its compose command, plus only the
+    arguments one host needs (NATIVE_EXTRA_ARGS), with this host's ports and folders."""
+    from tests.production import native
+
+    planned = native.native_commands(api_port=topology.API_SERVER_PORT, mlflow_port=topology.MLFLOW_PORT,
+                                     artifacts_dir=topology.MLFLOW_ARTIFACTS_DIR, mlflow_host="0.0.0.0")
+    assert set(planned) == {"init", "mlflow", *(c for c in topology.COMPONENTS if c != "worker"), *native.WORKERS}
+    for name, (argv, extra) in planned.items():
+        service = "worker" if name in native.WORKERS else name
+        assert argv == services[service]["command"], name
+        assert extra[:len(native.NATIVE_EXTRA_ARGS.get(service, ()))] == list(native.NATIVE_EXTRA_ARGS.get(service, ())), name
+    assert len(native.WORKERS) >= 2 and len({planned[w][1][-1] for w in native.WORKERS}) == len(native.WORKERS)
+    # Its environment is production_env's, with host-only overrides that compose leaves alone.
+    overrides = native.native_overrides(dags_folder=Path("/tmp/dags"))
+    compose_env = services["worker"]["environment"]
+    assert set(overrides) & set(compose_env) == {"AIRFLOW__CORE__DAGS_FOLDER"}

@@ -79,6 +79,53 @@ FEAST_PRODUCTION_YAML = "feature_store.production.yaml"
 #: SQLAlchemy driver for every PostgreSQL URI (psycopg2-binary, from apache-airflow-providers-postgres).
 PG_DRIVER = "postgresql+psycopg2"
 
+# --- Celery workers ----------------------------------------------------------------------------
+
+#: ``[celery] celery_config_options`` of every Airflow container: Airflow's own Celery
+#: configuration, plus (in workers only) :data:`PRELOAD_MODULES` imported once, before the
+#: worker's pool forks. Airflow forks a process per task from the pool, so each task starts
+#: with pandas, scikit-learn, MLflow and Feast loaded instead of importing them again (about
+#: 10 s of CPU per task on a small host; Feast's MLflow plugin makes even registry-only tasks
+#: import Feast). Resolved lazily (:func:`__getattr__`): this module imports without Airflow.
+CELERY_CONFIG_OPTIONS = "ctflow.deploy.topology.CELERY_CONFIG"
+PRELOAD_MODULES: tuple[str, ...] = (
+    "pandas", "pyarrow.parquet", "scipy.stats", "sklearn.ensemble", "sklearn.pipeline", "sklearn.inspection",
+    "matplotlib.pyplot", "mlflow", "mlflow.sklearn", "mlflow.tracking.request_header.registry", "feast",
+    "ctflow.core.steps", "ctflow.core.features", "ctflow.core.training", "ctflow.core.evaluation",
+    "ctflow.core.registry", "ctflow.core.monitoring", "ctflow.core.drift",
+)  # fmt: skip
+
+
+def celery_config() -> dict:
+    """Airflow's Celery configuration, with :func:`preload_task_modules` run when a worker starts."""
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+    from celery.signals import worker_init
+
+    # worker_init fires in a worker's main process, before its pool starts; never in the scheduler.
+    worker_init.connect(preload_task_modules, weak=False, dispatch_uid="ctflow.preload_task_modules")
+    return DEFAULT_CELERY_CONFIG
+
+
+def preload_task_modules(**_: object) -> list[str]:
+    """Import :data:`PRELOAD_MODULES`; one that fails is reported and left to the tasks to import."""
+    import importlib
+
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    failed = []
+    for name in PRELOAD_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as err:  # noqa: BLE001 - a missing extra must not stop the worker
+            failed.append(name)
+            print(f"ctflow: could not preload {name}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+    return failed
+
+
+def __getattr__(name: str):
+    if name == "CELERY_CONFIG":
+        return celery_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 # --- commands ----------------------------------------------------------------------------------
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
@@ -108,9 +155,14 @@ def mlflow_server_command(
     host: str = "0.0.0.0",
     port: int | str = MLFLOW_PORT,
     artifacts_destination: str | PurePath = MLFLOW_ARTIFACTS_DIR,
-    workers: int | str = 2,
+    workers: int | str = 1,
 ) -> list[str]:
     """The argv of the MLflow tracking server.
+
+    One worker by default: with several, the server's process manager health-checks them and
+    restarts any that does not answer within seconds, which a CPU-saturated host (training on
+    the same machine) triggers, cutting off requests in flight. Scale MLflow by replicas behind
+    a proxy on a host of its own rather than by workers next to training.
 
     The backend store URI holds the database password, so it is not on the command line
     (visible to ``ps`` and in ``docker inspect``'s Args): ``mlflow server --backend-store-uri``
@@ -281,6 +333,7 @@ def production_env(
                                                  password=redis_password),
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres_uri(**pg, database=airflow_db),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(worker_concurrency),
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(logs_dir),
         # ctflow's connections (ctflow.hooks): as variables, identical in every container.
         "AIRFLOW_CONN_CTFLOW_MLFLOW": json.dumps({"conn_type": "http", "host": mlflow_host, "port": int(mlflow_port)}),
@@ -291,6 +344,11 @@ def production_env(
         "CTFLOW_PROJECT": str(project),
         "CTFLOW_HOME": str(ctflow_home),
         "CTFLOW_FEATURE_REPO": str(project / "feature_repo"),
+        # Registry changes (new version, alias move) are serialized by a PostgreSQL advisory lock
+        # that workers on every host see (ctflow.core.registry_lock.lock_for), not a file lock.
+        "CTFLOW_LOCK_URL": postgres_uri(**pg, database=ctflow_db),
+        # What the monitoring DAG scored, and each model's performance (ctflow.core.predictions).
+        "CTFLOW_PREDICTIONS_URL": postgres_uri(**pg, database=ctflow_db),
         # Feast: the production configuration, and what its ${...} references resolve to.
         "FEAST_FS_YAML_FILE_PATH": str(project / "feature_repo" / FEAST_PRODUCTION_YAML),
         "CTFLOW_FEAST_REGISTRY_URI": postgres_uri(**pg, database=ctflow_db),
@@ -318,6 +376,9 @@ def mlflow_server_env(
         "MLFLOW_BACKEND_STORE_URI": postgres_uri(user=postgres_user, password=postgres_password, host=postgres_host,
                                                  port=postgres_port, database=mlflow_db),
         "MLFLOW_SERVER_ALLOWED_HOSTS": allowed_hosts,
+        # No background job runner (GenAI scorers, prompt optimization: none of which ctflow uses);
+        # it would start half a dozen more processes beside the server.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
 
 

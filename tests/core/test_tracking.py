@@ -19,6 +19,15 @@ def _restore_fluent_tracking_uri():
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 
 
+def test_client_leaves_the_process_environment_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///configured.db")
+    tracking.client(f"sqlite:///{tmp_path / 'other.db'}")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///configured.db"  # what children inherit
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    tracking.client(f"sqlite:///{tmp_path / 'other.db'}")
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+
+
 def test_a_killed_tries_running_run_is_marked_failed_and_finished_runs_are_kept(tmp_path):
     client = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = tracking.ensure_experiment(client, "abandoned")

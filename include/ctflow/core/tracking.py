@@ -24,9 +24,16 @@ def experiment_name(pipeline: str) -> str:
 
 def client(tracking_uri: str | None = None) -> MlflowClient:
     uri = tracking_uri or settings.mlflow_tracking_uri()
+    # The fluent API (start_run, log_model) reads MLflow's process-global URI, so set it; but
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI to os.environ, where it would outlive
+    # this call and become every later caller's and child process's default: put it back.
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
-    # No set_registry_uri: MLflow exports it to os.environ, where it outlives this call and is
-    # inherited by child processes; unset, the registry follows the tracking URI.
+    if exported is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = exported
+    # No set_registry_uri, for the same reason; unset, the registry follows the tracking URI.
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

@@ -23,6 +23,7 @@ WORSE = (
     SPEC.replace("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier")
     .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 1}")
     .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}")
+    .replace("roc_auc: {min: 0.60}", "roc_auc: {min: 0.5}")  # the per-airport floor too
 )
 
 

@@ -32,6 +32,34 @@ TEST_ENV = {
     "GIT_PYTHON_REFRESH": "quiet",
 }
 os.environ.update(TEST_ENV)
+
+
+def demo_spec(*changes: tuple[str, str]) -> str:
+    """The demo spec's text with each ``(old, new)`` replaced.
+
+    An ``old`` the spec does not contain fails at once: a plain ``str.replace`` would silently
+    leave a test on the demo spec itself after someone edits it.
+    """
+    text = (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+    for old, new in changes:
+        if old not in text:
+            raise AssertionError(f"dags/specs/flight_delay.yaml no longer contains {old!r}: update the test's variant")
+        text = text.replace(old, new)
+    return text
+
+
+#: Trigger-only (no cron runs beside the ones under test) with a small model and floors it
+#: meets: for tests of scheduling and promotion, not of the fit.
+QUICK_TRIGGER_ONLY = (
+    ('train: "0 2 1 */3 *"', "train: null"),
+    ('monitor: "0 6 * * 1"', "monitor: null"),
+    ("window: 60d", "window: 28d"),
+    ("holdout: 14d", "holdout: 7d"),
+    ("min_rows: 20000", "min_rows: 5000"),
+    ("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_iter: 60}"),
+    ("roc_auc: {min: 0.65}", "roc_auc: {min: 0.55}"),
+    ("roc_auc: {min: 0.60}", "roc_auc: {min: 0.5}"),
+)
 Path(TEST_ENV["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
 
 

@@ -28,23 +28,22 @@ from ctflow.core import monitoring
 from ctflow.core.predictions import PerformanceRecord, PredictionStore
 from ctflow.core.scoring import canary_mask
 from ctflow.spec import parse_spec
-from tests.conftest import DAGS_FOLDER
+from tests.conftest import DAGS_FOLDER, demo_spec
 
 TRAIN_AS_OF = datetime(2013, 3, 1, tzinfo=timezone.utc)
 AS_OF = datetime(2013, 3, 5, 6, tzinfo=timezone.utc)
 
-SPEC_TEXT = (
-    (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
-    .replace("pipeline: flight_delay", "pipeline: monitor_core")
-    .replace("window: 60d", "window: 10d")
-    .replace("holdout: 14d", "holdout: 3d")
-    .replace("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.linear_model.LogisticRegression")
-    .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_iter: 300}")
-    .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}")
-    .replace("slices: [origin]", "slices: []")
-    .replace("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.55}")
-    .replace("  window: 7d\n", "  window: 1d\n")  # monitoring: one day keeps these tests quick
-    .replace("    columns: [carrier, origin, dest, distance, dep_hour, day_of_week]\n", "")  # drift: every feature
+SPEC_TEXT = demo_spec(
+    ("pipeline: flight_delay", "pipeline: monitor_core"),
+    ("window: 60d", "window: 10d"),
+    ("holdout: 14d", "holdout: 3d"),
+    ("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.linear_model.LogisticRegression"),
+    ("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_iter: 300}"),
+    ("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}"),
+    ("slices: [origin]", "slices: []"),
+    ("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.55}"),
+    ("  window: 7d\n", "  window: 1d\n"),  # monitoring: one day keeps these tests quick
+    ("    columns: [carrier, origin, dest, distance, dep_hour, day_of_week]\n", ""),  # drift: every feature
 )
 SPEC_TEXT = re.sub(r"  slice_thresholds:.*\n(    .*\n)+", "", SPEC_TEXT)  # they need slices
 assert "window: 1d" in SPEC_TEXT and "slice_thresholds" not in SPEC_TEXT and "    columns:" not in SPEC_TEXT

@@ -8,27 +8,19 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import DAGS_FOLDER
+from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec
 from tests.harness import running_airflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 
 DAG_ID = "ct_flight_delay"
 MONITOR_ID = "monitor_flight_delay"
-# Trigger-only: unpausing must not add the crons' latest scheduled runs beside the ones under test.
+# Trigger-only: unpausing must not add the crons' latest scheduled runs beside the ones under test;
+# a small model: the scheduling is under test here, not the fit (three trainings per run).
 # An impossible performance floor: the monitoring run breaches, and retrain_on has performance.
-SPEC = (
-    (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
-    .replace('train: "0 2 1 */3 *"', "train: null")
-    .replace('monitor: "0 6 * * 1"', "monitor: null")
-    .replace("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.999}")
-    # A small model: the scheduling is under test here, not the fit (three trainings per run).
-    .replace("window: 60d", "window: 28d")
-    .replace("holdout: 14d", "holdout: 7d")
-    .replace("min_rows: 20000", "min_rows: 5000")
-    .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_iter: 60}")
-    .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.55}")
-    .replace("roc_auc: {min: 0.60}", "roc_auc: {min: 0.5}")
+SPEC = demo_spec(
+    *QUICK_TRIGGER_ONLY,
+    ("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.999}"),
 )
 MONITORED = "2013-03-11T06:00:00Z"  # a Monday: the week [03-04, 03-11)
 

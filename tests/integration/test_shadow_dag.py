@@ -13,23 +13,16 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.conftest import DAGS_FOLDER
+from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec
 
 pytestmark = pytest.mark.integration
 
 PIPELINE = "shadow_flights"
-SPEC = re.sub(r"  slice_thresholds:.*\n(    .*\n)+", "", (
-    (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
-    .replace("pipeline: flight_delay", f"pipeline: {PIPELINE}")
-    .replace('train: "0 2 1 */3 *"', "train: null")
-    .replace('monitor: "0 6 * * 1"', "monitor: null")
-    .replace("window: 60d", "window: 28d")
-    .replace("holdout: 14d", "holdout: 7d")
-    .replace("min_rows: 20000", "min_rows: 5000")
-    .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_iter: 60}")
-    .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.55}")
-    .replace("slices: [origin]", "slices: []")
-    .replace("strategy: direct", "strategy: shadow\n  promote_after: 2")
+SPEC = re.sub(r"  slice_thresholds:.*\n(    .*\n)+", "", demo_spec(
+    *QUICK_TRIGGER_ONLY,
+    ("pipeline: flight_delay", f"pipeline: {PIPELINE}"),
+    ("slices: [origin]", "slices: []"),
+    ("strategy: direct", "strategy: shadow\n  promote_after: 2"),
 ))
 FIRST, SECOND = datetime(2013, 3, 1, tzinfo=timezone.utc), datetime(2013, 6, 1, tzinfo=timezone.utc)
 # Mondays 06:00: windows [06-03, 06-10) and [06-10, 06-17); ground truth one day behind each.

@@ -152,10 +152,27 @@ def test_monitoring_steps_on_a_real_champion(champion, home):
     assert monitoring.actions(spec, run_dir=run_dir, dry_run=True)["emit"] is False
 
 
-def test_no_champion_is_skipped_with_a_reason(home, feature_repo_ready):
-    spec = _spec(registry={"model": "monitor_core_nobody"})
-    result = monitoring.score_batch(spec, as_of=AS_OF, run_dir=home, run_key="m/none")
+def test_no_champion_is_skipped_with_a_reason_and_asks_for_a_training_if_the_spec_says_so(home, feature_repo_ready):
+    run_dir = home / "nobody"
+    run_dir.mkdir()
+    assert monitoring.actions(_spec(), run_dir=run_dir)["reason"] == (
+        "nothing to act on: the window was neither scored nor reported")
+
+    spec = _spec(registry={"model": "monitor_core_nobody"}, schedule={"retrain_on": ["drift", "performance"]})
+    result = monitoring.score_batch(spec, as_of=AS_OF, run_dir=run_dir, run_key="m/none")
     assert result["skipped"] and "no champion yet" in result["reason"] and "ct_monitor_core" in result["reason"]
+
+    waits = monitoring.actions(spec, run_dir=run_dir)
+    assert (waits["kinds"], waits["emit"], waits["alert"]) == (["no_champion"], False, False)
+    assert "has no 'no_champion'" in waits["reason"]
+    cold = spec.model_copy(update={"schedule": spec.schedule.model_copy(
+        update={"retrain_on": ["drift", "performance", "no_champion"]})})
+    asks = monitoring.actions(cold, run_dir=run_dir)
+    assert (asks["retrain_kinds"], asks["emit"], asks["alert"], asks["champion_version"]) == (
+        ["no_champion"], True, False, None)
+    # The ct_ run it triggers trains as of the window's end (operators.base.as_of).
+    assert asks["window_end"] == AS_OF.isoformat() and asks["reason"].endswith(f"as of {AS_OF.isoformat()}")
+    assert monitoring.actions(cold, run_dir=run_dir, dry_run=True)["emit"] is False
 
 
 def test_shadow_scores_every_row_twice_and_canary_splits_rows(champion, home):

@@ -134,6 +134,20 @@ def test_monitoring_is_recorded_against_the_champion(result, spec):
         assert ("performance" in s.triggers) == (s.monitored_metric < spec.monitoring.performance.min)
 
 
+def test_without_a_champion_ctflow_retries_at_each_step_only_if_retrain_on_says_no_champion(spec, data):
+    """As the monitoring DAG does: with no champion it asks for a training only under ``no_champion``."""
+    never_passes = {"schedule.train": None, "evaluation.thresholds": {"roc_auc": {"min": 0.99}}}
+    out = replay.replay(spec, data, start=START, end=END, every=EVERY_STEP, what_if={
+        name: (replay.override_spec(spec, {**never_passes, "schedule.retrain_on": kinds}), {})
+        for name, kinds in (("retries", ["performance", "no_champion"]), ("waits", ["performance"]))
+    })
+    retries, waits = out.policy("retries"), out.policy("waits")
+    assert [s.triggers for s in retries.steps] == [["initial"]] + [["no_champion"]] * 6
+    assert retries.trainings == 7 and retries.promotions == 0
+    assert [s.triggers for s in waits.steps] == [["initial"]] + [[]] * 6 and waits.trainings == 1
+    assert out.fits == 7  # the what-ifs reuse the shared fits
+
+
 def test_replay_is_deterministic(spec, data, result):
     again = replay.replay(spec, data, start=START, end=END, every=EVERY_STEP)
     assert again.records() == result.records()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
@@ -94,3 +94,60 @@ def test_quality_passes_on_clean_data(frame):
     report = check_quality(frame, quality=Quality(min_rows=1000), data=data, features=["distance", "dep_hour"],
                            label="label", as_of=AS_OF)
     assert report.passed, report.text()
+
+
+def test_window_coverage_refuses_a_window_that_reaches_back_before_the_data(frame):
+    """The 2013 data begins on Jan 1: a 60-day window as of Feb 1 is half empty, as of Mar 1 it is covered."""
+    data = Data.model_validate({"entities": "x.parquet", "timestamp": "scheduled_departure", "label": "label",
+                                "features": "svc", "window": "60d", "holdout": "14d"})
+    quality = Quality(min_rows=1000, min_window_coverage=0.9)
+
+    def coverage(as_of: datetime):
+        rows = frame[(frame.scheduled_departure >= as_of - data.window) & (frame.scheduled_departure < as_of)]
+        report = check_quality(rows, quality=quality, data=data, features=["distance"], label="label", as_of=as_of)
+        return next(r for r in report.rules if r.rule == "min_window_coverage")
+
+    cold = coverage(datetime(2013, 2, 1, tzinfo=timezone.utc))
+    assert not cold.passed
+    assert cold.observed == "0.51 (oldest row 2013-01-01T10:00:00+00:00)"  # 30.6 of 60 days
+    assert cold.expected == ">= 0.9 of the 60d window before 2013-02-01T00:00:00+00:00"
+    assert not coverage(datetime(2013, 2, 22, tzinfo=timezone.utc)).passed  # 0.86
+    assert coverage(AS_OF).passed
+    nothing = check_quality(frame.iloc[:0], quality=quality, data=data, features=["distance"], label="label",
+                            as_of=AS_OF)
+    assert [(r.rule, r.observed) for r in nothing.failures] == [("min_rows", 0), ("min_window_coverage", "no rows")]
+    # A run that fetched a shorter window (params.window_days) is judged against that window.
+    ten_days = frame[frame.scheduled_departure >= AS_OF - timedelta(days=10)]
+    as_fetched = check_quality(ten_days, quality=quality, data=data, features=["distance"], label="label",
+                               as_of=AS_OF, window=timedelta(days=10))
+    assert as_fetched.passed, as_fetched.text()
+    assert not check_quality(ten_days, quality=quality, data=data, features=["distance"], label="label",
+                             as_of=AS_OF).passed
+
+
+def test_window_coverage_is_off_unless_the_spec_asks_for_it(frame):
+    data = Data.model_validate({"entities": "x.parquet", "timestamp": "scheduled_departure", "label": "label",
+                                "features": "svc", "window": "365d"})
+    report = check_quality(frame, quality=Quality(min_rows=1000), data=data, features=["distance"], label="label",
+                           as_of=AS_OF)
+    assert report.passed and "min_window_coverage" not in {r.rule for r in report.rules}
+
+
+def test_the_quality_step_judges_coverage_against_the_window_the_run_fetched(tmp_path, feature_repo_ready):
+    """Real Feast: a run that asked for 10 days (params.window_days) is not refused for lacking 60."""
+    from ctflow.core import steps
+    from ctflow.core.quality import DataQualityError
+    from ctflow.spec import parse_spec
+    from tests.conftest import demo_spec
+
+    spec = parse_spec(demo_spec(("min_rows: 20000", "min_rows: 1000")))
+    assert spec.data.window == timedelta(days=60) and spec.quality.min_window_coverage == 0.9
+    short, cold = tmp_path / "short", tmp_path / "cold"
+    short.mkdir(), cold.mkdir()
+    steps.fetch_features(spec, as_of=AS_OF, run_dir=short, window_days=10, feature_repo=feature_repo_ready)
+    assert steps.check_quality(spec, as_of=AS_OF, run_dir=short)["passed"]
+
+    early = datetime(2013, 2, 1, tzinfo=timezone.utc)
+    steps.fetch_features(spec, as_of=early, run_dir=cold, feature_repo=feature_repo_ready)
+    with pytest.raises(DataQualityError, match=r"FAIL min_window_coverage observed 0.51 .* of the 60d window"):
+        steps.check_quality(spec, as_of=early, run_dir=cold)

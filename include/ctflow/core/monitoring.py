@@ -53,6 +53,7 @@ DATA_DRIFT = "data_drift.json"
 PREDICTION_DRIFT = "prediction_drift.json"
 PERFORMANCE = "performance.json"
 REPORT = "report.json"
+NO_CHAMPION = "no_champion.json"
 
 CHAMPION_SCORE = "ctflow_score_champion"
 CHALLENGER_SCORE = "ctflow_score_challenger"
@@ -95,7 +96,11 @@ def score_batch(
         reason = (f"no champion yet: registered model {spec.model_name!r} has no 'champion' alias; "
                   f"run {spec.ct_dag_id} first (nothing to monitor)")
         log.info("%s", reason)
+        # act_on_breach reads this to ask for a training (schedule.retrain_on: no_champion).
+        _write(run_dir / NO_CHAMPION, {"reason": reason, "window_start": start.isoformat(),
+                                       "window_end": end.isoformat()})
         return {"skipped": True, "reason": reason}
+    (run_dir / NO_CHAMPION).unlink(missing_ok=True)  # a re-run after a champion appeared
     challenger = ServingModel.resolve(registry, "challenger", spec) if spec.registry.strategy != "direct" else None
     if challenger is not None and challenger.number == champion.number:
         challenger = None  # already promoted: one model serves
@@ -572,7 +577,14 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False) -> dict[str, Any]:
-    """What the window's breaches call for: alerts, and the breach event (which retrains)."""
+    """What the window's breaches call for: alerts, and the breach event (which retrains).
+
+    A window that was not scored because there is no champion yet asks for a training when
+    ``schedule.retrain_on`` has ``no_champion``: a cold start whose first candidates failed
+    (data quality, floors) retries with every monitoring run instead of waiting for the cron.
+    """
+    if not (run_dir / REPORT).exists():
+        return _without_report(spec, run_dir=run_dir, dry_run=dry_run)
     summary = _read(run_dir / REPORT)
     kinds = sorted({b["kind"] for b in summary["breaches"]})
     retrain_kinds = [k for k in kinds if k in spec.schedule.retrain_on]
@@ -583,6 +595,10 @@ def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False) -> dict
         "emit": bool(retrain_kinds) and not dry_run,
         "retrain_kinds": retrain_kinds,
         "dry_run": dry_run,
+        "window_start": summary["window_start"],
+        "window_end": summary["window_end"],
+        "champion_version": summary["champion_version"],
+        "mlflow_run_id": summary.get("mlflow_run_id"),
     }
     if not kinds:
         decision["reason"] = "no breach in this window"
@@ -593,6 +609,26 @@ def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False) -> dict
                               f"({', '.join(spec.schedule.retrain_on) or 'empty'}) does not retrain on it")
     else:
         decision["reason"] = f"breach ({', '.join(kinds)}): alert and trigger {spec.ct_dag_id}"
+    return decision
+
+
+def _without_report(spec: PipelineSpec, *, run_dir: Path, dry_run: bool) -> dict[str, Any]:
+    decision: dict[str, Any] = {"breach": False, "kinds": [], "alert": False, "emit": False, "retrain_kinds": [],
+                                "dry_run": dry_run}
+    if not (run_dir / NO_CHAMPION).exists():
+        return {**decision, "reason": "nothing to act on: the window was neither scored nor reported"}
+    facts = _read(run_dir / NO_CHAMPION)
+    wanted = "no_champion" in spec.schedule.retrain_on
+    decision.update(kinds=["no_champion"], retrain_kinds=["no_champion"] if wanted else [],
+                    emit=wanted and not dry_run, window_start=facts["window_start"], window_end=facts["window_end"],
+                    champion_version=None, mlflow_run_id=None)
+    if not wanted:
+        decision["reason"] = (f"no champion to monitor; schedule.retrain_on has no 'no_champion', so the next "
+                              f"training is {spec.ct_dag_id}'s schedule or a manual run")
+    elif dry_run:
+        decision["reason"] = "dry run: no champion to monitor, no training requested"
+    else:
+        decision["reason"] = f"no champion to monitor: trigger {spec.ct_dag_id} as of {facts['window_end']}"
     return decision
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ctflow.exceptions import CtflowError
+from ctflow.spec.durations import format_duration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,8 +68,12 @@ def check_quality(
     features: list[str],
     label: str,
     as_of: datetime,
+    window: timedelta | None = None,
 ) -> QualityReport:
-    """Apply ``quality`` to ``frame`` (model ``features`` and the derived ``label`` column)."""
+    """Apply ``quality`` to ``frame`` (model ``features`` and the derived ``label`` column).
+
+    ``window`` is the length the frame was fetched for (``data.window`` unless a run overrode it).
+    """
     report = QualityReport()
     add = report.rules.append
     rows = len(frame)
@@ -92,6 +97,9 @@ def check_quality(
                 f"newest row at most {quality.max_staleness} before {as_of.isoformat()}",
             )
         )
+    if quality.min_window_coverage is not None:
+        add(_window_coverage(frame, timestamp=data.timestamp, window=window or data.window, as_of=as_of,
+                             minimum=quality.min_window_coverage))
     for column, bound in quality.ranges.items():
         if column not in frame.columns:
             add(RuleResult("range", False, "column absent", "a column of the frame", column))
@@ -108,3 +116,17 @@ def check_quality(
         ok = balance.min_positive_share <= share <= balance.max_positive_share
         add(RuleResult("label_balance", ok, share, f"in [{balance.min_positive_share}, {balance.max_positive_share}]", label))
     return report
+
+
+def _window_coverage(frame: pd.DataFrame, *, timestamp: str, window: timedelta, as_of: datetime,
+                     minimum: float) -> RuleResult:
+    """How much of ``[as_of - window, as_of)`` the rows span, from the oldest one on."""
+    oldest = frame[timestamp].min() if len(frame) else None
+    if oldest is None:
+        observed, share = "no rows", 0.0
+    else:
+        start = oldest.to_pydatetime()
+        share = min(1.0, max(0.0, (as_of - start) / window))
+        observed = f"{share:.2f} (oldest row {start.isoformat()})"
+    return RuleResult("min_window_coverage", share >= minimum, observed,
+                      f">= {minimum} of the {format_duration(window)} window before {as_of.isoformat()}")

@@ -41,8 +41,10 @@ How the replay maps the DAGs' behaviour onto steps (documented approximations):
   window that fails is not trained on. ``never`` and ``every`` do not check.
 * **Registry.** Promotion is ``direct`` and ``auto``; shadow/canary strategies and manual
   approval are replayed as direct, auto promotion (noted in the result).
-* Until the ctflow policy has a champion (its first candidate may fail the floors) it tries
-  again at every step and its steps are not scored.
+* Until the ctflow policy has a champion (its first candidates may fail the data-quality rules
+  or the floors) its steps are not scored. It tries again at every step when
+  ``schedule.retrain_on`` has ``no_champion``, as the monitoring DAG asks for a training when it
+  finds no champion; otherwise only at the cron's ticks.
 
 MLflow is not used here; the command line can log one summary run (``--mlflow``).
 """
@@ -580,7 +582,8 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
             if cron_ticks(spec.schedule.train, previous.start, step.start, spec.schedule.timezone):
                 triggers.append("schedule")
             if champion is None:
-                triggers.append("no_champion")
+                if "no_champion" in spec.schedule.retrain_on:
+                    triggers.append("no_champion")
             else:
                 assert champion.features is not None  # only trained candidates are promoted
                 columns = monitoring.drift.columns or champion.features.all
@@ -785,7 +788,7 @@ def plot_timeline(result: ReplayResult, path: str | Path, *, title: str | None =
         for s in ct.steps:
             if s.model is None:
                 top.axvspan(s.start, s.end, color=_COLOURS[CTFLOW], alpha=0.08, lw=0,
-                            label=None if labelled else "ctflow: no model passed the gate yet")
+                            label=None if labelled else "ctflow: no champion yet")
                 labelled = True
         xs = [s.start + (s.end - s.start) / 2 for s in ct.steps if s.promoted and s.metric is not None]
         ys = [s.metric for s in ct.steps if s.promoted and s.metric is not None]
@@ -806,12 +809,15 @@ def plot_timeline(result: ReplayResult, path: str | Path, *, title: str | None =
                        edgecolor=colours[p.policy], linewidth=1.3, zorder=3)
         bottom.scatter(promoted, [y] * len(promoted), marker="^", s=45, color=colours[p.policy],
                        edgecolor="black", linewidth=0.5, zorder=3)
+        refused = [s.start for s in p.steps if s.decision == "quality_failed"]
+        bottom.scatter(refused, [y] * len(refused), marker="x", s=22, color=colours[p.policy], linewidth=1.1, zorder=3)
     bottom.set_yticks(range(len(names)), labels=list(reversed(names)), fontsize=9)
     bottom.set_ylim(-0.6, len(names) - 0.4)
     bottom.grid(axis="x", alpha=0.3)
     bottom.legend(handles=[
         Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor="black", label="trained, not deployed"),
         Line2D([], [], marker="^", ls="", color="grey", markeredgecolor="black", label="trained and deployed"),
+        Line2D([], [], marker="x", ls="", color="black", label="refused by data quality (no fit)"),
     ], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
     bottom.set_title("trainings", fontsize=9, loc="left")
     bottom.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))

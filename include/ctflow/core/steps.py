@@ -101,8 +101,11 @@ def check_quality(spec: PipelineSpec, *, as_of: datetime, run_dir: Path) -> dict
     from ctflow.core.quality import check_quality as run_rules
 
     frame = pd.read_parquet(run_dir / FRAME)
-    features = _read(run_dir / FEATURES)["features"]
-    report = run_rules(frame, quality=spec.quality, data=spec.data, features=features, label=LABEL, as_of=as_of)
+    fetched = _read(run_dir / FEATURES)
+    # The run may have fetched another window than the spec's (params.window_days).
+    window = datetime.fromisoformat(fetched["window_end"]) - datetime.fromisoformat(fetched["window_start"])
+    report = run_rules(frame, quality=spec.quality, data=spec.data, features=fetched["features"], label=LABEL,
+                       as_of=as_of, window=window)
     _write(run_dir / QUALITY, report.to_dict())
     for line in report.text().splitlines():
         log.info("%s", line)

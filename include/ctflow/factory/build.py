@@ -115,9 +115,10 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
     """``monitor_<name>``: score the window -> drift, prediction drift, performance -> report -> act.
 
     ``act_on_breach`` has the breach asset as outlet and is skipped (so emits nothing) unless a
-    breach retrains. With shadow/canary, ``performance`` may promote the challenger; it then
-    announces the new champion on the promoted asset through an asset alias (an alias emits only
-    what the task adds to it, a plain outlet would emit on every success).
+    breach retrains, or there is no champion and ``retrain_on`` has ``no_champion``. With
+    shadow/canary, ``performance`` may promote the challenger; it then announces the new
+    champion on the promoted asset through an asset alias (an alias emits only what the task
+    adds to it, a plain outlet would emit on every success).
     """
     with DAG(
         dag_id=spec.monitor_dag_id,
@@ -135,7 +136,9 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
             PerformanceOperator(task_id="performance", **step, **_monitor_promotion(spec)),
         ]
         report = MonitoringReportOperator(task_id="report", **step)
-        act = ActOnBreachOperator(task_id="act_on_breach", **step, outlets=[breach_asset(spec.pipeline)])
+        # none_failed: it still runs when scoring was skipped for want of a champion (cold start).
+        act = ActOnBreachOperator(task_id="act_on_breach", **step, outlets=[breach_asset(spec.pipeline)],
+                                  trigger_rule="none_failed")
         score >> checks >> report >> act
     return dag
 

@@ -188,7 +188,9 @@ class ActOnBreachOperator(MonitoringOperator):
     a webhook that is down is reported, never fatal. The outlet (``ctflow://<pipeline>/breach``)
     gets an event only when there is a breach whose kind is in ``schedule.retrain_on`` and this is
     not a dry run; otherwise the task is skipped with the reason (Airflow emits outlet events
-    for every successful task, so skipping is how a task declines to emit).
+    for every successful task, so skipping is how a task declines to emit). It also runs when
+    scoring was skipped for want of a champion: with ``no_champion`` in ``retrain_on`` it then
+    emits the event (kind ``no_champion``, no alert), so a cold start retrains as data arrives.
 
     :param webhook_attempts: tries per webhook; :param webhook_timeout: seconds per try.
     """
@@ -210,9 +212,9 @@ class ActOnBreachOperator(MonitoringOperator):
 
         run_dir = self.run_dir()
         decision = monitoring.actions(self.spec, run_dir=run_dir, dry_run=self.dry_run(context))
-        summary = monitoring._read(run_dir / monitoring.REPORT)
         ti = context["ti"]
         if decision["alert"]:
+            summary = monitoring._read(run_dir / monitoring.REPORT)
             notifier = CtflowAlertNotifier(
                 alerts=self.spec.monitoring.alerts,
                 payload=monitoring.alert_payload(summary, dag_id=ti.dag_id, run_id=ti.run_id),
@@ -230,8 +232,8 @@ class ActOnBreachOperator(MonitoringOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra.update({
                 "pipeline": self.spec.pipeline, "kinds": decision["retrain_kinds"],
-                "window_start": summary["window_start"], "window_end": summary["window_end"],
-                "champion_version": summary["champion_version"], "mlflow_run_id": summary.get("mlflow_run_id"),
+                "window_start": decision["window_start"], "window_end": decision["window_end"],
+                "champion_version": decision["champion_version"], "mlflow_run_id": decision["mlflow_run_id"],
             })
         return decision
 

@@ -35,14 +35,23 @@ class FetchFeaturesOperator(CtflowOperator):
 
 
 class DataQualityOperator(CtflowOperator):
-    """Check the training frame against the spec's quality rules; fail with a readable report."""
+    """Check the training frame against the spec's quality rules; fail with a readable report.
+
+    A failure is final (no retries): a retry would check the same fetched frame again.
+    """
 
     ui_color = "#fff4d6"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import steps
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return steps.check_quality(self.spec, as_of=self.as_of(context), run_dir=self.run_dir())
+        from ctflow.core import steps
+        from ctflow.core.quality import DataQualityError
+
+        try:
+            return steps.check_quality(self.spec, as_of=self.as_of(context), run_dir=self.run_dir())
+        except DataQualityError as err:
+            raise AirflowFailException(str(err)) from err
 
 
 class TrainModelOperator(CtflowOperator):

@@ -59,9 +59,11 @@ class Schedule(Strict):
     end_date: date | None = None
     catchup: bool = Field(False, description="Run every missed interval since start_date.")
     timezone: str = "UTC"
-    retrain_on: list[Literal["drift", "performance"]] = Field(
+    retrain_on: list[Literal["drift", "performance", "no_champion"]] = Field(
         default_factory=lambda: ["drift", "performance"],
-        description="Monitoring breaches that also trigger a retraining run.",
+        description="Monitoring breaches that also trigger a retraining run. no_champion: a monitoring run "
+                    "that finds no champion asks for a training, so a cold start whose first candidates "
+                    "failed retries with each monitoring run instead of waiting for the train cron.",
     )
     after: list[Identifier] = Field(
         default_factory=list,
@@ -153,6 +155,13 @@ class Quality(Strict):
     max_missing_fraction: float = Field(0.05, ge=0, le=1, description="Per column, unless overridden below.")
     max_missing: dict[Column, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     max_staleness: Duration | None = Field(None, description="The newest row must be at most this old.")
+    min_window_coverage: float | None = Field(
+        None, gt=0, le=1,
+        description="Share of the training window (data.window, or the run's window_days) the rows must "
+                    "span, from the oldest row to the as-of time. "
+                    "Catches a window that reaches back before the data begins (a cold start), or whose "
+                    "first part is missing, which would train on less history than the spec asks for.",
+    )
     ranges: dict[Column, Range] = Field(default_factory=dict)
     label_balance: LabelBalance | None = None
 

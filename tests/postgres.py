@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 from collections.abc import Iterator
+
+from ctflow.core.registry_lock import redact_password
 
 POSTGRES_ADMIN_URL = os.environ.get("CTFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -19,9 +20,9 @@ def postgres_unavailable(url: str = POSTGRES_ADMIN_URL) -> str | None:
         with contextlib.closing(psycopg2.connect(url, connect_timeout=3)) as conn, conn.cursor() as cur:
             cur.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
             if not cur.fetchone()[0]:
-                return f"the PostgreSQL user of {_redact(url)} may not create databases"
+                return f"the PostgreSQL user of {redact_password(url)} may not create databases"
     except Exception as err:  # noqa: BLE001 - any reason is a reason to skip
-        return f"no PostgreSQL at {_redact(url)} ({type(err).__name__}: {str(err).strip().splitlines()[0]})"
+        return f"no PostgreSQL at {redact_password(url)} ({type(err).__name__}: {str(err).strip().splitlines()[0]})"
     return None
 
 
@@ -46,7 +47,3 @@ def throwaway_databases(*purposes: str, admin_url: str = POSTGRES_ADMIN_URL) -> 
                 # FORCE: a connection a killed process left behind must not keep the database alive.
                 cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.close()
-
-
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)

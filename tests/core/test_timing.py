@@ -14,7 +14,7 @@ UTC = timezone.utc
 def test_override_then_logical_date_then_triggering_events_then_run_after():
     logical = datetime(2013, 3, 1, tzinfo=UTC)
     ran = datetime(2026, 11, 23, tzinfo=UTC)
-    triggered = "2013-03-05T06:00:00+00:00"
+    triggered = datetime(2013, 3, 5, 6, tzinfo=UTC)
     assert resolve_as_of("2013-04-01", logical, ran, triggered_as_of=triggered) == datetime(2013, 4, 1, tzinfo=UTC)
     assert resolve_as_of(None, logical, ran, triggered_as_of=triggered) == logical
     assert resolve_as_of("", None, ran, triggered_as_of=triggered) == datetime(2013, 3, 5, 6, tzinfo=UTC)
@@ -31,7 +31,7 @@ def test_the_newest_window_end_of_the_triggering_events_wins():
         {"window_end": "2013-03-12T06:00:00+00:00"},
         {"as_of": "2013-03-08T00:00:00"},  # naive: taken as UTC
     ]
-    assert as_of_from_events(extras) == "2013-03-12T06:00:00+00:00"
-    assert as_of_from_events([{"as_of": "2013-03-08T00:00:00"}]) == "2013-03-08T00:00:00+00:00"
+    assert as_of_from_events(extras) == datetime(2013, 3, 12, 6, tzinfo=UTC)
+    assert as_of_from_events([{"as_of": "2013-03-08T00:00:00"}]) == datetime(2013, 3, 8, tzinfo=UTC)
     assert as_of_from_events([{"version": "3"}, None]) is None
     assert as_of_from_events([]) is None

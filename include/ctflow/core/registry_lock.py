@@ -135,7 +135,7 @@ class PostgresAdvisoryLock:
 
     def __init__(self, url: str, *, timeout: float = 300.0, poll_interval: float = 0.1, connect_timeout: float = 10.0) -> None:
         if not is_postgres_url(url):
-            raise ValueError(f"PostgresAdvisoryLock needs a postgresql:// URL, not {_redact(url)!r}")
+            raise ValueError(f"PostgresAdvisoryLock needs a postgresql:// URL, not {redact_password(url)!r}")
         self.url = url
         self.timeout = timeout
         self.poll_interval = poll_interval
@@ -186,7 +186,7 @@ class PostgresAdvisoryLock:
             conn.close()
 
     def __repr__(self) -> str:
-        return f"PostgresAdvisoryLock({_redact(self.url)!r})"
+        return f"PostgresAdvisoryLock({redact_password(self.url)!r})"
 
 
 def is_postgres_url(url: str) -> bool:
@@ -210,7 +210,7 @@ def lock_for(url: str | None = None, *, environ: Mapping[str, str] | None = None
     if is_postgres_url(url):
         return PostgresAdvisoryLock(url, **options)
     raise ValueError(
-        f"CTFLOW_LOCK_URL={_redact(url)!r} is not a PostgreSQL URL (postgresql://user:password@host:port/database); "
+        f"CTFLOW_LOCK_URL={redact_password(url)!r} is not a PostgreSQL URL (postgresql://user:password@host:port/database); "
         "unset it to use the single-host file lock"
     )
 
@@ -220,5 +220,6 @@ def _libpq_url(url: str) -> str:
     return re.sub(r"^postgres(?:ql)?\+[a-z0-9_]+://", "postgresql://", url, flags=re.IGNORECASE)
 
 
-def _redact(url: str) -> str:
+def redact_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***`` (safe to show)."""
     return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)

@@ -12,7 +12,7 @@ def resolve_as_of(
     logical_date: datetime | None,
     run_after: datetime | None,
     *,
-    triggered_as_of: str | datetime | None = None,
+    triggered_as_of: datetime | None = None,
 ) -> datetime:
     """The instant a run is about, in UTC: an explicit override, the logical date, the instant the
     asset events that triggered the run are about (:func:`as_of_from_events`), or when it ran."""
@@ -27,7 +27,7 @@ def resolve_as_of(
     raise ValueError("the run has no logical date and no as_of parameter: cannot tell which data to use")
 
 
-def as_of_from_events(extras: Iterable[Mapping[str, Any] | None]) -> str | None:
+def as_of_from_events(extras: Iterable[Mapping[str, Any] | None]) -> datetime | None:
     """The newest ``as_of`` (or ``window_end``) named by the extras of triggering asset events.
 
     A breach event names the monitored window; retraining as of its end uses the data that
@@ -41,8 +41,7 @@ def as_of_from_events(extras: Iterable[Mapping[str, Any] | None]) -> str | None:
             moments.append(datetime.fromisoformat(value) if isinstance(value, str) else value)
     if not moments:
         return None
-    aware = [m if m.tzinfo else m.replace(tzinfo=timezone.utc) for m in moments]
-    return max(aware).isoformat()
+    return max(m if m.tzinfo else m.replace(tzinfo=timezone.utc) for m in moments)
 
 
 def window(as_of: datetime, length: timedelta) -> tuple[datetime, datetime]:

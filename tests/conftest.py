@@ -63,6 +63,33 @@ QUICK_TRIGGER_ONLY = (
 Path(TEST_ENV["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
 
 
+def task_states(dag_run) -> dict[str, str]:
+    """``{task_id: state}`` of a DAG run's task instances, from Airflow's DB."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id,
+                                                         TaskInstance.run_id == dag_run.run_id)).all()
+        return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in tis}
+
+
+def asset_events(uri: str) -> list[dict]:
+    """The events of the asset ``uri`` in Airflow's DB, oldest first: extra and source task."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetEvent.extra, AssetEvent.source_dag_id, AssetEvent.source_task_id)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri).order_by(AssetEvent.id)
+        ).all()
+        return [{"extra": r[0], "dag_id": r[1], "task_id": r[2]} for r in rows]
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
@@ -107,14 +134,14 @@ def feature_repo_ready() -> Path:
 @pytest.fixture
 def dags_folder_with(tmp_path: Path):
     """A throw-away DAGs folder: ctflow's loader files plus the given spec texts."""
+    return lambda specs: write_dags_folder(tmp_path / "dags", specs)
 
-    def make(specs: dict[str, str]) -> Path:
-        folder = tmp_path / "dags"
-        (folder / "specs").mkdir(parents=True)
-        for loader in DAGS_FOLDER.glob("*.py"):
-            shutil.copy(loader, folder / loader.name)
-        for name, text in specs.items():
-            (folder / "specs" / name).write_text(text)
-        return folder
 
-    return make
+def write_dags_folder(folder: Path, specs: dict[str, str]) -> Path:
+    """``folder`` as a DAGs folder: ctflow's loader files plus ``specs`` (file name -> spec text)."""
+    (folder / "specs").mkdir(parents=True)
+    for loader in DAGS_FOLDER.glob("*.py"):
+        shutil.copy(loader, folder / loader.name)
+    for name, text in specs.items():
+        (folder / "specs" / name).write_text(text)
+    return folder

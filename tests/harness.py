@@ -78,14 +78,51 @@ class Airflow:
             time.sleep(3)
         raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout} s\n{self.logs_tail()}")
 
+    def trigger(self, dag_id: str, logical_date: str, conf: dict | None = None) -> str:
+        """Start a run through the REST API; return its run id."""
+        response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
+                                json={"logical_date": logical_date, "conf": conf or {}})
+        assert response.status_code == 200, response.text
+        return response.json()["dag_run_id"]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         response = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         response.raise_for_status()
         return response.json()["task_instances"]
 
+    def failed_tasks(self, dag_id: str, run_id: str, lines: int = 25) -> str:
+        """The failed task instances of a run with the end of each one's log: what an assertion
+        on a run's state shows, so a CI failure names its cause."""
+        out = []
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] not in ("failed", "upstream_failed"):
+                continue
+            out.append(f"--- {ti['task_id']}: {ti['state']} (try {ti['try_number']}) ---")
+            if ti["state"] == "failed":
+                out.append(self.task_log(dag_id, run_id, ti["task_id"], lines))
+        return "\n".join(out) or f"no failed task in {dag_id} {run_id}"
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, lines: int = 25) -> str:
+        """The last ``lines`` events of the task's latest attempt (the local log file)."""
+        base = Path(self.env.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER") or self.home / "logs")
+        attempts = sorted((base / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}").glob("attempt=*.log"))
+        if not attempts:
+            return f"(no log file under {base})"
+        shown = []
+        for line in attempts[-1].read_text(errors="replace").splitlines()[-lines:]:
+            with contextlib.suppress(ValueError, TypeError):
+                record = json.loads(line)
+                line = f"{record.get('level', '')} {record.get('event', '')} {record.get('error_detail', '')}".strip()
+            shown.append(line[:1500])
+        return "\n".join(shown)
+
+    def logged(self) -> list[str]:
+        """Names of the processes whose ``<name>.log`` :meth:`logs_tail` shows."""
+        return list(self.processes)
+
     def logs_tail(self, lines: int = 30) -> str:
         out = []
-        for name in self.processes:
+        for name in self.logged():
             log = self.home / f"{name}.log"
             if log.exists():
                 out.append(f"--- {name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
@@ -146,7 +183,7 @@ def running_airflow(
             log = (home / f"{name}.log").open("w")
             deployment.processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                                           start_new_session=True)
-        _wait_for_api(deployment)
+        wait_for_api(deployment)
         yield deployment
     finally:
         for process in deployment.processes.values():
@@ -167,14 +204,21 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
         process.wait(timeout=10)
 
 
-def _wait_for_api(deployment: Airflow, timeout: float = 180) -> None:
+def wait_http(url: str, timeout: float, *, check=lambda: None, what: str = "") -> None:
+    """Poll ``url`` until it answers 200; ``check()`` between tries (raises if a process died)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{deployment.api}/api/v2/monitor/health", timeout=5).status_code == 200:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
-        deployment._check_alive()
-        time.sleep(2)
-    raise TimeoutError(f"api-server did not answer within {timeout} s\n{deployment.logs_tail()}")
+        check()
+        time.sleep(1)
+    raise TimeoutError(f"{what or url} did not answer within {timeout} s")
+
+
+def wait_for_api(deployment: Airflow, timeout: float = 180) -> None:
+    """Wait for the api-server's health endpoint; the logs in the error if it never answers."""
+    try:
+        wait_http(f"{deployment.api}/api/v2/monitor/health", timeout, check=deployment._check_alive, what="api-server")
+    except TimeoutError as err:
+        raise TimeoutError(f"{err}\n{deployment.logs_tail()}") from None

@@ -12,18 +12,18 @@ from datetime import datetime, timezone
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import DAGS_FOLDER, TEST_ENV, run_cli
+from tests.conftest import DAGS_FOLDER, TEST_ENV, demo_spec, run_cli
 
 pytestmark = pytest.mark.integration
 
 FIRST = datetime(2013, 3, 1, tzinfo=timezone.utc)
-SPEC = (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+SPEC = demo_spec()
 # A deliberately worse model: passes a lowered floor, loses to any real champion.
-WORSE = (
-    SPEC.replace("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier")
-    .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 1}")
-    .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}")
-    .replace("roc_auc: {min: 0.60}", "roc_auc: {min: 0.5}")  # the per-airport floor too
+WORSE = demo_spec(
+    ("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier"),
+    ("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 1}"),
+    ("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}"),
+    ("roc_auc: {min: 0.60}", "roc_auc: {min: 0.5}"),  # the per-airport floor too
 )
 
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import DAGS_FOLDER, TEST_ENV, run_cli
+from tests.conftest import DAGS_FOLDER, TEST_ENV, asset_events, demo_spec, run_cli, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -26,11 +26,12 @@ TRAIN = datetime(2013, 3, 1, tzinfo=timezone.utc)
 MONITOR = datetime(2013, 3, 11, 6, tzinfo=timezone.utc)  # the Monday 06:00 run: window [03-04 06:00, 03-11 06:00)
 WINDOW = dict(pipeline="flight_delay", window_start=MONITOR - timedelta(days=7), window_end=MONITOR)
 BREACH_URI = "ctflow://flight_delay/breach"
-SPEC = (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+SPEC = demo_spec()
+assert "  window: 7d\n" in SPEC
 # An impossible floor: every window breaches on performance.
-assert "  window: 7d\n" in SPEC and "performance: {metric: roc_auc, min: 0.62}" in SPEC
-BREACHING = SPEC.replace("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.999}").replace(
-    "alerts: [log]", "alerts: [log, {webhook: ctflow_test_hook}, {webhook: ctflow_down_hook}]"
+BREACHING = demo_spec(
+    ("performance: {metric: roc_auc, min: 0.62}", "performance: {metric: roc_auc, min: 0.999}"),
+    ("alerts: [log]", "alerts: [log, {webhook: ctflow_test_hook}, {webhook: ctflow_down_hook}]"),
 )
 
 
@@ -55,32 +56,6 @@ def dry_run(champion):
     return dag.test(logical_date=MONITOR, run_conf={"dry_run": True})
 
 
-def _states(dag_run) -> dict[str, str]:
-    from airflow.utils.session import create_session
-
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import select
-
-    with create_session() as session:
-        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_run.dag_id,
-                                                         TaskInstance.run_id == dag_run.run_id)).all()
-        return {ti.task_id: str(ti.state.value if hasattr(ti.state, "value") else ti.state) for ti in tis}
-
-
-def _breach_events() -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(AssetEvent.extra, AssetEvent.source_dag_id, AssetEvent.source_task_id)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == BREACH_URI)
-        ).all()
-        return [{"extra": r[0], "dag_id": r[1], "task_id": r[2]} for r in rows]
-
-
 def _monitoring_runs() -> list:
     client = MlflowClient(TEST_ENV["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("ctflow/flight_delay")
@@ -93,7 +68,7 @@ def test_dry_run_scores_reports_and_emits_nothing(dry_run, champion):
     from ctflow.core.predictions import PredictionStore
 
     assert dry_run.state == "success"
-    states = _states(dry_run)
+    states = task_states(dry_run)
     assert {states[t] for t in ("score_batch", "data_drift", "prediction_drift", "performance", "report")} == {"success"}
     assert states["act_on_breach"] == "skipped"
 
@@ -119,7 +94,7 @@ def test_dry_run_scores_reports_and_emits_nothing(dry_run, champion):
     assert "report/report.html" in artifacts and "summary.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report/plots/drift_by_feature.png", "report/plots/metric_over_time.png",
             "report/plots/score_distribution.png"} <= plots
-    assert _breach_events() == []  # a dry run never triggers retraining
+    assert asset_events(BREACH_URI) == []  # a dry run never triggers retraining
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -158,7 +133,7 @@ def test_breach_emits_the_asset_event_and_alerts(dry_run, dags_folder_with):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
 
-    events = _breach_events()
+    events = asset_events(BREACH_URI)
     assert len(events) == 1, output[-4000:]
     assert events[0]["dag_id"] == "monitor_flight_delay" and events[0]["task_id"] == "act_on_breach"
     assert events[0]["extra"]["kinds"][-1] == "performance" and events[0]["extra"]["pipeline"] == "flight_delay"
@@ -183,7 +158,7 @@ def test_a_monitoring_promotion_is_announced_through_the_asset_alias():
     from ctflow.spec import parse_spec
 
     assert build_monitor_dag(parse_spec(SPEC)).get_task("performance").outlets == []
-    task = build_monitor_dag(parse_spec(SPEC.replace("strategy: direct", "strategy: shadow"))).get_task("performance")
+    task = build_monitor_dag(parse_spec(demo_spec(("strategy: direct", "strategy: shadow")))).get_task("performance")
     events = OutletEventAccessors()
     decision = {"action": "promote", "applied": True, "reason": "won 3 windows", "change": {"version": "2", "previous": "1"}}
     task._announce_promotion({"outlet_events": events}, decision)

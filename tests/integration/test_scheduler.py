@@ -33,12 +33,9 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
     with running_airflow(tmp_path / "airflow", dags_folder=folder, extra_env=env) as airflow:
         airflow.wait_for_dag(DAG_ID)
         airflow.wait_for_dag(MONITOR_ID)  # unpaused: a run of a paused DAG stays queued
-        response = airflow.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns",
-                                   json={"logical_date": "2013-03-01T00:00:00Z", "conf": {}})
-        assert response.status_code == 200, response.text
-        run_id = response.json()["dag_run_id"]
+        run_id = airflow.trigger(DAG_ID, "2013-03-01T00:00:00Z")
         run = airflow.wait_for_run(DAG_ID, run_id, timeout=900)
-        assert run["state"] == "success", airflow.logs_tail(60)
+        assert run["state"] == "success", airflow.failed_tasks(DAG_ID, run_id)
 
         from ctflow.core.registry import ModelRegistry
 
@@ -53,7 +50,7 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
         })
         assert cleared.status_code == 200, cleared.text
         rerun = airflow.wait_for_run(DAG_ID, run_id, timeout=600)
-        assert rerun["state"] == "success", airflow.logs_tail(60)
+        assert rerun["state"] == "success", airflow.failed_tasks(DAG_ID, run_id)
 
         tries = {ti["task_id"]: ti["try_number"] for ti in airflow.task_instances(DAG_ID, run_id)}
         assert tries["promotion.register"] == 2 and tries["promotion.promote"] == 2
@@ -62,17 +59,14 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
         assert [(e.version, e.moved) for e in history] == [("1", True)]
 
         # The breach closes the loop: no REST call starts the next ct_ run, the scheduler does.
-        response = airflow.request("POST", f"/api/v2/dags/{MONITOR_ID}/dagRuns",
-                                   json={"logical_date": MONITORED, "conf": {}})
-        assert response.status_code == 200, response.text
-        monitor_run = airflow.wait_for_run(MONITOR_ID, response.json()["dag_run_id"], timeout=600)
-        assert monitor_run["state"] == "success", airflow.logs_tail(60)
+        monitor_run = airflow.wait_for_run(MONITOR_ID, airflow.trigger(MONITOR_ID, MONITORED), timeout=600)
+        assert monitor_run["state"] == "success", airflow.failed_tasks(MONITOR_ID, monitor_run["dag_run_id"])
         actions = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(MONITOR_ID, monitor_run["dag_run_id"])}
         assert actions["act_on_breach"] == "success", actions
 
         triggered = _wait_for_asset_triggered_run(airflow, DAG_ID, timeout=300)
         triggered = airflow.wait_for_run(DAG_ID, triggered["dag_run_id"], timeout=900)
-        assert triggered["state"] == "success", airflow.logs_tail(60)
+        assert triggered["state"] == "success", airflow.failed_tasks(DAG_ID, triggered["dag_run_id"])
         events = airflow.request(
             "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{triggered['dag_run_id']}/upstreamAssetEvents").json()
         assert [e["uri"] for e in events["asset_events"]] == ["ctflow://flight_delay/breach"]

@@ -37,7 +37,7 @@ from urllib.parse import urlparse
 import requests
 
 from ctflow.deploy import topology
-from tests.harness import BIN, Airflow, free_port, stop
+from tests.harness import BIN, Airflow, free_port, stop, wait_for_api, wait_http
 from tests.postgres import POSTGRES_ADMIN_URL, postgres_unavailable, throwaway_databases
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -249,21 +249,10 @@ class NativeStack(Airflow):
     def wait_for_mlflow(self, timeout: float = 180) -> None:
         wait_http(f"{self.mlflow_url}/health", timeout, check=self._check_alive, what="MLflow")
 
-    def logs_tail(self, lines: int = 30) -> str:
-        out = []
-        for name in [*self.processes, *self.stopped, "init"]:
-            log = self.home / f"{name}.log"
-            if log.exists():
-                out.append(f"--- {name} ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:]))
-        return "\n".join(out)
+    def logged(self) -> list[str]:
+        return [*self.processes, *self.stopped, "init"]
 
     # -- Airflow's REST API ------------------------------------------------------------------
-
-    def trigger(self, dag_id: str, logical_date: str, conf: dict | None = None) -> str:
-        response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                                json={"logical_date": logical_date, "conf": conf or {}})
-        assert response.status_code == 200, response.text
-        return response.json()["dag_run_id"]
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
         response = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
@@ -295,17 +284,6 @@ class NativeStack(Airflow):
             self._check_alive()
             time.sleep(interval)
         raise TimeoutError(f"{task_id} of {dag_id} {run_id} did not get there in {timeout} s\n{self.logs_tail()}")
-
-
-def wait_http(url: str, timeout: float, *, check=lambda: None, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        check()
-        time.sleep(1)
-    raise TimeoutError(f"{what or url} did not answer within {timeout} s")
 
 
 @contextlib.contextmanager
@@ -368,7 +346,7 @@ def running_stack(tmp: Path, *, dags_folder: Path, workers: tuple[str, ...] = WO
             print(f"native stack: init in {time.monotonic() - started:.0f} s", flush=True)
             for name in ("api-server", "scheduler", "dag-processor", "triggerer", *workers):
                 stack.start(name)
-            wait_http(f"{stack.api}/api/v2/monitor/health", 240, check=stack._check_alive, what="api-server")
+            wait_for_api(stack, timeout=240)
             stack.wait_for_mlflow()
             yield stack
         finally:

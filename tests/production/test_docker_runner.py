@@ -1,9 +1,8 @@
 """The docker runner (``runner: {kind: docker}``) calls the same core as the in-process operators.
 
 * Without Docker: for every step a container runs, the ``ctflow run-step`` command line the
-  DockerOperator builds, parsed and run by ctflow's CLI, makes the same :mod:`ctflow.core.steps`
-  call, with the same arguments, as the in-process operator of that step (the core is recorded,
-  not run).
+  DockerOperator builds, run by ctflow's CLI, gives the same result as the in-process operator
+  of that step (the real core, Feast and MLflow, each in its own pipeline run).
 * With a Docker engine (and ctflow's image built, ``docker compose build``): the operator runs
   ``fetch_features`` in a container and the training frame appears in the run folder; skipped,
   saying why, where there is no engine or no image.
@@ -14,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -28,57 +26,74 @@ IMAGE = os.environ.get("CTFLOW_TEST_IMAGE", "ctflow:0.1.0")
 
 
 @pytest.fixture
-def connections(monkeypatch, tmp_path):
-    """The two ctflow connections as the production stack sets them, and a throw-away CTFLOW_HOME."""
-    monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_MLFLOW", json.dumps({"conn_type": "http", "host": "mlflow", "port": 5000}))
+def connections(monkeypatch, tmp_path, feature_repo_ready):
+    """The two ctflow connections (MLflow on a throw-away SQLite store, this checkout's Feast
+    repository) and a throw-away CTFLOW_HOME."""
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_MLFLOW",
+                       json.dumps({"conn_type": "generic", "extra": {"tracking_uri": tracking_uri}}))
     monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_FEAST",
-                       json.dumps({"conn_type": "generic", "extra": {"repo_path": "/srv/ctflow/feature_repo"}}))
+                       json.dumps({"conn_type": "generic", "extra": {"repo_path": str(feature_repo_ready)}}))
     monkeypatch.setenv("CTFLOW_HOME", str(tmp_path / "home"))
-    return tmp_path
+    return tracking_uri
 
 
-def _context(params: dict) -> dict:
-    ti = SimpleNamespace(dag_id="ct_flight_delay", run_id=RUN_KEY.split("/", 1)[1], task_id="t", try_number=1)
+def _context(params: dict, run_key: str = RUN_KEY) -> dict:
+    ti = SimpleNamespace(dag_id="ct_flight_delay", run_id=run_key.split("/", 1)[1], task_id="t", try_number=1)
     return {"params": params, "logical_date": LOGICAL_DATE, "dag_run": None, "ti": ti}
 
 
-@pytest.mark.parametrize("step", ["fetch_features", "check_quality", "train", "evaluate"])
-def test_docker_and_in_process_runners_make_the_same_core_call(step, connections, monkeypatch):
+#: What differs between two runs of the same step by design: where and when it ran, its MLflow run.
+RUN_SPECIFIC = {"path", "seconds", "fit_seconds", "run_id", "model_uri"}
+
+
+def _comparable(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in RUN_SPECIFIC}
+
+
+def test_docker_command_line_and_in_process_operators_give_the_same_results(connections, capsys):
+    """The real core, twice per step: through the in-process operator, and through the
+    ``ctflow run-step`` command line the DockerOperator builds (what its container would run),
+    each in its own pipeline run. Every result agrees, from the frame's content hash to the gate."""
     from ctflow.cli import main as ctflow_cli
-    from ctflow.core import steps
+    from ctflow.core import tracking
     from ctflow.operators import training
     from ctflow.operators.docker import DOCKER_STEPS, CtflowDockerOperator
     from ctflow.spec import load_spec
 
-    assert step in DOCKER_STEPS
-    calls: list[tuple[tuple, dict]] = []
-    monkeypatch.setattr(steps, step, lambda *args, **kwargs: calls.append((args, kwargs)) or {"recorded": True})
     spec = load_spec(SPEC_PATH)
-    context = _context({"window_days": 30, "as_of": None})
-
-    in_process = {
+    params = {"window_days": 30, "as_of": None}
+    in_process_key, container_key = RUN_KEY, RUN_KEY + "_container"
+    operators = {
         "fetch_features": training.FetchFeaturesOperator,
         "check_quality": training.DataQualityOperator,
         "train": training.TrainModelOperator,
         "evaluate": training.EvaluateGateOperator,
-    }[step](task_id=step, spec=spec, spec_path=str(SPEC_PATH), run_key=RUN_KEY)
-    in_process.execute(context)
+    }
+    assert list(operators) == list(DOCKER_STEPS)
+    results = {}
+    for step, operator in operators.items():
+        in_process = operator(task_id=step, spec=spec, spec_path=str(SPEC_PATH), run_key=in_process_key)
+        mine = in_process.execute(_context(params, in_process_key))
 
-    docker = CtflowDockerOperator(task_id=step, step=step, spec=spec, spec_path=str(SPEC_PATH), image=IMAGE,
-                                  run_key=RUN_KEY)
-    argv = docker.core_command(context)
-    assert argv[:3] == ["ctflow", "run-step", step], argv
-    assert ctflow_cli(argv[1:]) == 0  # what the container runs, minus the program name
+        docker = CtflowDockerOperator(task_id=step, step=step, spec=spec, spec_path=str(SPEC_PATH), image=IMAGE,
+                                      run_key=container_key)
+        argv = docker.core_command(_context(params, container_key))
+        assert argv[:3] == ["ctflow", "run-step", step], argv
+        capsys.readouterr()
+        assert ctflow_cli(argv[1:]) == 0, argv  # what the container runs, minus the program name
+        theirs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # its XCom, as the operator reads it
 
-    (op_args, op_kwargs), (cli_args, cli_kwargs) = calls
-    assert op_args == cli_args and op_args[0] == spec
-    # The Airflow ids (dag, run, task, try) are MLflow tags only the in-process task knows.
-    op_kwargs.pop("lineage", None)
-    assert op_kwargs == cli_kwargs, argv
-    if step == "fetch_features":
-        assert cli_kwargs["window_days"] == 30 and cli_kwargs["feature_repo"] == Path("/srv/ctflow/feature_repo")
-    if step in ("train", "evaluate"):
-        assert cli_kwargs["tracking_uri"] == "http://mlflow:5000"
+        assert _comparable(theirs) == _comparable(mine), (step, argv)
+        results[step] = theirs
+
+    # params.window_days and the Feast connection reached the command line: 30 days of this repo's flights.
+    assert results["fetch_features"]["window_start"] == "2013-01-30T00:00:00+00:00" and results["fetch_features"]["rows"] > 20000
+    # The MLflow connection too: both candidates were logged to its store.
+    client = tracking.client(connections)
+    experiment = client.get_experiment_by_name(tracking.experiment_name(spec.pipeline)).experiment_id
+    for key in (in_process_key, container_key):
+        assert tracking.find_run(client, experiment, key, "candidate") is not None, key
 
 
 def _docker_unavailable() -> str | None:

@@ -28,11 +28,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import DAGS_FOLDER
+from tests.conftest import demo_spec, write_dags_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler, pytest.mark.postgres, pytest.mark.redis]
 
-DEMO_SPEC = (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
+DEMO_SPEC = demo_spec()
 PIPELINES = ("flight_delay", "fd_faults", "fd_race")
 TRAIN = "training.train"
 EVALUATE = "training.evaluate"
@@ -68,12 +68,7 @@ def stack(tmp_path_factory, feature_repo_ready):
 
     require("postgres", "redis")
     tmp = tmp_path_factory.mktemp("native")
-    folder = tmp / "dags"
-    (folder / "specs").mkdir(parents=True)
-    for loader in DAGS_FOLDER.glob("*.py"):
-        (folder / loader.name).write_text(loader.read_text())
-    for pipeline in PIPELINES:
-        (folder / "specs" / f"{pipeline}.yaml").write_text(spec_variant(pipeline))
+    folder = write_dags_folder(tmp / "dags", {f"{pipeline}.yaml": spec_variant(pipeline) for pipeline in PIPELINES})
     environ_before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CTFLOW_LOCK_URL")}
     started = time.monotonic()
     with running_stack(tmp, dags_folder=folder) as running:
@@ -151,7 +146,7 @@ def registry(stack, pipeline: str):
 def run_and_wait(stack, dag_id: str, logical_date: str, conf: dict | None = None, timeout: float = 600) -> str:
     run_id = stack.trigger(dag_id, logical_date, conf)
     run = stack.wait_for_run(dag_id, run_id, timeout=timeout)
-    assert run["state"] == "success", f"{dag_id} {run_id}: {run['state']}\n{stack.logs_tail(80)}"
+    assert run["state"] == "success", f"{dag_id} {run_id}: {run['state']}\n{stack.failed_tasks(dag_id, run_id)}"
     return run_id
 
 

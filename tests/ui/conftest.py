@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
-from tests.conftest import DAGS_FOLDER, PROJECT
+from tests.conftest import PROJECT, demo_spec, write_dags_folder
 from tests.harness import Airflow
 
 PLUGINS_FOLDER = PROJECT / "plugins"
@@ -15,14 +14,7 @@ MLFLOW_UI = "http://mlflow.example.test:5000"
 
 def dags_folder(root: Path, extra_specs: dict[str, str] | None = None) -> Path:
     """ctflow's loader files, the demo spec, and ``extra_specs`` (file name -> YAML)."""
-    folder = root / "dags"
-    (folder / "specs").mkdir(parents=True, exist_ok=True)
-    for loader in DAGS_FOLDER.glob("*.py"):
-        shutil.copy(loader, folder / loader.name)
-    shutil.copy(DAGS_FOLDER / "specs" / "flight_delay.yaml", folder / "specs" / "flight_delay.yaml")
-    for name, text in (extra_specs or {}).items():
-        (folder / "specs" / name).write_text(text)
-    return folder
+    return write_dags_folder(root / "dags", {"flight_delay.yaml": demo_spec(), **(extra_specs or {})})
 
 
 def airflow_env(root: Path, tracking_uri: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DAGS_FOLDER, PROJECT
+from tests.conftest import PROJECT, demo_spec
 from tests.harness import running_airflow
 from tests.ui import state as ui_state
 from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
@@ -33,16 +33,16 @@ pytestmark = [
 ARTIFACTS = Path(os.environ.get("CTFLOW_TEST_ARTIFACTS", PROJECT / "test-artifacts" / "ui"))
 APPROVAL = "flight_delay_approval"
 # A small, quick variant of the demo spec that waits for a human before promoting.
-APPROVAL_SPEC = (
-    (DAGS_FOLDER / "specs" / "flight_delay.yaml").read_text()
-    .replace("pipeline: flight_delay", f"pipeline: {APPROVAL}")
-    .replace("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier")
-    .replace("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 4}")
-    .replace("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}")
-    .replace("window: 60d", "window: 21d").replace("holdout: 14d", "holdout: 7d")
-    .replace("min_rows: 20000", "min_rows: 1000")
-    .replace("slices: [origin]", "slices: []")
-    .replace("approval: auto", "approval: manual")
+APPROVAL_SPEC = demo_spec(
+    ("pipeline: flight_delay", f"pipeline: {APPROVAL}"),
+    ("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier"),
+    ("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 4}"),
+    ("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}"),
+    ("window: 60d", "window: 21d"),
+    ("holdout: 14d", "holdout: 7d"),
+    ("min_rows: 20000", "min_rows: 1000"),
+    ("slices: [origin]", "slices: []"),
+    ("approval: auto", "approval: manual"),
 )
 
 
@@ -101,10 +101,7 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
     dag_id = f"ct_{APPROVAL}"
     wait_parsed(airflow, dag_id)
     airflow.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-    response = airflow.request("POST", f"/api/v2/dags/{dag_id}/dagRuns",
-                               json={"logical_date": "2013-03-01T00:00:00Z", "conf": {}})
-    assert response.status_code == 200, response.text
-    run_id = response.json()["dag_run_id"]
+    run_id = airflow.trigger(dag_id, "2013-03-01T00:00:00Z")
     _wait_for_task_state(airflow, dag_id, run_id, "promotion.approve", {"awaiting_input", "deferred"}, timeout=900)
 
     with browser_page() as page:
@@ -121,7 +118,8 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
 
     run = airflow.wait_for_run(dag_id, run_id, timeout=900)
     states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, run_id)}
-    assert run["state"] == "success" and states["promotion.promote"] == "success", states
+    assert run["state"] == "success" and states["promotion.promote"] == "success", (
+        f"{states}\n{airflow.failed_tasks(dag_id, run_id)}")
 
     from ctflow.core.registry import ModelRegistry
 

@@ -90,6 +90,25 @@ class Airflow:
         response.raise_for_status()
         return response.json()["task_instances"]
 
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        response = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, predicate, timeout: float = 300,
+                      interval: float = 0.5) -> dict:
+        """Poll a task instance until ``predicate(ti)``; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ti = self.task_instance(dag_id, run_id, task_id)
+            if predicate(ti):
+                return ti
+            if self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json().get("state") in ("success", "failed"):
+                raise AssertionError(f"{dag_id} {run_id} finished before {task_id} got there: {ti}\n{self.failed_tasks(dag_id, run_id)}")
+            self._check_alive()
+            time.sleep(interval)
+        raise TimeoutError(f"{task_id} of {dag_id} {run_id} did not get there in {timeout} s\n{self.logs_tail()}")
+
     def failed_tasks(self, dag_id: str, run_id: str, lines: int = 25) -> str:
         """The failed task instances of a run with the end of each one's log: what an assertion
         on a run's state shows, so a CI failure names its cause."""

@@ -12,7 +12,6 @@ Screenshots go to ``$CTFLOW_TEST_ARTIFACTS`` (default: ``test-artifacts/ui`` und
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -102,7 +101,8 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
     wait_parsed(airflow, dag_id)
     airflow.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
     run_id = airflow.trigger(dag_id, "2013-03-01T00:00:00Z")
-    _wait_for_task_state(airflow, dag_id, run_id, "promotion.approve", {"awaiting_input", "deferred"}, timeout=900)
+    airflow.wait_for_task(dag_id, run_id, "promotion.approve", lambda ti: ti["state"] == "awaiting_input", timeout=900,
+                          interval=2)
 
     with browser_page() as page:
         login(page, airflow.api, "admin", password(airflow.home))
@@ -131,16 +131,3 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
     assert version.tags["ctflow.approval_note"] == "Looks good on the March holdout"
     assert [e.version for e in registry.history(alias="champion")] == ["1"]
 
-
-def _wait_for_task_state(airflow, dag_id: str, run_id: str, task_id: str, wanted: set[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    states: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, run_id)}
-        if states.get(task_id) in wanted:
-            return
-        if any(state in ("failed", "upstream_failed") for state in states.values()):
-            break
-        airflow._check_alive()
-        time.sleep(3)
-    raise AssertionError(f"{task_id} never reached {wanted}: {states}\n{airflow.logs_tail(80)}")

@@ -3,6 +3,8 @@
 * Without Docker: for every step a container runs, the ``ctflow run-step`` command line the
   DockerOperator builds, run by ctflow's CLI, gives the same result as the in-process operator
   of that step (the real core, Feast and MLflow, each in its own pipeline run).
+* A step that refuses its input (data quality) exits with ``EXIT_REFUSED`` on the command
+  line, which the DockerOperator turns into a final failure, as the in-process operator does.
 * With a Docker engine (and ctflow's image built, ``docker compose build``): the operator runs
   ``fetch_features`` in a container and the training frame appears in the run folder; skipped,
   saying why, where there is no engine or no image.
@@ -94,6 +96,45 @@ def test_docker_command_line_and_in_process_operators_give_the_same_results(conn
     experiment = client.get_experiment_by_name(tracking.experiment_name(spec.pipeline)).experiment_id
     for key in (in_process_key, container_key):
         assert tracking.find_run(client, experiment, key, "candidate") is not None, key
+
+
+def test_a_refused_frame_fails_for_good_in_process_and_on_the_command_line(connections, capsys):
+    """As of 2013-01-20 the 28-day window is two-thirds covered (the data begins on January 1):
+    check_quality refuses it. In process: AirflowFailException (no retries). On the container's
+    command line: exit code EXIT_REFUSED, which the DockerOperator's failure carries and maps."""
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ctflow.cli import main as ctflow_cli
+    from ctflow.cli.run_step import EXIT_REFUSED
+    from ctflow.operators import training
+    from ctflow.operators.docker import CtflowDockerOperator, container_exit_code
+    from ctflow.spec import load_spec
+
+    spec = load_spec(SPEC_PATH)
+    run_key = "ct_flight_delay/manual__2013-01-20T00:00:00+00:00"
+    context = {**_context({"window_days": 28, "as_of": None}, run_key),
+               "logical_date": datetime(2013, 1, 20, tzinfo=timezone.utc)}
+
+    def command_line(step: str) -> list[str]:
+        operator = CtflowDockerOperator(task_id=step, step=step, spec=spec, spec_path=str(SPEC_PATH), image=IMAGE,
+                                        run_key=run_key)
+        return operator.core_command(context)[1:]
+
+    assert ctflow_cli(command_line("fetch_features")) == 0
+    capsys.readouterr()
+    assert ctflow_cli(command_line("check_quality")) == EXIT_REFUSED
+    printed = capsys.readouterr().out
+    assert "min_window_coverage" in printed and "0.66" in printed, printed
+
+    with pytest.raises(AirflowFailException, match="min_window_coverage"):
+        training.DataQualityOperator(task_id="check_data_quality", spec=spec, run_key=run_key).execute(context)
+
+    # The docker provider's failure text (operators/docker.py: f"Docker container failed: {result!r}").
+    refused = DockerContainerFailedException(f"Docker container failed: {{'Error': None, 'StatusCode': {EXIT_REFUSED}}}")
+    crashed = DockerContainerFailedException("Docker container failed: {'Error': None, 'StatusCode': 137}")
+    assert container_exit_code(refused) == EXIT_REFUSED and container_exit_code(crashed) == 137
+    assert container_exit_code(DockerContainerFailedException("no status")) is None
 
 
 def _docker_unavailable() -> str | None:

@@ -1,7 +1,9 @@
 """``ctflow run-step STEP``: run one step of a CT run outside Airflow (what a DockerOperator calls).
 
 The step's result is printed as JSON on the last line of stdout, which is what the docker
-provider pushes to XCom.
+provider pushes to XCom. Exit codes: 0 done; 2 bad arguments or spec; :data:`EXIT_REFUSED` the
+step refused its input (a data-quality failure), which a retry of the same input cannot change,
+so the docker runner fails the task for good; anything else is an error worth retrying.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import argparse
 import json
 import logging
 from pathlib import Path
+
+#: The step refused its input (data quality): final, not worth a retry.
+EXIT_REFUSED = 3
 
 STEPS = ("fetch_features", "check_quality", "train", "evaluate", "register", "promote", "rollback")
 
@@ -47,6 +52,7 @@ def command_line(step: str, *, spec_path: str, run_key: str, as_of: str | None =
 def run(args: argparse.Namespace) -> int:
     from ctflow import settings
     from ctflow.core import steps
+    from ctflow.core.quality import DataQualityError
     from ctflow.core.timing import resolve_as_of
     from ctflow.spec import SpecError, load_spec
 
@@ -81,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if args.step in ("fetch_features", "check_quality", "train") and as_of is None:
         print(f"{args.step} needs --as-of")
         return 2
-    result = calls[args.step]()
+    try:
+        result = calls[args.step]()
+    except DataQualityError as err:
+        print(err)
+        return EXIT_REFUSED
     print(json.dumps(result, default=str))
     return 0

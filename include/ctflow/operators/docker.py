@@ -27,6 +27,10 @@ Deployment settings (environment of the workers):
   ``mlflow`` and ``postgres`` resolve; ``host`` for services on the host's loopback);
 * ``DOCKER_HOST``: the Docker engine (the docker provider's default: the local socket).
 
+A step that refuses its input (a data-quality failure, exit code
+:data:`~ctflow.cli.run_step.EXIT_REFUSED`) fails the task without retries, as in process: a
+retry would check the same frame again.
+
 Registration, promotion and rollback stay in the worker: they are quick registry calls that
 must answer "skipped" to Airflow, which a container's exit code cannot.
 """
@@ -35,14 +39,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
-from ctflow.cli.run_step import command_line
+from ctflow.cli.run_step import EXIT_REFUSED, command_line
 from ctflow.operators.base import RUN_KEY_TEMPLATE, CtflowOperator
 
 if TYPE_CHECKING:
@@ -148,7 +154,14 @@ class CtflowDockerOperator(DockerOperator):
     def execute(self, context: Context) -> dict[str, Any] | str | None:
         self.prepare(context)
         self.log.info("running in %s: %s", self.image, " ".join(self.command))
-        output = super().execute(context)
+        try:
+            output = super().execute(context)
+        except DockerContainerFailedException as err:
+            if container_exit_code(err) == EXIT_REFUSED:
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{self.step} refused its input (no retries): {err}") from err
+            raise
         # The step prints its result as JSON on its last line: the same XCom as in process.
         if isinstance(output, (bytes, str)):
             text = output.decode() if isinstance(output, bytes) else output
@@ -157,6 +170,13 @@ class CtflowDockerOperator(DockerOperator):
             except ValueError:
                 return text
         return output
+
+
+def container_exit_code(err: DockerContainerFailedException) -> int | None:
+    """The exit code in the docker provider's failure (it says ``Docker container failed: {result}``
+    with the engine's wait result, ``{'Error': None, 'StatusCode': 3}``, and keeps no attribute)."""
+    found = re.search(r"['\"]StatusCode['\"]:\s*(-?\d+)", str(err))
+    return int(found.group(1)) if found else None
 
 
 def parse_mounts(text: str) -> list[Mount]:

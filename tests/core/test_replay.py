@@ -148,6 +148,27 @@ def test_without_a_champion_ctflow_retries_at_each_step_only_if_retrain_on_says_
     assert out.fits == 7  # the what-ifs reuse the shared fits
 
 
+def test_retrain_cooldown_holds_back_breaches_soon_after_a_fit(spec, data):
+    """Every monitored week breaches (floor 0.99): without a cool-down each one retrains; with
+    14 days, every other one is held back (7 days after a fit) and alerted only."""
+    always_breaching = {"schedule.train": None, "schedule.retrain_on": ["performance"],
+                        "monitoring.performance": {"metric": "roc_auc", "min": 0.99},
+                        "evaluation.thresholds": {"roc_auc": {"min": 0.5}}, "evaluation.slices": []}
+    out = replay.replay(spec, data, start=START, end=END, every=EVERY_STEP, what_if={
+        name: (replay.override_spec(spec, {**always_breaching, **extra}), {})
+        for name, extra in (("eager", {}), ("cooling", {"schedule.retrain_cooldown": "14d"}))
+    })
+    eager, cooling = out.policy("eager"), out.policy("cooling")
+    assert [s.triggers for s in eager.steps] == [["initial"]] + [["performance"]] * 6 and eager.trainings == 7
+    assert [s.triggers for s in cooling.steps] == [["initial"], [], ["performance"], [], ["performance"], [],
+                                                  ["performance"]]
+    assert [s.step for s in cooling.steps if s.held_back == ["performance"]] == [1, 3, 5]
+    assert cooling.trainings == 4 and out.fits == 7
+    summaries = {r["policy"]: r for r in out.records()}
+    assert (summaries["eager"]["breaches_held_back"], summaries["cooling"]["breaches_held_back"]) == (0, 3)
+    assert [week["held_back"] for week in summaries["cooling"]["weekly"]][:3] == [[], ["performance"], []]
+
+
 def test_replay_is_deterministic(spec, data, result):
     again = replay.replay(spec, data, start=START, end=END, every=EVERY_STEP)
     assert again.records() == result.records()

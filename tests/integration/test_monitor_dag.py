@@ -148,6 +148,28 @@ def test_breach_emits_the_asset_event_and_alerts(dry_run, dags_folder_with):
     assert "performance" in latest.data.tags["ctflow.breach"]
 
 
+def test_a_breach_within_the_retrain_cooldown_alerts_but_does_not_retrain(dry_run, dags_folder_with):
+    """The same breaching window, with ``retrain_cooldown: 14d``: the champion was trained as of
+    03-01, ten days before the window's end, so act_on_breach reads MLflow, alerts and emits nothing."""
+    from ctflow.core import tracking
+
+    cooling = BREACHING.replace("  retrain_on: [", "  retrain_cooldown: 14d\n  retrain_on: [", 1)
+    assert "retrain_cooldown: 14d" in cooling
+    last = tracking.latest_training_as_of(tracking.client(TEST_ENV["MLFLOW_TRACKING_URI"]), "flight_delay")
+    assert last is not None and MONITOR - last < timedelta(days=14)
+    before = asset_events(BREACH_URI)
+    folder = dags_folder_with({"flight_delay.yaml": cooling.replace(
+        "alerts: [log, {webhook: ctflow_test_hook}, {webhook: ctflow_down_hook}]", "alerts: [log]")})
+    result = run_cli("airflow", "dags", "test", "monitor_flight_delay", MONITOR.isoformat(),
+                     env={"AIRFLOW__CORE__DAGS_FOLDER": str(folder), "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO"},
+                     timeout=900)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert asset_events(BREACH_URI) == before, output[-4000:]
+    assert f"alerted, not retrained: the newest training is as of {last.isoformat()}" in output, output[-4000:]
+    assert "schedule.retrain_cooldown is 14d" in output
+
+
 def test_a_monitoring_promotion_is_announced_through_the_asset_alias():
     """Shadow/canary: ``performance`` emits ``ctflow://<p>/promoted`` only when it promoted (an alias
     outlet emits only what is added to it); strategy direct has no such outlet."""

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
+from ctflow.spec.durations import format_duration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -576,18 +577,25 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- 6. actions
 
 
-def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False) -> dict[str, Any]:
+def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False,
+            last_trained: datetime | None = None) -> dict[str, Any]:
     """What the window's breaches call for: alerts, and the breach event (which retrains).
 
     A window that was not scored because there is no champion yet asks for a training when
     ``schedule.retrain_on`` has ``no_champion``: a cold start whose first candidates failed
     (data quality, floors) retries with every monitoring run instead of waiting for the cron.
+
+    :param last_trained: the data time of the newest training
+        (:func:`ctflow.core.tracking.latest_training_as_of`), for ``schedule.retrain_cooldown``.
     """
     if not (run_dir / REPORT).exists():
         return _without_report(spec, run_dir=run_dir, dry_run=dry_run)
     summary = _read(run_dir / REPORT)
     kinds = sorted({b["kind"] for b in summary["breaches"]})
     retrain_kinds = [k for k in kinds if k in spec.schedule.retrain_on]
+    cooling = _cooldown(spec, datetime.fromisoformat(summary["window_end"]), last_trained) if retrain_kinds else None
+    if cooling:
+        retrain_kinds = []
     decision = {
         "breach": bool(kinds),
         "kinds": kinds,
@@ -604,12 +612,23 @@ def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False) -> dict
         decision["reason"] = "no breach in this window"
     elif dry_run:
         decision["reason"] = f"dry run: breach ({', '.join(kinds)}) reported, no alert and no retraining"
+    elif cooling:
+        decision["reason"] = f"breach ({', '.join(kinds)}) alerted, not retrained: {cooling}"
     elif not retrain_kinds:
         decision["reason"] = (f"breach ({', '.join(kinds)}) alerted; schedule.retrain_on "
                               f"({', '.join(spec.schedule.retrain_on) or 'empty'}) does not retrain on it")
     else:
         decision["reason"] = f"breach ({', '.join(kinds)}): alert and trigger {spec.ct_dag_id}"
     return decision
+
+
+def _cooldown(spec: PipelineSpec, window_end: datetime, last_trained: datetime | None) -> str | None:
+    """Why a breach of the window ending at ``window_end`` does not retrain yet, or None if it may."""
+    cooldown = spec.schedule.retrain_cooldown
+    if cooldown is None or last_trained is None or window_end - last_trained >= cooldown:
+        return None
+    return (f"the newest training is as of {last_trained.isoformat()}, {format_duration(window_end - last_trained)} "
+            f"before this window's end; schedule.retrain_cooldown is {format_duration(cooldown)}")
 
 
 def _without_report(spec: PipelineSpec, *, run_dir: Path, dry_run: bool) -> dict[str, Any]:

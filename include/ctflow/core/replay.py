@@ -45,6 +45,9 @@ How the replay maps the DAGs' behaviour onto steps (documented approximations):
   or the floors) its steps are not scored. It tries again at every step when
   ``schedule.retrain_on`` has ``no_champion``, as the monitoring DAG asks for a training when it
   finds no champion; otherwise only at the cron's ticks.
+* ``schedule.retrain_cooldown``: a drift or performance breach at a step less than that after
+  the last fit (of any trigger) does not retrain (``held_back``), as the monitoring DAG
+  declines to emit the breach event then.
 
 MLflow is not used here; the command line can log one summary run (``--mlflow``).
 """
@@ -354,6 +357,8 @@ class StepRecord:
     trained: bool = False
     promoted: bool = False
     triggers: list[str] = field(default_factory=list)
+    #: breaches that did not retrain: within schedule.retrain_cooldown of the last training
+    held_back: list[str] = field(default_factory=list)
     decision: str | None = None
     reason: str | None = None
     candidate_metric: float | None = None
@@ -373,6 +378,7 @@ class StepRecord:
             "trained": self.trained,
             "promoted": self.promoted,
             "triggers": list(self.triggers),
+            "held_back": list(self.held_back),
             "decision": self.decision,
             "reason": self.reason,
             "candidate_metric": _round(self.candidate_metric),
@@ -438,6 +444,7 @@ class PolicyResult:
             "rows_scored": sum(s.rows for s in self.steps if s.metric is not None),
             "training_triggers": dict(sorted(triggers.items())),
             "decisions": dict(sorted(decisions.items())),
+            "breaches_held_back": sum(1 for s in self.steps if s.held_back),
         }
         paired = self.paired(reference) if reference is not None else None
         if paired is not None and paired[1]:
@@ -571,6 +578,7 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
     metric = spec.evaluation.metric
     monitoring = spec.monitoring
     champion: Candidate | None = None
+    last_trained: datetime | None = None
     records: list[StepRecord] = []
     for step, step_rows in zip(steps, rows):
         record = StepRecord(step.index, step.start, step.end, len(step_rows), None, None)
@@ -608,6 +616,11 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
                                                     (high is not None and value > high))
                     if breach and "performance" in spec.schedule.retrain_on:
                         triggers.append("performance")
+        cooldown = spec.schedule.retrain_cooldown
+        if cooldown is not None and last_trained is not None and step.start - last_trained < cooldown:
+            # As monitoring.actions: a breach this soon after a training is alerted, not retrained.
+            record.held_back = [t for t in triggers if t in ("drift", "performance")]
+            triggers = [t for t in triggers if t not in record.held_back]
         record.triggers = triggers
         if triggers:
             report = bank.quality(spec, step.start)
@@ -618,6 +631,7 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
             else:
                 candidate = bank.train(step.start)
                 record.trained = True
+                last_trained = step.start
                 if candidate.pipeline is None:
                     record.decision, record.reason = "training_failed", candidate.error
                 else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -80,6 +81,21 @@ def fail_abandoned_runs(mlflow_client: MlflowClient, experiment_id: str, run_key
         mlflow_client.set_tag(run.info.run_id, "ctflow.abandoned", "a later try of this task took over")
         mlflow_client.set_terminated(run.info.run_id, status="FAILED")
     return [run.info.run_id for run in runs]
+
+
+def latest_training_as_of(mlflow_client: MlflowClient, pipeline: str) -> datetime | None:
+    """The data time (``ctflow.as_of``) of the pipeline's newest finished training, whatever its gate said."""
+    experiment = mlflow_client.get_experiment_by_name(experiment_name(pipeline))
+    if experiment is None:
+        return None
+    runs = mlflow_client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{STAGE_TAG}` = 'candidate' and attributes.status = 'FINISHED'",
+        order_by=["tags.`ctflow.as_of` DESC"],  # ISO 8601 in UTC: text order is time order
+        max_results=1,
+    )
+    value = runs[0].data.tags.get("ctflow.as_of") if runs else None
+    return datetime.fromisoformat(value) if value else None
 
 
 @cache

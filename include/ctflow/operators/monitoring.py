@@ -191,6 +191,8 @@ class ActOnBreachOperator(MonitoringOperator):
     for every successful task, so skipping is how a task declines to emit). It also runs when
     scoring was skipped for want of a champion: with ``no_champion`` in ``retrain_on`` it then
     emits the event (kind ``no_champion``, no alert), so a cold start retrains as data arrives.
+    With ``schedule.retrain_cooldown``, a breach soon after the newest training (MLflow's
+    candidate runs) is alerted but emits nothing.
 
     :param webhook_attempts: tries per webhook; :param webhook_timeout: seconds per try.
     """
@@ -211,7 +213,13 @@ class ActOnBreachOperator(MonitoringOperator):
         from ctflow.notifiers import CtflowAlertNotifier
 
         run_dir = self.run_dir()
-        decision = monitoring.actions(self.spec, run_dir=run_dir, dry_run=self.dry_run(context))
+        last_trained = None
+        if self.spec.schedule.retrain_cooldown is not None:
+            from ctflow.core import tracking
+
+            last_trained = tracking.latest_training_as_of(tracking.client(self.tracking_uri), self.spec.pipeline)
+        decision = monitoring.actions(self.spec, run_dir=run_dir, dry_run=self.dry_run(context),
+                                      last_trained=last_trained)
         ti = context["ti"]
         if decision["alert"]:
             summary = monitoring._read(run_dir / monitoring.REPORT)

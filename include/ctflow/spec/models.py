@@ -65,6 +65,13 @@ class Schedule(Strict):
                     "that finds no champion asks for a training, so a cold start whose first candidates "
                     "failed retries with each monitoring run instead of waiting for the train cron.",
     )
+    retrain_cooldown: Duration | None = Field(
+        None,
+        description="A drift or performance breach retrains only if the newest training is at least this "
+                    "much older (in data time: its as_of) than the breaching window's end; a breach within it "
+                    "is alerted, not retrained. The train cron and no_champion are never held back. "
+                    "null = every breach retrains.",
+    )
     after: list[Identifier] = Field(
         default_factory=list,
         description="Other pipelines whose promotions trigger a retraining of this one.",

@@ -199,6 +199,9 @@ def test_a_breach_soon_after_a_training_is_alerted_not_retrained(champion, home)
                               "2013-03-01T00:00:00+00:00, 7d before this window's end; "
                               "schedule.retrain_cooldown is 14d")
     assert (due["alert"], due["emit"], due["retrain_kinds"]) == (True, True, ["performance"])
+    # A training newer than the window (a backfill of an old window) holds it back too, and says so.
+    newer = monitoring.actions(cooling, run_dir=run_dir, last_trained=last + timedelta(days=16))
+    assert newer["emit"] is False and "as of 2013-03-17T00:00:00+00:00, 2d after this window's end" in newer["reason"]
     # Without a cool-down (the default) the same breach 7 days on retrains.
     assert monitoring.actions(_spec(), run_dir=run_dir, last_trained=last - timedelta(days=7))["emit"] is True
 

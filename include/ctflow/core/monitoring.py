@@ -627,8 +627,10 @@ def _cooldown(spec: PipelineSpec, window_end: datetime, last_trained: datetime |
     cooldown = spec.schedule.retrain_cooldown
     if cooldown is None or last_trained is None or window_end - last_trained >= cooldown:
         return None
-    return (f"the newest training is as of {last_trained.isoformat()}, {format_duration(window_end - last_trained)} "
-            f"before this window's end; schedule.retrain_cooldown is {format_duration(cooldown)}")
+    age = window_end - last_trained
+    when = f"{format_duration(age)} before" if age >= timedelta(0) else f"{format_duration(-age)} after"
+    return (f"the newest training is as of {last_trained.isoformat()}, {when} this window's end; "
+            f"schedule.retrain_cooldown is {format_duration(cooldown)}")
 
 
 def _without_report(spec: PipelineSpec, *, run_dir: Path, dry_run: bool) -> dict[str, Any]:

@@ -593,7 +593,7 @@ def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False,
     summary = _read(run_dir / REPORT)
     kinds = sorted({b["kind"] for b in summary["breaches"]})
     retrain_kinds = [k for k in kinds if k in spec.schedule.retrain_on]
-    cooling = _cooldown(spec, datetime.fromisoformat(summary["window_end"]), last_trained) if retrain_kinds else None
+    cooling = cooldown_reason(spec, datetime.fromisoformat(summary["window_end"]), last_trained) if retrain_kinds else None
     if cooling:
         retrain_kinds = []
     decision = {
@@ -622,8 +622,9 @@ def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False,
     return decision
 
 
-def _cooldown(spec: PipelineSpec, window_end: datetime, last_trained: datetime | None) -> str | None:
-    """Why a breach of the window ending at ``window_end`` does not retrain yet, or None if it may."""
+def cooldown_reason(spec: PipelineSpec, window_end: datetime, last_trained: datetime | None) -> str | None:
+    """Why a breach of the window ending at ``window_end`` does not retrain yet
+    (``schedule.retrain_cooldown``), or None if it may. The replay applies the same rule."""
     cooldown = spec.schedule.retrain_cooldown
     if cooldown is None or last_trained is None or window_end - last_trained >= cooldown:
         return None

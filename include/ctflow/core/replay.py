@@ -574,6 +574,7 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
                 name: str = CTFLOW, overrides: Mapping[str, Any] | None = None) -> PolicyResult:
     from ctflow.core.drift import dataset_drift_from_profile
     from ctflow.core.gate import decide
+    from ctflow.core.monitoring import cooldown_reason
 
     metric = spec.evaluation.metric
     monitoring = spec.monitoring
@@ -616,11 +617,10 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
                                                     (high is not None and value > high))
                     if breach and "performance" in spec.schedule.retrain_on:
                         triggers.append("performance")
-        cooldown = spec.schedule.retrain_cooldown
-        if cooldown is not None and last_trained is not None and step.start - last_trained < cooldown:
-            # As monitoring.actions: a breach this soon after a training is alerted, not retrained.
-            record.held_back = [t for t in triggers if t in ("drift", "performance")]
-            triggers = [t for t in triggers if t not in record.held_back]
+        breaches = [t for t in triggers if t in ("drift", "performance")]
+        if breaches and cooldown_reason(spec, step.start, last_trained):
+            record.held_back = breaches  # alerted, not retrained, as monitoring.actions decides
+            triggers = [t for t in triggers if t not in breaches]
         record.triggers = triggers
         if triggers:
             report = bank.quality(spec, step.start)

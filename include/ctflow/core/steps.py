@@ -155,7 +155,7 @@ def train(
         tracking.RUN_KEY_TAG: run_key,
         tracking.STAGE_TAG: "candidate",
         "ctflow.pipeline": spec.pipeline,
-        "ctflow.as_of": as_of.isoformat(),
+        tracking.AS_OF_TAG: as_of.isoformat(),
         "ctflow.feature_service": spec.data.features,
         "ctflow.data_sha256": fetched["sha256"],
         "ctflow.code_version": tracking.code_version(),

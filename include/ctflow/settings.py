@@ -80,3 +80,8 @@ def spec_env_refusal(name: str) -> str | None:
     return (f"only variables named {SPEC_ENV_PREFIX}* or listed in $CTFLOW_SPEC_ENV_ALLOW are interpolated "
             "(their values are shown to everyone who can see the pipeline)")
 
+
+def data_roots() -> list[Path]:
+    """Folders a spec's paths may lead into: the project, and ``$CTFLOW_DATA_ROOTS`` (``os.pathsep``-separated)."""
+    extra = [Path(p).expanduser() for p in os.environ.get("CTFLOW_DATA_ROOTS", "").split(os.pathsep) if p.strip()]
+    return [project_root(), *(p.resolve() for p in extra)]

@@ -81,3 +81,12 @@ def test_render_never_shows_a_secret(corpus):
     code, output, _, _ = measured("render", str(folder / "secret_refs.yaml"))
     assert code == 1 and "${AIRFLOW__API_AUTH__JWT_SECRET} is not allowed" in output
     assert not any(secret in output for secret in SECRET_ENV.values()), output
+
+
+def test_a_fifo_among_the_specs_does_not_hang_validate(tmp_path: Path):
+    """Kept out of the corpus: Airflow's own DAG-folder scan opens every file (zipfile check)."""
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "pipe.yaml").symlink_to("pipe")
+    code, output, seconds, _ = measured("validate", str(tmp_path))
+    assert code == 1 and seconds < MAX_SECONDS
+    assert "pipe.yaml: not a regular file" in output, output

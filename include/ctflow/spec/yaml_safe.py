@@ -16,6 +16,7 @@ line where it goes wrong, before anything large is built:
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 import yaml
@@ -56,8 +57,12 @@ def read_text(path: str | os.PathLike[str]) -> str:
 
     ``OSError`` (missing, unreadable) is left to the caller.
     """
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
+    # O_NONBLOCK: a FIFO (or a link to one) must not hang the reader waiting for a writer
+    with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise LimitError(None, "not a regular file: a spec is a YAML file")
+        size = status.st_size
         if size > MAX_BYTES:
             raise LimitError(None, _too_big(size))
         data = file.read(MAX_BYTES + 1)  # a file that grew, or a pipe that reports no size

@@ -53,3 +53,35 @@ def run_dir(run_key: str) -> Path:
     path = runs_dir() / run_key.replace(":", "_").replace("+", "_")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+#: ``${VAR}`` in a spec may name variables with this prefix, or those listed in ``$CTFLOW_SPEC_ENV_ALLOW``.
+SPEC_ENV_PREFIX = "CTFLOW_SPEC_"
+#: Parts of a variable name that mark a secret: such a variable is never interpolated, even when listed.
+_SECRET_WORDS = {"SECRET", "SECRETS", "PASSWORD", "PASSWD", "PWD", "PASS", "TOKEN", "KEY", "CREDENTIAL",
+                 "CREDENTIALS", "PRIVATE", "AUTH", "JWT", "FERNET", "SALT", "CERT"}
+
+
+def spec_env_refusal(name: str) -> str | None:
+    """Why ``${name}`` may not be interpolated into a spec, or None if it may.
+
+    A spec's values are shown to everyone who can see its DAGs or the ctflow view, and they are
+    read inside processes that hold secrets (the api-server holds the JWT secret). So a variable
+    is interpolated only if the deployment opted it in, by its name (``CTFLOW_SPEC_*``) or by
+    listing it in ``$CTFLOW_SPEC_ENV_ALLOW`` (comma-separated), which declares its value fit to
+    show; names that look like secrets and Airflow's own variables are refused even then.
+    """
+    words = set(name.upper().split("_"))
+    if name.upper().startswith("AIRFLOW") or words & _SECRET_WORDS:
+        return "it looks like a secret or Airflow's configuration, and a spec's values are shown to every viewer"
+    listed = {n.strip() for n in os.environ.get("CTFLOW_SPEC_ENV_ALLOW", "").split(",") if n.strip()}
+    if name.startswith(SPEC_ENV_PREFIX) or name in listed:
+        return None
+    return (f"only variables named {SPEC_ENV_PREFIX}* or listed in $CTFLOW_SPEC_ENV_ALLOW are interpolated "
+            "(their values are shown to everyone who can see the pipeline)")
+
+
+def data_roots() -> list[Path]:
+    """Folders a spec's paths may lead into: the project, and ``$CTFLOW_DATA_ROOTS`` (``os.pathsep``-separated)."""
+    extra = [Path(p).expanduser() for p in os.environ.get("CTFLOW_DATA_ROOTS", "").split(os.pathsep) if p.strip()]
+    return [project_root(), *(p.resolve() for p in extra)]

@@ -1,4 +1,4 @@
-"""Loading spec text: ${ENV} interpolation, several problems at once, lines, odd documents.
+"""Loading spec text: opted-in ${ENV} interpolation, several problems at once, lines, odd documents.
 
 One problem per file is covered by the broken corpus (test_broken_corpus.py); these are the
 success cases and the behaviours a single broken file cannot show.
@@ -24,25 +24,32 @@ def _problems(text: str) -> list[tuple[int | None, str, str, str | None]]:
     return [(p.line, format_path(p.path), p.message, p.suggestion) for p in caught.value.problems]
 
 
-# --- ${ENV} interpolation
+# --- ${ENV} interpolation: only opted-in variables
 
 
 def test_env_variable_is_interpolated(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CTFLOW_TEST_OWNER", "team-x")
-    monkeypatch.setenv("CTFLOW_TEST_DATA", "/srv/data")
-    text = MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_TEST_OWNER}").replace(
-        "entities: data/minimal.parquet", "entities: ${CTFLOW_TEST_DATA}/${CTFLOW_TEST_OWNER}.parquet"
+    monkeypatch.setenv("CTFLOW_SPEC_TEST_OWNER", "team-x")
+    monkeypatch.setenv("CTFLOW_SPEC_TEST_DATA", "/srv/data")
+    monkeypatch.setenv("CTFLOW_DATA_ROOTS", "/srv/data")
+    text = MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_SPEC_TEST_OWNER}").replace(
+        "entities: data/minimal.parquet", "entities: ${CTFLOW_SPEC_TEST_DATA}/${CTFLOW_SPEC_TEST_OWNER}.parquet"
     )
     spec = parse_spec(text)
     assert spec.owner == "team-x"
     assert spec.data.entities == "/srv/data/team-x.parquet"
 
 
+def test_env_variable_listed_in_the_allow_list_is_interpolated(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TEAM_NAME", "team-z")
+    monkeypatch.setenv("CTFLOW_SPEC_ENV_ALLOW", "OTHER, TEAM_NAME")
+    assert parse_spec(MINIMAL.replace("owner: data-science", "owner: ${TEAM_NAME}")).owner == "team-z"
+
+
 def test_env_default_is_used_when_unset_or_empty(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delenv("CTFLOW_TEST_UNSET", raising=False)
-    monkeypatch.setenv("CTFLOW_TEST_EMPTY", "")
-    text = MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_TEST_UNSET:-ml-platform}").replace(
-        "features: minimal_v1", "features: ${CTFLOW_TEST_EMPTY:-minimal_v2}"
+    monkeypatch.delenv("CTFLOW_SPEC_TEST_UNSET", raising=False)
+    monkeypatch.setenv("CTFLOW_SPEC_TEST_EMPTY", "")
+    text = MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_SPEC_TEST_UNSET:-ml-platform}").replace(
+        "features: minimal_v1", "features: ${CTFLOW_SPEC_TEST_EMPTY:-minimal_v2}"
     )
     spec = parse_spec(text)
     assert spec.owner == "ml-platform"
@@ -50,14 +57,14 @@ def test_env_default_is_used_when_unset_or_empty(monkeypatch: pytest.MonkeyPatch
 
 
 def test_env_value_wins_over_default(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CTFLOW_TEST_OWNER", "team-y")
-    spec = parse_spec(MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_TEST_OWNER:-ml-platform}"))
+    monkeypatch.setenv("CTFLOW_SPEC_TEST_OWNER", "team-y")
+    spec = parse_spec(MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_SPEC_TEST_OWNER:-ml-platform}"))
     assert spec.owner == "team-y"
 
 
 def test_env_interpolated_number_is_validated_as_a_number(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("CTFLOW_TEST_MIN_ROWS", "5000")
-    spec = parse_spec(MINIMAL + "quality:\n  min_rows: ${CTFLOW_TEST_MIN_ROWS:-100}\n")
+    monkeypatch.setenv("CTFLOW_SPEC_TEST_MIN_ROWS", "5000")
+    spec = parse_spec(MINIMAL + "quality:\n  min_rows: ${CTFLOW_SPEC_TEST_MIN_ROWS:-100}\n")
     assert spec.quality.min_rows == 5000
 
 
@@ -68,13 +75,41 @@ def test_text_without_braces_is_not_interpolated(monkeypatch: pytest.MonkeyPatch
 
 
 def test_every_undefined_variable_is_reported_at_its_own_line(monkeypatch: pytest.MonkeyPatch):
-    for name in ("CTFLOW_TEST_A", "CTFLOW_TEST_B"):
+    for name in ("CTFLOW_SPEC_TEST_A", "CTFLOW_SPEC_TEST_B"):
         monkeypatch.delenv(name, raising=False)
-    text = MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_TEST_A}\ntags: [x, '${CTFLOW_TEST_B}']")
+    text = MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_SPEC_TEST_A}\ntags: [x, '${CTFLOW_SPEC_TEST_B}']")
     problems = _problems(text)
     assert [(line, path) for line, path, _, _ in problems] == [(3, "owner"), (4, "tags[1]")]
-    assert "${CTFLOW_TEST_A} is not set" in problems[0][2]
-    assert "${CTFLOW_TEST_B} is not set" in problems[1][2]
+    assert "${CTFLOW_SPEC_TEST_A} is not set" in problems[0][2]
+    assert "${CTFLOW_SPEC_TEST_B} is not set" in problems[1][2]
+
+
+SECRET = "s3cr3t-value-7e1a"
+
+
+@pytest.mark.parametrize("reference", [
+    "${AIRFLOW__API_AUTH__JWT_SECRET}",
+    "${AIRFLOW__API_AUTH__JWT_SECRET:-x}",  # a default would tell whether the variable is set
+    "${CTFLOW_HOOK_PASSWORD}",
+    "${CTFLOW_SPEC_DB_PASSWORD}",  # the prefix does not make a secret-looking name fit to show
+    "${HOME}",  # not opted in
+])
+def test_a_variable_not_opted_in_is_an_error_naming_it_never_its_value(monkeypatch: pytest.MonkeyPatch, reference):
+    name = reference[2:].split(":")[0].rstrip("}")
+    for variable in ("AIRFLOW__API_AUTH__JWT_SECRET", "CTFLOW_HOOK_PASSWORD", "CTFLOW_SPEC_DB_PASSWORD", "HOME"):
+        monkeypatch.setenv(variable, SECRET)
+    monkeypatch.setenv("CTFLOW_SPEC_ENV_ALLOW", "AIRFLOW__API_AUTH__JWT_SECRET,CTFLOW_HOOK_PASSWORD")  # listed: still no
+    text = MINIMAL.replace("pipeline: minimal", f"pipeline: minimal\ndescription: {reference}")
+    problems = _problems(text)
+    assert [(line, path) for line, path, _, _ in problems] == [(3, "description")]
+    assert f"environment variable ${{{name}}} is not allowed" in problems[0][2]
+    assert SECRET not in str(problems)
+
+
+def test_an_unlisted_name_suggests_the_opted_in_variable_it_resembles(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CTFLOW_SPEC_OWNER", "team-x")
+    (problem,) = _problems(MINIMAL.replace("owner: data-science", "owner: ${CTFLOW_OWNER}"))
+    assert problem[3] == "CTFLOW_SPEC_OWNER"
 
 
 # --- several problems of one file are reported together, in file order

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from ctflow.spec.catalog import ESTIMATORS
 from ctflow.spec.errors import did_you_mean
 from ctflow.spec.models import PipelineSpec
+from ctflow.spec.paths import PATH_FIELDS, PathOutsideError, resolve_spec_path
 
 
 class Finding(NamedTuple):
@@ -33,7 +34,7 @@ def _describe(kind: object) -> str:
 
 def check_spec(spec: PipelineSpec) -> list[Finding]:
     """Every cross-field problem of ``spec``; an empty list means it is usable."""
-    return [*_model(spec), *_metrics(spec), *_columns(spec), *_schedule(spec)]
+    return [*_model(spec), *_metrics(spec), *_columns(spec), *_schedule(spec), *_paths(spec)]
 
 
 def _model(spec: PipelineSpec) -> Iterator[Finding]:
@@ -102,3 +103,14 @@ def _schedule(spec: PipelineSpec) -> Iterator[Finding]:
     for i, upstream in enumerate(spec.schedule.after):
         if upstream == spec.pipeline:
             yield Finding(("schedule", "after", i), "a pipeline cannot be triggered by its own promotions (cycle)")
+
+
+def _paths(spec: PipelineSpec) -> Iterator[Finding]:
+    for path in PATH_FIELDS:
+        value: object = spec
+        for part in path:
+            value = getattr(value, part)
+        try:
+            resolve_spec_path(str(value))
+        except PathOutsideError as err:
+            yield Finding(path, str(err))

@@ -1,4 +1,4 @@
-"""Read a spec file: safe YAML with line numbers, ``${ENV}`` interpolation, validation.
+"""Read a spec file: bounded safe YAML with line numbers, opted-in ``${ENV}`` interpolation, validation.
 
 Every problem becomes a :class:`~ctflow.spec.errors.Problem` naming file, line and field, and
 all problems of a file are reported together, so a spec author fixes them in one pass.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ctflow import settings
+from ctflow.spec import yaml_safe
 from ctflow.spec.checks import check_spec
 from ctflow.spec.errors import Problem, SpecError, did_you_mean
 from ctflow.spec.models import IDENTIFIER_PATTERN, PipelineSpec
@@ -31,7 +32,6 @@ _KINDS = {
     "tag:yaml.org,2002:float": "number",
     "tag:yaml.org,2002:bool": "boolean",
 }
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5-10x faster
 
 
 class _Document:
@@ -90,6 +90,12 @@ class _Document:
     def _interpolate(self, text: str, path: Path_, line: int) -> str:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            refusal = settings.spec_env_refusal(name)
+            if refusal:  # never read, so neither its value nor whether it is set can leak
+                allowed = [n for n in os.environ if not settings.spec_env_refusal(n)]
+                self.problem(path, line, f"environment variable ${{{name}}} is not allowed in a spec: {refusal}",
+                             did_you_mean(name, allowed))
+                return match.group(0)
             value = os.environ.get(name)
             if default is not None and not value:  # as in the shell: unset or empty
                 return default
@@ -103,13 +109,19 @@ class _Document:
 
 def load_spec(path: str | os.PathLike[str], *, display_name: str | None = None) -> PipelineSpec:
     """Read and validate one spec file; raise :class:`SpecError` listing every problem."""
-    path = Path(path)
+    name = display_name or str(path)
+    return parse_spec(read_spec_text(path, name), name)
+
+
+def read_spec_text(path: str | os.PathLike[str], display_name: str | None = None) -> str:
+    """The text of a spec file, read within :mod:`~ctflow.spec.yaml_safe`'s limits; else :class:`SpecError`."""
     name = display_name or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return yaml_safe.read_text(path)
+    except yaml_safe.LimitError as err:
+        raise SpecError([Problem(name, err.line, (), err.message)]) from None
     except OSError as err:
         raise SpecError([Problem(name, None, (), f"cannot read spec: {err.strerror or err}")]) from None
-    return parse_spec(text, name)
 
 
 def parse_spec(text: str, filename: str = "<spec>") -> PipelineSpec:
@@ -136,9 +148,16 @@ def parse_spec(text: str, filename: str = "<spec>") -> PipelineSpec:
 
 def _compose(text: str, doc: _Document) -> Any:
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml_safe.compose(text)
+    except yaml_safe.LimitError as err:
+        doc.problem((), err.line, err.message)
+        return None
     except yaml.MarkedYAMLError as err:
         doc.problem((), *_yaml_error(err, text))
+        return None
+    except yaml.reader.ReaderError as err:  # a control character: report where, not the raw offset
+        line = text.count("\n", 0, err.position) + 1
+        doc.problem((), line, f"invalid character #x{err.character:04x} on line {line}: a spec is plain text")
         return None
     except yaml.YAMLError as err:
         doc.problem((), None, f"invalid YAML: {err}")

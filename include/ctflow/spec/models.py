@@ -117,7 +117,10 @@ class Label(Strict):
 class Data(Strict):
     """Where the training rows and their features come from."""
 
-    entities: str = Field(description="Parquet file of entity rows (timestamp, keys, label), relative to the project.")
+    entities: str = Field(
+        description="Parquet file of entity rows (timestamp, keys, label), relative to the project; "
+                    "it must stay inside the project or $CTFLOW_DATA_ROOTS."
+    )
     timestamp: Column = Field(description="Entity-row timestamp: features are joined as of this time.")
     label: Label
     features: str = Field(description="Feast FeatureService that provides the point-in-time features.")

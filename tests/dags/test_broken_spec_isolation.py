@@ -41,3 +41,25 @@ def test_airflow_cli_lists_the_broken_spec(dags_folder_with, airflow_db):
     assert "broken_one.yaml" in errors[0]["error"] and "max_iter" in errors[0]["error"]
     dags = run_cli("airflow", "dags", "list", "-o", "json", env=env)
     assert {d["dag_id"] for d in json_output(dags.stdout)} >= {"ct_flight_delay", "monitor_flight_delay"}
+
+
+def test_a_valid_spec_whose_dags_fail_to_build_hides_no_other(dags_folder_with, monkeypatch):
+    """Fault injection: the factory raises for one valid spec (a bug no rule foresaw). Its file is
+    reported as an import error; the other spec's DAGs are still built."""
+    from ctflow.factory import build
+
+    other = GOOD.replace("pipeline: flight_delay", "pipeline: second_one")
+    folder = dags_folder_with({"flight_delay.yaml": GOOD, "second_one.yaml": other})
+    real = build.build_dags
+
+    def failing_for_second_one(spec, **kwargs):
+        if spec.pipeline == "second_one":
+            raise RuntimeError("factory bug for second_one")
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(build, "build_dags", failing_for_second_one)
+    bag = DagBag(dag_folder=str(folder))
+    assert set(bag.dag_ids) == {"ct_flight_delay", "monitor_flight_delay"}
+    assert list(bag.import_errors) == [str(folder / "ctflow_spec_errors.py")]
+    message = next(iter(bag.import_errors.values()))
+    assert "dags/specs/second_one.yaml: its DAGs cannot be built: RuntimeError: factory bug for second_one" in message

@@ -93,17 +93,38 @@ def build_folder(folder: str | os.PathLike[str], *, dag_id: str | None = None) -
     for item in load_folder(folder, only=only):
         if item.spec is None:
             continue
-        for dag in build_dags(
-            item.spec, source_text=item.text, source_name=item.display_name, source_path=str(item.path)
-        ):
+        try:
+            built = build_dags(item.spec, source_text=item.text, source_name=item.display_name,
+                               source_path=str(item.path))
+        except Exception:  # noqa: BLE001 - one spec's failure must not drop the other specs' DAGs
+            # ctflow_spec_errors.py reports it as an import error (folder_errors builds it too).
+            log.exception("cannot build the DAGs of spec %s; the other specs' DAGs are built", item.display_name)
+            continue
+        for dag in built:
             if dag_id is None or dag.dag_id == dag_id:
                 dags[dag.dag_id] = dag
     return dags
 
 
 def folder_errors(folder: str | os.PathLike[str]) -> list[SpecError]:
-    """The errors of every invalid spec in ``folder``."""
-    return [item.error for item in load_folder(folder) if item.error]
+    """The errors of every invalid spec in ``folder``, and of every valid one whose DAGs fail to build.
+
+    Building again here is the price of the two-file loader: the file that builds DAGs must not
+    raise (Airflow would drop all of its DAGs), so this one, which defines none, reports the failure.
+    """
+    from ctflow.factory.build import build_dags
+
+    errors = []
+    for item in load_folder(folder):
+        if item.error:
+            errors.append(item.error)
+            continue
+        try:
+            build_dags(item.spec, source_text=item.text, source_name=item.display_name, source_path=str(item.path))
+        except Exception as err:  # noqa: BLE001 - reported as this spec's error
+            message = f"its DAGs cannot be built: {type(err).__name__}: {err}"
+            errors.append(SpecError([Problem(item.display_name, None, (), message)]))
+    return errors
 
 
 def _stems_for(dag_id: str, folder: str | os.PathLike[str]) -> set[str] | None:

@@ -19,6 +19,11 @@ STAGE_TAG = "ctflow.stage"
 GATE_TAG = "ctflow.gate"
 #: The data time a candidate was trained as of (ISO 8601, UTC).
 AS_OF_TAG = "ctflow.as_of"
+#: A classifier's decision threshold on the served probability of the positive class: a run tag,
+#: a model version tag and a key of the logged model's metadata (MLmodel).
+THRESHOLD_TAG = "ctflow.decision_threshold"
+#: What the served model returns (the logged model's metadata): ``predict_proba`` or ``predict``.
+OUTPUT_KEY = "ctflow.output"
 
 
 def experiment_name(pipeline: str) -> str:

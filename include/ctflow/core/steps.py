@@ -156,7 +156,7 @@ def train(
         tracking.STAGE_TAG: "candidate",
         "ctflow.pipeline": spec.pipeline,
         tracking.AS_OF_TAG: as_of.isoformat(),
-        "ctflow.feature_service": spec.data.features,
+        tracking.FEATURE_SERVICE_TAG: spec.data.features,
         "ctflow.data_sha256": fetched["sha256"],
         "ctflow.code_version": tracking.code_version(),
         **(lineage or {}),
@@ -214,6 +214,7 @@ def train(
         if spec_text:
             mlflow.log_text(spec_text, "spec.yaml")
         _log_reference(run_dir, train_rows, features.all, holdout_scores=scores)
+        _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
         model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold)
         result = {
             "run_id": run.info.run_id,
@@ -333,10 +334,20 @@ def register(
                if trained.get("decision_threshold") is not None else {}),
         },
     )
+    _describe(registry, version.version, spec, run_dir=run_dir, trained=trained, gate=gate)
     result = version.to_dict()
     _write(run_dir / REGISTER, result)
     log.info("registered %s version %s (run %s)", spec.model_name, version.version, trained["run_id"])
     return result
+
+
+def _describe(registry, version: str, spec: PipelineSpec, *, run_dir: Path, trained: dict, gate: dict) -> None:
+    """The version's description: its model card (:mod:`ctflow.core.model_card`); rewritten by a retry."""
+    from ctflow.core.model_card import model_card
+
+    lineage = registry.client.get_run(trained["run_id"]).data.tags
+    card = model_card(spec, fetched=_read(run_dir / FEATURES), trained=trained, gate=gate, lineage=lineage)
+    registry.client.update_model_version(spec.model_name, version, description=card)
 
 
 def promote(
@@ -425,6 +436,30 @@ def _log_reference(run_dir: Path, train_rows, features: list[str], *, holdout_sc
     profile.save(folder / "profile")
     np.save(folder / "scores.npy", np.asarray(holdout_scores, dtype="float64"))
     mlflow.log_artifacts(str(folder), "reference")
+
+
+def _log_datasets(spec: PipelineSpec, parts: dict[str, Any], columns: list[str]) -> None:
+    """Each part of the frame as an MLflow dataset input of the active run (the run's "Datasets").
+
+    Source: the entity table (the rows; their features come from the feature service, in the
+    name and a tag); digest: the part's fingerprint (:func:`ctflow.core.features.fingerprint`).
+    Lineage, not a step of training: a frame MLflow cannot describe is logged as a warning.
+    """
+    import mlflow
+
+    from ctflow.core import tracking
+    from ctflow.core.features import fingerprint
+
+    source = str(resolve_path(spec.data.entities))
+    for context, rows in parts.items():
+        try:
+            digest = fingerprint(rows, timestamp=spec.data.timestamp)["sha256"]
+            dataset = mlflow.data.from_pandas(rows[[spec.data.timestamp, *columns]], source=source, targets=LABEL,
+                                              name=f"{spec.data.features} {context} rows", digest=digest[:32])
+            mlflow.log_input(dataset, context=context, tags={tracking.FEATURE_SERVICE_TAG: spec.data.features,
+                                                             "ctflow.sha256": digest})
+        except Exception as err:  # noqa: BLE001 - lineage must not fail a training
+            log.warning("could not log the %s rows as an MLflow dataset: %s: %s", context, type(err).__name__, err)
 
 
 def _log_model(pipeline, train_rows, holdout_rows, features, *, task: str, threshold: float | None):

@@ -17,6 +17,8 @@ from ctflow import settings
 RUN_KEY_TAG = "ctflow.run_key"
 STAGE_TAG = "ctflow.stage"
 GATE_TAG = "ctflow.gate"
+#: The Feast feature service a run's features came from (a run tag and a dataset input tag).
+FEATURE_SERVICE_TAG = "ctflow.feature_service"
 #: The data time a candidate was trained as of (ISO 8601, UTC).
 AS_OF_TAG = "ctflow.as_of"
 #: A classifier's decision threshold on the served probability of the positive class: a run tag,

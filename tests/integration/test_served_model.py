@@ -155,19 +155,23 @@ def test_a_clean_environment_without_ctflow_loads_the_champion(clean_env: dict, 
 import json, sys, time
 started = time.perf_counter()
 import mlflow, pandas as pd
+imported = time.perf_counter() - started
 model = mlflow.pyfunc.load_model(sys.argv[1])
-loaded = time.perf_counter() - started
+loaded = time.perf_counter() - started - imported
 split = json.load(open(sys.argv[2]))["dataframe_split"]
 frame = pd.DataFrame(split["data"], columns=split["columns"])
 started = time.perf_counter()
 scores = model.predict(frame)
-print(json.dumps({"scores": scores.tolist(), "load_seconds": loaded, "predict_seconds": time.perf_counter() - started}))
+print(json.dumps({"scores": scores.tolist(), "import_seconds": imported, "load_seconds": loaded,
+                  "predict_seconds": time.perf_counter() - started}))
 """
-    result = subprocess.run([clean_env["python"], "-c", script, URI, str(model_files / "serving_input_example.json")],
-                            env=clean_env["env"], cwd=home, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    TIMES["load_model"], TIMES["predict_5_rows"] = out["load_seconds"], out["predict_seconds"]
+    for attempt in ("first", "again"):  # the first import in a new environment also compiles its bytecode
+        result = subprocess.run([clean_env["python"], "-c", script, URI, str(model_files / "serving_input_example.json")],
+                                env=clean_env["env"], cwd=home, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        for step in ("import", "load", "predict"):  # import mlflow + pandas; load_model (registry, download, unpickle)
+            TIMES[f"{step}_{attempt}"] = out[f"{step}_seconds"]
     scores = np.asarray(out["scores"])
     assert scores.shape == (5, 2)
     assert ((scores >= 0) & (scores <= 1)).all() and np.allclose(scores.sum(axis=1), 1)
@@ -262,3 +266,27 @@ def test_the_server_scores_what_the_signature_allows(server: str, model_files: P
     required = next(c for c in frame.columns if c not in optional)
     refused = _invoke(server, {"dataframe_split": json.loads(frame.drop(columns=[required]).to_json(orient="split", index=False))})
     assert refused.status_code == 400 and required in refused.text  # a required column cannot be left out
+
+
+def test_the_run_logs_its_rows_as_datasets_and_the_version_carries_a_model_card(champion: dict, home: Path):
+    from mlflow import MlflowClient
+
+    from ctflow.core.features import fingerprint
+    from ctflow.core.steps import resolve_path
+
+    spec = parse_spec(SPEC_TEXT)
+    client = MlflowClient()
+    inputs = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset
+              for i in client.get_run(champion["run_id"]).inputs.dataset_inputs}
+    assert set(inputs) == {"training", "holdout"}
+    holdout = pd.read_parquet(home / "ct" / "holdout.parquet")
+    assert inputs["holdout"].digest == fingerprint(holdout, timestamp=spec.data.timestamp)["sha256"][:32]
+    assert json.loads(inputs["training"].source)["uri"] == str(resolve_path(spec.data.entities))
+    assert inputs["training"].name == "flight_delay_v1 training rows"
+    assert json.loads(inputs["training"].profile)["num_rows"] == champion["train_rows"]
+
+    card = client.get_model_version_by_alias(MODEL, "champion").description
+    for part in ("**served_model**", "classification", f"{champion['train_rows']:,} training rows", "`wind_gust`",
+                 "P >= 0.3", "**Gate**: promote: no champion yet", "| this version |", "origin=JFK",
+                 champion["run_id"], "**Known limits**"):
+        assert part in card, part

@@ -95,7 +95,8 @@ def build_pipeline(model: Model, features: FeatureSet) -> Pipeline:
 # The fitted pipeline is pickled into the MLflow model, and pickle stores functions by
 # reference: a function of ctflow's own would make the model unloadable wherever ctflow is not
 # installed (issue #14). So the steps below are functions of pandas, which the model's
-# requirements pin; ``test_logged_model_references_no_ctflow_code`` checks the pickle.
+# requirements pin (as ``pandas.core.generic.NDFrame.astype`` etc.); tests check the pickle
+# (``test_the_fitted_pipeline_pickles_no_ctflow_code``, ``test_the_pickled_model_references_no_ctflow_code``).
 
 
 def _select(columns: list[str]):

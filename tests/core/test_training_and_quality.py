@@ -151,3 +151,43 @@ def test_the_quality_step_judges_coverage_against_the_window_the_run_fetched(tmp
     steps.fetch_features(spec, as_of=early, run_dir=cold, feature_repo=feature_repo_ready)
     with pytest.raises(DataQualityError, match=r"FAIL min_window_coverage observed 0.51 .* of the 60d window"):
         steps.check_quality(spec, as_of=early, run_dir=cold)
+
+
+@pytest.mark.parametrize("estimator", ["sklearn.ensemble.HistGradientBoostingClassifier",
+                                       "sklearn.linear_model.LogisticRegression"])
+def test_the_fitted_pipeline_pickles_no_ctflow_code(frame, estimator):
+    """A model must load where ctflow is not installed: pickle stores functions by reference."""
+    import pickletools
+
+    import cloudpickle
+
+    spec_model = model(estimator=estimator, params={})
+    fs = infer_features(frame, ["carrier", "origin", "distance", "dep_hour"], spec_model)
+    pipe = build_pipeline(spec_model, fs).fit(frame[fs.all], frame.label)
+    names = [arg for _, arg, _ in pickletools.genops(cloudpickle.dumps(pipe)) if isinstance(arg, str)]
+    assert "pandas.core.generic" in names  # the scan sees the pickle's globals: pandas' astype/fillna
+    assert [name for name in names if "ctflow" in name] == []
+
+
+def test_a_missing_column_is_scored_as_missing_values_and_extra_columns_are_ignored(frame):
+    """MLflow lets a request leave out the signature's optional columns; the pipeline takes them as missing."""
+    fs = infer_features(frame, ["carrier", "origin", "distance", "dep_hour"], model())
+    pipe = build_pipeline(model(), fs).fit(frame[fs.all], frame.label)
+    rows = frame[fs.all].head(20)
+    as_missing = rows.assign(origin=None, distance=np.nan)
+    left_out = rows.drop(columns=["origin", "distance"]).assign(not_a_feature=1)
+    np.testing.assert_array_equal(predict_scores(pipe, left_out, "classification"),
+                                  predict_scores(pipe, as_missing, "classification"))
+
+
+def test_the_serving_signature_declares_nullable_numbers_and_optional_columns(frame):
+    from ctflow.core.training import serving_signature
+
+    rows = frame.assign(distance=frame.distance.where(frame.index % 10 > 0))  # some missing
+    fs = infer_features(rows, ["carrier", "origin", "distance", "dep_hour"], model())
+    signature = serving_signature(rows, fs, classes=2)
+    inputs = {c.name: (c.type.name, c.required) for c in signature.inputs.inputs}
+    assert inputs == {"distance": ("double", False), "dep_hour": ("double", True),  # int64, yet nullable
+                      "carrier": ("string", True), "origin": ("string", True)}
+    assert signature.outputs.inputs[0].shape == (-1, 2)
+    assert serving_signature(rows, fs, classes=None).outputs.inputs[0].type.name == "double"

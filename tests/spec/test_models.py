@@ -227,3 +227,17 @@ def test_duration_round_trip_of_canonical_spellings(text: str):
 def test_duration_round_trip_of_other_spellings(text: str):
     duration = parse_duration(text)
     assert parse_duration(format_duration(duration)) == duration
+
+
+def test_decision_threshold_defaults_to_one_half_for_classifiers_and_is_refused_for_regression():
+    from ctflow.spec.models import Model
+
+    classifier = {"task": "classification", "estimator": "sklearn.linear_model.LogisticRegression"}
+    assert Model.model_validate(classifier).threshold == 0.5
+    assert Model.model_validate({**classifier, "decision_threshold": 0.3}).threshold == 0.3
+    with pytest.raises(ValidationError, match="less than 1"):
+        Model.model_validate({**classifier, "decision_threshold": 1})
+    regressor = {"task": "regression", "estimator": "sklearn.linear_model.Ridge"}
+    assert Model.model_validate(regressor).threshold is None
+    with pytest.raises(ValidationError, match="decision_threshold applies to classification, not to task 'regression'"):
+        Model.model_validate({**regressor, "decision_threshold": 0.5})

@@ -12,12 +12,14 @@ from sklearn import metrics as skm
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-#: Classification metrics that need a hard decision use this cut-off on the probability.
+#: Classification metrics that need a hard decision use this cut-off on the probability, unless the
+#: spec sets ``model.decision_threshold``.
 DECISION_THRESHOLD = 0.5
 
 
-def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    """Every metric of ``task`` that is defined for these labels (NaN-free dict)."""
+def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, *, threshold: float | None = None) -> dict[str, float]:
+    """Every metric of ``task`` that is defined for these labels (NaN-free dict); a classifier's label
+    metrics count a row positive when its score is at least ``threshold`` (default :data:`DECISION_THRESHOLD`)."""
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=float)
     if task == "regression":
@@ -29,7 +31,7 @@ def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray) -> dict[s
             "mape": float(skm.mean_absolute_percentage_error(y_true, scores)),
         }
     else:
-        predicted = (scores >= DECISION_THRESHOLD).astype(int)
+        predicted = (scores >= (DECISION_THRESHOLD if threshold is None else threshold)).astype(int)
         out = {
             "accuracy": float(skm.accuracy_score(y_true, predicted)),
             "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, predicted)),
@@ -46,7 +48,8 @@ def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray) -> dict[s
 
 
 def slice_metrics(
-    task: str, frame: pd.DataFrame, y_true: np.ndarray, scores: np.ndarray, columns: list[str]
+    task: str, frame: pd.DataFrame, y_true: np.ndarray, scores: np.ndarray, columns: list[str], *,
+    threshold: float | None = None,
 ) -> dict[str, dict[str, dict]]:
     """``{column: {value: {"rows": n, **metrics}}}`` for each slice column."""
     out: dict[str, dict[str, dict]] = {}
@@ -55,7 +58,7 @@ def slice_metrics(
         out[column] = {}
         for value in sorted(set(groups)):
             mask = groups == value
-            out[column][str(value)] = {"rows": int(mask.sum()), **compute_metrics(task, y_true[mask], scores[mask])}
+            out[column][str(value)] = {"rows": int(mask.sum()), **compute_metrics(task, y_true[mask], scores[mask], threshold=threshold)}
     return out
 
 
@@ -70,6 +73,7 @@ def save_plots(
     folder: Path,
     seed: int = 0,
     importance_rows: int = 4000,
+    threshold: float | None = None,
 ) -> list[Path]:
     """PNG plots of the holdout: ROC and PR curves + confusion matrix, or residuals and
     predicted-vs-actual; and permutation feature importances. Returns the files written."""
@@ -99,8 +103,9 @@ def save_plots(
         ax.set_title("Precision-recall (holdout)")
         save(fig, "precision_recall.png")
         fig, ax = plt.subplots(figsize=(4.5, 4))
-        skm.ConfusionMatrixDisplay.from_predictions(y_true, (scores >= DECISION_THRESHOLD).astype(int), ax=ax, colorbar=False)
-        ax.set_title(f"Confusion matrix (cut-off {DECISION_THRESHOLD})")
+        cut = DECISION_THRESHOLD if threshold is None else threshold
+        skm.ConfusionMatrixDisplay.from_predictions(y_true, (scores >= cut).astype(int), ax=ax, colorbar=False)
+        ax.set_title(f"Confusion matrix (cut-off {cut})")
         save(fig, "confusion_matrix.png")
     elif task == "regression":
         fig, ax = plt.subplots(figsize=(5, 4.5))

@@ -156,13 +156,16 @@ def train(
         tracking.STAGE_TAG: "candidate",
         "ctflow.pipeline": spec.pipeline,
         tracking.AS_OF_TAG: as_of.isoformat(),
-        "ctflow.feature_service": spec.data.features,
+        tracking.FEATURE_SERVICE_TAG: spec.data.features,
         "ctflow.data_sha256": fetched["sha256"],
         "ctflow.code_version": tracking.code_version(),
         **(lineage or {}),
     }
     if spec_text:
         tags["ctflow.spec_sha256"] = tracking.text_sha256(spec_text)
+    threshold = spec.model.threshold
+    if threshold is not None:
+        tags[tracking.THRESHOLD_TAG] = str(threshold)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.pipeline} as of {as_of:%Y-%m-%d %H:%M}", tags=tags) as run:
         mlflow.log_params({
             "estimator": spec.model.estimator,
@@ -177,18 +180,21 @@ def train(
             "features.service": spec.data.features,
             "features.numeric": len(features.numeric),
             "features.categorical": len(features.categorical),
+            **({"decision_threshold": threshold} if threshold is not None else {}),
         })
         started = time.perf_counter()
         pipeline.fit(train_rows[features.all], train_rows[LABEL])
         fit_seconds = time.perf_counter() - started
         scores = predict_scores(pipeline, holdout_rows[features.all], spec.model.task)
         y_holdout = holdout_rows[LABEL].to_numpy()
-        metrics = evaluation.compute_metrics(spec.model.task, y_holdout, scores)
+        metrics = evaluation.compute_metrics(spec.model.task, y_holdout, scores, threshold=threshold)
         train_sample = train_rows.sample(min(len(train_rows), 20000), random_state=spec.model.seed)
         train_metrics = evaluation.compute_metrics(
-            spec.model.task, train_sample[LABEL].to_numpy(), predict_scores(pipeline, train_sample[features.all], spec.model.task)
+            spec.model.task, train_sample[LABEL].to_numpy(), predict_scores(pipeline, train_sample[features.all], spec.model.task),
+            threshold=threshold,
         )
-        slices = evaluation.slice_metrics(spec.model.task, holdout_rows, y_holdout, scores, spec.evaluation.slices)
+        slices = evaluation.slice_metrics(spec.model.task, holdout_rows, y_holdout, scores, spec.evaluation.slices,
+                                          threshold=threshold)
         mlflow.log_metrics({**metrics, **{f"train_{k}": v for k, v in train_metrics.items()},
                             "fit_seconds": fit_seconds, "train_rows": len(train_rows), "holdout_rows": len(holdout_rows)})
         mlflow.log_metrics({
@@ -197,7 +203,8 @@ def train(
             for name, v in result.items() if name in (spec.evaluation.metric, "rows")
         })
         plots = evaluation.save_plots(spec.model.task, y_holdout, scores, model=pipeline, frame=holdout_rows,
-                                      features=features.all, folder=run_dir / "plots", seed=spec.model.seed)
+                                      features=features.all, folder=run_dir / "plots", seed=spec.model.seed,
+                                      threshold=threshold)
         for plot in plots:
             mlflow.log_artifact(str(plot), "plots")
         mlflow.log_dict({"numeric": features.numeric, "categorical": features.categorical,
@@ -207,7 +214,8 @@ def train(
         if spec_text:
             mlflow.log_text(spec_text, "spec.yaml")
         _log_reference(run_dir, train_rows, features.all, holdout_scores=scores)
-        model_info = _log_model(pipeline, holdout_rows[features.all], scores)
+        _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
+        model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold)
         result = {
             "run_id": run.info.run_id,
             "experiment_id": experiment_id,
@@ -220,6 +228,7 @@ def train(
             "holdout_start": holdout_start.isoformat(),
             "features": features.all,
             "fit_seconds": round(fit_seconds, 2),
+            "decision_threshold": threshold,
         }
     _write(run_dir / TRAIN, result)
     log.info("trained %s on %s rows in %.1f s; holdout (%s rows): %s", spec.model.estimator, len(train_rows),
@@ -282,7 +291,7 @@ def score_version(spec: PipelineSpec, version: str, run_dir: Path, *, tracking_u
     holdout = pd.read_parquet(run_dir / "holdout.parquet")
     model = mlflow.sklearn.load_model(f"models:/{spec.model_name}/{version}")
     scores = predict_scores(model, holdout, spec.model.task)
-    return compute_metrics(spec.model.task, holdout[LABEL].to_numpy(), scores)
+    return compute_metrics(spec.model.task, holdout[LABEL].to_numpy(), scores, threshold=spec.model.threshold)
 
 
 def register(
@@ -297,6 +306,7 @@ def register(
 ) -> dict[str, Any]:
     """Register the gated candidate (idempotent per run key). Returns ``{"skipped": True, "reason"}``
     when there is nothing to register."""
+    from ctflow.core import tracking
     from ctflow.core.registry import ModelRegistry
 
     gate = _read(run_dir / GATE)
@@ -319,12 +329,25 @@ def register(
             "ctflow.gate_reason": gate["reason"][:5000],
             f"ctflow.metric.{spec.evaluation.metric}": str(trained["metrics"].get(spec.evaluation.metric)),
             "ctflow.pipeline": spec.pipeline,
+            # The served probability's cut-off: a consumer reproduces ctflow's labels with it.
+            **({tracking.THRESHOLD_TAG: str(trained["decision_threshold"])}
+               if trained.get("decision_threshold") is not None else {}),
         },
     )
+    _describe(registry, version.version, spec, run_dir=run_dir, trained=trained, gate=gate)
     result = version.to_dict()
     _write(run_dir / REGISTER, result)
     log.info("registered %s version %s (run %s)", spec.model_name, version.version, trained["run_id"])
     return result
+
+
+def _describe(registry, version: str, spec: PipelineSpec, *, run_dir: Path, trained: dict, gate: dict) -> None:
+    """The version's description: its model card (:mod:`ctflow.core.model_card`); rewritten by a retry."""
+    from ctflow.core.model_card import model_card
+
+    lineage = registry.client.get_run(trained["run_id"]).data.tags
+    card = model_card(spec, fetched=_read(run_dir / FEATURES), trained=trained, gate=gate, lineage=lineage)
+    registry.client.update_model_version(spec.model_name, version, description=card)
 
 
 def promote(
@@ -415,21 +438,61 @@ def _log_reference(run_dir: Path, train_rows, features: list[str], *, holdout_sc
     mlflow.log_artifacts(str(folder), "reference")
 
 
-def _log_model(pipeline, sample_frame, scores):
-    import mlflow
-    from mlflow.models import infer_signature
+def _log_datasets(spec: PipelineSpec, parts: dict[str, Any], columns: list[str]) -> None:
+    """Each part of the frame as an MLflow dataset input of the active run (the run's "Datasets").
 
-    example = sample_frame.head(5)
-    signature = infer_signature(sample_frame.head(200), scores[:200])
-    # cloudpickle, not MLflow 3's default skops: ctflow's pipeline holds a module-level
-    # function (FunctionTransformer) that skops would refuse to load as untrusted.
+    Source: the entity table (the rows; their features come from the feature service, in the
+    name and a tag); digest: the part's fingerprint (:func:`ctflow.core.features.fingerprint`).
+    Lineage, not a step of training: a frame MLflow cannot describe is logged as a warning.
+    """
+    import mlflow
+
+    from ctflow.core import tracking
+    from ctflow.core.features import fingerprint
+
+    source = str(resolve_path(spec.data.entities))
+    for context, rows in parts.items():
+        try:
+            digest = fingerprint(rows, timestamp=spec.data.timestamp)["sha256"]
+            dataset = mlflow.data.from_pandas(rows[[spec.data.timestamp, *columns]], source=source, targets=LABEL,
+                                              name=f"{spec.data.features} {context} rows", digest=digest[:32])
+            mlflow.log_input(dataset, context=context, tags={tracking.FEATURE_SERVICE_TAG: spec.data.features,
+                                                             "ctflow.sha256": digest})
+        except Exception as err:  # noqa: BLE001 - lineage must not fail a training
+            log.warning("could not log the %s rows as an MLflow dataset: %s: %s", context, type(err).__name__, err)
+
+
+def _log_model(pipeline, train_rows, holdout_rows, features, *, task: str, threshold: float | None):
+    """Log the fitted pipeline as a model that loads with its own requirements (no ctflow).
+
+    A classifier serves ``predict_proba`` (one column per class; column 1 is the positive class of
+    a 0/1 label), and its decision threshold is in the model's metadata; a regressor serves
+    ``predict``. The signature says which columns may be left out or null
+    (:func:`ctflow.core.training.serving_signature`).
+    """
+    import mlflow
+
+    from ctflow.core import tracking
+    from ctflow.core.training import serving_signature
+
+    classifier = task == "classification"
+    signature = serving_signature(train_rows, features, len(pipeline.classes_) if classifier else None)
+    output = "predict_proba" if classifier else "predict"
+    metadata = {tracking.OUTPUT_KEY: output}
+    if threshold is not None:
+        metadata[tracking.THRESHOLD_TAG] = threshold
+    # cloudpickle, not MLflow 3's default skops, which refuses the pandas functions the pipeline
+    # holds (FunctionTransformer) as untrusted types.
     return mlflow.sklearn.log_model(
         pipeline,
         name="model",
         signature=signature,
-        input_example=example,
+        # Numeric columns as the signature declares them (double): MLflow refuses int64 for double.
+        input_example=holdout_rows[features.all].head(5).astype(dict.fromkeys(features.numeric, "float64")),
         serialization_format="cloudpickle",
         pip_requirements=_requirements(),
+        pyfunc_predict_fn=output,
+        metadata=metadata,
     )
 
 

@@ -17,8 +17,15 @@ from ctflow import settings
 RUN_KEY_TAG = "ctflow.run_key"
 STAGE_TAG = "ctflow.stage"
 GATE_TAG = "ctflow.gate"
+#: The Feast feature service a run's features came from (a run tag and a dataset input tag).
+FEATURE_SERVICE_TAG = "ctflow.feature_service"
 #: The data time a candidate was trained as of (ISO 8601, UTC).
 AS_OF_TAG = "ctflow.as_of"
+#: A classifier's decision threshold on the served probability of the positive class: a run tag,
+#: a model version tag and a key of the logged model's metadata (MLmodel).
+THRESHOLD_TAG = "ctflow.decision_threshold"
+#: What the served model returns (the logged model's metadata): ``predict_proba`` or ``predict``.
+OUTPUT_KEY = "ctflow.output"
 
 
 def experiment_name(pipeline: str) -> str:

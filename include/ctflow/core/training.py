@@ -89,18 +89,48 @@ def build_pipeline(model: Model, features: FeatureSet) -> Pipeline:
     estimator = _estimator_class(model.estimator)(**params)
     if "random_state" in estimator.get_params():
         estimator.set_params(random_state=model.seed)
-    return Pipeline([("prepare", columns), ("estimator", estimator)])
+    return Pipeline([("columns", _select(features.all)), ("prepare", columns), ("estimator", estimator)])
+
+
+# The fitted pipeline is pickled into the MLflow model, and pickle stores functions by
+# reference: a function of ctflow's own would make the model unloadable wherever ctflow is not
+# installed (issue #14). So the steps below are functions of pandas, which the model's
+# requirements pin (as ``pandas.core.generic.NDFrame.astype`` etc.); tests check the pickle
+# (``test_the_fitted_pipeline_pickles_no_ctflow_code``, ``test_the_pickled_model_references_no_ctflow_code``).
+
+
+def _select(columns: list[str]):
+    """The model's columns in training order; a column the request lacks comes in as missing (NaN)
+    and is imputed like any missing value, extra columns are dropped. MLflow lets a request omit
+    the signature's optional columns, and the ColumnTransformer would refuse such a frame."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    return FunctionTransformer(pd.DataFrame.reindex, kw_args={"columns": list(columns)}, feature_names_out="one-to-one")
 
 
 def _as_text():
+    """Categories as strings, missing as a category of its own (``__missing__``): stable across
+    pandas dtypes (object, string, category, bool) and mixed values."""
     from sklearn.preprocessing import FunctionTransformer
 
-    return FunctionTransformer(_to_text, feature_names_out="one-to-one")
+    def step(method, **kw_args):
+        return FunctionTransformer(method, kw_args=kw_args, feature_names_out="one-to-one")
+
+    return Pipeline([
+        ("as_string", step(pd.DataFrame.astype, dtype="string")),
+        ("fill_missing", step(pd.DataFrame.fillna, value=MISSING_CATEGORY)),
+        ("as_object", step(pd.DataFrame.astype, dtype=object)),
+    ])
+
+
+#: The category that stands for a missing categorical value.
+MISSING_CATEGORY = "__missing__"
 
 
 def _to_text(frame):
-    """Categories as strings, missing as a category of its own: stable across pandas dtypes."""
-    return pd.DataFrame(frame).astype("string").fillna("__missing__").astype(object)
+    """What :func:`_as_text` was before issue #14, a function of ctflow's own: no longer used by
+    new pipelines, kept so that models logged earlier, which reference it, still load here."""
+    return pd.DataFrame(frame).astype("string").fillna(MISSING_CATEGORY).astype(object)
 
 
 def _estimator_class(path: str):
@@ -119,3 +149,37 @@ def predict_scores(model: Pipeline, frame: pd.DataFrame, task: str) -> np.ndarra
     if task == "classification":
         return model.predict_proba(frame)[:, 1]
     return model.predict(frame)
+
+
+def serving_signature(rows: pd.DataFrame, features: FeatureSet, classes: int | None):
+    """The MLflow signature of the model as it is served, honest about what the pipeline accepts.
+
+    * numeric features are ``double``: every one may be null, which the pipeline imputes (or the
+      estimator handles natively), so integer columns are not declared ``long``, which MLflow would
+      refuse a null for;
+    * categorical features are ``string`` (``boolean``/``long`` for such columns): the pipeline
+      compares them as text, and a null is the ``__missing__`` category;
+    * a feature that was missing in some training ``rows`` is optional (``required=False``): a
+      request may leave it out, and the pipeline takes it as missing;
+    * output: the classifier's ``predict_proba``, one column per class (``classes``; for a 0/1 label
+      column 1 is the positive class), or the regressor's prediction.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema, TensorSpec
+
+    def kind(column: str) -> DataType:
+        if column in features.numeric:
+            return DataType.double
+        dtype = rows[column].dtype
+        if pd.api.types.is_bool_dtype(dtype):
+            return DataType.boolean
+        if pd.api.types.is_integer_dtype(dtype):
+            return DataType.long
+        return DataType.string
+
+    inputs = Schema([ColSpec(kind(c), c, required=not bool(rows[c].isna().any())) for c in features.all])
+    if classes is None:
+        outputs = Schema([ColSpec(DataType.double)])
+    else:
+        outputs = Schema([TensorSpec(np.dtype("float64"), (-1, classes))])
+    return ModelSignature(inputs=inputs, outputs=outputs)

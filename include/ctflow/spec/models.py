@@ -195,6 +195,13 @@ class Model(Strict):
     exclude: list[Column] = Field(default_factory=list, description="Feature columns not to train on.")
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     seed: int = 42
+    decision_threshold: float | None = Field(
+        None, gt=0, lt=1,
+        description="Classification: a row is labelled positive when its probability of the positive class is at "
+                    "least this (default 0.5). The label metrics (accuracy, precision, recall, f1) use it, and it is "
+                    "logged with the run and tagged on the model version, so that a consumer of the served "
+                    "probabilities reproduces ctflow's labels.",
+    )
 
     @field_validator("estimator")
     @classmethod
@@ -207,6 +214,19 @@ class Model(Strict):
                 {"suggestion": did_you_mean(value, ESTIMATORS)},
             )
         return value
+
+    @model_validator(mode="after")
+    def _threshold_for_classification(self) -> Model:
+        if self.decision_threshold is not None and self.task != "classification":
+            raise ValueError(f"decision_threshold applies to classification, not to task {self.task!r}")
+        return self
+
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold of a classifier (default 0.5); None for regression."""
+        if self.task != "classification":
+            return None
+        return 0.5 if self.decision_threshold is None else self.decision_threshold
 
 
 class Bound(Strict):

@@ -566,3 +566,9 @@ def test_the_view_reads_what_the_monitoring_steps_wrote(champion, home):
     assert len(seen["columns"]) == len(written["columns"]) > 0
     assert seen["report_path"] == names.REPORT_ARTIFACT
     assert seen["window_end"] == as_of.isoformat() and seen["champion_version"] == "1"
+    # The report task's extra link, from what the task returns (the summary less its local path).
+    from ctflow import links
+
+    returned = {k: v for k, v in summary.items() if k != "report"}
+    url = links.MonitoringReportLink().url_for(returned)
+    assert url and url.endswith(f"/runs/{recorded.info.run_id}/artifactPath/{names.REPORT_ARTIFACT}"), url

@@ -546,7 +546,9 @@ def report(
         for source in (SCORE, DATA_DRIFT, PREDICTION_DRIFT, PERFORMANCE):
             mlflow.log_artifact(str(run_dir / source), names.RESULTS_FOLDER)
         mlflow.log_dict(summary, names.SUMMARY_ARTIFACT)
-        summary["mlflow_run_id"] = run.info.run_id
+        # What the task returns: the report link (ctflow.links.MonitoringReportLink) reads these.
+        summary.update(mlflow_run_id=run.info.run_id, mlflow_experiment_id=experiment_id,
+                       report_path=names.REPORT_ARTIFACT)
     summary["report"] = str(html_path)
     _write(run_dir / REPORT, summary)
     for line in summary_lines(summary):

@@ -117,7 +117,8 @@ class MonitoringReportLink(_ReturnValueLink):
     The monitoring ``report`` task → its report.
 
     Reads, in order: ``report_url`` (a full URL), ``report_path``/``report`` (an artifact path
-    of the task's MLflow run ``run_id`` in ``experiment_id``), else the run itself.
+    of the task's MLflow run ``run_id``/``mlflow_run_id`` in ``experiment_id``/``mlflow_experiment_id``),
+    else the run itself.
     """
 
     name = "Monitoring report"
@@ -132,7 +133,9 @@ class MonitoringReportLink(_ReturnValueLink):
     def url_for(self, value: dict[str, Any]) -> str | None:
         if value.get("report_url"):
             return str(value["report_url"])
-        run_id, experiment_id = value.get("run_id"), value.get("experiment_id")
+        # The report task returns its run as mlflow_run_id/mlflow_experiment_id (core.monitoring.report).
+        run_id = value.get("run_id") or value.get("mlflow_run_id")
+        experiment_id = value.get("experiment_id") or value.get("mlflow_experiment_id")
         if not (run_id and experiment_id):
             return None
         path = value.get("report_path") or value.get("report")

@@ -528,3 +528,47 @@ def test_predictions_store_on_postgresql():
             assert store.streak("p", challenger_version="2", champion_version="1", until=datetime(2013, 2, 3)) == (2, 0)
         finally:
             store.engine.dispose()
+
+
+def test_the_view_reads_what_the_monitoring_steps_wrote(champion, home):
+    """The ctflow view's reader on a real breaching monitoring run: the status, drift share, performance,
+    breaches and per-feature drift it shows are the ones the steps computed and MLflow recorded."""
+    from mlflow import MlflowClient
+
+    from ctflow.core import monitoring_contract as names
+    from ctflow.ui import monitoring as view
+
+    base = _spec()
+    spec = _spec(monitoring={"performance": base.monitoring.performance.model_copy(update={"min": 0.99})})
+    as_of = AS_OF + timedelta(days=3)
+    run_dir = home / "monitor-view"
+    run_dir.mkdir()
+    monitoring.score_batch(spec, as_of=as_of, run_dir=run_dir, run_key="m/view")
+    monitoring.data_drift(spec, run_dir=run_dir)
+    monitoring.prediction_drift(spec, run_dir=run_dir)
+    perf = monitoring.performance(spec, as_of=as_of, run_dir=run_dir, actor="test", run_key="m/view")
+    summary = monitoring.report(spec, run_dir=run_dir, run_key="m/view")
+    assert perf["breach"] and "performance" in {b["kind"] for b in summary["breaches"]}
+
+    client = MlflowClient()
+    recorded = client.get_run(summary["mlflow_run_id"])
+    assert view.latest_run(client, spec.pipeline).info.run_id == recorded.info.run_id  # the newest window
+    seen = view.summarize(client, spec, recorded, with_columns=True)
+    assert seen["status"] == "breach"
+    assert seen["breach_kinds"] == sorted({b["kind"] for b in summary["breaches"]})
+    assert seen["breaches"] == summary["breaches"]
+    assert seen["drift_share"] == pytest.approx(summary["data_drift"]["drifted_share"])
+    assert seen["drift_share"] == pytest.approx(recorded.data.metrics[names.DRIFT_SHARE_METRIC])
+    assert seen["performance"]["value"] == pytest.approx(perf["champion"]["value"])
+    assert seen["performance"]["breach"] is True and seen["performance"]["min"] == 0.99
+    written = json.loads((run_dir / monitoring.DATA_DRIFT).read_text())
+    assert {c["column"]: c["drifted"] for c in seen["columns"]} == {c["column"]: c["drifted"] for c in written["columns"]}
+    assert len(seen["columns"]) == len(written["columns"]) > 0
+    assert seen["report_path"] == names.REPORT_ARTIFACT
+    assert seen["window_end"] == as_of.isoformat() and seen["champion_version"] == "1"
+    # The report task's extra link, from what the task returns (the summary less its local path).
+    from ctflow import links
+
+    returned = {k: v for k, v in summary.items() if k != "report"}
+    url = links.MonitoringReportLink().url_for(returned)
+    assert url and url.endswith(f"/runs/{recorded.info.run_id}/artifactPath/{names.REPORT_ARTIFACT}"), url

@@ -125,14 +125,24 @@ def build(folder: Path, *, pipeline: str = PIPELINE, monitoring: bool = True) ->
             else:
                 registry.set_challenger(version.version, reason="shadow candidate", actor=actor, run_key=run_key)
         if monitoring:
-            tags = {"ctflow.stage": "monitoring", "ctflow.pipeline": pipeline,
-                    "ctflow.window_start": "2013-06-10T00:00:00+00:00", "ctflow.window_end": "2013-06-11T00:00:00+00:00"}
+            # Named as the monitoring step names them (ctflow.core.monitoring_contract); the step
+            # itself is proven against this reader in tests/core/test_monitoring.py.
+            from ctflow.core import monitoring_contract as names
+
+            drifted = sum(c["drifted"] for c in DRIFT_COLUMNS) / len(DRIFT_COLUMNS)
+            floor, value = performance_floor(), performance_below_floor()
+            breaches = [{"kind": "drift", "what": "data_drift", "reason": f"{drifted:.0%} of the features drifted"},
+                        {"kind": "performance", "what": "performance",
+                         "reason": f"champion v2 {METRIC} {value} below {floor}"}]
+            tags = {"ctflow.stage": names.STAGE, "ctflow.pipeline": pipeline,
+                    names.WINDOW_START_TAG: "2013-06-10T00:00:00+00:00", names.WINDOW_END_TAG: "2013-06-11T00:00:00+00:00",
+                    names.CHAMPION_VERSION_TAG: "2", names.BREACH_TAG: names.breach_tag({b["kind"] for b in breaches})}
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"{pipeline} monitoring 2013-06-10", tags=tags) as run:
-                drifted = sum(c["drifted"] for c in DRIFT_COLUMNS) / len(DRIFT_COLUMNS)
-                mlflow.log_metrics({"data_drift.drifted_share": drifted, f"performance.{METRIC}": performance_below_floor()})
+                mlflow.log_metrics({names.DRIFT_SHARE_METRIC: drifted, names.performance_metric("champion", METRIC): value})
                 mlflow.log_dict({"columns": DRIFT_COLUMNS, "drifted_share": drifted, "drifted": drifted >= 0.3,
-                                 "max_drifted_share": 0.3}, "data_drift.json")
-                mlflow.log_text("<html><body>report</body></html>", "report.html")
+                                 "max_drifted_share": 0.3}, names.DATA_DRIFT_ARTIFACT)
+                mlflow.log_dict({"breaches": breaches, "breach": True}, names.SUMMARY_ARTIFACT)
+                mlflow.log_text("<html><body>report</body></html>", names.REPORT_ARTIFACT)
             state.monitoring_run_id = run.info.run_id
     (folder / "state.json").write_text(json.dumps(state.__dict__, indent=2))
     return state

@@ -131,7 +131,8 @@ def test_pipeline_detail_has_timeline_history_drift_and_spec(deployment):
     assert p["rollback_to"] == "1" and p["may_trigger"] is True
     drift = p["monitoring"]
     assert [c["column"] for c in drift["columns"]][:2] == ["temp", "carrier"]  # drifted first
-    assert drift["report_url"].endswith(f"/runs/{built.monitoring_run_id}/artifactPath/report.html")
+    assert drift["report_url"].endswith(f"/runs/{built.monitoring_run_id}/artifactPath/report/report.html")
+    assert [b["kind"] for b in drift["breaches"]] == ["drift", "performance"]
     assert p["spec_text"].startswith("# yaml-language-server") and "pipeline: flight_delay" in p["spec_text"]
     assert _call(airflow, "GET", "/ctflow/api/pipelines/no_such_pipeline", _login(airflow, "admin")).status_code == 404
 

@@ -99,24 +99,27 @@ def _run(metrics, tags=None):
     )
 
 
-def test_monitoring_summary(spec):
-    from ctflow.ui.monitoring import drift_columns, summarize
+def test_monitoring_summary_without_the_steps_verdict_judges_the_metrics(spec):
+    """A run the monitoring step wrote carries its verdict (``ctflow.breach``; proven on a real run in
+    tests/core/test_monitoring.py); one without it is judged from the contract's metrics."""
+    from ctflow.core import monitoring_contract as names
+    from ctflow.ui.monitoring import summarize
 
     assert summarize(None, spec, None) == {"status": "none", "message": "no monitoring yet"}
-    ok = summarize(None, spec, _run({"data_drift.drifted_share": 0.1, "performance.roc_auc": 0.7}))
-    assert ok["status"] == "ok" and ok["drift_breach"] is False and ok["performance"]["breach"] is False
-    drifted = summarize(None, spec, _run({"drift_share": 0.5, "roc_auc": 0.7}))
-    assert drifted["status"] == "breach" and drifted["drift_breach"] is True
-    slow = summarize(None, spec, _run({"data_drift.drifted_share": 0.0, "roc_auc": 0.5}))
-    assert slow["status"] == "breach" and slow["performance"]["breach"] is True
-    told = summarize(None, spec, _run({"data_drift.drifted_share": 0.9}, {"ctflow.breach": "false"}))
-    assert told["status"] == "ok"  # the monitoring DAG's own verdict wins
-
-    client = SimpleNamespace(list_artifacts=lambda run_id, path=None: [])
-    columns = drift_columns(client, _run({"data_drift.temp.statistic": 0.4, "data_drift.temp.drifted": 1.0,
-                                          "data_drift.dep_hour.statistic": 0.01, "data_drift.dep_hour.drifted": 0.0,
-                                          "data_drift.drifted_share": 0.5}))
-    assert [(c["column"], c["drifted"]) for c in columns] == [("temp", True), ("dep_hour", False)]
+    floor = spec.monitoring.performance.min
+    limit = spec.monitoring.drift.max_drifted_share
+    perf = names.performance_metric("champion", spec.monitoring.performance.metric)
+    ok = summarize(None, spec, _run({names.DRIFT_SHARE_METRIC: limit / 2, perf: floor + 0.1}))
+    assert ok["status"] == "ok" and ok["breach_kinds"] == [] and ok["performance"]["breach"] is False
+    drifted = summarize(None, spec, _run({names.DRIFT_SHARE_METRIC: limit, perf: floor + 0.1}))
+    assert drifted["status"] == "breach" and drifted["breach_kinds"] == ["drift"] and drifted["drift_breach"]
+    slow = summarize(None, spec, _run({names.DRIFT_SHARE_METRIC: 0.0, perf: floor - 0.1}))
+    assert slow["breach_kinds"] == ["performance"] and slow["performance"]["breach"] is True
+    # The step's verdict wins over the metrics, in both directions (prediction drift has no share).
+    told = summarize(None, spec, _run({names.DRIFT_SHARE_METRIC: 0.0}, {names.BREACH_TAG: "drift"}))
+    assert told["status"] == "breach" and told["drift_breach"] is True
+    calm = summarize(None, spec, _run({names.DRIFT_SHARE_METRIC: 1.0}, {names.BREACH_TAG: names.NO_BREACH}))
+    assert calm["status"] == "ok"
 
 
 # -- trigger form ---------------------------------------------------------------------------
@@ -134,6 +137,9 @@ def test_ct_params_explain_themselves(spec):
     assert schemas["window_days"]["minimum"] == spec.data.holdout.days + 1
     assert "60d" in params["window_days"].description and "reason" in params["force_promotion"].description
     ParamsDict(params).validate()
+    # A plain retrain needs no reason: the field is nullable and empty by default, so Airflow's
+    # trigger form does not hold Trigger back until something is typed.
+    assert params["reason"].value is None and schemas["reason"]["type"] == ["null", "string"]
     bad = ParamsDict(ct_params(spec))
     with pytest.raises(Exception, match="window_days"):
         bad["window_days"] = 3

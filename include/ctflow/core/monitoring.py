@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctflow.core import monitoring_contract as names
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 WINDOW_FRAME = "window.parquet"
 SCORE = "score.json"
-DATA_DRIFT = "data_drift.json"
+DATA_DRIFT = names.DATA_DRIFT_FILE
 PREDICTION_DRIFT = "prediction_drift.json"
 PERFORMANCE = "performance.json"
 REPORT = "report.json"
@@ -59,7 +60,7 @@ NO_CHAMPION = "no_champion.json"
 CHAMPION_SCORE = "ctflow_score_champion"
 CHALLENGER_SCORE = "ctflow_score_challenger"
 ARM = "ctflow_arm"
-MONITORING_STAGE = "monitoring"
+MONITORING_STAGE = names.STAGE
 
 
 # --------------------------------------------------------------------------- 1. scoring
@@ -528,24 +529,26 @@ def report(
         tracking.RUN_KEY_TAG: run_key,
         tracking.STAGE_TAG: MONITORING_STAGE,
         "ctflow.pipeline": spec.pipeline,
-        "ctflow.window_start": scored["window_start"],
-        "ctflow.window_end": scored["window_end"],
-        "ctflow.as_of": scored["as_of"],
-        "ctflow.champion_version": str(scored["champion"]["version"]),
-        "ctflow.breach": ",".join(sorted({b["kind"] for b in breaches})) or "none",
-        **({"ctflow.challenger_version": str(summary["challenger_version"])} if summary["challenger_version"] else {}),
+        names.WINDOW_START_TAG: scored["window_start"],
+        names.WINDOW_END_TAG: scored["window_end"],
+        names.AS_OF_TAG: scored["as_of"],
+        names.CHAMPION_VERSION_TAG: str(scored["champion"]["version"]),
+        names.BREACH_TAG: names.breach_tag({b["kind"] for b in breaches}),
+        **({names.CHALLENGER_VERSION_TAG: str(summary["challenger_version"])} if summary["challenger_version"] else {}),
         **(lineage or {}),
     }
     name = f"{spec.pipeline} monitoring {scored['window_start'][:16]} .. {scored['window_end'][:16]}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
         mlflow.log_metrics(_metrics(summary, scored, data, preds, perf, time.perf_counter() - started))
-        mlflow.log_artifact(str(html_path), "report")
+        mlflow.log_artifact(str(html_path), names.REPORT_FOLDER)
         for plot in written:
-            mlflow.log_artifact(str(plot), "report/plots")
+            mlflow.log_artifact(str(plot), names.PLOTS_FOLDER)
         for source in (SCORE, DATA_DRIFT, PREDICTION_DRIFT, PERFORMANCE):
-            mlflow.log_artifact(str(run_dir / source), "results")
-        mlflow.log_dict(summary, "summary.json")
-        summary["mlflow_run_id"] = run.info.run_id
+            mlflow.log_artifact(str(run_dir / source), names.RESULTS_FOLDER)
+        mlflow.log_dict(summary, names.SUMMARY_ARTIFACT)
+        # What the task returns: the report link (ctflow.links.MonitoringReportLink) reads these.
+        summary.update(mlflow_run_id=run.info.run_id, mlflow_experiment_id=experiment_id,
+                       report_path=names.REPORT_ARTIFACT)
     summary["report"] = str(html_path)
     _write(run_dir / REPORT, summary)
     for line in summary_lines(summary):
@@ -770,7 +773,7 @@ def _metrics(summary, scored, data, preds, perf, report_seconds: float) -> dict[
         "predictions_written": scored["predictions_written"],
         "feature_seconds": scored["feature_seconds"],
         "scoring_seconds": scored["scoring_seconds"],
-        "breaches": len(summary["breaches"]),
+        names.BREACHES_METRIC: len(summary["breaches"]),
         "seconds.report": report_seconds,
     }
     if scored["scoring_seconds_per_1000_rows"] is not None:
@@ -779,22 +782,22 @@ def _metrics(summary, scored, data, preds, perf, report_seconds: float) -> dict[
         if seconds is not None:
             metrics[f"seconds.{step}"] = seconds
     if data.get("available"):
-        metrics["data_drift.share"] = data["drifted_share"]
-        metrics["data_drift.drifted_columns"] = len(data["drifted_columns"])
+        metrics[names.DRIFT_SHARE_METRIC] = data["drifted_share"]
+        metrics[names.DRIFTED_COLUMNS_METRIC] = len(data["drifted_columns"])
         for column in data["columns"]:
             value = column["p_value"] if column["p_value"] is not None else column["statistic"]
             if value is not None:
-                metrics[f"data_drift.{_metric_key(column['column'])}"] = value
+                metrics[names.column_drift_metric(_metric_key(column["column"]))] = value
     for who, model in (preds.get("models") or {}).items():
         if model.get("available") and model.get("statistic") is not None:
-            metrics[f"prediction_drift.{who}.statistic"] = model["statistic"]
+            metrics[names.prediction_drift_metric(who, "statistic")] = model["statistic"]
             if model.get("p_value") is not None:
-                metrics[f"prediction_drift.{who}.p_value"] = model["p_value"]
+                metrics[names.prediction_drift_metric(who, "p_value")] = model["p_value"]
     if perf.get("available"):
-        metrics[f"performance.champion.{perf['metric']}"] = perf["champion"]["value"]
+        metrics[names.performance_metric("champion", perf["metric"])] = perf["champion"]["value"]
         metrics["performance.rows"] = perf["rows"]
         if (perf.get("challenger") or {}).get("value") is not None:
-            metrics[f"performance.challenger.{perf['metric']}"] = perf["challenger"]["value"]
+            metrics[names.performance_metric("challenger", perf["metric"])] = perf["challenger"]["value"]
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
 

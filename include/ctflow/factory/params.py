@@ -45,8 +45,10 @@ def ct_params(spec: PipelineSpec) -> dict[str, Param]:
             section="What to do",
         ),
         "reason": Param(
-            "",
-            type="string",
+            # Null, not "": Airflow's trigger form treats an empty non-nullable string as missing and
+            # keeps Trigger disabled, though a plain retrain needs no reason.
+            None,
+            type=["null", "string"],
             maxLength=500,
             title="Reason",
             description="Why: recorded in the alias history. Required for a rollback and for a forced promotion.",

@@ -1,20 +1,17 @@
-"""Read the latest monitoring window of a pipeline from MLflow, tolerant of how it was logged.
+"""Read the latest monitoring window of a pipeline from MLflow, as the monitoring step wrote it.
 
-What the view reads (the monitoring DAG writes it; anything missing is shown as unknown):
+Every name read here (tags, metrics, artifacts) comes from :mod:`ctflow.core.monitoring_contract`,
+which the writer (:func:`ctflow.core.monitoring.report`) uses too:
 
-* the run: the newest run tagged ``ctflow.stage`` = ``monitoring`` (or ``monitor``) in the
-  pipeline's experiment ``ctflow/<pipeline>`` or in ``ctflow/<pipeline>/monitoring``;
-* the window: tags ``ctflow.window_start``/``ctflow.window_end`` (else ``ctflow.as_of``);
-* drift share: metric ``data_drift.drifted_share`` (or ``drift.drifted_share``, ``drifted_share``,
-  ``drift_share``); drifted: metric ``data_drift.drifted`` (1/0), else share >= the spec's
-  ``monitoring.drift.max_drifted_share``;
-* performance: metric ``performance.<metric>`` (or ``<metric>``) of the spec's
-  ``monitoring.performance.metric``, judged against its ``min``/``max``;
-* breach: tag ``ctflow.breach`` (``true``/``false``) if present, else drift or performance;
-* per-feature drift: artifact ``data_drift.json`` (or ``drift.json``, ``drift/data_drift.json``,
-  ``monitoring/data_drift.json``) holding :meth:`ctflow.core.drift.DriftResult.to_dict`, else
-  metrics ``data_drift.<column>.statistic|p_value|drifted``;
-* the report: artifact ``report.html`` (or ``monitoring_report.html``, ``report/report.html``).
+* the run: the newest run tagged ``ctflow.stage`` = ``monitoring`` in ``ctflow/<pipeline>``;
+* the verdict: the ``ctflow.breach`` tag (``none`` or the breach kinds, ``drift``/``performance``),
+  which is the monitoring step's own decision; the reasons from the run's ``summary.json``;
+* drift share: metric ``data_drift.share``, against the spec's ``max_drifted_share``;
+* performance: metric ``performance.champion.<metric>`` against the spec's floor/ceiling;
+* per-feature drift: artifact ``results/data_drift.json`` (the data-drift step's result);
+* the report: artifact ``report/report.html``.
+
+A run with no ``ctflow.breach`` tag (written by something else) is judged from its metrics.
 """
 
 from __future__ import annotations
@@ -24,6 +21,8 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+from ctflow.core import monitoring_contract as names
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -31,22 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGES = ("monitoring", "monitor")
-SHARE_METRICS = ("data_drift.drifted_share", "drift.drifted_share", "drifted_share", "drift_share")
-DRIFTED_METRICS = ("data_drift.drifted", "drift.drifted")
-DRIFT_ARTIFACTS = ("data_drift.json", "drift.json", "drift/data_drift.json", "monitoring/data_drift.json")
-REPORT_ARTIFACTS = ("report.html", "monitoring_report.html", "report/report.html")
-_COLUMN_PREFIXES = ("data_drift.", "drift.")
-_COLUMN_FIELDS = ("statistic", "p_value", "drifted", "score", "threshold")
-
 
 def experiments(client: MlflowClient, pipeline: str) -> list[str]:
-    ids = []
-    for name in (f"ctflow/{pipeline}", f"ctflow/{pipeline}/monitoring"):
-        found = client.get_experiment_by_name(name)
-        if found is not None:
-            ids.append(found.experiment_id)
-    return ids
+    found = client.get_experiment_by_name(f"ctflow/{pipeline}")
+    return [found.experiment_id] if found is not None else []
 
 
 def latest_run(client: MlflowClient, pipeline: str):
@@ -56,120 +43,109 @@ def latest_run(client: MlflowClient, pipeline: str):
         return None
     runs = client.search_runs(
         ids,
-        filter_string="tags.`ctflow.stage` LIKE 'monitor%'",
+        filter_string=f"tags.`ctflow.stage` = '{names.STAGE}'",
         order_by=["attributes.start_time DESC"],
-        max_results=5,
+        max_results=1,
     )
-    runs = [r for r in runs if r.data.tags.get("ctflow.stage") in STAGES]
     return runs[0] if runs else None
 
 
 def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bool = False) -> dict[str, Any]:
-    """The monitoring state the view shows; ``status`` is ``none`` (no run), ``ok`` or ``breach``."""
+    """The monitoring state the view shows; ``status`` is ``none`` (no run), ``ok`` or ``breach``.
+
+    With ``with_columns``, also the per-feature drift, the breaches' reasons and the report's path
+    (these read artifacts, so the overview leaves them out).
+    """
     if run is None:
         return {"status": "none", "message": "no monitoring yet"}
     metrics, tags = run.data.metrics, run.data.tags
     drift_cfg = spec.monitoring.drift
-    share = _first(metrics, SHARE_METRICS)
-    drifted_flag = _first(metrics, DRIFTED_METRICS)
-    drift_breach = bool(drifted_flag) if drifted_flag is not None else (
-        share is not None and share >= drift_cfg.max_drifted_share
-    )
+    share = _metric(metrics, names.DRIFT_SHARE_METRIC)
     performance = None
     if spec.monitoring.performance is not None:
         perf = spec.monitoring.performance
-        value = _first(metrics, (f"performance.{perf.metric}", f"champion.{perf.metric}", perf.metric))
-        breach = value is not None and (
-            (perf.min is not None and value < perf.min) or (perf.max is not None and value > perf.max)
-        )
-        performance = {"metric": perf.metric, "value": value, "min": perf.min, "max": perf.max, "breach": breach}
-    breach_tag = tags.get("ctflow.breach")
-    if breach_tag is not None:
-        breach = breach_tag.strip().lower() in ("true", "1", "yes")
-    else:
-        breach = drift_breach or bool(performance and performance["breach"])
+        value = _metric(metrics, names.performance_metric("champion", perf.metric))
+        below = value is not None and perf.min is not None and value < perf.min
+        above = value is not None and perf.max is not None and value > perf.max
+        performance = {"metric": perf.metric, "value": value, "min": perf.min, "max": perf.max,
+                       "breach": bool(below or above)}
+    kinds = names.breach_kinds(tags.get(names.BREACH_TAG))
+    if kinds is None:  # not written by the monitoring step: judge from the metrics
+        kinds = (["drift"] if share is not None and share >= drift_cfg.max_drifted_share else []) + (
+            ["performance"] if performance and performance["breach"] else [])
     result = {
-        "status": "breach" if breach else "ok",
+        "status": "breach" if kinds else "ok",
+        "breach_kinds": kinds,
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
         "at": _iso_ms(run.info.start_time),
-        "window_start": tags.get("ctflow.window_start") or tags.get("ctflow.as_of"),
-        "window_end": tags.get("ctflow.window_end") or tags.get("ctflow.as_of"),
+        "window_start": tags.get(names.WINDOW_START_TAG) or tags.get(names.AS_OF_TAG),
+        "window_end": tags.get(names.WINDOW_END_TAG) or tags.get(names.AS_OF_TAG),
+        "champion_version": tags.get(names.CHAMPION_VERSION_TAG),
         "drift_share": share,
         "max_drifted_share": drift_cfg.max_drifted_share,
-        "drift_breach": drift_breach,
+        # A drift breach is data or prediction drift: the share alone can be under its limit.
+        "drift_breach": "drift" in kinds,
         "performance": performance,
         "report_path": None,
     }
     if with_columns:
-        result["columns"] = drift_columns(client, run)
-        result["report_path"] = _find_artifact(client, run.info.run_id, REPORT_ARTIFACTS)
+        listed = _artifacts(client, run.info.run_id)
+        result["columns"] = drift_columns(client, run, listed=listed)
+        result["report_path"] = names.REPORT_ARTIFACT if names.REPORT_ARTIFACT in listed else None
+        summary = _json_artifact(client, run, names.SUMMARY_ARTIFACT, listed) or {}
+        result["breaches"] = [b for b in summary.get("breaches", []) if isinstance(b, dict)]
     return result
 
 
-def drift_columns(client: MlflowClient, run) -> list[dict[str, Any]]:
+def drift_columns(client: MlflowClient, run, *, listed: set[str] | None = None) -> list[dict[str, Any]]:
     """Per-feature drift of the run's window, most drifted first."""
-    columns: list[dict[str, Any]] = []
-    path = _find_artifact(client, run.info.run_id, DRIFT_ARTIFACTS)
-    if path:
-        try:
-            data = _load_json_artifact(client, run.info.run_id, path)
-            columns = [dict(c) for c in (data or {}).get("columns", []) if isinstance(c, dict) and c.get("column")]
-        except Exception as err:  # unreadable artifact: fall back to metrics
-            log.warning("cannot read %s of run %s: %s", path, run.info.run_id, err)
-    if not columns:
-        by_column: dict[str, dict[str, Any]] = {}
-        for key, value in run.data.metrics.items():
-            for prefix in _COLUMN_PREFIXES:
-                if not key.startswith(prefix):
-                    continue
-                rest = key[len(prefix):]
-                column, _, field = rest.rpartition(".")
-                if column and field in _COLUMN_FIELDS:
-                    by_column.setdefault(column, {"column": column})[field] = value
-        columns = list(by_column.values())
-        for c in columns:
-            if "drifted" in c:
-                c["drifted"] = bool(c["drifted"])
+    listed = _artifacts(client, run.info.run_id) if listed is None else listed
+    data = _json_artifact(client, run, names.DATA_DRIFT_ARTIFACT, listed) or {}
+    columns = [dict(c) for c in data.get("columns", []) if isinstance(c, dict) and c.get("column")]
     for c in columns:
         for key in ("statistic", "p_value", "threshold", "score"):
-            if isinstance(c.get(key), float) and math.isnan(c[key]):
+            if isinstance(c.get(key), float) and not math.isfinite(c[key]):
                 c[key] = None
     columns.sort(key=lambda c: (not c.get("drifted"), c.get("p_value") if c.get("p_value") is not None else 1.0,
                                 -(c.get("statistic") or 0.0)))
     return columns
 
 
-def _first(metrics: dict[str, float], keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        if key in metrics and metrics[key] is not None and not math.isnan(metrics[key]):
-            return float(metrics[key])
-    return None
+def _metric(metrics: dict[str, float], key: str) -> float | None:
+    value = metrics.get(key)
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _find_artifact(client: MlflowClient, run_id: str, candidates: tuple[str, ...]) -> str | None:
-    folders: dict[str, set[str]] = {}
-    for path in candidates:
-        folder = path.rpartition("/")[0]
-        if folder not in folders:
-            try:
-                folders[folder] = {f.path for f in client.list_artifacts(run_id, folder or None)}
-            except Exception:  # no artifact store reachable
-                folders[folder] = set()
-        if path in folders[folder]:
-            return path
-    return None
+def _artifacts(client: MlflowClient, run_id: str) -> set[str]:
+    """The paths of the artifacts this reader looks for that the run has."""
+    folders = {path.rpartition("/")[0] for path in
+               (names.SUMMARY_ARTIFACT, names.DATA_DRIFT_ARTIFACT, names.REPORT_ARTIFACT)}
+    found: set[str] = set()
+    for folder in folders:
+        try:
+            found |= {f.path for f in client.list_artifacts(run_id, folder or None)}
+        except Exception as err:  # no artifact store reachable: show what the metrics say
+            log.warning("cannot list the artifacts of run %s: %s", run_id, err)
+    return found
 
 
-def _load_json_artifact(client: MlflowClient, run_id: str, path: str) -> Any:
+def _json_artifact(client: MlflowClient, run, path: str, listed: set[str]) -> Any:
+    if path not in listed:
+        return None
     import tempfile
 
     from mlflow.artifacts import download_artifacts
 
-    with tempfile.TemporaryDirectory() as tmp:
-        local = download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=client.tracking_uri)
-        with open(local, encoding="utf-8") as f:
-            return json.load(f)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = download_artifacts(run_id=run.info.run_id, artifact_path=path, dst_path=tmp,
+                                       tracking_uri=client.tracking_uri)
+            with open(local, encoding="utf-8") as f:
+                return json.load(f)
+    except Exception as err:  # an unreadable artifact: the view shows the rest
+        log.warning("cannot read %s of run %s: %s", path, run.info.run_id, err)
+        return None
 
 
 def _iso_ms(ms: int | None) -> str | None:

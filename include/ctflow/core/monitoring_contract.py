@@ -1,0 +1,71 @@
+"""What a monitoring run leaves in MLflow: the one list of names its writer and its readers share.
+
+:func:`ctflow.core.monitoring.report` writes a run with these tags, metrics and artifacts;
+the ctflow view (:mod:`ctflow.ui.monitoring`) reads them back. Both import the names from here,
+so a rename cannot make the view show "ok" for a window that breached (it once read
+``data_drift.drifted_share`` while the writer logged ``data_drift.share``).
+
+Imports nothing heavy: the UI reads it inside the api-server.
+"""
+
+from __future__ import annotations
+
+#: ``ctflow.stage`` of a monitoring run.
+STAGE = "monitoring"
+
+# --- tags -------------------------------------------------------------------------------------
+WINDOW_START_TAG = "ctflow.window_start"
+WINDOW_END_TAG = "ctflow.window_end"
+AS_OF_TAG = "ctflow.as_of"
+CHAMPION_VERSION_TAG = "ctflow.champion_version"
+CHALLENGER_VERSION_TAG = "ctflow.challenger_version"
+#: The window's breach kinds, comma-separated and sorted (``drift``, ``performance``), or ``none``.
+BREACH_TAG = "ctflow.breach"
+NO_BREACH = "none"
+
+# --- metrics ----------------------------------------------------------------------------------
+#: Share of the drift-checked columns that drifted (``monitoring.drift``).
+DRIFT_SHARE_METRIC = "data_drift.share"
+DRIFTED_COLUMNS_METRIC = "data_drift.drifted_columns"
+BREACHES_METRIC = "breaches"
+
+
+def column_drift_metric(column_key: str) -> str:
+    """A column's p-value (or statistic, for methods without one)."""
+    return f"data_drift.{column_key}"
+
+
+def performance_metric(who: str, metric: str) -> str:
+    """Realized ``metric`` of ``who`` (``champion`` or ``challenger``) on the labelled window."""
+    return f"performance.{who}.{metric}"
+
+
+def prediction_drift_metric(who: str, field: str) -> str:
+    """``statistic`` or ``p_value`` of the score-distribution test of ``who``."""
+    return f"prediction_drift.{who}.{field}"
+
+
+# --- artifacts --------------------------------------------------------------------------------
+#: The window's summary (breaches with their reasons, drift, performance): the run's own verdict.
+SUMMARY_ARTIFACT = "summary.json"
+#: Folder of the steps' result files; per-feature drift is ``results/data_drift.json``.
+RESULTS_FOLDER = "results"
+#: The data-drift step's result file (in the run folder and, logged, under :data:`RESULTS_FOLDER`).
+DATA_DRIFT_FILE = "data_drift.json"
+DATA_DRIFT_ARTIFACT = f"{RESULTS_FOLDER}/{DATA_DRIFT_FILE}"
+REPORT_FOLDER = "report"
+REPORT_ARTIFACT = f"{REPORT_FOLDER}/report.html"
+PLOTS_FOLDER = f"{REPORT_FOLDER}/plots"
+
+
+def breach_tag(kinds: set[str] | list[str]) -> str:
+    """The :data:`BREACH_TAG` value for the window's breach kinds."""
+    return ",".join(sorted(set(kinds))) or NO_BREACH
+
+
+def breach_kinds(tag: str | None) -> list[str] | None:
+    """The breach kinds a :data:`BREACH_TAG` value names; ``None`` when the tag is absent."""
+    if tag is None:
+        return None
+    kinds = [k.strip() for k in tag.split(",") if k.strip()]
+    return [] if kinds == [NO_BREACH] else sorted(set(kinds))

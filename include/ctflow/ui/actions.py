@@ -35,11 +35,17 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from ctflow.ui import app as ui
-
 log = logging.getLogger(__name__)
 
 router = APIRouter()
+
+
+def _ui():
+    """:mod:`ctflow.ui.app` (Airflow's auth, the specs), imported when first needed: it includes
+    this module's router when it is imported itself."""
+    from ctflow.ui import app
+
+    return app
 
 
 # -- request bodies -------------------------------------------------------------------------
@@ -89,7 +95,7 @@ async def acting_user(request: Request):
 
     A dependency, so it runs before the body is validated: no login is 401, not 422.
     """
-    user = await ui._api_user(request)
+    user = await _ui()._api_user(request)
     if _bearer_token(request) is None:  # the cookie logged the caller in
         _require_same_origin(request)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -159,7 +165,7 @@ def normalized_origin(url: str) -> str | None:
 async def retrain(request: Request, name: str, body: RetrainRequest = Body(...), user=Depends(acting_user)):
     from starlette.concurrency import run_in_threadpool
 
-    spec = await run_in_threadpool(ui._spec_for_action, user, name)
+    spec = await run_in_threadpool(_ui()._spec_for_action, user, name)
     if body.force_promotion and not body.reason:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
                             "force_promotion needs a reason: it goes into the alias history")
@@ -172,7 +178,8 @@ async def retrain(request: Request, name: str, body: RetrainRequest = Body(...),
         conf["as_of"] = body.as_of.isoformat()
     if body.window_days is not None:
         conf["window_days"] = body.window_days
-    note = f"Retrain requested in the ctflow view by {ui._user_name(user)}" + (f": {body.reason}" if body.reason else "")
+    note = f"Retrain requested in the ctflow view by {_ui()._user_name(user)}"
+    note += f": {body.reason}" if body.reason else ""
     return await _trigger(request, spec.ct_dag_id, conf, note)
 
 
@@ -180,12 +187,12 @@ async def retrain(request: Request, name: str, body: RetrainRequest = Body(...),
 async def rollback(request: Request, name: str, body: RollbackRequest = Body(...), user=Depends(acting_user)):
     from starlette.concurrency import run_in_threadpool
 
-    spec = await run_in_threadpool(ui._spec_for_action, user, name)
-    target = await run_in_threadpool(ui._rollback_target, spec)
+    spec = await run_in_threadpool(_ui()._spec_for_action, user, name)
+    target = await run_in_threadpool(_ui()._rollback_target, spec)
     if target is None:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"champion of {spec.model_name!r} has no earlier holder to roll back to")
-    note = f"Rollback to v{target} requested in the ctflow view by {ui._user_name(user)}: {body.reason}"
+    note = f"Rollback to v{target} requested in the ctflow view by {_ui()._user_name(user)}: {body.reason}"
     return await _trigger(request, spec.ct_dag_id, {"action": "rollback", "reason": body.reason}, note)
 
 
@@ -198,7 +205,7 @@ async def _trigger(request: Request, dag_id: str, conf: dict[str, Any], note: st
 
     token = _caller_token(request)
     body = {"logical_date": None, "conf": conf, "note": note}
-    airflow_root = ui._airflow_root(request)
+    airflow_root = _ui()._airflow_root(request)
     path = f"{airflow_root}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
     root = _api_server_app()
     if root is not None:  # in-process: the same app, middlewares, permissions and audit log

@@ -27,12 +27,18 @@ MAKEFILE = PROJECT / "Makefile"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "mlflow")
 
 
+def make_env(home: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:
+    """A user's environment: none of the test session's Airflow/MLflow/ctflow settings, a
+    CTFLOW_HOME of its own and the given ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW", "CTFLOW"))}
+    env.update(CTFLOW_HOME=str(home), **{name: str(port) for name, port in ports.items()}, **extra)
+    return env
+
+
 def make(target: str, home: Path, ports: dict[str, int], *, makefile: Path = MAKEFILE,
          timeout: float = 900) -> subprocess.CompletedProcess:
-    """``make <target>`` as a user would run it: none of the test session's Airflow/MLflow/ctflow
-    environment, a CTFLOW_HOME of its own and the given ports."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW", "CTFLOW"))}
-    env.update(CTFLOW_HOME=str(home), **{name: str(port) for name, port in ports.items()})
+    """``make <target>`` as a user would run it (:func:`make_env`)."""
+    env = make_env(home, ports)
     return subprocess.run(["make", "-s", "-C", str(PROJECT), "-f", str(makefile), target], env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
@@ -56,7 +62,11 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
 
 def sessions(home: Path) -> set[int]:
     """The sessions `make up` recorded: each component leads one (``up/<name>.pid``)."""
-    return {int(pidfile.read_text().split()[0]) for pidfile in (home / "up").glob("*.pid")}
+    found = set()
+    for pidfile in (home / "up").glob("*.pid"):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # gone, or being written
+            found.add(int(pidfile.read_text().split()[0]))
+    return found
 
 
 def of_this_up(home: Path, sids: set[int] = frozenset()) -> dict[int, str]:
@@ -149,3 +159,28 @@ def test_up_waits_for_each_component_and_down_stops_orphans_of_a_killed_schedule
         assert again.returncode == 0 and "nothing" in again.stdout, again.stdout + again.stderr
     finally:
         _cleanup(tmp_path, ports)
+
+
+def test_up_names_a_component_that_dies_and_stops_the_others(tmp_path):
+    """MLflow cannot open its store (an unsupported URI): `make up` says so, exits 1 and leaves
+    nothing running; the sessions are read from up/*.pid while `make up` runs."""
+    ports = two_free_ports()
+    env = make_env(tmp_path, ports, MLFLOW_TRACKING_URI="unsupported://nowhere")
+    sids: set[int] = set()
+    try:
+        with subprocess.Popen(["make", "-s", "-C", str(PROJECT), "up"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL) as running:
+            deadline = time.monotonic() + 900
+            while running.poll() is None and time.monotonic() < deadline:
+                sids |= sessions(tmp_path)
+                time.sleep(0.2)
+            out, err = running.communicate(timeout=60)
+        assert running.returncode != 0, out + err  # make: 2, deploy/up.py: 1
+        assert "mlflow exited with code" in err and "unsupported://nowhere" in err, out + err
+        assert "http://127.0.0.1" not in out.split("==> waiting")[-1], out  # no URLs
+        assert len(sids) == len(COMPONENTS), f"saw the sessions {sids} only"
+        assert of_this_up(tmp_path, sids) == {} and not list((tmp_path / "up").glob("*.pid"))
+    finally:
+        for pid in of_this_up(tmp_path, sids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

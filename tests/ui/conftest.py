@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import pytest
+import requests
+
 from tests.conftest import PROJECT, demo_spec, write_dags_folder
-from tests.harness import Airflow
+from tests.harness import Airflow, running_airflow
 
 PLUGINS_FOLDER = PROJECT / "plugins"
 MLFLOW_UI = "http://mlflow.example.test:5000"
@@ -25,6 +29,30 @@ def airflow_env(root: Path, tracking_uri: str) -> dict[str, str]:
         "MLFLOW_REGISTRY_URI": tracking_uri,
         "CTFLOW_MLFLOW_UI_URL": MLFLOW_UI,
     }
+
+
+@pytest.fixture(scope="package")
+def api_deployment(tmp_path_factory):
+    """An api-server with the ctflow plugin (and a dag-processor, so ``ct_flight_delay`` exists,
+    paused: a queued run stays queued) over the view's MLflow state; shared by the API tests."""
+    from tests.ui import state as ui_state
+
+    root = tmp_path_factory.mktemp("ui-api")
+    built = ui_state.build(root / "mlflow")
+    folder = dags_folder(root)
+    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri),
+                         components=("api-server", "dag-processor")) as airflow:
+        wait_parsed(airflow, "ct_flight_delay")
+        yield airflow, built
+
+
+def login_token(airflow: Airflow, username: str) -> str:
+    """A JWT for ``username`` from Airflow's ``/auth/token`` (what the login page puts in the cookie)."""
+    passwords = json.loads((airflow.home / "simple_auth_manager_passwords.json.generated").read_text())
+    response = requests.post(f"{airflow.api}/auth/token", json={"username": username, "password": passwords[username]},
+                             timeout=30)
+    response.raise_for_status()
+    return response.json()["access_token"]
 
 
 def wait_parsed(airflow: Airflow, dag_id: str, timeout: float = 240) -> dict:

@@ -9,9 +9,8 @@ import re
 import pytest
 import requests
 
-from tests.harness import running_airflow
 from tests.ui import state as ui_state
-from tests.ui.conftest import MLFLOW_UI, airflow_env, dag_runs, dags_folder, wait_parsed
+from tests.ui.conftest import MLFLOW_UI, dag_runs, login_token
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 
@@ -19,24 +18,11 @@ DAG_ID = "ct_flight_delay"
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ui-api")
-    built = ui_state.build(root / "mlflow")
-    folder = dags_folder(root)
-    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri),
-                         components=("api-server", "dag-processor")) as airflow:
-        wait_parsed(airflow, DAG_ID)
-        yield airflow, built
+def deployment(api_deployment):
+    return api_deployment
 
 
-def _login(airflow, username: str) -> str:
-    import json
-
-    passwords = json.loads((airflow.home / "simple_auth_manager_passwords.json.generated").read_text())
-    response = requests.post(f"{airflow.api}/auth/token", json={"username": username, "password": passwords[username]},
-                             timeout=30)
-    response.raise_for_status()
-    return response.json()["access_token"]
+_login = login_token
 
 
 def _call(airflow, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
@@ -59,7 +45,7 @@ def test_plugin_shows_in_airflow(deployment):
 @pytest.mark.parametrize("method,path,body", [
     ("GET", "/ctflow/api/pipelines", None),
     ("GET", "/ctflow/api/pipelines/flight_delay", None),
-    ("POST", "/ctflow/api/pipelines/flight_delay/retrain", {}),
+    ("POST", "/ctflow/api/pipelines/flight_delay/retrain", {"dry_run": True, "force_promotion": False}),
     ("POST", "/ctflow/api/pipelines/flight_delay/rollback", {"reason": "no login"}),
 ])
 def test_no_login_no_access_and_nothing_changes(deployment, method, path, body):
@@ -86,7 +72,8 @@ def test_viewer_reads_but_cannot_act(deployment):
     viewer = _login(airflow, "viewer")
     assert _call(airflow, "GET", "/ctflow/api/pipelines/flight_delay", viewer).status_code == 200
     before = len(dag_runs(airflow, DAG_ID))
-    for action, body in (("retrain", {}), ("rollback", {"reason": "viewer tries"})):
+    for action, body in (("retrain", {"dry_run": False, "force_promotion": False}),
+                         ("rollback", {"reason": "viewer tries"})):
         response = _call(airflow, "POST", f"/ctflow/api/pipelines/flight_delay/{action}", viewer, json=body)
         assert response.status_code == 403, response.text
     assert len(dag_runs(airflow, DAG_ID)) == before
@@ -155,11 +142,12 @@ def test_retrain_triggers_ct_run_as_the_caller(deployment):
     admin = _login(airflow, "admin")
     before = len(dag_runs(airflow, DAG_ID))
     refused = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/retrain", admin,
-                    json={"force_promotion": True})
+                    json={"force_promotion": True, "dry_run": False})
     assert refused.status_code == 422 and "reason" in refused.text
     assert len(dag_runs(airflow, DAG_ID)) == before
     response = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/retrain", admin,
-                     json={"as_of": "2013-10-01T00:00:00Z", "window_days": 30, "dry_run": True})
+                     json={"as_of": "2013-10-01T00:00:00Z", "window_days": 30, "dry_run": True,
+                           "force_promotion": False})
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
     run = airflow.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()

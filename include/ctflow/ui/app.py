@@ -8,34 +8,31 @@ Pages (HTML) and a JSON API over the same data (:mod:`ctflow.ui.data`):
 ``GET  /ctflow/pipelines/{name}``          one pipeline: metric timeline, drift, alias history, spec
 ``GET  /ctflow/dag/{dag_id}``              from a DAG's page (``ct_x``/``monitor_x``) to its pipeline
 ``GET  /ctflow/api/pipelines[/{name}]``    the same as JSON
-``POST /ctflow/api/pipelines/{name}/retrain``   trigger ``ct_<name>`` (``action=train``)
-``POST /ctflow/api/pipelines/{name}/rollback``  trigger ``ct_<name>`` (``action=rollback``, reason)
+``POST /ctflow/api/pipelines/{name}/...``  ``retrain`` and ``rollback`` (:mod:`ctflow.ui.actions`)
 =========================================  ===========================================================
 
 Authentication and permissions are Airflow's: the user comes from Airflow's own ``get_user``
 (a ``Authorization: Bearer`` JWT, else the UI's ``_token`` cookie), and every pipeline is
 authorized as its ``ct_<name>`` DAG by the configured auth manager (GET to see it, POST on DAG
 runs to act on it). Without a valid login the API answers 401 (403 for an invalid token) and the
-pages redirect to Airflow's login. Actions are not performed here: they are forwarded, with the
-caller's own token, to Airflow's REST API (``POST /api/v2/dags/ct_<name>/dagRuns``), which
-checks the permission again and writes the audit log under the caller's name.
+pages redirect to Airflow's login. Actions (:mod:`ctflow.ui.actions`) also refuse what a page of
+another origin could send with the login cookie, and are forwarded, with the caller's own token,
+to Airflow's REST API, which checks the permission again and writes the audit log.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Body, FastAPI, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, field_validator
 
 log = logging.getLogger(__name__)
 
@@ -52,40 +49,6 @@ def view_href(path: str = "/") -> str:
     except Exception:  # no Airflow configuration: at the site root
         prefix = ""
     return f"{prefix}{URL_PREFIX}{path}"
-
-
-# -- request bodies -------------------------------------------------------------------------
-
-
-class RetrainRequest(BaseModel):
-    """``ct_<name>`` params of a training run; empty fields keep the DAG's defaults."""
-
-    as_of: datetime | None = Field(None, description="Run as of this instant (default: now).")
-    window_days: int | None = Field(None, ge=1, le=3660, description="Override the spec's training window.")
-    force_promotion: bool = False
-    dry_run: bool = False
-    reason: str = Field("", max_length=500)
-
-    @field_validator("reason")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
-
-    @field_validator("as_of")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
-
-
-class RollbackRequest(BaseModel):
-    reason: str = Field(..., min_length=1, max_length=500, description="Why: recorded in the alias history.")
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("a rollback needs a reason")
-        return value.strip()
 
 
 # -- the app --------------------------------------------------------------------------------
@@ -172,40 +135,9 @@ def create_app() -> FastAPI:
 
         return await run_in_threadpool(_detail, request, user, name)
 
-    @app.post("/api/pipelines/{name}/retrain")
-    async def retrain(request: Request, name: str, body: RetrainRequest = Body(default_factory=RetrainRequest)):
-        user = await _api_user(request)
-        from starlette.concurrency import run_in_threadpool
+    from ctflow.ui.actions import router as actions  # retrain, rollback
 
-        spec = await run_in_threadpool(_spec_for_action, user, name)
-        if body.force_promotion and not body.reason:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                                "force_promotion needs a reason: it goes into the alias history")
-        if body.window_days is not None and body.window_days <= spec.data.holdout.days:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                                f"window_days must be longer than the holdout ({spec.data.holdout.days} days)")
-        conf: dict[str, Any] = {"action": "train", "force_promotion": body.force_promotion, "dry_run": body.dry_run,
-                                "reason": body.reason}
-        if body.as_of is not None:
-            conf["as_of"] = body.as_of.isoformat()
-        if body.window_days is not None:
-            conf["window_days"] = body.window_days
-        note = f"Retrain requested in the ctflow view by {_user_name(user)}" + (f": {body.reason}" if body.reason else "")
-        return await _trigger(request, spec.ct_dag_id, conf, note)
-
-    @app.post("/api/pipelines/{name}/rollback")
-    async def rollback(request: Request, name: str, body: RollbackRequest):
-        user = await _api_user(request)
-        from starlette.concurrency import run_in_threadpool
-
-        spec = await run_in_threadpool(_spec_for_action, user, name)
-        target = await run_in_threadpool(_rollback_target, spec)
-        if target is None:
-            raise HTTPException(status.HTTP_409_CONFLICT,
-                                f"champion of {spec.model_name!r} has no earlier holder to roll back to")
-        note = f"Rollback to v{target} requested in the ctflow view by {_user_name(user)}: {body.reason}"
-        return await _trigger(request, spec.ct_dag_id, {"action": "rollback", "reason": body.reason}, note)
-
+    app.include_router(actions)
     return app
 
 
@@ -316,59 +248,6 @@ def _rollback_target(spec) -> str | None:
     current = next((v.version for v in versions.values() if "champion" in v.aliases), None)
     usable = lambda version: version in versions and versions[version].gate != "failed"  # noqa: E731
     return rollback_target(registry.history(alias="champion"), current, usable=usable)
-
-
-# -- forwarding to Airflow's REST API --------------------------------------------------------
-
-
-async def _trigger(request: Request, dag_id: str, conf: dict[str, Any], note: str):
-    """``POST /api/v2/dags/{dag_id}/dagRuns`` as the caller; Airflow's answer is passed on."""
-    import httpx
-
-    token = _caller_token(request)
-    body = {"logical_date": None, "conf": conf, "note": note}
-    path = f"{_airflow_root(request)}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
-    root = _api_server_app()
-    if root is not None:  # in-process: the same app, middlewares, permissions and audit log
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=root, client=("127.0.0.1", 0)),
-                                   base_url="http://api-server.internal", timeout=60)
-    else:  # not inside `airflow api-server`: over HTTP to the configured base URL
-        from airflow.configuration import conf as airflow_conf
-
-        base = airflow_conf.get("api", "base_url", fallback="") or "http://127.0.0.1:8080"
-        client = httpx.AsyncClient(base_url=base.rstrip("/").removesuffix(_airflow_root(request)), timeout=60)
-    async with client:
-        response = await client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {"detail": response.text[:500]}
-    if response.status_code >= 400:
-        return JSONResponse(payload, status_code=response.status_code)
-    return {
-        "dag_id": payload.get("dag_id", dag_id),
-        "dag_run_id": payload.get("dag_run_id"),
-        "state": payload.get("state"),
-        "conf": payload.get("conf", conf),
-        "url": f"{_airflow_root(request)}/dags/{dag_id}/runs/{quote(str(payload.get('dag_run_id')), safe='')}",
-    }
-
-
-def _caller_token(request: Request) -> str:
-    """The JWT the caller authenticated with: the bearer header, else the UI's cookie."""
-    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
-
-
-def _api_server_app():
-    """The api-server's root FastAPI app (``airflow.api_fastapi.main:app``, what uvicorn and
-    gunicorn serve), or None outside an api-server process."""
-    module = sys.modules.get("airflow.api_fastapi.main")
-    return getattr(module, "app", None)
 
 
 # -- rendering ------------------------------------------------------------------------------

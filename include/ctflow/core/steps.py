@@ -19,6 +19,7 @@ from ctflow import settings
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
+from ctflow.exceptions import ConfigurationError
 from ctflow.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,24 @@ def fetch_features(
     from ctflow.core import features as feast
 
     repo = Path(feature_repo or settings.feature_repo())
+    if window_days is not None and (isinstance(window_days, bool) or not isinstance(window_days, int) or window_days <= 0):
+        raise ConfigurationError(f"window_days is {window_days!r}, which is no window", field="params.window_days",
+                                 fix="give a whole number of days > 0, or leave it out for data.window")
     length = timedelta(days=window_days) if window_days else spec.data.window
     start, end = time_window(as_of, length)
     started = time.perf_counter()
     rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp, start=start, end=end)
     rows, unlabelled = derive_label(rows, spec)
-    frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
     service_features = feast.feature_names(repo, spec.data.features)
+    known = [*map(str, rows.columns), *service_features]
+    absent = [c for c in spec.data.columns if c not in known]
+    if absent:  # before the join, which is the expensive part
+        raise ConfigurationError(
+            f"column(s) {', '.join(map(repr, absent))} are neither in the entity table {spec.data.entities} nor "
+            f"features of {spec.data.features!r}", field="data.columns",
+            fix=f"list only columns of the entity table ({', '.join(map(str, rows.columns))}) or of the service",
+        )
+    frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
     features = [*spec.data.columns, *[f for f in service_features if f not in spec.data.columns]]
     frame.to_parquet(run_dir / FRAME, index=False)
     result = {
@@ -78,6 +90,11 @@ def derive_label(rows, spec: PipelineSpec):
     """Add :data:`LABEL` per the spec; rows whose label is unknown are dropped (and counted)."""
     import numpy as np
 
+    if spec.data.label.column not in rows.columns:
+        raise ConfigurationError(
+            f"the entity table {spec.data.entities} has no column {spec.data.label.column!r}",
+            field="data.label.column", fix=f"name one of its columns: {', '.join(map(str, rows.columns))}",
+        )
     source = rows[spec.data.label.column]
     known = source.notna()
     rows = rows.loc[known].copy()

@@ -365,9 +365,11 @@ def promote(
     gate = _read(run_dir / GATE)
     version = _read(run_dir / REGISTER)["version"]
     registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
-    why = reason.strip() or gate["reason"]
+    # The gate's reason is why ctflow moves the alias; the requester's (a trigger's conf.reason,
+    # e.g. why a promotion was forced) is recorded beside it, not instead of it.
+    why, requested = gate["reason"], reason.strip() or None
     if spec.registry.strategy != "direct" and gate.get("champion_version") is not None:
-        change = registry.set_challenger(version, reason=why, actor=actor)
+        change = registry.set_challenger(version, reason=why, actor=actor, request_reason=requested)
         _write(run_dir / PROMOTE, change.to_dict())
         return change.to_dict()
 
@@ -388,6 +390,7 @@ def promote(
         version, alias="champion", reason=why, actor=actor, expected_current=gate.get("champion_version"),
         still_wins=still_wins,
         run_key=run_key,
+        request_reason=requested,
     )
     result = change.to_dict()
     _write(run_dir / PROMOTE, result)

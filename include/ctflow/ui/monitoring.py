@@ -98,6 +98,7 @@ def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bo
         "drift_share": share,
         "max_drifted_share": drift_cfg.max_drifted_share,
         "drift_breach": drift_breach,
+        "data_state": tags.get("ctflow.data_state"),  # drift, no_drift, insufficient_data (core.monitoring)
         "performance": performance,
         "report_path": None,
     }

@@ -130,3 +130,14 @@ def test_window_days_is_validated_in_the_core_too():
         steps.fetch_features(load_spec(SPEC), as_of=datetime(2013, 3, 1, tzinfo=timezone.utc),
                              run_dir=Path(os.devnull), window_days=0)
     assert raised.value.field == "params.window_days" and "> 0" in raised.value.fix
+
+
+def test_a_rollback_without_reason_is_a_configuration_error_in_the_core():
+    """What the operators call: final (AirflowFailException), where it was a retried ValueError."""
+    from ctflow.core import steps
+    from ctflow.exceptions import ConfigurationError
+    from ctflow.spec import load_spec
+
+    with pytest.raises(ConfigurationError) as raised:
+        steps.rollback(load_spec(SPEC), actor="test", reason="  ")
+    assert raised.value.field == "params.reason"

@@ -162,8 +162,9 @@ def train(
     holdout_start = as_of - spec.data.holdout
     train_rows, holdout_rows = split_by_time(frame, timestamp=spec.data.timestamp, holdout_start=holdout_start)
     if train_rows.empty or holdout_rows.empty:
-        raise ValueError(f"time split at {holdout_start} leaves {len(train_rows)} training and "
-                         f"{len(holdout_rows)} holdout rows: widen data.window or shorten data.holdout")
+        raise ConfigurationError(f"the time split at {holdout_start} leaves {len(train_rows)} training and "
+                                 f"{len(holdout_rows)} holdout rows", field="data.holdout",
+                                 fix="widen data.window (or params.window_days) or shorten data.holdout")
     features = infer_features(frame, fetched["features"], spec.model)
     pipeline = build_pipeline(spec.model, features)
     holdout_rows.to_parquet(run_dir / "holdout.parquet", index=False)
@@ -325,7 +326,8 @@ def register(
             why = gate["reason"] + ("" if gate["passed_floors"] else " (absolute floors cannot be forced)")
             return {"skipped": True, "reason": f"promotion skipped: {why}"}
         if not reason.strip():
-            raise ValueError("force_promotion needs a reason (the 'reason' parameter): it goes into the alias history")
+            raise ConfigurationError("force_promotion has no reason", field="params.reason",
+                                     fix="say why in the 'reason' parameter: it goes into the alias history")
     registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
     version = registry.register(
         trained["model_uri"],
@@ -404,7 +406,8 @@ def rollback(
     from ctflow.core.registry import ModelRegistry
 
     if not reason.strip():
-        raise ValueError("a rollback needs a reason (the 'reason' parameter): it goes into the alias history")
+        raise ConfigurationError("a rollback has no reason", field="params.reason",
+                                 fix="say why in the 'reason' parameter: it goes into the alias history")
     change = ModelRegistry(spec.model_name, tracking_uri=tracking_uri).rollback(
         alias="champion", reason=reason, actor=actor, run_key=run_key
     )

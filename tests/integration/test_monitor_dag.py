@@ -188,3 +188,39 @@ def test_a_monitoring_promotion_is_announced_through_the_asset_alias():
     assert event["source_alias_name"] == "flight_delay_monitor_promotion"
     assert event["dest_asset_key"] == {"name": "flight_delay_promoted", "uri": "ctflow://flight_delay/promoted"}
     assert event["extra"]["version"] == "2" and event["extra"]["by"] == "monitoring"
+
+
+def test_a_window_without_rows_is_insufficient_data_not_healthy(champion):
+    """A window after the data ends (as_of 2014-02-03: no flights) through real Airflow: every task
+    runs, the report says insufficient_data (tag, metric, breach kind), and act_on_breach alerts
+    (log) but emits nothing: insufficient data never retrains. Before: 'no drift', a healthy window."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from ctflow import settings
+
+    before = asset_events(BREACH_URI)
+    dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("monitor_flight_delay")
+    run = dag.test(logical_date=datetime(2013, 12, 30, 6, tzinfo=timezone.utc),
+                   run_conf={"as_of": "2014-02-03T06:00:00+00:00"})
+    states = task_states(run)
+    assert run.state == "success", states
+    assert {states[t] for t in ("score_batch", "data_drift", "prediction_drift", "report")} == {"success"}, states
+    assert states["act_on_breach"] == "skipped"  # alerted, nothing emitted
+    assert asset_events(BREACH_URI) == before
+
+    run_dir = settings.runs_dir() / "monitor_flight_delay" / run.run_id.replace(":", "_").replace("+", "_")
+    assert json.loads((run_dir / "score.json").read_text())["rows"] == 0
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["data_drift"]["state"] == "insufficient_data" and report["breach"]
+    assert "insufficient_data" in {b["kind"] for b in report["breaches"]}
+    latest = MlflowClient(TEST_ENV["MLFLOW_TRACKING_URI"]).get_run(report["mlflow_run_id"])
+    assert latest.data.tags["ctflow.data_state"] == "insufficient_data"
+    assert latest.data.metrics["insufficient_data"] == 1.0
+    # The ctflow view reads the same run as "no verdict", never "ok", and shows no drift share.
+    from ctflow.spec import load_spec
+    from ctflow.ui.monitoring import summarize
+
+    seen = summarize(MlflowClient(TEST_ENV["MLFLOW_TRACKING_URI"]), load_spec(str(DAGS_FOLDER / "specs" / "flight_delay.yaml")),
+                     latest)
+    assert seen["status"] == "insufficient_data" and seen["data_state"] == "insufficient_data"
+    assert seen["drift_share"] is None and not seen["drift_breach"]

@@ -4,10 +4,13 @@
                  [--method auto|ks|chi2|z|psi|wasserstein|jensenshannon]
                  [--num-method M] [--cat-method M] [--threshold X] [--json]
                  [--html report.html] [--png chart.png] [--save-profile ref.npz]
+                 [--min-rows N]
 
 The reference may be a saved profile (``.npz``, see ``--save-profile``) so that a
-monitoring run reads only the new window. Exit 0 whether or not drift is found;
-exit 2 with a one-line message on bad input.
+monitoring run reads only the new window. Exit 0 with a verdict, whether or not drift is
+found; exit 2 with a one-line message on bad input; exit :data:`EXIT_INSUFFICIENT_DATA` (3)
+when the current window cannot be judged: fewer than ``--min-rows`` rows, or no column with
+that many usable (not missing, finite) values. That is never reported as "no drift".
 
 Data files are read with pyarrow, not pandas: pandas alone costs ~1.5 s to import,
 longer than the whole comparison. Nothing heavy is imported at module level because
@@ -24,6 +27,8 @@ from typing import Any
 #: Mirrors ``ctflow.core.drift.METHODS`` (importing that would pull in numpy here).
 METHOD_CHOICES = ("auto", "ks", "chi2", "z", "psi", "wasserstein", "jensenshannon")
 _TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+#: The current window is too small or has no usable value: no verdict.
+EXIT_INSUFFICIENT_DATA = 3
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "drift",
         help="compare a data window with a reference, column by column",
         description="Per-column drift of CURRENT against REFERENCE (parquet or csv; the reference may "
-        "also be a profile saved with --save-profile). Exit 0 whether or not drift is found, 2 on bad input.",
+        "also be a profile saved with --save-profile). Exit 0 whether or not drift is found, 2 on bad input, "
+        "3 on insufficient data (too few rows or no usable values in CURRENT: no verdict).",
     )
     parser.add_argument("--reference", required=True, type=Path, metavar="PATH",
                         help="reference data (.parquet/.csv) or a saved reference profile (.npz)")
@@ -46,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, help="threshold for every column (default: per method)")
     parser.add_argument("--max-drifted-share", type=float, default=0.5, metavar="SHARE",
                         help="dataset drifts when at least this share of columns drifts (default 0.5)")
+    parser.add_argument("--min-rows", type=_positive_int, default=None, metavar="N",
+                        help="fewer rows in CURRENT, or no column with N usable values, is insufficient data "
+                             "(exit 3); default 100, as the spec's monitoring.min_rows")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--html", type=Path, metavar="PATH", help="also write a self-contained HTML report")
     parser.add_argument("--png", type=Path, metavar="PATH", help="also write a PNG chart of scores vs thresholds")
@@ -80,11 +89,25 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ctflow drift: error: cannot write report: {exc}", file=sys.stderr)
         return 2
+    if result.insufficient:
+        print(f"ctflow drift: insufficient data, no verdict: {result.insufficient}", file=sys.stderr)
+        return EXIT_INSUFFICIENT_DATA
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
 
 
 def _compute(args: argparse.Namespace) -> Any:
     from ctflow.core.drift import DriftInputError, ReferenceProfile, dataset_drift_from_profile, suggest
+    from ctflow.core.drift_sufficiency import DEFAULT_MIN_ROWS
 
     columns = args.columns
     if args.reference.suffix == ".npz":
@@ -107,6 +130,7 @@ def _compute(args: argparse.Namespace) -> Any:
     return dataset_drift_from_profile(
         profile, current, columns=names, method=args.method, num_method=args.num_method,
         cat_method=args.cat_method, threshold=args.threshold, max_drifted_share=args.max_drifted_share,
+        min_rows=args.min_rows or DEFAULT_MIN_ROWS,
     )
 
 

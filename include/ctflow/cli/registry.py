@@ -44,5 +44,6 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     for e in events:
         moved = "" if e.moved else "  (not moved)"
-        print(f"{e.at}  {e.alias:<10} v{e.previous or '-'} -> v{e.version or '-'}  by {e.actor}: {e.reason}{moved}")
+        requested = f"  [requested: {e.request_reason}]" if e.request_reason else ""
+        print(f"{e.at}  {e.alias:<10} v{e.previous or '-'} -> v{e.version or '-'}  by {e.actor}: {e.reason}{requested}{moved}")
     return 0

@@ -1,9 +1,17 @@
 """``ctflow run-step STEP``: run one step of a CT run outside Airflow (what a DockerOperator calls).
 
 The step's result is printed as JSON on the last line of stdout, which is what the docker
-provider pushes to XCom. Exit codes: 0 done; 2 bad arguments or spec; :data:`EXIT_REFUSED` the
-step refused its input (a data-quality failure), which a retry of the same input cannot change,
-so the docker runner fails the task for good; anything else is an error worth retrying.
+provider pushes to XCom. Every argument is checked before any work. Exit codes:
+
+* 0 done;
+* :data:`EXIT_CONFIGURATION` (2) bad arguments (a date that is not ISO 8601, ``--window-days``
+  not > 0, an unknown step, a file an earlier step should have left missing), a bad spec, or a
+  configuration error (:class:`ctflow.exceptions.ConfigurationError`: an unknown feature
+  service, a missing entity file or column): one line on stderr naming the field and the fix;
+* :data:`EXIT_REFUSED` (3) the step refused its input (a data-quality failure);
+
+both final: a retry of the same input cannot change them, so the docker runner fails the task
+for good. Anything else (MLflow down, a lock timeout) is an error worth retrying.
 """
 
 from __future__ import annotations
@@ -11,21 +19,66 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
+from typing import NoReturn
 
+#: Bad arguments, spec or configuration: final, not worth a retry.
+EXIT_CONFIGURATION = 2
 #: The step refused its input (data quality): final, not worth a retry.
 EXIT_REFUSED = 3
 
 STEPS = ("fetch_features", "check_quality", "train", "evaluate", "register", "promote", "rollback")
+#: Steps that need ``--as-of``.
+AS_OF_STEPS = ("fetch_features", "check_quality", "train")
+#: What each step reads from the run folder, and the step that writes it.
+NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "check_quality": (("frame.parquet", "fetch_features"), ("features.json", "fetch_features")),
+    "train": (("frame.parquet", "fetch_features"), ("features.json", "fetch_features")),
+    "evaluate": (("train.json", "train"), ("holdout.parquet", "train")),
+    "register": (("gate.json", "evaluate"), ("train.json", "train")),
+    "promote": (("gate.json", "evaluate"), ("register.json", "register")),
+}
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Argument errors as one line on stderr and exit 2, without the usage block."""
+
+    def error(message: str) -> NoReturn:
+        parser.exit(EXIT_CONFIGURATION, f"ctflow run-step: error: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
+
+
+def _as_of(text: str) -> str:
+    from ctflow.core.timing import resolve_as_of
+
+    try:
+        resolve_as_of(text, None, None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date-time (e.g. 2013-03-01T00:00:00+00:00)") from None
+    return text
+
+
+def _positive_days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if days <= 0:
+        raise argparse.ArgumentTypeError(f"{days} is no window: give a number of days > 0")
+    return days
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run-step", help="run one step of a CT run (the DockerOperator entry point)")
+    _one_line_errors(parser)
     parser.add_argument("step", choices=STEPS)
     parser.add_argument("--spec", type=Path, required=True, help="the spec file")
     parser.add_argument("--run-key", required=True, help="identifies the run, e.g. ct_x/manual__2013-03-01")
-    parser.add_argument("--as-of", help="ISO date-time the run is about (fetch_features, check_quality, train)")
-    parser.add_argument("--window-days", type=int, help="override the training window")
+    parser.add_argument("--as-of", type=_as_of,
+                        help="ISO date-time the run is about (fetch_features, check_quality, train)")
+    parser.add_argument("--window-days", type=_positive_days, help="override the training window (days > 0)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or embedded)")
     parser.add_argument("--feature-repo", type=Path, help="Feast repository (default: the project's)")
     parser.add_argument("--force", action="store_true", help="force promotion (needs --reason)")
@@ -49,20 +102,46 @@ def command_line(step: str, *, spec_path: str, run_key: str, as_of: str | None =
     return argv
 
 
+def problem(args: argparse.Namespace, run_dir: Path) -> str | None:
+    """What is wrong with the arguments of this step, before any work; None if nothing."""
+    if args.step in AS_OF_STEPS and not args.as_of:
+        return f"{args.step} needs --as-of"
+    if args.window_days is not None and args.step != "fetch_features":
+        return f"--window-days is for fetch_features, not {args.step}"
+    if (args.force or args.step == "rollback") and not args.reason.strip():
+        return f"{'--force' if args.force else 'rollback'} needs --reason: it is recorded in the alias history"
+    if args.feature_repo is not None and not (args.feature_repo / "feature_store.yaml").is_file():
+        return f"--feature-repo {args.feature_repo} is not a Feast repository (no feature_store.yaml)"
+    for name, writer in NEEDS.get(args.step, ()):
+        if not (run_dir / name).is_file():
+            return f"{args.step} needs {name} in {run_dir}, which {writer} writes: run {writer} with this --run-key first"
+    return None
+
+
+def _fail(message: str) -> int:
+    print(f"ctflow run-step: error: {message}", file=sys.stderr)
+    return EXIT_CONFIGURATION
+
+
 def run(args: argparse.Namespace) -> int:
     from ctflow import settings
-    from ctflow.core import steps
-    from ctflow.core.quality import DataQualityError
-    from ctflow.core.timing import resolve_as_of
     from ctflow.spec import SpecError, load_spec
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         spec = load_spec(args.spec)
     except SpecError as err:
         print(err)
-        return 2
+        return EXIT_CONFIGURATION
     run_dir = settings.run_dir(args.run_key)
+    if message := problem(args, run_dir):
+        return _fail(message)
+
+    from ctflow.core import steps
+    from ctflow.core.quality import DataQualityError
+    from ctflow.core.timing import resolve_as_of
+    from ctflow.exceptions import ConfigurationError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     as_of = resolve_as_of(args.as_of, None, None) if args.as_of else None
     common = {"tracking_uri": args.tracking_uri}
     calls = {
@@ -84,11 +163,10 @@ def run(args: argparse.Namespace) -> int:
         ),
         "rollback": lambda: steps.rollback(spec, actor=args.actor, reason=args.reason, run_key=args.run_key, **common),
     }
-    if args.step in ("fetch_features", "check_quality", "train") and as_of is None:
-        print(f"{args.step} needs --as-of")
-        return 2
     try:
         result = calls[args.step]()
+    except ConfigurationError as err:
+        return _fail(str(err))
     except DataQualityError as err:
         print(err)
         return EXIT_REFUSED

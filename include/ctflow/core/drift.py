@@ -55,7 +55,9 @@ Precedence is ``num_method`` / ``cat_method`` > ``method`` > auto, as in Evident
 
 Missing values (null, NaN and +-inf, which Evidently also drops) are removed per
 column and counted in the result. A column that is empty on either side is
-reported with a NaN statistic and ``drifted=False``.
+reported with a NaN statistic and ``drifted=False``. A current window with too few
+rows or usable values (``min_rows``) gets the state ``insufficient_data``, never
+"no drift" (:mod:`.drift_sufficiency`).
 
 Where this knowingly differs from Evidently 0.7 (see ``benchmarks/drift.py``):
 ``chi2`` is the two-sample contingency test, Evidently's ``chisquare`` is a
@@ -84,6 +86,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ctflow.core import drift_sufficiency
 from ctflow.core.drift_pvalues import chi2_sf, kstwo_sf
 from ctflow.exceptions import CtflowError
 
@@ -181,12 +184,20 @@ class DriftResult:
 
     ``drifted`` is ``drifted_share >= max_drifted_share`` (Evidently's
     ``drift_share`` rule); the share counts only columns that could be evaluated.
+    ``insufficient`` says why the window cannot be judged (then ``drifted`` is False
+    and :attr:`state` is ``insufficient_data``), None when it can.
     """
 
     columns: list[ColumnDrift]
     drifted_share: float
     drifted: bool
     max_drifted_share: float = 0.5
+    insufficient: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``drift``, ``no_drift`` or ``insufficient_data``."""
+        return drift_sufficiency.state(drifted=self.drifted, insufficient=self.insufficient)
 
     @property
     def drifted_columns(self) -> list[str]:
@@ -199,6 +210,8 @@ class DriftResult:
             "drifted_share": float(self.drifted_share),
             "drifted": bool(self.drifted),
             "max_drifted_share": float(self.max_drifted_share),
+            "state": self.state,
+            "insufficient": self.insufficient,
         }
 
 
@@ -367,6 +380,8 @@ def _read_arrow(array: Any) -> _Raw:
         is_bool = pa.types.is_boolean(typ)
         data = _arrow_numbers(pc.cast(array, pa.float64()), np.float64)
         return ("number", data, is_bool or pa.types.is_integer(typ), is_bool, n_total)
+    if pa.types.is_null(typ):  # a column with no value at all (e.g. an empty or all-missing window)
+        return ("category", np.array([], dtype=str), np.zeros(0, dtype=np.int64), None, n_total)
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_dictionary(typ):
         vc = pc.value_counts(array)
         values = vc.field("values")
@@ -406,6 +421,8 @@ def _profile_from_raw(name: str, raw: _Raw, kind: Kind | None, with_moments: boo
     if tag == "unsupported":
         raise DriftInputError(f"column {name!r} has unsupported dtype {a}; drift needs numeric or categorical data")
     if tag == "category":
+        if kind == "numeric" and not np.any(b):  # no value at all: an empty numeric sample
+            return _numeric_profile(name, np.zeros(0), np.zeros(0, dtype=np.int64), n_total, False, with_moments)
         if kind == "numeric":
             raise DriftInputError(f"column {name!r} is numeric in the reference but not numeric in this data")
         return _categorical_profile(name, a, b, n_total)
@@ -834,6 +851,7 @@ def dataset_drift_from_profile(
     cat_method: str | None = None,
     threshold: float | None = None,
     max_drifted_share: float = 0.5,
+    min_rows: int = 1,
 ) -> DriftResult:
     """Drift of ``current`` against a saved reference profile (see :func:`dataset_drift`)."""
     for m in (method, num_method, cat_method):
@@ -850,10 +868,14 @@ def dataset_drift_from_profile(
         chosen = (num_method if ref.kind == "numeric" else cat_method) or method or "auto"
         return _compare(ref, _current_profile(ref, _get_column(current, name)), chosen, threshold)
 
-    results = _map_columns(compare, names, _n_rows(current))
+    n_rows = _n_rows(current)
+    results = _map_columns(compare, names, n_rows)
     evaluated = [r for r in results if not math.isnan(r.statistic)]
     share = sum(r.drifted for r in evaluated) / len(evaluated) if evaluated else 0.0
-    return DriftResult(results, share, bool(evaluated) and share >= max_drifted_share, max_drifted_share)
+    insufficient = drift_sufficiency.insufficient_reason(
+        rows=n_rows, usable=[(r.column, r.n_reference, r.n_current) for r in results], min_rows=min_rows)
+    drifted = not insufficient and bool(evaluated) and share >= max_drifted_share
+    return DriftResult(results, share, drifted, max_drifted_share, insufficient)
 
 
 def dataset_drift(
@@ -866,6 +888,7 @@ def dataset_drift(
     cat_method: str | None = None,
     threshold: float | None = None,
     max_drifted_share: float = 0.5,
+    min_rows: int = 1,
 ) -> DriftResult:
     """Per-column drift of ``current`` against ``reference`` and the dataset verdict.
 
@@ -874,14 +897,15 @@ def dataset_drift(
     a supported dtype. ``method`` applies to every column unless ``num_method`` /
     ``cat_method`` set one for that kind; ``threshold`` overrides every method's
     default. The dataset drifts when the share of drifted columns is
-    ``>= max_drifted_share``.
+    ``>= max_drifted_share``. With fewer than ``min_rows`` rows in ``current``, or no
+    column with that many usable values, the result is ``insufficient_data`` instead.
     """
     for m in (method, num_method, cat_method):
         _check_method(m)
     profile = ReferenceProfile.from_frame(reference, columns)
     return dataset_drift_from_profile(profile, current, columns=columns, method=method, num_method=num_method,
                                       cat_method=cat_method, threshold=threshold,
-                                      max_drifted_share=max_drifted_share)
+                                      max_drifted_share=max_drifted_share, min_rows=min_rows)
 
 
 def column_drift(reference: Any, current: Any, *, method: str = "auto", threshold: float | None = None,

@@ -24,6 +24,8 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 
 def summary_line(result: DriftResult) -> str:
     """One sentence: how many columns drifted and the dataset verdict."""
+    if result.insufficient:
+        return f"dataset: INSUFFICIENT DATA, no verdict: {result.insufficient}"
     total = len(result.columns)
     n_drifted = len(result.drifted_columns)
     verdict = "DRIFT" if result.drifted else "no drift"

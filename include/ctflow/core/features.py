@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ctflow.exceptions import CtflowError
+from ctflow.exceptions import ConfigurationError, CtflowError
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
@@ -41,8 +41,13 @@ class FeatureStoreError(CtflowError):
     """The Feast repository, a feature service or the entity rows cannot serve the request."""
 
 
-class UnknownFeatureServiceError(FeatureStoreError):
-    """A feature service that the repository does not declare.
+class FeatureConfigurationError(FeatureStoreError, ConfigurationError):
+    """A :class:`FeatureStoreError` that only a change of the spec, the entity data or the Feast
+    repository fixes (so it is never retried): ``field`` names what to change, ``fix`` how."""
+
+
+class UnknownFeatureServiceError(FeatureConfigurationError):
+    """A feature service that the repository does not declare (``data.features``).
 
     :ivar service: the name asked for.
     :ivar available: the services the repository has.
@@ -56,13 +61,16 @@ class UnknownFeatureServiceError(FeatureStoreError):
         self.suggestion = matches[0] if matches else None
         if not available:
             super().__init__(
-                f"unknown feature service {service!r}: Feast repository {repo} has no feature services yet "
-                "(build it with feature_repo/bootstrap.py, or `feast apply` there)"
+                f"unknown feature service {service!r}: Feast repository {repo} has no feature services yet",
+                field="data.features",
+                fix="build the repository with feature_repo/bootstrap.py, or `feast apply` there",
             )
             return
         hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
         super().__init__(
-            f"unknown feature service {service!r} in Feast repository {repo}{hint}. Available: {', '.join(available)}"
+            f"unknown feature service {service!r} in Feast repository {repo}{hint}",
+            field="data.features",
+            fix=f"name one of the repository's services. Available: {', '.join(available)}",
         )
 
 
@@ -85,18 +93,29 @@ def load_entity_rows(
     :param columns: the columns to return (default: all).
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"entity table {path} does not exist (the demo's is built by feature_repo/bootstrap.py)")
+    if not path.is_file():
+        raise FeatureConfigurationError(
+            f"entity table {path} does not exist", field="data.entities",
+            fix="point data.entities at a parquet file, relative to the project (the demo's is built by "
+                "feature_repo/bootstrap.py)",
+        )
     schema = pq.read_schema(path)
     if timestamp not in schema.names:
-        raise FeatureStoreError(f"entity table {path} has no column {timestamp!r}; it has {', '.join(schema.names)}")
+        raise FeatureConfigurationError(
+            f"entity table {path} has no column {timestamp!r}{_did_you_mean(timestamp, schema.names)}",
+            field="data.timestamp", fix=f"name one of its columns: {', '.join(schema.names)}",
+        )
     wanted = None if columns is None else list(dict.fromkeys([*columns, timestamp]))
     missing = sorted(set(wanted or ()) - set(schema.names))
     if missing:
-        raise FeatureStoreError(f"entity table {path} has no column(s) {', '.join(missing)}")
+        raise FeatureConfigurationError(
+            f"entity table {path} has no column(s) {', '.join(missing)}", field="data",
+            fix=f"name only columns the table has: {', '.join(schema.names)}",
+        )
     kind = schema.field(timestamp).type
     if not pa.types.is_timestamp(kind):
-        raise FeatureStoreError(f"column {timestamp!r} of {path} is {kind}, not a timestamp")
+        raise FeatureConfigurationError(f"column {timestamp!r} of {path} is {kind}, not a timestamp",
+                                        field="data.timestamp", fix="name a timestamp column of the entity table")
     # Compare in the column's own type: a naive column holds UTC wall-clock times.
     bounds = [_utc(moment) if kind.tz else _utc(moment).tz_localize(None) for moment in (start, end)]
     low, high = (pa.scalar(bound, type=kind) for bound in bounds)
@@ -195,7 +214,10 @@ def _beside(entity_rows: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
 def _store_for(repo_path: str | Path) -> tuple[FeatureStore, Path]:
     repo = Path(repo_path).expanduser().resolve()
     if not (repo / "feature_store.yaml").is_file():
-        raise FeatureStoreError(f"{repo} is not a Feast repository: it has no feature_store.yaml")
+        raise FeatureConfigurationError(
+            f"{repo} is not a Feast repository: it has no feature_store.yaml", field="feature repository",
+            fix="point $CTFLOW_FEATURE_REPO (or the ctflow_feast connection) at the folder of feature_store.yaml",
+        )
     return _cached_store(str(repo)), repo
 
 
@@ -215,7 +237,13 @@ def _service(store: FeatureStore, name: str, repo: Path) -> FeatureService:
         available = sorted(s.name for s in store.list_feature_services())
         raise UnknownFeatureServiceError(name, available, repo) from None
     except FileNotFoundError as error:  # no registry yet
-        raise FeatureStoreError(f"Feast repository {repo} has no registry ({error}); run feature_repo/bootstrap.py") from None
+        raise FeatureConfigurationError(f"Feast repository {repo} has no registry ({error})",
+                                        field="feature repository", fix="run feature_repo/bootstrap.py") from None
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _feature_kinds(service: FeatureService) -> dict[str, str]:
@@ -227,7 +255,8 @@ def _feature_kinds(service: FeatureService) -> dict[str, str]:
     for projection in service.feature_view_projections:
         for field in projection.features:
             if field.name in kinds:
-                raise FeatureStoreError(f"feature {field.name!r} comes from two views of service {service.name!r}")
+                raise FeatureConfigurationError(f"feature {field.name!r} comes from two views of service {service.name!r}",
+                                                field="data.features", fix="choose a service whose feature names are unique")
             kinds[field.name] = (
                 "number" if field.dtype in numbers else "time" if field.dtype == PrimitiveFeastType.UNIX_TIMESTAMP else "other"
             )
@@ -253,13 +282,17 @@ def _join_keys(store: FeatureStore, service: FeatureService) -> list[str]:
 def _check_entity_columns(rows: pd.DataFrame, *, timestamp: str, keys: list[str], features: list[str], service: str) -> None:
     missing = [c for c in [timestamp, *keys] if c not in rows.columns]
     if missing:
-        raise FeatureStoreError(
+        raise FeatureConfigurationError(
             f"entity rows lack column(s) {', '.join(missing)} that feature service {service!r} joins on; "
-            f"they have {', '.join(map(str, rows.columns))}"
+            f"they have {', '.join(map(str, rows.columns))}",
+            field="data.entities", fix="add the join keys to the entity table or choose another data.features",
         )
     clashes = [name for name in features if name in rows.columns]
     if clashes:
-        raise FeatureStoreError(f"entity rows already have column(s) named like features of {service!r}: {', '.join(clashes)}")
+        raise FeatureConfigurationError(
+            f"entity rows already have column(s) named like features of {service!r}: {', '.join(clashes)}",
+            field="data.entities", fix="rename or drop those columns of the entity table",
+        )
 
 
 # --- values ----------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctflow.core import monitoring_contract as names
+from ctflow.core.drift_sufficiency import insufficient_breaches
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
@@ -56,6 +57,7 @@ PREDICTION_DRIFT = "prediction_drift.json"
 PERFORMANCE = "performance.json"
 REPORT = "report.json"
 NO_CHAMPION = "no_champion.json"
+DATA_STATE_TAG = names.DATA_STATE_TAG
 
 CHAMPION_SCORE = "ctflow_score_champion"
 CHALLENGER_SCORE = "ctflow_score_challenger"
@@ -215,7 +217,8 @@ def data_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = 
     columns = config.columns or profile.names
     frame = pd.read_parquet(run_dir / WINDOW_FRAME)
     outcome = drift.dataset_drift_from_profile(profile, frame, columns=columns, method=config.method,
-                                               threshold=config.threshold, max_drifted_share=config.max_drifted_share)
+                                               threshold=config.threshold, max_drifted_share=config.max_drifted_share,
+                                               min_rows=spec.monitoring.min_rows)
     result = {
         "available": True,
         **outcome.to_dict(),
@@ -239,6 +242,7 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
     import pandas as pd
 
     from ctflow.core import drift
+    from ctflow.core.drift_sufficiency import scores_insufficient, state
 
     started = time.perf_counter()
     scored = _read(run_dir / SCORE)
@@ -259,13 +263,18 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
         verdict = drift.prediction_drift(reference, current, method=config.method, threshold=config.threshold,
                                          name=f"score ({who} v{model['version']})", kind="numeric")
         share = 1.0 if verdict.drifted else 0.0
+        insufficient = scores_insufficient(n_reference=verdict.n_reference, n_current=verdict.n_current,
+                                           min_rows=spec.monitoring.min_rows)
+        drifted = bool(verdict.drifted and share >= config.max_drifted_share) and not insufficient
         result["models"][who] = {"version": model["version"], "available": True, **verdict.to_dict(),
-                                 "drifted": bool(verdict.drifted and share >= config.max_drifted_share),
+                                 "drifted": drifted, "state": state(drifted=drifted, insufficient=insufficient),
+                                 "insufficient": insufficient,
                                  "reference_mean": float(reference.mean()) if len(reference) else None,
                                  "current_mean": float(current.mean()) if len(current) else None}
     champion = result["models"].get("champion", {})
     result["available"] = bool(champion.get("available"))
     result["drifted"] = bool(champion.get("drifted"))  # the champion serves: its drift is the breach
+    result["state"] = champion.get("state", "unavailable")
     result["seconds"] = round(time.perf_counter() - started, 3)
     _write(run_dir / PREDICTION_DRIFT, result)
     if champion.get("available"):
@@ -438,7 +447,11 @@ def _finish_performance(run_dir: Path, result: dict[str, Any], started: float) -
 
 
 def assess(spec: PipelineSpec, *, data: dict[str, Any], predictions: dict[str, Any], perf: dict[str, Any]) -> list[dict[str, Any]]:
-    """The breaches of this window: ``[{"kind": "drift" | "performance", "what", "reason"}]``."""
+    """The breaches of this window: ``[{"kind": "drift" | "performance" | "insufficient_data", "what", "reason"}]``.
+
+    ``insufficient_data`` (too few rows or usable values to judge drift, ``monitoring.min_rows``)
+    is alerted like a breach, since the window is not known to be healthy, and never retrains.
+    """
     breaches = []
     if data.get("available") and data.get("drifted"):
         breaches.append({"kind": "drift", "what": "data_drift",
@@ -446,6 +459,7 @@ def assess(spec: PipelineSpec, *, data: dict[str, Any], predictions: dict[str, A
                                    f"(share {data['drifted_share']:.2f} >= {data['max_drifted_share']}): "
                                    + ", ".join(data.get("drifted_columns", [])[:10])})
     champion = (predictions.get("models") or {}).get("champion") or {}
+    breaches.extend(insufficient_breaches(data, champion))
     if champion.get("drifted"):
         score = champion["p_value"] if champion.get("p_value") is not None else champion.get("statistic")
         breaches.append({"kind": "drift", "what": "prediction_drift",
@@ -510,8 +524,11 @@ def report(
         "rows_scored": scored["rows"],
         "scoring_seconds_per_1000_rows": scored["scoring_seconds_per_1000_rows"],
         "data_drift": {"available": data.get("available", False), "drifted": data.get("drifted", False),
-                       "drifted_share": data.get("drifted_share"), "drifted_columns": data.get("drifted_columns", [])},
+                       "drifted_share": data.get("drifted_share"), "drifted_columns": data.get("drifted_columns", []),
+                       "state": data.get("state", "unavailable") if data.get("available") else "unavailable",
+                       "insufficient": data.get("insufficient")},
         "prediction_drift": {"available": preds.get("available", False), "drifted": preds.get("drifted", False),
+                             "state": preds.get("state", "unavailable"),
                              **{k: (preds["models"].get("champion") or {}).get(k) for k in ("method", "statistic", "p_value")}},
         "performance": {k: perf.get(k) for k in ("available", "metric", "window_start", "window_end", "rows", "breach")}
         | {"champion": perf["champion"]["value"] if perf.get("champion") else None,
@@ -534,6 +551,7 @@ def report(
         names.AS_OF_TAG: scored["as_of"],
         names.CHAMPION_VERSION_TAG: str(scored["champion"]["version"]),
         names.BREACH_TAG: names.breach_tag({b["kind"] for b in breaches}),
+        names.DATA_STATE_TAG: summary["data_drift"]["state"],
         **({names.CHALLENGER_VERSION_TAG: str(summary["challenger_version"])} if summary["challenger_version"] else {}),
         **(lineage or {}),
     }
@@ -564,7 +582,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"monitoring {summary['pipeline']} [{summary['window_start']}, {summary['window_end']}): "
         f"{summary['rows_scored']} rows, champion v{summary['champion_version']}"
         + (f", challenger v{summary['challenger_version']} ({summary['strategy']})" if summary["challenger_version"] else ""),
-        f"  data drift: " + (f"share {data['drifted_share']:.2f}, drifted: {', '.join(data['drifted_columns']) or 'none'}"
+        f"  data drift: " + (f"insufficient data, no verdict: {data.get('insufficient')}"
+                             if data.get("state") == "insufficient_data" else
+                             f"share {data['drifted_share']:.2f}, drifted: {', '.join(data['drifted_columns']) or 'none'}"
                              if data["available"] else "not available"),
         f"  prediction drift: " + ("DRIFT" if summary["prediction_drift"]["drifted"] else "ok"
                                    if summary["prediction_drift"]["available"] else "not available"),
@@ -764,7 +784,8 @@ def _drift_result(data: dict[str, Any]) -> DriftResult:
     columns = [
         ColumnDrift(**{**c, "statistic": math.nan if c["statistic"] is None else c["statistic"]}) for c in data["columns"]
     ]
-    return DriftResult(columns, data["drifted_share"], data["drifted"], data["max_drifted_share"])
+    return DriftResult(columns, data["drifted_share"], data["drifted"], data["max_drifted_share"],
+                       data.get("insufficient"))
 
 
 def _metrics(summary, scored, data, preds, perf, report_seconds: float) -> dict[str, float]:
@@ -781,7 +802,10 @@ def _metrics(summary, scored, data, preds, perf, report_seconds: float) -> dict[
     for step, seconds in summary["seconds"].items():
         if seconds is not None:
             metrics[f"seconds.{step}"] = seconds
-    if data.get("available"):
+    metrics[names.INSUFFICIENT_METRIC] = float(any(b["kind"] == names.INSUFFICIENT_KIND for b in summary["breaches"]))
+    if data.get("available") and data.get("insufficient"):
+        metrics[names.DRIFT_INSUFFICIENT_METRIC] = 1.0  # and no share: 0 would read as "no drift"
+    elif data.get("available"):
         metrics[names.DRIFT_SHARE_METRIC] = data["drifted_share"]
         metrics[names.DRIFTED_COLUMNS_METRIC] = len(data["drifted_columns"])
         for column in data["columns"]:

@@ -22,11 +22,18 @@ CHALLENGER_VERSION_TAG = "ctflow.challenger_version"
 #: The window's breach kinds, comma-separated and sorted (``drift``, ``performance``), or ``none``.
 BREACH_TAG = "ctflow.breach"
 NO_BREACH = "none"
+#: The breach kind of a window with too few rows or usable values to judge (alerted, never retrained).
+INSUFFICIENT_KIND = "insufficient_data"
+#: The window's data-drift state: drift, no_drift, insufficient_data or unavailable.
+DATA_STATE_TAG = "ctflow.data_state"
 
 # --- metrics ----------------------------------------------------------------------------------
 #: Share of the drift-checked columns that drifted (``monitoring.drift``).
 DRIFT_SHARE_METRIC = "data_drift.share"
 DRIFTED_COLUMNS_METRIC = "data_drift.drifted_columns"
+#: 1 when the window could not be judged (then no share is logged: 0 would read as "no drift").
+INSUFFICIENT_METRIC = "insufficient_data"
+DRIFT_INSUFFICIENT_METRIC = "data_drift.insufficient_data"
 BREACHES_METRIC = "breaches"
 
 

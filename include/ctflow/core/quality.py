@@ -73,9 +73,21 @@ def check_quality(
     """Apply ``quality`` to ``frame`` (model ``features`` and the derived ``label`` column).
 
     ``window`` is the length the frame was fetched for (``data.window`` unless a run overrode it).
+
+    A frame that lacks a column the rules need (a feature, the label, the timestamp) is refused
+    like any other failed rule (``required_columns``, so :class:`DataQualityError`, exit 3): the
+    frame on disk is this run's input and a retry would check the same one. The spec naming a
+    column its data does not have is caught earlier, when the frame is fetched, as a
+    configuration error.
     """
     report = QualityReport()
     add = report.rules.append
+    needed = [*features, label, data.timestamp]
+    absent = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    add(RuleResult("required_columns", not absent, ", ".join(absent) + " absent" if absent else "all present",
+                   "the features, the label and the timestamp in the frame"))
+    if absent:
+        return report  # the other rules would read the missing columns
     rows = len(frame)
     add(RuleResult("min_rows", rows >= quality.min_rows, rows, f">= {quality.min_rows}"))
     if rows:

@@ -178,9 +178,13 @@ class ModelRegistry:
         expected_current: str | int | None,
         still_wins: Callable[[ModelVersionInfo | None], bool] | None = None,
         run_key: str | None = None,
+        request_reason: str | None = None,
     ) -> AliasChange:
         """
         Point ``alias`` at ``version`` if it still points at ``expected_current``.
+
+        ``reason`` is why (the gate's reason); ``request_reason``, what the requester said (a
+        trigger's ``conf.reason``): both are recorded in the alias history, side by side.
 
         ``expected_current`` is the holder the candidate was gated against (None: no holder).
         If another run moved the alias since, ``still_wins(current_holder)`` decides (called
@@ -211,11 +215,14 @@ class ModelRegistry:
                         f"{alias} moved from {expected or 'no holder'} to {current or 'no holder'} since the candidate "
                         f"was gated, and the candidate {why}: re-gate it against the current {alias}", run_key,
                     )  # fmt: skip
-            return self._move(alias, version, current, action="promote", actor=actor, reason=reason, run_key=run_key)
+            return self._move(alias, version, current, action="promote", actor=actor, reason=reason, run_key=run_key,
+                              request_reason=request_reason or None)
 
-    def set_challenger(self, version: str | int, *, reason: str, actor: str, run_key: str | None = None) -> AliasChange:
+    def set_challenger(self, version: str | int, *, reason: str, actor: str, run_key: str | None = None,
+                       request_reason: str | None = None) -> AliasChange:
         """Point ``challenger`` at ``version`` (shadow/canary candidates), whoever held it."""
-        return self.promote(version, alias="challenger", reason=reason, actor=actor, expected_current=_UNCHECKED, run_key=run_key)
+        return self.promote(version, alias="challenger", reason=reason, actor=actor, expected_current=_UNCHECKED,
+                            run_key=run_key, request_reason=request_reason)
 
     def retire(self, alias: str = "challenger", *, reason: str, actor: str, run_key: str | None = None) -> AliasChange:
         """Remove ``alias`` (recorded in history); a no-op if nothing holds it."""

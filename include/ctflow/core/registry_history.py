@@ -31,7 +31,10 @@ class AliasChange:
     ``version`` is None when the alias was removed; ``previous`` is None when it had no holder;
     ``at`` is an ISO 8601 UTC timestamp. ``action`` is ``promote``, ``rollback``, ``retire`` or
     ``external`` (a change made outside ctflow, recorded when ctflow next touched the alias).
-    ``run_key`` identifies the requesting run, if it gave one.
+    ``run_key`` identifies the requesting run, if it gave one. ``reason`` is why ctflow moved the
+    alias (the gate's reason for a promotion); ``request_reason`` is what the person or run that
+    asked for it said (a trigger's ``conf.reason``, e.g. why a promotion was forced), kept beside
+    it, never instead of it. None when nobody gave one.
     """
 
     alias: str
@@ -43,6 +46,7 @@ class AliasChange:
     moved: bool
     action: str = "promote"
     run_key: str | None = None
+    request_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serializable data, e.g. for XCom."""
@@ -64,14 +68,31 @@ def history_key(seq: int) -> str:
 
 
 def encode_event(change: AliasChange | dict[str, Any], state: str) -> str:
-    """The tag value of an event, shortening its reason if it would not fit."""
+    """The tag value of an event, shortening its reasons (the longer first) if it would not fit."""
     record = {k: v for k, v in (change.to_dict() if isinstance(change, AliasChange) else change).items() if k != "moved"}
+    if record.get("request_reason") is None:
+        record.pop("request_reason", None)  # events without one read as before
     record["state"] = state
     text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-    while len(text) > MAX_EVENT_CHARS and len(record["reason"]) > 3:  # the reason is the only free text
-        record["reason"] = record["reason"][: max(0, len(record["reason"]) - (len(text) - MAX_EVENT_CHARS) - 3)] + "..."
+    while len(text) > MAX_EVENT_CHARS and any(len(record.get(k) or "") > 3 for k in _FREE_TEXT):
+        _shorten(record, len(text) - MAX_EVENT_CHARS)  # the reasons are the only free text
         text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
     return text
+
+
+_FREE_TEXT = ("reason", "request_reason")
+
+
+def _shorten(record: dict[str, Any], excess: int) -> None:
+    """Cut ``excess`` characters from the reasons, sharing what is left fairly between them."""
+    fields = [k for k in _FREE_TEXT if record.get(k)]
+    lengths = {k: len(record[k]) for k in fields}
+    remaining = max(0, sum(lengths.values()) - excess - 3 * len(fields))
+    for i, field in enumerate(sorted(fields, key=lambda k: lengths[k])):  # the shorter one first
+        keep = min(lengths[field], remaining // (len(fields) - i))
+        remaining -= keep
+        if keep < lengths[field]:
+            record[field] = record[field][:keep] + "..."
 
 
 def parse_events(tags: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:

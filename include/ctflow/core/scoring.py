@@ -100,9 +100,12 @@ class ServingModel:
 
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
-            raise ValueError(f"{self.alias} v{self.number} was trained on column(s) {', '.join(missing)} that the "
-                             f"rows of feature service {self.feature_service!r} lack: check the spec's data.columns "
-                             "and the service")
+            from ctflow.exceptions import ConfigurationError
+
+            raise ConfigurationError(
+                f"{self.alias} v{self.number} was trained on column(s) {', '.join(missing)} that the rows of feature "
+                f"service {self.feature_service!r} lack", field="data.columns",
+                fix="give the entity table and the service the model's columns, or retrain on the current spec")
         if frame.empty:
             return np.zeros(0, dtype="float64")
         return np.asarray(predict_scores(self.model, frame, task), dtype="float64")

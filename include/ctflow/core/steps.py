@@ -19,6 +19,7 @@ from ctflow import settings
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
+from ctflow.exceptions import ConfigurationError
 from ctflow.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -47,13 +48,24 @@ def fetch_features(
     from ctflow.core import features as feast
 
     repo = Path(feature_repo or settings.feature_repo())
+    if window_days is not None and (isinstance(window_days, bool) or not isinstance(window_days, int) or window_days <= 0):
+        raise ConfigurationError(f"window_days is {window_days!r}, which is no window", field="params.window_days",
+                                 fix="give a whole number of days > 0, or leave it out for data.window")
     length = timedelta(days=window_days) if window_days else spec.data.window
     start, end = time_window(as_of, length)
     started = time.perf_counter()
     rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp, start=start, end=end)
     rows, unlabelled = derive_label(rows, spec)
-    frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
     service_features = feast.feature_names(repo, spec.data.features)
+    known = [*map(str, rows.columns), *service_features]
+    absent = [c for c in spec.data.columns if c not in known]
+    if absent:  # before the join, which is the expensive part
+        raise ConfigurationError(
+            f"column(s) {', '.join(map(repr, absent))} are neither in the entity table {spec.data.entities} nor "
+            f"features of {spec.data.features!r}", field="data.columns",
+            fix=f"list only columns of the entity table ({', '.join(map(str, rows.columns))}) or of the service",
+        )
+    frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
     features = [*spec.data.columns, *[f for f in service_features if f not in spec.data.columns]]
     frame.to_parquet(run_dir / FRAME, index=False)
     result = {
@@ -78,6 +90,11 @@ def derive_label(rows, spec: PipelineSpec):
     """Add :data:`LABEL` per the spec; rows whose label is unknown are dropped (and counted)."""
     import numpy as np
 
+    if spec.data.label.column not in rows.columns:
+        raise ConfigurationError(
+            f"the entity table {spec.data.entities} has no column {spec.data.label.column!r}",
+            field="data.label.column", fix=f"name one of its columns: {', '.join(map(str, rows.columns))}",
+        )
     source = rows[spec.data.label.column]
     known = source.notna()
     rows = rows.loc[known].copy()
@@ -145,8 +162,9 @@ def train(
     holdout_start = as_of - spec.data.holdout
     train_rows, holdout_rows = split_by_time(frame, timestamp=spec.data.timestamp, holdout_start=holdout_start)
     if train_rows.empty or holdout_rows.empty:
-        raise ValueError(f"time split at {holdout_start} leaves {len(train_rows)} training and "
-                         f"{len(holdout_rows)} holdout rows: widen data.window or shorten data.holdout")
+        raise ConfigurationError(f"the time split at {holdout_start} leaves {len(train_rows)} training and "
+                                 f"{len(holdout_rows)} holdout rows", field="data.holdout",
+                                 fix="widen data.window (or params.window_days) or shorten data.holdout")
     features = infer_features(frame, fetched["features"], spec.model)
     pipeline = build_pipeline(spec.model, features)
     holdout_rows.to_parquet(run_dir / "holdout.parquet", index=False)
@@ -318,7 +336,8 @@ def register(
             why = gate["reason"] + ("" if gate["passed_floors"] else " (absolute floors cannot be forced)")
             return {"skipped": True, "reason": f"promotion skipped: {why}"}
         if not reason.strip():
-            raise ValueError("force_promotion needs a reason (the 'reason' parameter): it goes into the alias history")
+            raise ConfigurationError("force_promotion has no reason", field="params.reason",
+                                     fix="say why in the 'reason' parameter: it goes into the alias history")
     registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
     version = registry.register(
         trained["model_uri"],
@@ -371,9 +390,11 @@ def promote(
     gate = _read(run_dir / GATE)
     version = _read(run_dir / REGISTER)["version"]
     registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
-    why = reason.strip() or gate["reason"]
+    # The gate's reason is why ctflow moves the alias; the requester's (a trigger's conf.reason,
+    # e.g. why a promotion was forced) is recorded beside it, not instead of it.
+    why, requested = gate["reason"], reason.strip() or None
     if spec.registry.strategy != "direct" and gate.get("champion_version") is not None:
-        change = registry.set_challenger(version, reason=why, actor=actor)
+        change = registry.set_challenger(version, reason=why, actor=actor, request_reason=requested)
         _write(run_dir / PROMOTE, change.to_dict())
         return change.to_dict()
 
@@ -394,6 +415,7 @@ def promote(
         version, alias="champion", reason=why, actor=actor, expected_current=gate.get("champion_version"),
         still_wins=still_wins,
         run_key=run_key,
+        request_reason=requested,
     )
     result = change.to_dict()
     _write(run_dir / PROMOTE, result)
@@ -407,7 +429,8 @@ def rollback(
     from ctflow.core.registry import ModelRegistry
 
     if not reason.strip():
-        raise ValueError("a rollback needs a reason (the 'reason' parameter): it goes into the alias history")
+        raise ConfigurationError("a rollback has no reason", field="params.reason",
+                                 fix="say why in the 'reason' parameter: it goes into the alias history")
     change = ModelRegistry(spec.model_name, tracking_uri=tracking_uri).rollback(
         alias="champion", reason=reason, actor=actor, run_key=run_key
     )

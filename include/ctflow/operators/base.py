@@ -3,11 +3,16 @@
 Operators are thin. ``__init__`` stores arguments; ``execute`` resolves run-time values
 and calls an Airflow-free function of :mod:`ctflow.core`, imported there and not at module
 level, so that parsing a DAG never imports pandas, scikit-learn, MLflow or Feast.
+
+A :class:`~ctflow.exceptions.ConfigurationError` from the core (an unknown feature service, a
+missing entity file or column) fails the task for good, ``AirflowFailException``: a retry cannot
+fix a spec. Everything else keeps the task's retries (MLflow down, a lock timeout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -38,6 +43,12 @@ class CtflowOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("run_key",)
     ui_color = "#dfeefe"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every execute of a ctflow operator, subclasses' included: configuration errors are final.
+        super().__init_subclass__(**kwargs)
+        if "execute" in cls.__dict__:
+            cls.execute = final_on_configuration_error(cls.__dict__["execute"])  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -98,6 +109,24 @@ class CtflowOperator(BaseOperator):
             getattr(dag_run, "run_after", None),
             triggered_as_of=as_of_from_events(extras),
         )
+
+
+def final_on_configuration_error(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """``execute`` with :class:`~ctflow.exceptions.ConfigurationError` raised as ``AirflowFailException``
+    (no retries), its message naming the field and the fix."""
+
+    @functools.wraps(execute)
+    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        from ctflow.exceptions import ConfigurationError
+
+        try:
+            return execute(self, *args, **kwargs)
+        except ConfigurationError as err:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"configuration error (not retried): {err}") from err
+
+    return wrapper
 
 
 def not_built_yet(what: str) -> NotImplementedError:

@@ -28,8 +28,10 @@ Deployment settings (environment of the workers):
 * ``DOCKER_HOST``: the Docker engine (the docker provider's default: the local socket).
 
 A step that refuses its input (a data-quality failure, exit code
-:data:`~ctflow.cli.run_step.EXIT_REFUSED`) fails the task without retries, as in process: a
-retry would check the same frame again.
+:data:`~ctflow.cli.run_step.EXIT_REFUSED`) or finds a configuration error (exit code
+:data:`~ctflow.cli.run_step.EXIT_CONFIGURATION`: bad arguments, an unknown feature service, a
+missing entity file or column) fails the task without retries, as in process: a retry would
+meet the same frame or the same spec again.
 
 Registration, promotion and rollback stay in the worker: they are quick registry calls that
 must answer "skipped" to Airflow, which a container's exit code cannot.
@@ -48,7 +50,7 @@ from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
-from ctflow.cli.run_step import EXIT_REFUSED, command_line
+from ctflow.cli.run_step import EXIT_CONFIGURATION, EXIT_REFUSED, command_line
 from ctflow.operators.base import RUN_KEY_TEMPLATE, CtflowOperator
 
 if TYPE_CHECKING:
@@ -157,10 +159,12 @@ class CtflowDockerOperator(DockerOperator):
         try:
             output = super().execute(context)
         except DockerContainerFailedException as err:
-            if container_exit_code(err) == EXIT_REFUSED:
+            code = container_exit_code(err)
+            if code in (EXIT_REFUSED, EXIT_CONFIGURATION):
                 from airflow.sdk.exceptions import AirflowFailException
 
-                raise AirflowFailException(f"{self.step} refused its input (no retries): {err}") from err
+                what = "refused its input" if code == EXIT_REFUSED else "found a configuration error"
+                raise AirflowFailException(f"{self.step} {what} (no retries): {err}") from err
             raise
         # The step prints its result as JSON on its last line: the same XCom as in process.
         if isinstance(output, (bytes, str)):

@@ -306,6 +306,11 @@ class Monitoring(Strict):
     reference: Literal["champion_training_data"] = "champion_training_data"
     window: Duration = Field(timedelta(days=1), description="Rows scored per monitoring run.")
     ground_truth_delay: Duration = Field(timedelta(days=1), description="How long after the timestamp labels arrive.")
+    min_rows: int = Field(
+        100, ge=1,
+        description="A window with fewer rows, or with no drift column holding this many usable (not missing, "
+                    "finite) values, is 'insufficient data': never 'no drift'; it is alerted, not retrained on.",
+    )
     drift: Drift = Field(default_factory=Drift)
     prediction_drift: Drift = Field(default_factory=lambda: Drift(max_drifted_share=1.0))
     performance: Performance | None = None

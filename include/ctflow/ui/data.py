@@ -193,7 +193,7 @@ def detail(item: LoadedSpec, sources: Sources) -> dict[str, Any]:
     data["monitor_runs"] = [
         _run_view(r, spec.monitor_dag_id, sources) for r in airflow.get(spec.monitor_dag_id, {}).get("runs", [])
     ]
-    if data["monitoring"].get("status") in ("ok", "breach"):
+    if data["monitoring"].get("status") in ("ok", "breach", "insufficient_data"):
         try:
             run = client.get_run(data["monitoring"]["run_id"])
             data["monitoring"] = monitoring.summarize(client, spec, run, with_columns=True)

@@ -51,7 +51,8 @@ def latest_run(client: MlflowClient, pipeline: str):
 
 
 def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bool = False) -> dict[str, Any]:
-    """The monitoring state the view shows; ``status`` is ``none`` (no run), ``ok`` or ``breach``.
+    """The monitoring state the view shows; ``status`` is ``none`` (no run), ``ok``, ``breach`` or
+    ``insufficient_data`` (too few rows or usable values to judge the window).
 
     With ``with_columns``, also the per-feature drift, the breaches' reasons and the report's path
     (these read artifacts, so the overview leaves them out).
@@ -73,8 +74,11 @@ def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bo
     if kinds is None:  # not written by the monitoring step: judge from the metrics
         kinds = (["drift"] if share is not None and share >= drift_cfg.max_drifted_share else []) + (
             ["performance"] if performance and performance["breach"] else [])
+    acting = [k for k in kinds if k != names.INSUFFICIENT_KIND]
+    # A window too thin to judge is its own state, never "ok": it is alerted, not retrained.
+    status = "breach" if acting else names.INSUFFICIENT_KIND if kinds else "ok"
     result = {
-        "status": "breach" if kinds else "ok",
+        "status": status,
         "breach_kinds": kinds,
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
@@ -86,6 +90,7 @@ def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bo
         "max_drifted_share": drift_cfg.max_drifted_share,
         # A drift breach is data or prediction drift: the share alone can be under its limit.
         "drift_breach": "drift" in kinds,
+        "data_state": tags.get(names.DATA_STATE_TAG),  # drift, no_drift, insufficient_data, unavailable
         "performance": performance,
         "report_path": None,
     }

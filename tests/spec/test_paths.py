@@ -66,3 +66,20 @@ def test_a_configured_data_root_may_hold_the_data(project: Path, monkeypatch: py
     assert _entities(f"{shared}/x.parquet").data.entities == f"{shared}/x.parquet"
     assert _entities("../shared/x.parquet").data.entities == "../shared/x.parquet"
     assert "outside" in _problem("../elsewhere/x.parquet")[2]
+
+
+def test_a_link_swapped_in_after_validation_is_refused_when_the_step_opens_the_file(project: Path, tmp_path: Path):
+    """Validation passed on a real file; then it became a link out. The core resolves the path again."""
+    from ctflow.core.steps import resolve_path
+    from ctflow.exceptions import ConfigurationError
+
+    target = project / "data" / "x.parquet"
+    target.write_bytes(b"PAR1")
+    spec = _entities("data/x.parquet")
+    assert resolve_path(spec.data.entities) == target.resolve()
+    target.unlink()
+    (tmp_path / "elsewhere" / "secret.parquet").write_bytes(b"PAR1")
+    target.symlink_to(tmp_path / "elsewhere" / "secret.parquet")
+    with pytest.raises(ConfigurationError, match="symbolic link") as caught:
+        resolve_path(spec.data.entities)
+    assert caught.value.field == "data.entities"

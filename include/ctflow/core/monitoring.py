@@ -338,7 +338,8 @@ def performance(
         return _finish_performance(run_dir, result, started)
 
     y_true = frame[LABEL].to_numpy()
-    champion_value = perf.metric_value(spec.model.task, metric, y_true, champion.score(frame, spec.model.task))
+    champion_value = perf.metric_value(spec.model.task, metric, y_true, champion.score(frame, spec.model.task),
+                                       threshold=spec.model.threshold)
     result["champion"]["value"] = champion_value
     if spec.model.task == "classification":
         result["positive_share"] = round(float(y_true.mean()), 4)
@@ -358,7 +359,8 @@ def performance(
                 challenger_frame, _ = window_frame(spec, start=start, end=end, feature_service=challenger.feature_service,
                                                    feature_repo=repo, labelled=True)
             challenger_value = perf.metric_value(spec.model.task, metric, challenger_frame[LABEL].to_numpy(),
-                                                 challenger.score(challenger_frame, spec.model.task))
+                                                 challenger.score(challenger_frame, spec.model.task),
+                                                 threshold=spec.model.threshold)
         except Exception as err:
             log.warning("challenger v%s cannot score the ground-truth window: %s", challenger.number, err)
             result["challenger_error"] = f"{type(err).__name__}: {err}"

@@ -15,14 +15,17 @@ PROMOTE = "promote"
 RETIRE = "retire"
 
 
-def metric_value(task: str, metric: str, y_true: Any, scores: Any) -> float | None:
-    """``metric`` of ``scores`` against ``y_true``; None when undefined (no rows, one class only)."""
+def metric_value(task: str, metric: str, y_true: Any, scores: Any, *, threshold: float | None = None) -> float | None:
+    """``metric`` of ``scores`` against ``y_true``; None when undefined (no rows, one class only).
+
+    ``threshold``: a classifier's decision threshold for label metrics (the spec's ``model.decision_threshold``).
+    """
     from ctflow.core.evaluation import compute_metrics
 
     y_true = np.asarray(y_true)
     if len(y_true) == 0:
         return None
-    value = compute_metrics(task, y_true, np.asarray(scores, dtype=float)).get(metric)
+    value = compute_metrics(task, y_true, np.asarray(scores, dtype=float), threshold=threshold).get(metric)
     return None if value is None else float(value)
 
 

@@ -273,7 +273,7 @@ class ModelBank:
         self.fit_cpu_seconds += time.process_time() - cpu
         scores = predict_scores(pipeline, holdout_rows[features.all], spec.model.task)
         y_holdout = holdout_rows[LABEL].to_numpy()
-        metrics = compute_metrics(spec.model.task, y_holdout, scores)
+        metrics = compute_metrics(spec.model.task, y_holdout, scores, threshold=spec.model.threshold)
         candidate = Candidate(key, as_of, pipeline, features, metrics, train_rows, holdout_rows, seconds)
         self._scores[(key, ("holdout", key))] = scores
         self._models[as_of] = candidate
@@ -302,7 +302,8 @@ class ModelBank:
 
         if not len(rows):
             return {}
-        return compute_metrics(self.spec.model.task, rows[LABEL].to_numpy(), self.scores(model, rows, key))
+        return compute_metrics(self.spec.model.task, rows[LABEL].to_numpy(), self.scores(model, rows, key),
+                               threshold=self.spec.model.threshold)
 
     def on_holdout(self, model: Candidate, candidate: Candidate) -> dict[str, float]:
         """``model`` scored on ``candidate``'s holdout: what ``steps.evaluate`` gives the gate."""

@@ -439,9 +439,19 @@ def rollback(
 
 
 def resolve_path(path: str) -> Path:
-    """Spec paths are relative to the project root."""
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else settings.project_root() / candidate
+    """A spec path, relative to the project root, confined when it is opened as when it was validated.
+
+    Checked again here because the file system can change after validation (a symbolic link
+    swapped in): a path leading outside the project and ``$CTFLOW_DATA_ROOTS`` is a configuration
+    error, final.
+    """
+    from ctflow.spec.paths import PathOutsideError, resolve_spec_path
+
+    try:
+        return resolve_spec_path(path)
+    except PathOutsideError as err:
+        raise ConfigurationError(str(err), field="data.entities",
+                                 fix="keep the file inside the project, or add its folder to $CTFLOW_DATA_ROOTS") from err
 
 
 def _log_reference(run_dir: Path, train_rows, features: list[str], *, holdout_scores) -> None:

@@ -25,5 +25,7 @@ def test_routes_to_training_by_default_and_to_rollback_when_asked(choose):
     ({"force_promotion": True, "reason": None}, "a forced promotion"),
 ])
 def test_an_audited_action_without_a_reason_fails_before_training(choose, params, what):
-    with pytest.raises(ValueError, match=f"{what} needs params.reason"):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match=f"{what} needs params.reason"):
         choose.choose_branch({"params": params})

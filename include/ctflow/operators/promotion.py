@@ -35,7 +35,10 @@ class ChooseActionOperator(BaseBranchOperator):
         # Fail here, before minutes of training, when the audit trail would lack its reason.
         if (action == "rollback" or params.get("force_promotion")) and not str(params.get("reason") or "").strip():
             what = "a rollback" if action == "rollback" else "a forced promotion"
-            raise ValueError(f"{what} needs params.reason: it is recorded in the alias history")
+            # Final: a retry would run with the same params.
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"{what} needs params.reason: it is recorded in the alias history")
         self.log.info("Action of this run: %s", action)
         return self.rollback_task_id if action == "rollback" else self.train_task_id
 

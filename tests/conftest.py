@@ -6,11 +6,13 @@ conftest import, before any test module imports Airflow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,21 @@ QUICK_TRIGGER_ONLY = (
     ("roc_auc: {min: 0.60}", "roc_auc: {min: 0.5}"),
 )
 Path(TEST_ENV["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def isolated_home(path: Path, *, predictions: bool = False) -> Iterator[Path]:
+    """Point MLflow (fluent API and spawned processes too) and ctflow's home into ``path`` for a while.
+
+    Nothing may fall back to an ``mlflow.db`` in the working directory, or phone home.
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        mp.setenv("CTFLOW_HOME", str(path / "home"))
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        if predictions:
+            mp.setenv("CTFLOW_PREDICTIONS_URL", f"sqlite:///{path / 'predictions.db'}")
+        yield path
 
 
 def task_states(dag_run) -> dict[str, str]:

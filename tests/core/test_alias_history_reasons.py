@@ -16,7 +16,7 @@ from ctflow.core import steps
 from ctflow.core.registry import ModelRegistry
 from ctflow.core.registry_history import MAX_EVENT_CHARS, AliasChange, encode_event
 from ctflow.spec import parse_spec
-from tests.conftest import demo_spec, run_cli
+from tests.conftest import demo_spec, isolated_home, run_cli
 
 SPEC = parse_spec(demo_spec(("pipeline: flight_delay", "pipeline: history_reasons")))
 GATE_REASON = "candidate roc_auc 0.7012 beats champion v1 0.6950 (min improvement 0.0)"
@@ -24,11 +24,7 @@ GATE_REASON = "candidate roc_auc 0.7012 beats champion v1 0.6950 (min improvemen
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    path = tmp_path_factory.mktemp("history-reasons")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
-        mp.setenv("CTFLOW_HOME", str(path / "home"))
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    with isolated_home(tmp_path_factory.mktemp("history-reasons")) as path:
         yield path
 
 

@@ -18,7 +18,7 @@ from ctflow.core import monitoring
 from ctflow.core.drift import dataset_drift
 from ctflow.core.drift_sufficiency import INSUFFICIENT_DATA
 from ctflow.spec import parse_spec
-from tests.conftest import demo_spec, run_cli
+from tests.conftest import demo_spec, isolated_home, run_cli
 
 RNG = np.random.default_rng(7)
 REFERENCE = pd.DataFrame({"a": RNG.normal(0, 1, 3000), "b": RNG.choice(["x", "y", "z"], 3000)})
@@ -89,12 +89,7 @@ SPEC = parse_spec(demo_spec(
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    path = tmp_path_factory.mktemp("insufficient-monitoring")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
-        mp.setenv("CTFLOW_HOME", str(path / "home"))
-        mp.setenv("CTFLOW_PREDICTIONS_URL", f"sqlite:///{path / 'predictions.db'}")
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    with isolated_home(tmp_path_factory.mktemp("insufficient-monitoring"), predictions=True) as path:
         yield path
 
 

@@ -28,7 +28,7 @@ from ctflow.core import monitoring
 from ctflow.core.predictions import PerformanceRecord, PredictionStore
 from ctflow.core.scoring import canary_mask
 from ctflow.spec import parse_spec
-from tests.conftest import DAGS_FOLDER, demo_spec
+from tests.conftest import DAGS_FOLDER, demo_spec, isolated_home
 
 TRAIN_AS_OF = datetime(2013, 3, 1, tzinfo=timezone.utc)
 AS_OF = datetime(2013, 3, 5, 6, tzinfo=timezone.utc)
@@ -58,12 +58,7 @@ def _spec(**sections):
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("monitoring")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
-        mp.setenv("CTFLOW_HOME", str(path / "home"))
-        mp.setenv("CTFLOW_PREDICTIONS_URL", f"sqlite:///{path / 'predictions.db'}")
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    with isolated_home(tmp_path_factory.mktemp("monitoring"), predictions=True) as path:
         yield path
 
 

@@ -28,6 +28,7 @@ from ctflow.core.registry import (
 )
 from ctflow.core.registry_history import HISTORY_PREFIX, MAX_EVENT_CHARS, parse_events, rollback_target
 from ctflow.core.registry_lock import FileRegistryLock, RegistryLock, RegistryLockTimeout
+from tests.conftest import isolated_home
 
 WORKERS = 3
 
@@ -43,13 +44,7 @@ class Env:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory):
     """This module's directory, and the environment pointing MLflow and ctflow into it."""
-    path = tmp_path_factory.mktemp("registry")
-    with pytest.MonkeyPatch.context() as mp:
-        # For MLflow's fluent API (log_model) and the spawned workers too: nothing may fall
-        # back to a mlflow.db in the working directory, or phone home.
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
-        mp.setenv("CTFLOW_HOME", str(path / "home"))
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    with isolated_home(tmp_path_factory.mktemp("registry")) as path:
         yield path
 
 

@@ -28,7 +28,7 @@ import pytest
 import requests
 
 from ctflow.spec import parse_spec
-from tests.conftest import demo_spec
+from tests.conftest import demo_spec, isolated_home
 from tests.harness import free_port
 
 pytestmark = pytest.mark.integration
@@ -50,11 +50,7 @@ TIMES: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory):
-    path = tmp_path_factory.mktemp("served")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
-        mp.setenv("CTFLOW_HOME", str(path / "home"))
-        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    with isolated_home(tmp_path_factory.mktemp("served")) as path:
         yield path
         if TIMES:
             print("\nclean environment (seconds):", json.dumps({k: round(v, 2) for k, v in TIMES.items()}))

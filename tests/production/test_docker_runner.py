@@ -157,7 +157,10 @@ def in_containers(connections, feature_repo_ready, tmp_path, monkeypatch):
     previous = os.umask(0)
     try:
         shared.mkdir(mode=0o777)
-        tracking_uri = f"sqlite:///{shared / 'mlflow.db'}"
+        # SQLite creates a database 0644 whatever the umask: an empty file it accepts as a new one.
+        store = shared / "mlflow.db"
+        store.touch(mode=0o666)
+        tracking_uri = f"sqlite:///{store}"
         monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_MLFLOW",
                            json.dumps({"conn_type": "generic", "extra": {"tracking_uri": tracking_uri}}))
         monkeypatch.setenv("CTFLOW_HOME", str(shared))
@@ -207,7 +210,8 @@ def test_containers_give_the_in_process_results_and_the_worker_registers(in_cont
     experiment = client.get_experiment_by_name(tracking.experiment_name(spec.pipeline)).experiment_id
     candidates = {key: tracking.find_run(client, experiment, key, "candidate") for key in (in_process_key, container_key)}
     assert all(candidates.values()), candidates
-    assert candidates[container_key].data.metrics == candidates[in_process_key].data.metrics
+    logged = {key: _comparable(run.data.metrics) for key, run in candidates.items()}
+    assert logged[container_key] == logged[in_process_key]
 
     # Registration stays in the worker: it registers what the container trained, as it would its own.
     registered = {}

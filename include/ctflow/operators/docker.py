@@ -113,6 +113,9 @@ class CtflowDockerOperator(DockerOperator):
         kwargs.setdefault("network_mode", os.environ.get("CTFLOW_DOCKER_NETWORK") or None)
         kwargs.setdefault("auto_remove", "success")
         kwargs.setdefault("mount_tmp_dir", False)  # the run folder is the only exchange
+        # Every line of the container's output: execute() picks the step's JSON result among
+        # them (the provider's last line may be a blank one, or a library's warning on stderr).
+        kwargs.setdefault("xcom_all", True)
         super().__init__(
             image=image,
             # What it will run; execute() adds the run-time options (--as-of, --tracking-uri, ...).
@@ -160,16 +163,25 @@ class CtflowDockerOperator(DockerOperator):
             if container_exit_code(err) == EXIT_REFUSED:
                 from airflow.sdk.exceptions import AirflowFailException
 
-                raise AirflowFailException(f"{self.step} refused its input (no retries): {err}") from err
+                said = [line for line in (err.logs or []) if isinstance(line, str) and line.strip()][-5:]
+                raise AirflowFailException(f"{self.step} refused its input (no retries): {err}\n" + "\n".join(said)) from err
             raise
-        # The step prints its result as JSON on its last line: the same XCom as in process.
-        if isinstance(output, (bytes, str)):
-            text = output.decode() if isinstance(output, bytes) else output
+        # The step prints its result as one JSON line, last on stdout: the same XCom as in process.
+        return step_result(output)
+
+
+def step_result(output: Any) -> Any:
+    """The last line of a container's output that is a JSON object, else its last non-blank line."""
+    lines = output if isinstance(output, list) else [output]
+    texts = [line.decode() if isinstance(line, bytes) else line for line in lines if line is not None]
+    texts = [text.strip() for text in texts if isinstance(text, str) and text.strip()]
+    for text in reversed(texts):
+        if text.startswith("{"):
             try:
                 return json.loads(text)
             except ValueError:
-                return text
-        return output
+                continue
+    return texts[-1] if texts else None
 
 
 def container_exit_code(err: DockerContainerFailedException) -> int | None:

@@ -163,11 +163,22 @@ class CtflowDockerOperator(DockerOperator):
             if container_exit_code(err) == EXIT_REFUSED:
                 from airflow.sdk.exceptions import AirflowFailException
 
-                said = [line for line in (err.logs or []) if isinstance(line, str) and line.strip()][-5:]
+                said = what_the_step_said(err.logs)
                 raise AirflowFailException(f"{self.step} refused its input (no retries): {err}\n" + "\n".join(said)) from err
             raise
         # The step prints its result as one JSON line, last on stdout: the same XCom as in process.
         return step_result(output)
+
+
+#: A log record's timestamp (Python logging, MLflow, Airflow's structlog): not what the step printed.
+_LOG_RECORD = re.compile(r"^\d{4}[-/]\d\d[-/]\d\d[ T]")
+
+
+def what_the_step_said(logs: list | None, lines: int = 10) -> list[str]:
+    """The last lines a step printed (its refusal's reasons), without the libraries' log records
+    (stderr, interleaved with stdout in any order)."""
+    texts = [line.decode() if isinstance(line, bytes) else line for line in logs or []]
+    return [t for t in texts if isinstance(t, str) and t.strip() and not _LOG_RECORD.match(t)][-lines:]
 
 
 def step_result(output: Any) -> Any:

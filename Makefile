@@ -5,7 +5,10 @@ export CTFLOW_HOME ?= $(CURDIR)/.ctflow
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 RUN := $(UV) run --frozen
 
-.PHONY: demo test install services test-fast schema bench-parse bench-frame bench-drift clean help up down
+CTFLOW_IMAGE ?= ctflow:0.1.0
+BASE_PREFIX ?= ctflow-base
+
+.PHONY: demo test install services images test-fast schema bench-parse bench-frame bench-drift clean help up down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +22,14 @@ demo: install  ## bootstrap Feast from nycflights13 and run the demo CT cycle th
 
 services:  ## install (Debian packages) and start PostgreSQL on :5432 and Redis on :6379 for the tests
 	@bash deploy/services.sh
+
+images:  ## build the stack's images with no registry: Debian-based Python/PostgreSQL/Redis (debootstrap), then ctflow's
+	@CTFLOW_BASE_PREFIX=$(BASE_PREFIX) bash deploy/images/build-base.sh
+	@echo "==> building $(CTFLOW_IMAGE) on $(BASE_PREFIX)/python:3.11"; started=$$(date +%s); \
+	mkdir -p $(CTFLOW_HOME); docker build --force-rm --network host -t $(CTFLOW_IMAGE) --build-arg PYTHON_IMAGE=$(BASE_PREFIX)/python:3.11 \
+	  --build-arg GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) . >$(CTFLOW_HOME)/ctflow-image.log 2>&1 \
+	  || { tail -n 40 $(CTFLOW_HOME)/ctflow-image.log; exit 1; }; \
+	echo "==> $(CTFLOW_IMAGE): $$(( $$(date +%s) - started )) s, $$(docker image inspect --format '{{ .Size }}' $(CTFLOW_IMAGE) | awk '{printf "%.0f MB", $$1 / 1e6}')"
 
 test: install services  ## run the whole test suite (starts PostgreSQL and Redis first)
 	@$(RUN) pytest -q

@@ -5,15 +5,20 @@
   of that step (the real core, Feast and MLflow, each in its own pipeline run).
 * A step that refuses its input (data quality) exits with ``EXIT_REFUSED`` on the command
   line, which the DockerOperator turns into a final failure, as the in-process operator does.
-* With a Docker engine (and ctflow's image built, ``docker compose build``): the operator runs
-  ``fetch_features`` in a container and the training frame appears in the run folder; skipped,
-  saying why, where there is no engine or no image.
+* On a Docker engine, with ctflow's image (``make images``): the operator runs every heavy step
+  in a container through the Docker provider, with the results of the in-process operators on
+  the same data (frame fingerprint, quality, metrics, gate), and the candidate it trained is
+  registered by the worker; the data-quality refusal (exit 3) fails the task for good through
+  the provider's real ``DockerContainerFailedException``; a container killed during ``train``
+  fails the try as retryable, and the retry trains. Skipped, saying why, where there is no
+  engine; under ``CI=true`` a failure.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -130,49 +135,170 @@ def test_a_refused_frame_fails_for_good_in_process_and_on_the_command_line(conne
     with pytest.raises(AirflowFailException, match="min_window_coverage"):
         training.DataQualityOperator(task_id="check_data_quality", spec=spec, run_key=run_key).execute(context)
 
-    # The docker provider's failure text (operators/docker.py: f"Docker container failed: {result!r}").
-    refused = DockerContainerFailedException(f"Docker container failed: {{'Error': None, 'StatusCode': {EXIT_REFUSED}}}")
-    crashed = DockerContainerFailedException("Docker container failed: {'Error': None, 'StatusCode': 137}")
-    assert container_exit_code(refused) == EXIT_REFUSED and container_exit_code(crashed) == 137
+    # The provider's real failure, with exit code 3, is test_containers_refuse_a_frame_for_good's.
     assert container_exit_code(DockerContainerFailedException("no status")) is None
 
 
-def _docker_unavailable() -> str | None:
-    """None if a Docker engine answers and has the image, else why not."""
+# --- in containers, on a Docker engine --------------------------------------------------------
+
+
+@pytest.fixture
+def in_containers(connections, feature_repo_ready, tmp_path, monkeypatch):
+    """Where the container sees what this process sees, at the same paths: CTFLOW_HOME and the
+    SQLite MLflow store (one folder, read-write; the container runs as uid 50000, so this test
+    makes what it creates writable by anyone: umask 0), this checkout's Feast repository and
+    DAGs folder (read-only). CTFLOW_PROJECT is this checkout, so the spec's relative paths agree."""
+    from tests.production.containers import require_engine, stack_images
+    from tests.production.native import PROJECT
+
+    require_engine()
+    stack_images()
+    shared = tmp_path / "shared"
+    previous = os.umask(0)
     try:
-        import docker
-    except ImportError as err:
-        return f"the docker SDK is not installed ({err})"
-    try:
-        client = docker.from_env(timeout=5)
-        client.ping()
-    except Exception as err:  # noqa: BLE001 - any reason is a reason to skip
-        return f"no Docker engine reachable (DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unset')}: {type(err).__name__})"
-    try:
-        client.images.get(IMAGE)
-    except Exception:  # noqa: BLE001
-        return f"the Docker engine has no image {IMAGE} (build it: docker compose build, or set CTFLOW_TEST_IMAGE)"
-    return None
+        shared.mkdir(mode=0o777)
+        # SQLite creates a database 0644 whatever the umask: an empty file it accepts as a new one.
+        store = shared / "mlflow.db"
+        store.touch(mode=0o666)
+        tracking_uri = f"sqlite:///{store}"
+        monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_MLFLOW",
+                           json.dumps({"conn_type": "generic", "extra": {"tracking_uri": tracking_uri}}))
+        monkeypatch.setenv("CTFLOW_HOME", str(shared))
+        monkeypatch.setenv("CTFLOW_PROJECT", str(PROJECT))
+        monkeypatch.setenv("CTFLOW_FEATURE_REPO", str(feature_repo_ready))
+        monkeypatch.delenv("FEAST_FS_YAML_FILE_PATH", raising=False)
+        monkeypatch.setenv("CTFLOW_DOCKER_MOUNTS", f"{feature_repo_ready}:{feature_repo_ready}:ro,"
+                                                   f"{SPEC_PATH.parent}:{SPEC_PATH.parent}:ro")
+        yield tracking_uri
+    finally:
+        os.umask(previous)
+
+
+def _docker_operator(step: str, run_key: str, **kwargs):
+    from ctflow.operators.docker import CtflowDockerOperator
+    from ctflow.spec import load_spec
+    from tests.production.containers import CTFLOW_IMAGE
+
+    return CtflowDockerOperator(task_id=step, step=step, spec=load_spec(SPEC_PATH), spec_path=str(SPEC_PATH),
+                                image=CTFLOW_IMAGE, run_key=run_key, auto_remove="force", **kwargs)
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(_docker_unavailable() is not None, reason=str(_docker_unavailable()))
-def test_fetch_features_runs_in_a_container(feature_repo_ready, tmp_path, monkeypatch):
-    """The image's spec and code, this checkout's feature data mounted where the image expects it."""
-    from ctflow.operators.docker import CtflowDockerOperator
+@pytest.mark.containers
+def test_containers_give_the_in_process_results_and_the_worker_registers(in_containers):
+    from ctflow.core import tracking
+    from ctflow.operators import promotion, training
     from ctflow.spec import load_spec
 
-    home = tmp_path / "home"
-    home.mkdir()
-    home.chmod(0o777)  # the container runs as uid 50000
-    monkeypatch.setenv("CTFLOW_HOME", str(home))
-    monkeypatch.setenv("CTFLOW_DOCKER_MOUNTS", f"{feature_repo_ready / 'data'}:/app/feature_repo/data:ro")
-    monkeypatch.setenv("AIRFLOW_CONN_CTFLOW_FEAST",
-                       json.dumps({"conn_type": "generic", "extra": {"repo_path": "/app/feature_repo"}}))
-    monkeypatch.delenv("FEAST_FS_YAML_FILE_PATH", raising=False)
-    operator = CtflowDockerOperator(task_id="fetch_features", step="fetch_features", spec=load_spec(SPEC_PATH),
-                                    spec_path="/app/dags/specs/flight_delay.yaml", image=IMAGE, run_key=RUN_KEY,
-                                    ctflow_home=str(home), auto_remove="force")
-    result = operator.execute(_context({"window_days": 30, "as_of": None}))
-    assert isinstance(result, dict) and result["rows"] > 0, result
-    assert (home / "runs" / RUN_KEY.replace(":", "_").replace("+", "_") / "frame.parquet").exists()
+    spec = load_spec(SPEC_PATH)
+    params = {"window_days": 30, "as_of": None}
+    in_process_key, container_key = RUN_KEY, RUN_KEY + "_docker"
+    operators = {
+        "fetch_features": training.FetchFeaturesOperator,
+        "check_quality": training.DataQualityOperator,
+        "train": training.TrainModelOperator,
+        "evaluate": training.EvaluateGateOperator,
+    }
+    for step, operator in operators.items():
+        mine = operator(task_id=step, spec=spec, spec_path=str(SPEC_PATH), run_key=in_process_key).execute(
+            _context(params, in_process_key))
+        theirs = _docker_operator(step, container_key).execute(_context(params, container_key))
+        assert isinstance(theirs, dict), (step, theirs)
+        assert _comparable(theirs) == _comparable(mine), step
+    # The frame the container wrote is where the next task (in any worker) looks for it.
+    client = tracking.client(in_containers)
+    experiment = client.get_experiment_by_name(tracking.experiment_name(spec.pipeline)).experiment_id
+    candidates = {key: tracking.find_run(client, experiment, key, "candidate") for key in (in_process_key, container_key)}
+    assert all(candidates.values()), candidates
+    logged = {key: _comparable(run.data.metrics) for key, run in candidates.items()}
+    assert logged[container_key] == logged[in_process_key]
+
+    # Registration stays in the worker: it registers what the container trained, as it would its own.
+    registered = {}
+    for key in (in_process_key, container_key):
+        register = promotion.RegisterModelOperator(task_id="register", spec=spec, spec_path=str(SPEC_PATH), run_key=key)
+        registered[key] = register.execute(_context(params, key))
+    assert registered[container_key]["version"] != registered[in_process_key]["version"], registered
+    version = client.get_model_version(spec.model_name, registered[container_key]["version"])
+    assert version.run_id == candidates[container_key].info.run_id
+    assert version.tags["ctflow.run_key"] == container_key
+
+
+@pytest.mark.integration
+@pytest.mark.containers
+def test_containers_refuse_a_frame_for_good(in_containers):
+    """check_quality's container exits 3 (EXIT_REFUSED): the provider raises its real
+    DockerContainerFailedException, which the operator turns into AirflowFailException."""
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ctflow.cli.run_step import EXIT_REFUSED
+    from ctflow.operators.docker import container_exit_code
+
+    run_key = "ct_flight_delay/manual__2013-01-20T00:00:00+00:00"
+    context = {**_context({"window_days": 28, "as_of": None}, run_key),
+               "logical_date": datetime(2013, 1, 20, tzinfo=timezone.utc)}
+    assert _docker_operator("fetch_features", run_key).execute(context)["rows"] > 0
+    with pytest.raises(AirflowFailException, match="min_window_coverage") as refused:
+        _docker_operator("check_quality", run_key).execute(context)
+    cause = refused.value.__cause__
+    assert isinstance(cause, DockerContainerFailedException), type(cause)
+    assert container_exit_code(cause) == EXIT_REFUSED, str(cause)
+    assert any(b"min_window_coverage" in (line if isinstance(line, bytes) else line.encode()) for line in cause.logs)
+
+
+@pytest.mark.integration
+@pytest.mark.containers
+def test_a_killed_container_fails_the_try_for_a_retry(in_containers):
+    """SIGKILL the train container once its MLflow run exists: the try fails with the provider's
+    exception (exit 137), not a final failure, so Airflow retries; the retry trains."""
+    import threading
+
+    import docker
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ctflow.core import tracking
+    from ctflow.operators.docker import container_exit_code
+
+    params = {"window_days": 30, "as_of": None}
+    run_key = RUN_KEY + "_killed"
+    assert _docker_operator("fetch_features", run_key).execute(_context(params, run_key))["rows"] > 0
+    name = f"ctflow-test-train-{os.getpid()}-{datetime.now().strftime('%H%M%S%f')}"
+    outcome: dict = {}
+
+    def first_try():
+        try:
+            outcome["result"] = _docker_operator("train", run_key, container_name=name).execute(_context(params, run_key))
+        except Exception as err:  # noqa: BLE001 - what the try raised is the assertion
+            outcome["error"] = err
+
+    thread = threading.Thread(target=first_try)
+    thread.start()
+    client = tracking.client(in_containers)
+    engine = docker.from_env()
+    deadline = time.monotonic() + 300
+    while not _candidate_running(client, run_key):  # the container is training
+        assert thread.is_alive() and time.monotonic() < deadline, outcome
+        time.sleep(0.5)
+    engine.containers.get(name).kill()
+    thread.join(timeout=120)
+    error = outcome.get("error")
+    assert isinstance(error, DockerContainerFailedException) and not isinstance(error, AirflowFailException), outcome
+    assert container_exit_code(error) == 137, str(error)
+
+    retried = _docker_operator("train", run_key).execute(_context(params, run_key))
+    assert retried["metrics"]["roc_auc"] > 0.6, retried
+    experiment = client.get_experiment_by_name(tracking.experiment_name("flight_delay")).experiment_id
+    assert tracking.find_run(client, experiment, run_key, "candidate").info.run_id == retried["run_id"]
+
+
+def _candidate_running(client, run_key: str) -> bool:
+    from ctflow.core import tracking
+
+    experiment = client.get_experiment_by_name(tracking.experiment_name("flight_delay"))
+    if experiment is None:
+        return False
+    return bool(client.search_runs([experiment.experiment_id], filter_string=(
+        f"tags.`{tracking.RUN_KEY_TAG}` = '{run_key}' and tags.`{tracking.STAGE_TAG}` = 'candidate' "
+        "and attributes.status = 'RUNNING'")))

@@ -115,6 +115,9 @@ class CtflowDockerOperator(DockerOperator):
         kwargs.setdefault("network_mode", os.environ.get("CTFLOW_DOCKER_NETWORK") or None)
         kwargs.setdefault("auto_remove", "success")
         kwargs.setdefault("mount_tmp_dir", False)  # the run folder is the only exchange
+        # Every line of the container's output: execute() picks the step's JSON result among
+        # them (the provider's last line may be a blank one, or a library's warning on stderr).
+        kwargs.setdefault("xcom_all", True)
         super().__init__(
             image=image,
             # What it will run; execute() adds the run-time options (--as-of, --tracking-uri, ...).
@@ -164,16 +167,36 @@ class CtflowDockerOperator(DockerOperator):
                 from airflow.sdk.exceptions import AirflowFailException
 
                 what = "refused its input" if code == EXIT_REFUSED else "found a configuration error"
-                raise AirflowFailException(f"{self.step} {what} (no retries): {err}") from err
+                said = what_the_step_said(err.logs)
+                raise AirflowFailException(f"{self.step} {what} (no retries): {err}\n" + "\n".join(said)) from err
             raise
-        # The step prints its result as JSON on its last line: the same XCom as in process.
-        if isinstance(output, (bytes, str)):
-            text = output.decode() if isinstance(output, bytes) else output
+        # The step prints its result as one JSON line, last on stdout: the same XCom as in process.
+        return step_result(output)
+
+
+#: A log record's timestamp (Python logging, MLflow, Airflow's structlog): not what the step printed.
+_LOG_RECORD = re.compile(r"^\d{4}[-/]\d\d[-/]\d\d[ T]")
+
+
+def what_the_step_said(logs: list | None, lines: int = 10) -> list[str]:
+    """The last lines a step printed (its refusal's reasons), without the libraries' log records
+    (stderr, interleaved with stdout in any order)."""
+    texts = [line.decode() if isinstance(line, bytes) else line for line in logs or []]
+    return [t for t in texts if isinstance(t, str) and t.strip() and not _LOG_RECORD.match(t)][-lines:]
+
+
+def step_result(output: Any) -> Any:
+    """The last line of a container's output that is a JSON object, else its last non-blank line."""
+    lines = output if isinstance(output, list) else [output]
+    texts = [line.decode() if isinstance(line, bytes) else line for line in lines if line is not None]
+    texts = [text.strip() for text in texts if isinstance(text, str) and text.strip()]
+    for text in reversed(texts):
+        if text.startswith("{"):
             try:
                 return json.loads(text)
             except ValueError:
-                return text
-        return output
+                continue
+    return texts[-1] if texts else None
 
 
 def container_exit_code(err: DockerContainerFailedException) -> int | None:

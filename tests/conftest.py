@@ -69,15 +69,25 @@ Path(TEST_ENV["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
 def isolated_home(path: Path, *, predictions: bool = False) -> Iterator[Path]:
     """Point MLflow (fluent API and spawned processes too) and ctflow's home into ``path`` for a while.
 
-    Nothing may fall back to an ``mlflow.db`` in the working directory, or phone home.
+    Nothing may fall back to an ``mlflow.db`` in the working directory, or phone home. MLflow's
+    fluent API also keeps a process-wide URI that an earlier test may have set
+    (``mlflow.set_tracking_uri``), which would win over the environment: it is set here too, and
+    cleared afterwards.
     """
+    import mlflow
+
+    uri = f"sqlite:///{path / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
         mp.setenv("CTFLOW_HOME", str(path / "home"))
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         if predictions:
             mp.setenv("CTFLOW_PREDICTIONS_URL", f"sqlite:///{path / 'predictions.db'}")
-        yield path
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield path
+        finally:
+            mlflow.set_tracking_uri(None)  # then the environment, restored by the monkeypatch, rules
 
 
 def task_states(dag_run) -> dict[str, str]:

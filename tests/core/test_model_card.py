@@ -5,6 +5,7 @@ from __future__ import annotations
 from ctflow.core.model_card import model_card
 from ctflow.spec import parse_spec
 from tests.conftest import demo_spec
+from ctflow.contract import mlflow_tags
 
 SPEC = parse_spec(demo_spec())
 FETCHED = {"window_start": "2012-12-31T00:00:00+00:00", "window_end": "2013-03-01T00:00:00+00:00",
@@ -13,7 +14,7 @@ TRAINED = {"train_rows": 52000, "holdout_rows": 12500, "holdout_start": "2013-02
            "features": ["distance", "carrier"], "run_id": "abc123", "decision_threshold": 0.5,
            "metrics": {"roc_auc": 0.71, "recall": 0.3},
            "slices": {"origin": {"EWR": {"rows": 4000, "roc_auc": 0.7}, "JFK": {"rows": 4100, "roc_auc": 0.72}}}}
-LINEAGE = {"ctflow.code_version": "0123abc", "ctflow.spec_sha256": "f" * 64, "ctflow.data_sha256": "e" * 64}
+LINEAGE = {mlflow_tags.CODE_VERSION: "0123abc", "ctflow.spec_sha256": "f" * 64, "ctflow.data_sha256": "e" * 64}
 
 
 def test_the_card_puts_the_candidate_beside_the_champion_on_the_same_holdout():

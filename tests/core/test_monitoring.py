@@ -530,7 +530,7 @@ def test_the_view_reads_what_the_monitoring_steps_wrote(champion, home):
     breaches and per-feature drift it shows are the ones the steps computed and MLflow recorded."""
     from mlflow import MlflowClient
 
-    from ctflow.core import monitoring_contract as names
+    from ctflow.contract import monitoring as names
     from ctflow.ui import monitoring as view
 
     base = _spec()

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 
 from ctflow.core.registry import (
-    TAG_GATE,
-    TAG_RUN_KEY,
     AliasChange,
     GateFailedError,
     ModelRegistry,
@@ -29,6 +27,7 @@ from ctflow.core.registry import (
 from ctflow.core.registry_history import HISTORY_PREFIX, MAX_EVENT_CHARS, parse_events, rollback_target
 from ctflow.core.registry_lock import FileRegistryLock, RegistryLock, RegistryLockTimeout
 from tests.conftest import isolated_home
+from ctflow.contract import mlflow_tags
 
 WORKERS = 3
 
@@ -133,10 +132,10 @@ def _worker_promote(args: tuple[Env, str, str, str]) -> dict:
 
 def test_register_is_idempotent_per_run_key(env: Env) -> None:
     registry = _registry(env, "idempotent")
-    first = registry.register(env.model_uri, run_key="ct_test/manual__2026-01-01T00:00:00+00:00", run_id=env.run_id, tags={TAG_GATE: "passed"})
-    again = registry.register(env.model_uri, run_key="ct_test/manual__2026-01-01T00:00:00+00:00", run_id=env.run_id, tags={TAG_GATE: "other"})
+    first = registry.register(env.model_uri, run_key="ct_test/manual__2026-01-01T00:00:00+00:00", run_id=env.run_id, tags={mlflow_tags.GATE: "passed"})
+    again = registry.register(env.model_uri, run_key="ct_test/manual__2026-01-01T00:00:00+00:00", run_id=env.run_id, tags={mlflow_tags.GATE: "other"})
     assert again == first
-    assert first.tags == {TAG_GATE: "passed", TAG_RUN_KEY: "ct_test/manual__2026-01-01T00:00:00+00:00"}
+    assert first.tags == {mlflow_tags.GATE: "passed", mlflow_tags.RUN_KEY: "ct_test/manual__2026-01-01T00:00:00+00:00"}
     assert first.run_id == env.run_id and first.source.startswith("file://")  # the logged model's files
     assert len(registry.client.search_model_versions("name='idempotent'")) == 1
 
@@ -184,7 +183,7 @@ def test_promote_is_compare_and_set(env: Env) -> None:
 
 def test_gate_failed_version_cannot_hold_an_alias(env: Env) -> None:
     registry = _registry(env, "gate")
-    failed = _register(env, registry, "bad", **{TAG_GATE: "failed"})
+    failed = _register(env, registry, "bad", **{mlflow_tags.GATE: "failed"})
     with pytest.raises(GateFailedError, match="failed its gate"):
         registry.promote(failed, reason="forced", actor="pytest", expected_current=None, still_wins=lambda _: True)
     with pytest.raises(GateFailedError):

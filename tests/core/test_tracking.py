@@ -7,6 +7,7 @@ import os
 import pytest
 
 from ctflow.core import tracking
+from ctflow.contract import mlflow_tags
 
 
 @pytest.fixture(autouse=True)
@@ -31,15 +32,15 @@ def test_client_leaves_the_process_environment_alone(tmp_path, monkeypatch):
 def test_a_killed_tries_running_run_is_marked_failed_and_finished_runs_are_kept(tmp_path):
     client = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = tracking.ensure_experiment(client, "abandoned")
-    tags = {tracking.RUN_KEY_TAG: "ct_abandoned/run1", tracking.STAGE_TAG: "candidate"}
+    tags = {mlflow_tags.RUN_KEY: "ct_abandoned/run1", mlflow_tags.STAGE: "candidate"}
     killed = client.create_run(experiment, tags=tags).info.run_id  # never terminated: its worker died
-    other = client.create_run(experiment, tags={**tags, tracking.RUN_KEY_TAG: "ct_abandoned/run2"}).info.run_id
+    other = client.create_run(experiment, tags={**tags, mlflow_tags.RUN_KEY: "ct_abandoned/run2"}).info.run_id
     finished = client.create_run(experiment, tags=tags).info.run_id
     client.set_terminated(finished)
 
     assert tracking.fail_abandoned_runs(client, experiment, "ct_abandoned/run1", "candidate") == [killed]
     assert client.get_run(killed).info.status == "FAILED"
-    assert client.get_run(killed).data.tags["ctflow.abandoned"]
+    assert client.get_run(killed).data.tags[mlflow_tags.ABANDONED]
     assert client.get_run(finished).info.status == "FINISHED"
     assert client.get_run(other).info.status == "RUNNING"  # another DAG run's try: not ours to end
     assert tracking.find_run(client, experiment, "ct_abandoned/run1", "candidate").info.run_id == finished

@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import DAGS_FOLDER, TEST_ENV, demo_spec, run_cli
+from ctflow.contract import mlflow_tags
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +66,11 @@ def test_first_run_trains_logs_and_promotes(first_run, registry):
     assert [e.version for e in registry.history(alias="champion")] == ["1"]
 
     run = _candidate_runs()[0]
-    assert run.data.tags["ctflow.gate"] == "passed"
+    assert run.data.tags[mlflow_tags.GATE] == "passed"
     assert run.data.tags["airflow.dag_id"] == "ct_flight_delay"
     assert run.data.tags["ctflow.feature_service"] == "flight_delay_v1"
     assert len(run.data.tags["ctflow.data_sha256"]) == 64
-    assert run.data.tags["ctflow.code_version"] != ""
+    assert run.data.tags[mlflow_tags.CODE_VERSION] != ""
     assert run.data.params["data.window_start"].startswith("2012-12-31")
     assert run.data.params["data.window_end"].startswith("2013-03-01")
     assert run.data.metrics["roc_auc"] >= 0.65
@@ -79,7 +80,7 @@ def test_first_run_trains_logs_and_promotes(first_run, registry):
     assert {"plots/roc_curve.png", "plots/precision_recall.png", "plots/confusion_matrix.png",
             "plots/feature_importance.png"} <= plots
     version = registry.get_version("1")
-    assert version.tags["ctflow.run_key"].startswith("ct_flight_delay/")
+    assert version.tags[mlflow_tags.RUN_KEY].startswith("ct_flight_delay/")
     assert version.run_id == run.info.run_id
 
 
@@ -88,8 +89,8 @@ def test_worse_model_is_gated_out_and_champion_stays(first_run, registry, dags_f
     _dags_test(folder, "2013-03-01")
     latest = _candidate_runs()[-1]
     assert latest.data.params["estimator"] == "sklearn.tree.DecisionTreeClassifier"
-    assert latest.data.tags["ctflow.gate_decision"] == "reject_champion"
-    assert latest.data.tags["ctflow.gate"] == "passed"  # above the floor, so not marked failed
+    assert latest.data.tags[mlflow_tags.GATE_DECISION] == "reject_champion"
+    assert latest.data.tags[mlflow_tags.GATE] == "passed"  # above the floor, so not marked failed
     assert latest.data.metrics["champion_roc_auc"] > latest.data.metrics["roc_auc"]
     assert registry.champion().version == "1"
     assert [v.version for v in registry.versions()] == ["1"]  # nothing registered for a loser
@@ -99,7 +100,7 @@ def test_forced_promotion_then_rollback_run(first_run, registry, dags_folder_wit
     folder = dags_folder_with({"flight_delay.yaml": WORSE})
     _dags_test(folder, "2013-03-01", {"force_promotion": True, "reason": "integration test: forced"})
     forced = registry.champion()
-    assert forced.version == "2" and forced.tags["ctflow.gate"] == "forced"
+    assert forced.version == "2" and forced.tags[mlflow_tags.GATE] == "forced"
 
     _dags_test(DAGS_FOLDER, "2013-03-01", {"action": "rollback", "reason": "integration test: roll back"})
     assert registry.champion().version == "1"

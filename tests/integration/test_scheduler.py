@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec
 from tests.harness import running_airflow
+from ctflow.contract import mlflow_tags
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 
@@ -41,7 +42,7 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
 
         registry = ModelRegistry("flight_delay", tracking_uri=tracking_uri)
         assert [v.version for v in registry.versions()] == ["1"]
-        assert registry.get_version("1").tags["ctflow.run_key"] == f"{DAG_ID}/{run_id}"
+        assert registry.get_version("1").tags[mlflow_tags.RUN_KEY] == f"{DAG_ID}/{run_id}"
         assert registry.champion().version == "1"
 
         cleared = airflow.request("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", json={
@@ -81,7 +82,7 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
                           "and tags.`airflow.task_id` = 'training.train'")
         assert len(runs) == 1
         # Trained on the data up to the breaching window's end, not as of the wall clock.
-        assert runs[0].data.tags["ctflow.as_of"] == "2013-03-11T06:00:00+00:00"
+        assert runs[0].data.tags[mlflow_tags.AS_OF] == "2013-03-11T06:00:00+00:00"
         assert runs[0].data.params["data.window_end"] == "2013-03-11T06:00:00+00:00"
 
 

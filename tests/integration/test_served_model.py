@@ -30,6 +30,7 @@ import requests
 from ctflow.spec import parse_spec
 from tests.conftest import demo_spec, isolated_home
 from tests.harness import free_port
+from ctflow.contract import mlflow_tags
 
 pytestmark = pytest.mark.integration
 
@@ -122,11 +123,10 @@ def test_the_model_serves_probabilities_and_documents_its_threshold(model_files:
     from mlflow import MlflowClient
     from mlflow.models import Model
 
-    from ctflow.core import tracking
 
     logged = Model.load(str(model_files))
     assert logged.flavors["python_function"]["predict_fn"] == "predict_proba"
-    assert logged.metadata == {tracking.OUTPUT_KEY: "predict_proba", tracking.THRESHOLD_TAG: 0.3}
+    assert logged.metadata == {mlflow_tags.OUTPUT: "predict_proba", mlflow_tags.DECISION_THRESHOLD: 0.3}
     output = logged.get_output_schema().inputs[0]
     assert output.shape == (-1, 2) and output.type == np.dtype("float64")
     schema = {c.name: c for c in logged.get_input_schema().inputs}
@@ -136,9 +136,9 @@ def test_the_model_serves_probabilities_and_documents_its_threshold(model_files:
 
     client = MlflowClient()
     version = client.get_model_version_by_alias(MODEL, "champion")
-    assert version.tags[tracking.THRESHOLD_TAG] == "0.3"
+    assert version.tags[mlflow_tags.DECISION_THRESHOLD] == "0.3"
     run = client.get_run(champion["run_id"])
-    assert run.data.params["decision_threshold"] == "0.3" and run.data.tags[tracking.THRESHOLD_TAG] == "0.3"
+    assert run.data.params["decision_threshold"] == "0.3" and run.data.tags[mlflow_tags.DECISION_THRESHOLD] == "0.3"
     assert champion["decision_threshold"] == 0.3
 
 

@@ -29,6 +29,7 @@ from tests.production.test_native_topology import (
     spec_variant,
     versions_of_run,
 )
+from ctflow.contract import mlflow_tags
 
 pytestmark = [pytest.mark.containers, pytest.mark.integration]
 
@@ -70,7 +71,7 @@ def test_ct_and_monitor_through_the_rest_api_on_two_worker_replicas(stack):
                             params={"name": "flight_delay", "alias": "champion"}, timeout=30)
     assert response.status_code == 200, response.text
     champion = response.json()["model_version"]
-    assert champion["tags"] and {t["key"]: t["value"] for t in champion["tags"]}["ctflow.run_key"] == f"{CT}/{ct_run}"
+    assert champion["tags"] and {t["key"]: t["value"] for t in champion["tags"]}[mlflow_tags.RUN_KEY] == f"{CT}/{ct_run}"
     assert len(versions_of_run(registry(stack, "flight_delay"), CT, ct_run)) == 1
 
     # The monitoring run's predictions, in the stack's PostgreSQL.

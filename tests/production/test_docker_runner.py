@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.conftest import DAGS_FOLDER
+from ctflow.contract import mlflow_tags
 
 SPEC_PATH = DAGS_FOLDER / "specs" / "flight_delay.yaml"
 RUN_KEY = "ct_flight_delay/manual__2013-03-01T00:00:00+00:00"
@@ -221,7 +222,7 @@ def test_containers_give_the_in_process_results_and_the_worker_registers(in_cont
     assert registered[container_key]["version"] != registered[in_process_key]["version"], registered
     version = client.get_model_version(spec.model_name, registered[container_key]["version"])
     assert version.run_id == candidates[container_key].info.run_id
-    assert version.tags["ctflow.run_key"] == container_key
+    assert version.tags[mlflow_tags.RUN_KEY] == container_key
 
 
 @pytest.mark.integration
@@ -300,5 +301,5 @@ def _candidate_running(client, run_key: str) -> bool:
     if experiment is None:
         return False
     return bool(client.search_runs([experiment.experiment_id], filter_string=(
-        f"tags.`{tracking.RUN_KEY_TAG}` = '{run_key}' and tags.`{tracking.STAGE_TAG}` = 'candidate' "
+        f"tags.`{mlflow_tags.RUN_KEY}` = '{run_key}' and tags.`{mlflow_tags.STAGE}` = 'candidate' "
         "and attributes.status = 'RUNNING'")))

@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from tests.conftest import demo_spec, write_dags_folder
+from ctflow.contract import mlflow_tags
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler, pytest.mark.postgres, pytest.mark.redis]
 
@@ -151,7 +152,7 @@ def run_and_wait(stack, dag_id: str, logical_date: str, conf: dict | None = None
 
 
 def versions_of_run(registry_, dag_id: str, run_id: str) -> list:
-    return [v for v in registry_.versions() if v.tags.get("ctflow.run_key") == f"{dag_id}/{run_id}"]
+    return [v for v in registry_.versions() if v.tags.get(mlflow_tags.RUN_KEY) == f"{dag_id}/{run_id}"]
 
 
 def assert_consistent_history(registry_) -> list:
@@ -281,7 +282,7 @@ def test_concurrent_promotions_leave_the_best_candidate_champion(stack, backgrou
     for run_id in runs:
         assert len(versions_of_run(race, RACE, run_id)) <= 1
     champion = race.champion()
-    assert champion.tags["ctflow.run_key"] == f"{RACE}/{best}", (champion, scores)
+    assert champion.tags[mlflow_tags.RUN_KEY] == f"{RACE}/{best}", (champion, scores)
     assert champion.gate == "passed"
 
     history = assert_consistent_history(race)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from ctflow.contract import mlflow_tags
 
 PIPELINE = "flight_delay"
 METRIC = "roc_auc"
@@ -93,7 +94,7 @@ def build(folder: Path, *, pipeline: str = PIPELINE, monitoring: bool = True) ->
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment_id = client.create_experiment(
-        f"ctflow/{pipeline}", artifact_location=(folder / "artifacts").as_uri(), tags={"ctflow.pipeline": pipeline}
+        f"ctflow/{pipeline}", artifact_location=(folder / "artifacts").as_uri(), tags={mlflow_tags.PIPELINE: pipeline}
     )
     state = UiState(tracking_uri=uri, experiment_id=experiment_id)
     registry = ModelRegistry(pipeline, tracking_uri=uri)
@@ -103,8 +104,8 @@ def build(folder: Path, *, pipeline: str = PIPELINE, monitoring: bool = True) ->
     with _tracking(uri):
         for i, (as_of, value, decision, alias) in enumerate(CANDIDATES):
             run_key = f"ct_{pipeline}/scheduled__{as_of[:10]}"
-            tags = {"ctflow.stage": "candidate", "ctflow.run_key": run_key, "ctflow.pipeline": pipeline,
-                    "ctflow.as_of": as_of, "ctflow.gate": "passed", "ctflow.gate_decision": decision,
+            tags = {"ctflow.stage": "candidate", mlflow_tags.RUN_KEY: run_key, mlflow_tags.PIPELINE: pipeline,
+                    mlflow_tags.AS_OF: as_of, mlflow_tags.GATE: "passed", mlflow_tags.GATE_DECISION: decision,
                     "airflow.dag_id": f"ct_{pipeline}", "airflow.run_id": run_key.split("/", 1)[1]}
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"{pipeline} as of {as_of[:10]}", tags=tags) as run:
                 model = LogisticRegression(C=0.5 + i).fit(x, y)
@@ -115,7 +116,7 @@ def build(folder: Path, *, pipeline: str = PIPELINE, monitoring: bool = True) ->
             if alias is None:
                 continue
             version = registry.register(info.model_uri, run_key=run_key, run_id=run.info.run_id,
-                                        tags={"ctflow.gate": "passed", f"ctflow.metric.{METRIC}": str(value)})
+                                        tags={mlflow_tags.GATE: "passed", f"ctflow.metric.{METRIC}": str(value)})
             state.versions[run.info.run_id] = version.version
             actor = f"airflow:{run_key}"
             if alias == "champion":
@@ -125,16 +126,16 @@ def build(folder: Path, *, pipeline: str = PIPELINE, monitoring: bool = True) ->
             else:
                 registry.set_challenger(version.version, reason="shadow candidate", actor=actor, run_key=run_key)
         if monitoring:
-            # Named as the monitoring step names them (ctflow.core.monitoring_contract); the step
+            # Named as the monitoring step names them (ctflow.contract.monitoring); the step
             # itself is proven against this reader in tests/core/test_monitoring.py.
-            from ctflow.core import monitoring_contract as names
+            from ctflow.contract import monitoring as names
 
             drifted = sum(c["drifted"] for c in DRIFT_COLUMNS) / len(DRIFT_COLUMNS)
             floor, value = performance_floor(), performance_below_floor()
             breaches = [{"kind": "drift", "what": "data_drift", "reason": f"{drifted:.0%} of the features drifted"},
                         {"kind": "performance", "what": "performance",
                          "reason": f"champion v2 {METRIC} {value} below {floor}"}]
-            tags = {"ctflow.stage": names.STAGE, "ctflow.pipeline": pipeline,
+            tags = {"ctflow.stage": names.STAGE, mlflow_tags.PIPELINE: pipeline,
                     names.WINDOW_START_TAG: "2013-06-10T00:00:00+00:00", names.WINDOW_END_TAG: "2013-06-11T00:00:00+00:00",
                     names.CHAMPION_VERSION_TAG: "2", names.BREACH_TAG: names.breach_tag({b["kind"] for b in breaches})}
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"{pipeline} monitoring 2013-06-10", tags=tags) as run:

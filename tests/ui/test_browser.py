@@ -21,6 +21,7 @@ from tests.harness import running_airflow
 from tests.ui import state as ui_state
 from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
 from tests.ui.conftest import airflow_env, dags_folder, wait_parsed
+from ctflow.contract import mlflow_tags
 
 pytestmark = [
     pytest.mark.integration,
@@ -47,7 +48,7 @@ APPROVAL_SPEC = demo_spec(
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, feature_repo_ready):
-    assert f"approval: manual" in APPROVAL_SPEC and "window: 21d" in APPROVAL_SPEC
+    assert "approval: manual" in APPROVAL_SPEC and "window: 21d" in APPROVAL_SPEC
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     root = tmp_path_factory.mktemp("ui-browser")
     built = ui_state.build(root / "mlflow")
@@ -127,7 +128,7 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
     champion = registry.champion()
     assert champion is not None and champion.version == "1"
     version = registry.get_version("1")
-    assert version.tags["ctflow.approval"] == "approved" and version.tags["ctflow.approval_by"] == "admin"
-    assert version.tags["ctflow.approval_note"] == "Looks good on the March holdout"
+    assert version.tags[mlflow_tags.APPROVAL] == "approved" and version.tags[mlflow_tags.APPROVAL_BY] == "admin"
+    assert version.tags[mlflow_tags.APPROVAL_NOTE] == "Looks good on the March holdout"
     assert [e.version for e in registry.history(alias="champion")] == ["1"]
 

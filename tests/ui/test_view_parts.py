@@ -102,7 +102,7 @@ def _run(metrics, tags=None):
 def test_monitoring_summary_without_the_steps_verdict_judges_the_metrics(spec):
     """A run the monitoring step wrote carries its verdict (``ctflow.breach``; proven on a real run in
     tests/core/test_monitoring.py); one without it is judged from the contract's metrics."""
-    from ctflow.core import monitoring_contract as names
+    from ctflow.contract import monitoring as names
     from ctflow.ui.monitoring import summarize
 
     assert summarize(None, spec, None) == {"status": "none", "message": "no monitoring yet"}

@@ -23,6 +23,7 @@ import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
+from ctflow.contract import mlflow_tags
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -184,8 +185,8 @@ def _log_to_mlflow(result: Any, args: argparse.Namespace, *, spec_path: Path) ->
     client = tracking.client(args.tracking_uri)
     experiment_id = tracking.ensure_experiment(client, f"{result.pipeline}/replay")
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"replay {result.start:%Y-%m-%d}..{result.end:%Y-%m-%d}",
-                          tags={tracking.STAGE_TAG: "replay", "ctflow.pipeline": result.pipeline,
-                                "ctflow.code_version": tracking.code_version()}) as run:
+                          tags={mlflow_tags.STAGE: "replay", mlflow_tags.PIPELINE: result.pipeline,
+                                mlflow_tags.CODE_VERSION: tracking.code_version()}) as run:
         mlflow.log_params({"start": result.start.isoformat(), "end": result.end.isoformat(),
                            "every": str(args.every), "spec": str(spec_path), "fits": result.fits})
         for policy in result.policies:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ctflow.core.monitoring_contract import INSUFFICIENT_KIND
+from ctflow.contract.monitoring import INSUFFICIENT_KIND
 
 DRIFT = "drift"
 NO_DRIFT = "no_drift"

@@ -35,12 +35,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctflow.core import monitoring_contract as names
+from ctflow.contract import monitoring as names
 from ctflow.core.drift_sufficiency import insufficient_breaches
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
 from ctflow.spec.durations import format_duration
+from ctflow.contract import mlflow_tags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -545,9 +546,9 @@ def report(
     html_path = _render_report(spec, summary, scored, data, preds, perf, drift_result, written, folder / "report.html",
                                render_html)
     tags = {
-        tracking.RUN_KEY_TAG: run_key,
-        tracking.STAGE_TAG: MONITORING_STAGE,
-        "ctflow.pipeline": spec.pipeline,
+        mlflow_tags.RUN_KEY: run_key,
+        mlflow_tags.STAGE: MONITORING_STAGE,
+        mlflow_tags.PIPELINE: spec.pipeline,
         names.WINDOW_START_TAG: scored["window_start"],
         names.WINDOW_END_TAG: scored["window_end"],
         names.AS_OF_TAG: scored["as_of"],
@@ -584,13 +585,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"monitoring {summary['pipeline']} [{summary['window_start']}, {summary['window_end']}): "
         f"{summary['rows_scored']} rows, champion v{summary['champion_version']}"
         + (f", challenger v{summary['challenger_version']} ({summary['strategy']})" if summary["challenger_version"] else ""),
-        f"  data drift: " + (f"insufficient data, no verdict: {data.get('insufficient')}"
+        "  data drift: " + (f"insufficient data, no verdict: {data.get('insufficient')}"
                              if data.get("state") == "insufficient_data" else
                              f"share {data['drifted_share']:.2f}, drifted: {', '.join(data['drifted_columns']) or 'none'}"
                              if data["available"] else "not available"),
-        f"  prediction drift: " + ("DRIFT" if summary["prediction_drift"]["drifted"] else "ok"
+        "  prediction drift: " + ("DRIFT" if summary["prediction_drift"]["drifted"] else "ok"
                                    if summary["prediction_drift"]["available"] else "not available"),
-        f"  performance: " + (f"{perf['metric']} champion {perf['champion']:.4f}"
+        "  performance: " + (f"{perf['metric']} champion {perf['champion']:.4f}"
                               + (f", challenger {perf['challenger']:.4f}" if perf.get("challenger") is not None else "")
                               + (f" -> {perf['decision']}" if perf.get("decision") else "")
                               if perf["available"] else "not available yet"),

@@ -27,22 +27,19 @@ from typing import TYPE_CHECKING, Any
 from ctflow.core.registry_history import AliasChange, as_change, encode_event, history_key, parse_events, rollback_target, utc_now
 from ctflow.core.registry_lock import FileRegistryLock, RegistryLock, RegistryLockTimeout, lock_for
 from ctflow.exceptions import CtflowError
+from ctflow.contract import mlflow_tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
 __all__ = [
-    "TAG_GATE", "TAG_RUN_KEY", "AliasChange", "FileRegistryLock", "GateFailedError", "ModelRegistry",
+    "AliasChange", "FileRegistryLock", "GateFailedError", "ModelRegistry",
     "ModelVersionInfo", "NothingToRollBackError", "RegistryError", "RegistryLock", "RegistryLockTimeout",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-#: Version tag: the run that registered it ("dag_id/run_id"); makes registration idempotent.
-TAG_RUN_KEY = "ctflow.run_key"
-#: Version tag: the gate outcome; "failed" versions never get an alias.
-TAG_GATE = "ctflow.gate"
 
 _LOGGED_MODEL_URI = re.compile(r"models:/(m-[0-9a-f]+)/?")
 
@@ -73,7 +70,7 @@ class ModelVersionInfo:
     @property
     def gate(self) -> str | None:
         """The gate outcome recorded on the version (``passed``/``failed``), if any."""
-        return self.tags.get(TAG_GATE)
+        return self.tags.get(mlflow_tags.GATE)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,7 +133,7 @@ class ModelRegistry:
                 model_id = match.group(1)
                 logged = self.client.get_logged_model(model_id)
                 source, source_run = logged.artifact_location, source_run or logged.source_run_id
-            all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, TAG_RUN_KEY: run_key}
+            all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, mlflow_tags.RUN_KEY: run_key}
             mv = self.client.create_model_version(self.model_name, source, run_id=source_run, tags=all_tags, model_id=model_id)
             log.info("Registered %s version %s for run %s", self.model_name, mv.version, run_key)
             return ModelVersionInfo.from_mlflow(mv)
@@ -200,7 +197,7 @@ class ModelRegistry:
             candidate = self.get_version(version)
             if candidate.gate == "failed":
                 raise GateFailedError(
-                    f"version {version} of {self.model_name!r} failed its gate ({TAG_GATE}=failed) and cannot become "
+                    f"version {version} of {self.model_name!r} failed its gate ({mlflow_tags.GATE}=failed) and cannot become "
                     f"{alias}: retrain, or register a version that passes the gate"
                 )
             if current == version:
@@ -300,12 +297,12 @@ class ModelRegistry:
     def _find_by_run_key(self, run_key: str) -> ModelVersionInfo | None:
         name_lit, key_lit = _literal(self.model_name), _literal(run_key)
         if name_lit:
-            condition = f" and tags.`{TAG_RUN_KEY}`={key_lit}" if key_lit else ""
+            condition = f" and tags.`{mlflow_tags.RUN_KEY}`={key_lit}" if key_lit else ""
             found = self.client.search_model_versions(f"name={name_lit}{condition}")
         else:  # a name no filter literal can hold: scan everything (never seen in practice)
             found = self.client.search_model_versions()
         # Exact match in Python as well, since the filter may have been dropped or widened.
-        matches = [mv for mv in found if mv.name == self.model_name and (mv.tags or {}).get(TAG_RUN_KEY) == run_key]
+        matches = [mv for mv in found if mv.name == self.model_name and (mv.tags or {}).get(mlflow_tags.RUN_KEY) == run_key]
         # Several only if versions were created without ctflow's lock: the oldest is the one.
         return ModelVersionInfo.from_mlflow(min(matches, key=lambda mv: int(mv.version))) if matches else None
 

@@ -67,12 +67,12 @@ class ServingModel:
     @classmethod
     def of(cls, registry: ModelRegistry, version: ModelVersionInfo, alias: str, spec: PipelineSpec) -> ServingModel:
         """``version`` serving as ``alias``, with its training lineage."""
-        from ctflow.core.tracking import FEATURE_SERVICE_TAG
+        from ctflow.contract import mlflow_tags
 
         service, features = spec.data.features, []
         if version.run_id:
             run = registry.client.get_run(version.run_id)
-            service = run.data.tags.get(FEATURE_SERVICE_TAG, service)
+            service = run.data.tags.get(mlflow_tags.FEATURE_SERVICE, service)
             try:
                 import json
                 import tempfile

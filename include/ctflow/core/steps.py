@@ -8,7 +8,6 @@ Steps are idempotent: a retry finds the MLflow run or model version an earlier t
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
 from ctflow.exceptions import ConfigurationError
 from ctflow.spec import PipelineSpec
+from ctflow.contract import mlflow_tags
 
 log = logging.getLogger(__name__)
 
@@ -170,20 +170,20 @@ def train(
     holdout_rows.to_parquet(run_dir / "holdout.parquet", index=False)
 
     tags = {
-        tracking.RUN_KEY_TAG: run_key,
-        tracking.STAGE_TAG: "candidate",
-        "ctflow.pipeline": spec.pipeline,
-        tracking.AS_OF_TAG: as_of.isoformat(),
-        tracking.FEATURE_SERVICE_TAG: spec.data.features,
+        mlflow_tags.RUN_KEY: run_key,
+        mlflow_tags.STAGE: "candidate",
+        mlflow_tags.PIPELINE: spec.pipeline,
+        mlflow_tags.AS_OF: as_of.isoformat(),
+        mlflow_tags.FEATURE_SERVICE: spec.data.features,
         "ctflow.data_sha256": fetched["sha256"],
-        "ctflow.code_version": tracking.code_version(),
+        mlflow_tags.CODE_VERSION: tracking.code_version(),
         **(lineage or {}),
     }
     if spec_text:
         tags["ctflow.spec_sha256"] = tracking.text_sha256(spec_text)
     threshold = spec.model.threshold
     if threshold is not None:
-        tags[tracking.THRESHOLD_TAG] = str(threshold)
+        tags[mlflow_tags.DECISION_THRESHOLD] = str(threshold)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.pipeline} as of {as_of:%Y-%m-%d %H:%M}", tags=tags) as run:
         mlflow.log_params({
             "estimator": spec.model.estimator,
@@ -284,9 +284,9 @@ def evaluate(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = No
     for line in decision.lines():
         log.info("%s", line)
     client = tracking.client(tracking_uri)
-    client.set_tag(trained["run_id"], tracking.GATE_TAG, "passed" if decision.passed_floors else "failed")
-    client.set_tag(trained["run_id"], "ctflow.gate_decision", decision.decision)
-    client.set_tag(trained["run_id"], "ctflow.gate_reason", decision.reason[:5000])
+    client.set_tag(trained["run_id"], mlflow_tags.GATE, "passed" if decision.passed_floors else "failed")
+    client.set_tag(trained["run_id"], mlflow_tags.GATE_DECISION, decision.decision)
+    client.set_tag(trained["run_id"], mlflow_tags.GATE_REASON, decision.reason[:5000])
     with mlflow.start_run(run_id=trained["run_id"]):
         if champion_metrics:
             mlflow.log_metrics({f"champion_{k}": v for k, v in champion_metrics.items()})
@@ -324,7 +324,6 @@ def register(
 ) -> dict[str, Any]:
     """Register the gated candidate (idempotent per run key). Returns ``{"skipped": True, "reason"}``
     when there is nothing to register."""
-    from ctflow.core import tracking
     from ctflow.core.registry import ModelRegistry
 
     gate = _read(run_dir / GATE)
@@ -344,12 +343,12 @@ def register(
         run_key=run_key,
         run_id=trained["run_id"],
         tags={
-            "ctflow.gate": "forced" if not gate["promote"] else "passed",
-            "ctflow.gate_reason": gate["reason"][:5000],
+            mlflow_tags.GATE: "forced" if not gate["promote"] else "passed",
+            mlflow_tags.GATE_REASON: gate["reason"][:5000],
             f"ctflow.metric.{spec.evaluation.metric}": str(trained["metrics"].get(spec.evaluation.metric)),
-            "ctflow.pipeline": spec.pipeline,
+            mlflow_tags.PIPELINE: spec.pipeline,
             # The served probability's cut-off: a consumer reproduces ctflow's labels with it.
-            **({tracking.THRESHOLD_TAG: str(trained["decision_threshold"])}
+            **({mlflow_tags.DECISION_THRESHOLD: str(trained["decision_threshold"])}
                if trained.get("decision_threshold") is not None else {}),
         },
     )
@@ -480,7 +479,6 @@ def _log_datasets(spec: PipelineSpec, parts: dict[str, Any], columns: list[str])
     """
     import mlflow
 
-    from ctflow.core import tracking
     from ctflow.core.features import fingerprint
 
     source = str(resolve_path(spec.data.entities))
@@ -489,7 +487,7 @@ def _log_datasets(spec: PipelineSpec, parts: dict[str, Any], columns: list[str])
             digest = fingerprint(rows, timestamp=spec.data.timestamp)["sha256"]
             dataset = mlflow.data.from_pandas(rows[[spec.data.timestamp, *columns]], source=source, targets=LABEL,
                                               name=f"{spec.data.features} {context} rows", digest=digest[:32])
-            mlflow.log_input(dataset, context=context, tags={tracking.FEATURE_SERVICE_TAG: spec.data.features,
+            mlflow.log_input(dataset, context=context, tags={mlflow_tags.FEATURE_SERVICE: spec.data.features,
                                                              "ctflow.sha256": digest})
         except Exception as err:  # noqa: BLE001 - lineage must not fail a training
             log.warning("could not log the %s rows as an MLflow dataset: %s: %s", context, type(err).__name__, err)
@@ -505,15 +503,14 @@ def _log_model(pipeline, train_rows, holdout_rows, features, *, task: str, thres
     """
     import mlflow
 
-    from ctflow.core import tracking
     from ctflow.core.training import serving_signature
 
     classifier = task == "classification"
     signature = serving_signature(train_rows, features, len(pipeline.classes_) if classifier else None)
     output = "predict_proba" if classifier else "predict"
-    metadata = {tracking.OUTPUT_KEY: output}
+    metadata = {mlflow_tags.OUTPUT: output}
     if threshold is not None:
-        metadata[tracking.THRESHOLD_TAG] = threshold
+        metadata[mlflow_tags.DECISION_THRESHOLD] = threshold
     # cloudpickle, not MLflow 3's default skops, which refuses the pandas functions the pipeline
     # holds (FunctionTransformer) as untrusted types.
     return mlflow.sklearn.log_model(

@@ -13,19 +13,7 @@ import mlflow
 from mlflow import MlflowClient
 
 from ctflow import settings
-
-RUN_KEY_TAG = "ctflow.run_key"
-STAGE_TAG = "ctflow.stage"
-GATE_TAG = "ctflow.gate"
-#: The Feast feature service a run's features came from (a run tag and a dataset input tag).
-FEATURE_SERVICE_TAG = "ctflow.feature_service"
-#: The data time a candidate was trained as of (ISO 8601, UTC).
-AS_OF_TAG = "ctflow.as_of"
-#: A classifier's decision threshold on the served probability of the positive class: a run tag,
-#: a model version tag and a key of the logged model's metadata (MLmodel).
-THRESHOLD_TAG = "ctflow.decision_threshold"
-#: What the served model returns (the logged model's metadata): ``predict_proba`` or ``predict``.
-OUTPUT_KEY = "ctflow.output"
+from ctflow.contract import mlflow_tags
 
 
 def experiment_name(pipeline: str) -> str:
@@ -59,7 +47,7 @@ def ensure_experiment(mlflow_client: MlflowClient, pipeline: str) -> str:
         # With a SQLite store MLflow would otherwise write artifacts under the current directory.
         location = f"{settings.mlflow_artifact_root().rstrip('/')}/{pipeline}"
     try:
-        return mlflow_client.create_experiment(name, artifact_location=location, tags={"ctflow.pipeline": pipeline})
+        return mlflow_client.create_experiment(name, artifact_location=location, tags={mlflow_tags.PIPELINE: pipeline})
     except mlflow.exceptions.MlflowException:
         return mlflow_client.get_experiment_by_name(name).experiment_id  # created by a concurrent run
 
@@ -68,7 +56,7 @@ def find_run(mlflow_client: MlflowClient, experiment_id: str, run_key: str, stag
     """The finished MLflow run of this pipeline run and stage, if an earlier try made one."""
     runs = mlflow_client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and tags.`{STAGE_TAG}` = '{stage}' "
+        filter_string=f"tags.`{mlflow_tags.RUN_KEY}` = '{run_key}' and tags.`{mlflow_tags.STAGE}` = '{stage}' "
         "and attributes.status = 'FINISHED'",
         max_results=1,
     )
@@ -83,27 +71,27 @@ def fail_abandoned_runs(mlflow_client: MlflowClient, experiment_id: str, run_key
     """
     runs = mlflow_client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}' and tags.`{STAGE_TAG}` = '{stage}' "
+        filter_string=f"tags.`{mlflow_tags.RUN_KEY}` = '{run_key}' and tags.`{mlflow_tags.STAGE}` = '{stage}' "
         "and attributes.status = 'RUNNING'",
     )
     for run in runs:
-        mlflow_client.set_tag(run.info.run_id, "ctflow.abandoned", "a later try of this task took over")
+        mlflow_client.set_tag(run.info.run_id, mlflow_tags.ABANDONED, "a later try of this task took over")
         mlflow_client.set_terminated(run.info.run_id, status="FAILED")
     return [run.info.run_id for run in runs]
 
 
 def latest_training_as_of(mlflow_client: MlflowClient, pipeline: str) -> datetime | None:
-    """The data time (:data:`AS_OF_TAG`) of the pipeline's newest finished training, whatever its gate said."""
+    """The data time (:data:`mlflow_tags.AS_OF`) of the pipeline's newest finished training, whatever its gate said."""
     experiment = mlflow_client.get_experiment_by_name(experiment_name(pipeline))
     if experiment is None:
         return None
     runs = mlflow_client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.`{STAGE_TAG}` = 'candidate' and attributes.status = 'FINISHED'",
-        order_by=[f"tags.`{AS_OF_TAG}` DESC"],  # ISO 8601 in UTC: text order is time order
+        filter_string=f"tags.`{mlflow_tags.STAGE}` = 'candidate' and attributes.status = 'FINISHED'",
+        order_by=[f"tags.`{mlflow_tags.AS_OF}` DESC"],  # ISO 8601 in UTC: text order is time order
         max_results=1,
     )
-    value = runs[0].data.tags.get(AS_OF_TAG) if runs else None
+    value = runs[0].data.tags.get(mlflow_tags.AS_OF) if runs else None
     return datetime.fromisoformat(value) if value else None
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator as _AirflowApprovalOperator
 from airflow.sdk import Param
+from ctflow.contract import mlflow_tags, tasks
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -22,15 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVALUATE_TASK_ID = "training.evaluate"
-REGISTER_TASK_ID = "promotion.register"
 NOTE_PARAM = "note"
 
-#: Tags written on the model version (and the candidate run) when someone decides.
-TAG_APPROVAL = "ctflow.approval"
-TAG_APPROVAL_BY = "ctflow.approval_by"
-TAG_APPROVAL_AT = "ctflow.approval_at"
-TAG_APPROVAL_NOTE = "ctflow.approval_note"
 
 _BODY = """\
 **Candidate for `{model}`** from run `{{{{ run_id }}}}`{{% set reg = ti.xcom_pull(task_ids='{register}') or {{}} %}}\
@@ -95,8 +89,8 @@ class ApprovalOperator(_AirflowApprovalOperator):
 
         from ctflow.hooks.mlflow import MlflowHook
 
-        registered = context["ti"].xcom_pull(task_ids=REGISTER_TASK_ID) or {}
-        tags = {TAG_APPROVAL: decision, TAG_APPROVAL_BY: by, TAG_APPROVAL_AT: at, TAG_APPROVAL_NOTE: note[:4000]}
+        registered = context["ti"].xcom_pull(task_ids=tasks.REGISTER) or {}
+        tags = {mlflow_tags.APPROVAL: decision, mlflow_tags.APPROVAL_BY: by, mlflow_tags.APPROVAL_AT: at, mlflow_tags.APPROVAL_NOTE: note[:4000]}
         uri = MlflowHook(mlflow_conn_id=self.mlflow_conn_id).tracking_uri()
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         if registered.get("version") is not None:
@@ -111,15 +105,15 @@ class ApprovalOperator(_AirflowApprovalOperator):
 def approval_task(spec: PipelineSpec) -> ApprovalOperator:
     """An :class:`ApprovalOperator` showing the candidate's metrics against the champion's."""
     return ApprovalOperator(
-        task_id="approve",
+        task_id=tasks.local_id(tasks.APPROVE),
         spec=spec,
         subject=f"Promote a new {spec.model_name} model?",
         body=_BODY.format(
             model=spec.model_name,
             strategy=spec.registry.strategy,
             metric=spec.evaluation.metric,
-            evaluate=EVALUATE_TASK_ID,
-            register=REGISTER_TASK_ID,
+            evaluate=tasks.EVALUATE,
+            register=tasks.REGISTER,
         ),
         params={
             NOTE_PARAM: Param(

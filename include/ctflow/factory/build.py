@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, TaskGroup
 
+from ctflow.contract import tasks
+from ctflow.contract.assets import breach_asset, monitor_promotion_alias_name, promoted_asset
 from ctflow.factory.docs import render_doc_md
 from ctflow.factory.params import ct_params, monitor_params
 from ctflow.operators import (
@@ -32,16 +34,6 @@ from ctflow.operators import (
 
 if TYPE_CHECKING:
     from ctflow.spec import PipelineSpec
-
-
-def breach_asset(pipeline: str) -> Asset:
-    """Emitted by ``monitor_<pipeline>`` when drift or performance crosses its threshold."""
-    return Asset(uri=f"ctflow://{pipeline}/breach", name=f"{pipeline}_breach", group="ctflow")
-
-
-def promoted_asset(pipeline: str) -> Asset:
-    """Emitted by ``ct_<pipeline>`` when a new champion is promoted."""
-    return Asset(uri=f"ctflow://{pipeline}/promoted", name=f"{pipeline}_promoted", group="ctflow")
 
 
 def build_dags(
@@ -86,18 +78,18 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
     ) as dag:
         step = {"spec": spec, "spec_path": spec_path}
         choose = ChooseActionOperator(
-            task_id="choose_action", train_task_id="training.fetch_features", rollback_task_id="rollback"
+            task_id=tasks.CHOOSE_ACTION, train_task_id=tasks.FETCH_FEATURES, rollback_task_id=tasks.ROLLBACK
         )
-        with TaskGroup("training", tooltip="Build the frame, check it, train and gate a candidate"):
-            features = heavy(FetchFeaturesOperator, "fetch_features", task_id="fetch_features", **step)
-            quality = heavy(DataQualityOperator, "check_quality", task_id="check_data_quality", **step)
-            train = heavy(TrainModelOperator, "train", task_id="train", **step)
-            evaluate = heavy(EvaluateGateOperator, "evaluate", task_id="evaluate", **step)
+        with TaskGroup(tasks.TRAINING_GROUP, tooltip="Build the frame, check it, train and gate a candidate"):
+            features = heavy(FetchFeaturesOperator, "fetch_features", task_id=tasks.local_id(tasks.FETCH_FEATURES), **step)
+            quality = heavy(DataQualityOperator, "check_quality", task_id=tasks.local_id(tasks.CHECK_DATA_QUALITY), **step)
+            train = heavy(TrainModelOperator, "train", task_id=tasks.local_id(tasks.TRAIN), **step)
+            evaluate = heavy(EvaluateGateOperator, "evaluate", task_id=tasks.local_id(tasks.EVALUATE), **step)
             features >> quality >> train >> evaluate
-        with TaskGroup("promotion", tooltip="Register the candidate and move the alias"):
-            register = RegisterModelOperator(task_id="register", **step)
+        with TaskGroup(tasks.PROMOTION_GROUP, tooltip="Register the candidate and move the alias"):
+            register = RegisterModelOperator(task_id=tasks.local_id(tasks.REGISTER), **step)
             promote = PromoteModelOperator(
-                task_id="promote",
+                task_id=tasks.local_id(tasks.PROMOTE),
                 **step,
                 outlets=[promoted_asset(spec.pipeline)] if spec.registry.strategy == "direct" else [],
             )
@@ -105,7 +97,7 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
                 register >> _approval_task(spec) >> promote
             else:
                 register >> promote
-        rollback = RollbackModelOperator(task_id="rollback", **step, outlets=[promoted_asset(spec.pipeline)])
+        rollback = RollbackModelOperator(task_id=tasks.ROLLBACK, **step, outlets=[promoted_asset(spec.pipeline)])
         choose >> [features, rollback]
         evaluate >> register
     return dag
@@ -129,15 +121,15 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
         max_active_runs=1,  # windows are judged in order (consecutive wins of a challenger)
     ) as dag:
         step = {"spec": spec, "spec_path": spec_path}
-        score = ScoreBatchOperator(task_id="score_batch", **step)
+        score = ScoreBatchOperator(task_id=tasks.SCORE_BATCH, **step)
         checks = [
-            DataDriftOperator(task_id="data_drift", **step),
-            PredictionDriftOperator(task_id="prediction_drift", **step),
-            PerformanceOperator(task_id="performance", **step, **_monitor_promotion(spec)),
+            DataDriftOperator(task_id=tasks.DATA_DRIFT, **step),
+            PredictionDriftOperator(task_id=tasks.PREDICTION_DRIFT, **step),
+            PerformanceOperator(task_id=tasks.PERFORMANCE, **step, **_monitor_promotion(spec)),
         ]
-        report = MonitoringReportOperator(task_id="report", **step)
+        report = MonitoringReportOperator(task_id=tasks.REPORT, **step)
         # none_failed: it still runs when scoring was skipped for want of a champion (cold start).
-        act = ActOnBreachOperator(task_id="act_on_breach", **step, outlets=[breach_asset(spec.pipeline)],
+        act = ActOnBreachOperator(task_id=tasks.ACT_ON_BREACH, **step, outlets=[breach_asset(spec.pipeline)],
                                   trigger_rule="none_failed")
         score >> checks >> report >> act
     return dag
@@ -151,7 +143,7 @@ def _monitor_promotion(spec: PipelineSpec) -> dict:
 
     promoted = promoted_asset(spec.pipeline)
     return {
-        "outlets": [AssetAlias(name=f"{spec.pipeline}_monitor_promotion", group="ctflow")],
+        "outlets": [AssetAlias(name=monitor_promotion_alias_name(spec.pipeline), group="ctflow")],
         "promoted_uri": promoted.uri,
         "promoted_name": promoted.name,
     }

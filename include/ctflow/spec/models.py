@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ctflow.contract import tasks
 from ctflow.spec.catalog import ESTIMATORS, METRICS, TaskType
 from ctflow.spec.durations import Duration, format_duration
 from ctflow.spec.errors import did_you_mean
@@ -362,11 +363,11 @@ class PipelineSpec(Strict):
 
     @property
     def ct_dag_id(self) -> str:
-        return f"ct_{self.pipeline}"
+        return tasks.ct_dag_id(self.pipeline)
 
     @property
     def monitor_dag_id(self) -> str:
-        return f"monitor_{self.pipeline}"
+        return tasks.monitor_dag_id(self.pipeline)
 
     @property
     def metrics(self) -> dict[str, bool]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctflow import links
+from ctflow.contract import mlflow_tags, tasks
 
 if TYPE_CHECKING:
     from ctflow.factory.discover import LoadedSpec
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EVALUATE_TASK_ID = "training.evaluate"
 MAX_CANDIDATES = 200
 RECENT_RUNS = 10
 
@@ -246,11 +246,11 @@ def _point(run_id, experiment_id, tags, start_ms, value, version, sources: Sourc
     return {
         "run_id": run_id,
         "run_url": links.run_url(experiment_id, run_id, sources.mlflow_ui),
-        "as_of": tags.get("ctflow.as_of"),
+        "as_of": tags.get(mlflow_tags.AS_OF),
         "started": _iso_ms(start_ms),
         "value": value,
-        "decision": tags.get("ctflow.gate_decision"),
-        "gate": tags.get("ctflow.gate"),
+        "decision": tags.get(mlflow_tags.GATE_DECISION),
+        "gate": tags.get(mlflow_tags.GATE),
         "version": version.version if version else None,
         "aliases": list(version.aliases) if version else [],
         "airflow_run_id": tags.get("airflow.run_id"),
@@ -302,9 +302,9 @@ def airflow_state(dag_ids: list[str], *, runs: int = 1) -> dict[str, dict[str, A
                     "triggered_by": getattr(run, "triggering_user_name", None),
                     "gate": None,
                 }
-                if dag_id.startswith("ct_"):
+                if tasks.is_ct_dag(dag_id):
                     row = session.scalars(
-                        XComModel.get_many(key="return_value", run_id=run.run_id, dag_ids=dag_id, task_ids=EVALUATE_TASK_ID)
+                        XComModel.get_many(key="return_value", run_id=run.run_id, dag_ids=dag_id, task_ids=tasks.EVALUATE)
                     ).first()
                     gate = XComModel.deserialize_value(row) if row is not None else None
                     if isinstance(gate, dict):
@@ -346,7 +346,7 @@ def _version_view(version, client, metric: str, sources: Sources) -> dict[str, A
             run = client.get_run(version.run_id)
             value = run.data.metrics.get(metric, value)
             run_started = _iso_ms(run.info.start_time)
-            as_of = run.data.tags.get("ctflow.as_of")
+            as_of = run.data.tags.get(mlflow_tags.AS_OF)
             experiment_id = run.info.experiment_id
         except Exception:  # run deleted
             pass
@@ -358,12 +358,12 @@ def _version_view(version, client, metric: str, sources: Sources) -> dict[str, A
         "run_id": version.run_id,
         "run_url": links.run_url(experiment_id, version.run_id, sources.mlflow_ui) if experiment_id else None,
         "url": links.model_version_url(version.name, version.version, sources.mlflow_ui),
-        "gate": version.tags.get("ctflow.gate"),
-        "gate_reason": version.tags.get("ctflow.gate_reason"),
-        "approval": version.tags.get("ctflow.approval"),
-        "approval_by": version.tags.get("ctflow.approval_by"),
-        "approval_note": version.tags.get("ctflow.approval_note"),
-        "airflow_run": version.tags.get("ctflow.run_key"),
+        "gate": version.tags.get(mlflow_tags.GATE),
+        "gate_reason": version.tags.get(mlflow_tags.GATE_REASON),
+        "approval": version.tags.get(mlflow_tags.APPROVAL),
+        "approval_by": version.tags.get(mlflow_tags.APPROVAL_BY),
+        "approval_note": version.tags.get(mlflow_tags.APPROVAL_NOTE),
+        "airflow_run": version.tags.get(mlflow_tags.RUN_KEY),
         "trained": run_started,
         "as_of": as_of,
     }

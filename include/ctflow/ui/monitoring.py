@@ -1,6 +1,6 @@
 """Read the latest monitoring window of a pipeline from MLflow, as the monitoring step wrote it.
 
-Every name read here (tags, metrics, artifacts) comes from :mod:`ctflow.core.monitoring_contract`,
+Every name read here (tags, metrics, artifacts) comes from :mod:`ctflow.contract.monitoring`,
 which the writer (:func:`ctflow.core.monitoring.report`) uses too:
 
 * the run: the newest run tagged ``ctflow.stage`` = ``monitoring`` in ``ctflow/<pipeline>``;
@@ -21,7 +21,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from ctflow.core import monitoring_contract as names
+from ctflow.contract import monitoring as names
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

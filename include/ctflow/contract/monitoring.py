@@ -10,13 +10,15 @@ Imports nothing heavy: the UI reads it inside the api-server.
 
 from __future__ import annotations
 
+from ctflow.contract import mlflow_tags
+
 #: ``ctflow.stage`` of a monitoring run.
-STAGE = "monitoring"
+STAGE = "monitoring"  # one of mlflow_tags.STAGES
 
 # --- tags -------------------------------------------------------------------------------------
 WINDOW_START_TAG = "ctflow.window_start"
 WINDOW_END_TAG = "ctflow.window_end"
-AS_OF_TAG = "ctflow.as_of"
+AS_OF_TAG = mlflow_tags.AS_OF
 CHAMPION_VERSION_TAG = "ctflow.champion_version"
 CHALLENGER_VERSION_TAG = "ctflow.challenger_version"
 #: The window's breach kinds, comma-separated and sorted (``drift``, ``performance``), or ``none``.

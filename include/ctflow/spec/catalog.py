@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -134,7 +134,7 @@ class Metric:
     #: 0/1 decisions, a score at or above the decision threshold counting as positive.
     on: Literal["scores", "decisions"] = "scores"
     #: Keyword arguments the function is called with.
-    options: dict[str, object] = field(default_factory=dict)
+    options: Mapping[str, object] = field(default_factory=dict)
     #: Only defined when the labels hold both classes (ranking metrics); skipped otherwise.
     needs_both_classes: bool = False
 

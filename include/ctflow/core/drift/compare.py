@@ -33,7 +33,7 @@ def _n_values(ref: ColumnProfile, cur: ColumnProfile) -> int:
 
 
 def auto_method(ref: ColumnProfile, cur: ColumnProfile) -> str:
-    """Evidently 0.7's default test for this column (see the module docstring)."""
+    """Evidently 0.7's default test for this column (see :mod:`ctflow.core.drift`)."""
     n_values = _n_values(ref, cur)
     if ref.n <= AUTO_LARGE_SAMPLE:
         if n_values <= 2:

@@ -25,7 +25,7 @@ from ctflow.core.drift import (
     dataset_drift_from_profile,
     prediction_drift,
 )
-from ctflow.core.drift_pvalues import chi2_sf, kstwo_sf
+from ctflow.core.drift.pvalues import chi2_sf, kstwo_sf
 
 RTOL = 1e-9
 
@@ -340,12 +340,12 @@ def test_cli_text_profile_and_reports(parquet_pair, capsys, tmp_path):
 
 
 def test_threaded_columns_match_serial(flights, monkeypatch):
-    from ctflow.core import drift
+    from ctflow.core.drift import readers  # where the column loop reads its cut-off
 
     jan = flights[flights.month == 1][FEATURES]
     jul = flights[flights.month == 7][FEATURES]
     serial = dataset_drift(jan, jul, num_method="ks", cat_method="chi2").to_dict()
-    monkeypatch.setattr(drift, "PARALLEL_MIN_CELLS", 0)
+    monkeypatch.setattr(readers, "PARALLEL_MIN_CELLS", 0)
     assert dataset_drift(jan, jul, num_method="ks", cat_method="chi2").to_dict() == serial
     with pytest.raises(DriftInputError, match="categorical"):
         dataset_drift(jan, jul, method="ks")

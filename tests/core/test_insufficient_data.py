@@ -16,7 +16,7 @@ import pytest
 
 from ctflow.core import monitoring
 from ctflow.core.drift import dataset_drift
-from ctflow.core.drift_sufficiency import INSUFFICIENT_DATA
+from ctflow.core.drift.sufficiency import INSUFFICIENT_DATA
 from ctflow.spec import parse_spec
 from tests.conftest import demo_spec, isolated_home, run_cli
 

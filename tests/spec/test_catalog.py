@@ -1,4 +1,5 @@
-"""The estimator allowlist against scikit-learn itself, so the two cannot drift apart.
+"""The estimator allowlist and the metric registry against scikit-learn itself, so they cannot
+drift apart.
 
 The catalog is plain data (the spec is validated where scikit-learn must not be imported);
 only this test imports scikit-learn.
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from ctflow.spec.catalog import ESTIMATORS, METRICS, higher_is_better
+from ctflow.spec.catalog import ESTIMATORS, METRIC_REGISTRY, METRICS, best, higher_is_better, is_better, worst
 
 sklearn_base = pytest.importorskip("sklearn.base")
 
@@ -62,3 +63,39 @@ def test_metrics_cover_both_tasks_and_know_their_direction():
     # Each task has estimators, and no metric name means different things in the two tasks.
     assert {e.task for e in ESTIMATORS.values()} == set(METRICS)
     assert not set(METRICS["classification"]) & set(METRICS["regression"])
+
+
+@pytest.mark.parametrize("name", list(METRIC_REGISTRY))
+def test_every_metric_names_a_function_that_takes_its_options(name: str):
+    metric = METRIC_REGISTRY[name]
+    assert metric.name == name and name in METRICS[metric.task]
+    function = metric.resolve()  # imported on first use
+    parameters = inspect.signature(function).parameters
+    assert set(metric.options) <= set(parameters), f"{metric.function} takes no {sorted(metric.options)}"
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_each_metric_prefers_good_predictions_in_its_declared_direction(task: str):
+    # The declared direction against what the function computes: a model that is right must
+    # be better, in the metric's direction, than one that is wrong, on every metric of the task.
+    from ctflow.core.evaluation import compute_metrics
+
+    rng = np.random.default_rng(7)
+    if task == "classification":
+        y = rng.integers(0, 2, 400)
+        good, bad = np.where(y == 1, 0.8, 0.2), np.where(y == 1, 0.3, 0.6)
+    else:
+        y = rng.uniform(10, 20, 400)
+        good, bad = y + rng.normal(0, 0.1, 400), y + rng.normal(0, 3, 400)
+    right, wrong = compute_metrics(task, y, good), compute_metrics(task, y, bad)
+    assert list(right) == list(METRICS[task])  # every registered metric, in registry order
+    for name in METRICS[task]:
+        assert is_better(name, right[name], wrong[name]), (name, right[name], wrong[name])
+        assert worst(name, [right[name], wrong[name]]) == wrong[name]
+        assert best(name, [wrong[name], right[name]]) == right[name]
+
+
+def test_direction_helpers_by_name():
+    assert worst("roc_auc", [0.71, 0.65, 0.7]) == 0.65 and worst("rmse", [3.0, 5.0, 4.0]) == 5.0
+    assert best("log_loss", [0.4, 0.3]) == 0.3 and worst("r2", []) is None
+    assert is_better("mae", 1.0, 2.0) and not is_better("accuracy", 0.8, 0.8)

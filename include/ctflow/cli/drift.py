@@ -24,8 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-#: Mirrors ``ctflow.core.drift.METHODS`` (importing that would pull in numpy here).
-METHOD_CHOICES = ("auto", "ks", "chi2", "z", "psi", "wasserstein", "jensenshannon")
+from ctflow.core.drift.results import METHODS
+
+#: From ``results``, which needs no numpy: this module is imported for every ``ctflow`` command.
+METHOD_CHOICES = ("auto", *METHODS)
 _TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 #: The current window is too small or has no usable value: no verdict.
 EXIT_INSUFFICIENT_DATA = 3
@@ -79,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(result))
     try:
         if args.html:
-            from ctflow.core.drift_report import render_html
+            from ctflow.core.drift.report import render_html
 
             render_html(result, args.html, title=f"Drift: {args.current.name} vs {args.reference.name}")
         if args.png:
-            from ctflow.core.drift_report import plot_drift
+            from ctflow.core.drift.report import plot_drift
 
             plot_drift(result, args.png, title=f"Drift: {args.current.name} vs {args.reference.name}")
     except OSError as exc:
@@ -107,7 +109,7 @@ def _positive_int(text: str) -> int:
 
 def _compute(args: argparse.Namespace) -> Any:
     from ctflow.core.drift import DriftInputError, ReferenceProfile, dataset_drift_from_profile, suggest
-    from ctflow.core.drift_sufficiency import DEFAULT_MIN_ROWS
+    from ctflow.core.drift.sufficiency import DEFAULT_MIN_ROWS
 
     columns = args.columns
     if args.reference.suffix == ".npz":
@@ -180,7 +182,7 @@ def read_table(path: Path, columns: list[str] | None) -> Any:
 
 def format_table(result: Any) -> str:
     """Aligned text table of the per-column results plus a summary line."""
-    from ctflow.core.drift_report import summary_line
+    from ctflow.core.drift.report import summary_line
 
     header = ("column", "kind", "method", "statistic", "p-value", "threshold", "drift", "missing ref/cur")
     rows = [header]

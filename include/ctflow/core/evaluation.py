@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from ctflow.spec.catalog import metrics_for
+
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
@@ -18,32 +20,21 @@ DECISION_THRESHOLD = 0.5
 
 
 def compute_metrics(task: str, y_true: np.ndarray, scores: np.ndarray, *, threshold: float | None = None) -> dict[str, float]:
-    """Every metric of ``task`` that is defined for these labels (NaN-free dict); a classifier's label
-    metrics count a row positive when its score is at least ``threshold`` (default :data:`DECISION_THRESHOLD`)."""
+    """Every metric of ``task`` that is defined for these labels (NaN-free dict, registry order); a
+    classifier's label metrics count a row positive when its score is at least ``threshold``
+    (default :data:`DECISION_THRESHOLD`). The metrics and how each is computed are declared in
+    :data:`ctflow.spec.catalog.METRIC_REGISTRY`."""
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=float)
-    if task == "regression":
-        error = scores - y_true
-        out = {
-            "rmse": float(np.sqrt(np.mean(error**2))),
-            "mae": float(np.mean(np.abs(error))),
-            "r2": float(skm.r2_score(y_true, scores)) if len(y_true) > 1 else float("nan"),
-            "mape": float(skm.mean_absolute_percentage_error(y_true, scores)),
-        }
-    else:
-        predicted = (scores >= (DECISION_THRESHOLD if threshold is None else threshold)).astype(int)
-        out = {
-            "accuracy": float(skm.accuracy_score(y_true, predicted)),
-            "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, predicted)),
-            "precision": float(skm.precision_score(y_true, predicted, zero_division=0)),
-            "recall": float(skm.recall_score(y_true, predicted, zero_division=0)),
-            "f1": float(skm.f1_score(y_true, predicted, zero_division=0)),
-            "brier": float(skm.brier_score_loss(y_true, scores)),
-        }
-        if len(np.unique(y_true)) == 2:  # ranking metrics need both classes
-            out["roc_auc"] = float(skm.roc_auc_score(y_true, scores))
-            out["average_precision"] = float(skm.average_precision_score(y_true, scores))
-            out["log_loss"] = float(skm.log_loss(y_true, np.clip(scores, 1e-15, 1 - 1e-15), labels=[0, 1]))
+    inputs = {"scores": scores}
+    if task == "classification":
+        inputs["decisions"] = (scores >= (DECISION_THRESHOLD if threshold is None else threshold)).astype(int)
+    both_classes = task == "classification" and len(np.unique(y_true)) == 2  # ranking metrics need both
+    out: dict[str, float] = {}
+    for metric in metrics_for(task):  # type: ignore[arg-type]  # task comes from a validated spec
+        if metric.needs_both_classes and not both_classes:
+            continue
+        out[metric.name] = float(metric.resolve()(y_true, inputs[metric.on], **metric.options))
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctflow.contract import monitoring as names
-from ctflow.core.drift_sufficiency import insufficient_breaches
+from ctflow.core.drift.sufficiency import insufficient_breaches
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
@@ -228,7 +228,7 @@ def data_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = 
         "seconds": round(time.perf_counter() - started, 3),
     }
     _write(run_dir / DATA_DRIFT, result)
-    from ctflow.core.drift_report import summary_line
+    from ctflow.core.drift.report import summary_line
 
     log.info("data drift of champion v%s's features: %s", scored["champion"]["version"], summary_line(outcome))
     return {k: v for k, v in result.items() if k != "columns"}
@@ -243,7 +243,7 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
     import pandas as pd
 
     from ctflow.core import drift
-    from ctflow.core.drift_sufficiency import scores_insufficient, state
+    from ctflow.core.drift.sufficiency import scores_insufficient, state
 
     started = time.perf_counter()
     scored = _read(run_dir / SCORE)
@@ -488,7 +488,7 @@ def report(
     import mlflow
 
     from ctflow.core import tracking
-    from ctflow.core.drift_report import plot_drift, render_html
+    from ctflow.core.drift.report import plot_drift, render_html
     from ctflow.core.predictions import PredictionStore
 
     started = time.perf_counter()

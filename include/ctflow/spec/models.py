@@ -11,11 +11,11 @@ import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ctflow.contract import tasks
-from ctflow.spec.catalog import ESTIMATORS, METRICS, TaskType
+from ctflow.spec.catalog import ESTIMATORS, METRIC_REGISTRY, METRICS, TaskType
 from ctflow.spec.durations import Duration, format_duration
 from ctflow.spec.errors import did_you_mean
 
@@ -25,6 +25,9 @@ Identifier = Annotated[
     Field(pattern=IDENTIFIER_PATTERN, description="lower_snake_case, starts with a letter"),
 ]
 Column = Annotated[str, Field(min_length=1, description="a column name")]
+#: A metric's name. The JSON Schema lists every registered metric for editors; whether the spec's
+#: task has it is checked in :mod:`ctflow.spec.checks`, whose error points at the file and line.
+MetricName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(METRIC_REGISTRY)})]
 DriftMethod = Literal["auto", "ks", "chi2", "psi", "wasserstein", "jensenshannon"]
 
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
@@ -251,11 +254,11 @@ class VersusChampion(Strict):
 class Evaluation(Strict):
     """The gate a candidate must pass before it may be promoted."""
 
-    metric: str = Field(description="The primary metric (used against the champion).")
-    thresholds: dict[str, Bound] = Field(default_factory=dict, description="Absolute floors/ceilings; all must hold.")
+    metric: MetricName = Field(description="The primary metric (used against the champion).")
+    thresholds: dict[MetricName, Bound] = Field(default_factory=dict, description="Absolute floors/ceilings; all must hold.")
     versus_champion: VersusChampion = Field(default_factory=VersusChampion)
     slices: list[Column] = Field(default_factory=list, description="Each value of these columns must meet the slice thresholds.")
-    slice_thresholds: dict[str, Bound] | None = Field(
+    slice_thresholds: dict[MetricName, Bound] | None = Field(
         None,
         description="Floors/ceilings for each slice (default: the same as thresholds). A slice's holdout is a "
         "fraction of the whole, so its metric is noisier: a looser floor here catches a broken slice "
@@ -292,7 +295,7 @@ class Drift(Strict):
 
 
 class Performance(Strict):
-    metric: str
+    metric: MetricName
     min: float | None = None
     max: float | None = None
 

@@ -10,7 +10,7 @@ import html
 import math
 from pathlib import Path
 
-from ctflow.core.drift import P_VALUE_METHODS, ColumnDrift, DriftResult
+from ctflow.core.drift.results import P_VALUE_METHODS, ColumnDrift, DriftResult
 
 # p-values of exactly 0 (underflow) are drawn at this floor on the log axis.
 _P_FLOOR = 1e-300

@@ -10,7 +10,7 @@ as Evidently does), or with fewer rows than a minimum, gives no evidence either 
   a non-empty reference.
 
 ``min_rows`` is the spec's ``monitoring.min_rows`` (default :data:`DEFAULT_MIN_ROWS`) for the
-monitoring DAG and ``--min-rows`` for ``ctflow drift``. No numpy here: the CLI imports this.
+monitoring DAG and ``--min-rows`` for ``ctflow drift``. Plain rules over counts: no numpy.
 """
 
 from __future__ import annotations

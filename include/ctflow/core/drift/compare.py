@@ -1,0 +1,161 @@
+"""The drift API: choose a method per column, compare, and give the dataset verdict."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ctflow.core.drift import sufficiency
+from ctflow.core.drift.methods import aligned_counts, measure
+from ctflow.core.drift.profile import ColumnProfile, ReferenceProfile, profile_from_raw
+from ctflow.core.drift.readers import check_columns, column_names, get_column, map_columns, read_column, row_count
+from ctflow.core.drift.results import (
+    DEFAULT_THRESHOLDS,
+    METHODS,
+    NUMERIC_ONLY_METHODS,
+    ColumnDrift,
+    DriftInputError,
+    DriftResult,
+    Kind,
+    suggest,
+)
+
+#: Evidently's sample-size switch between p-value tests and distances.
+AUTO_LARGE_SAMPLE = 1000
+
+
+def _n_values(ref: ColumnProfile, cur: ColumnProfile) -> int:
+    """Distinct values in reference and current together (only exact when small)."""
+    if ref.n_unique > 5:
+        return ref.n_unique  # already past every auto cut-off
+    return len(aligned_counts(ref, cur)[0])
+
+
+def auto_method(ref: ColumnProfile, cur: ColumnProfile) -> str:
+    """Evidently 0.7's default test for this column (see :mod:`ctflow.core.drift`)."""
+    n_values = _n_values(ref, cur)
+    if ref.n <= AUTO_LARGE_SAMPLE:
+        if n_values <= 2:
+            return "z"
+        if ref.kind == "categorical" or n_values <= 5:
+            return "chi2"
+        return "ks"
+    if ref.kind == "categorical" or n_values <= 5:
+        return "jensenshannon"
+    return "wasserstein"
+
+
+def _check_method(method: str | None, *, allow_auto: bool = True) -> None:
+    if method is None or (allow_auto and method == "auto"):
+        return
+    if method not in METHODS:
+        choices = ("auto", *METHODS) if allow_auto else METHODS
+        raise DriftInputError(
+            f"unknown drift method {method!r}{suggest(method, choices)}; choose from {', '.join(choices)}")
+
+
+def _compare(ref: ColumnProfile, cur: ColumnProfile, method: str, threshold: float | None) -> ColumnDrift:
+    if method == "auto":
+        method = auto_method(ref, cur)
+    if method in NUMERIC_ONLY_METHODS and ref.kind != "numeric":
+        raise DriftInputError(
+            f"method {method!r} needs a numeric column but {ref.name!r} is categorical; "
+            "choose a categorical method (cat_method / --cat-method)")
+    limit = DEFAULT_THRESHOLDS[method] if threshold is None else float(threshold)
+    counts = dict(n_reference=ref.n, n_current=cur.n, missing_reference=ref.n_missing, missing_current=cur.n_missing)
+    if ref.n == 0 or cur.n == 0:
+        return ColumnDrift(ref.name, method, math.nan, None, limit, False, ref.kind, **counts)
+    statistic, p_value = measure(method, ref, cur)
+    drifted = p_value < limit if p_value is not None else statistic >= limit
+    return ColumnDrift(ref.name, method, float(statistic), p_value, limit, bool(drifted), ref.kind, **counts)
+
+
+def _current_profile(ref: ColumnProfile, values: Any) -> ColumnProfile:
+    return profile_from_raw(ref.name, read_column(values), ref.kind, with_moments=False)
+
+
+def dataset_drift_from_profile(
+    profile: ReferenceProfile,
+    current: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    method: str = "auto",
+    num_method: str | None = None,
+    cat_method: str | None = None,
+    threshold: float | None = None,
+    max_drifted_share: float = 0.5,
+    min_rows: int = 1,
+) -> DriftResult:
+    """Drift of ``current`` against a saved reference profile (see :func:`dataset_drift`)."""
+    for m in (method, num_method, cat_method):
+        _check_method(m)
+    names = list(columns) if columns is not None else profile.names
+    check_columns(names, profile.names, "the reference")
+    available = column_names(current)
+    missing = [n for n in names if n not in set(available)]
+    if missing:
+        raise DriftInputError(f"unknown column {missing[0]!r} in the current data{suggest(missing[0], available)}")
+
+    def compare(name: str) -> ColumnDrift:
+        ref = profile.columns[name]
+        chosen = (num_method if ref.kind == "numeric" else cat_method) or method or "auto"
+        return _compare(ref, _current_profile(ref, get_column(current, name)), chosen, threshold)
+
+    n_rows = row_count(current)
+    results = map_columns(compare, names, n_rows)
+    evaluated = [r for r in results if not math.isnan(r.statistic)]
+    share = sum(r.drifted for r in evaluated) / len(evaluated) if evaluated else 0.0
+    insufficient = sufficiency.insufficient_reason(
+        rows=n_rows, usable=[(r.column, r.n_reference, r.n_current) for r in results], min_rows=min_rows)
+    drifted = not insufficient and bool(evaluated) and share >= max_drifted_share
+    return DriftResult(results, share, drifted, max_drifted_share, insufficient)
+
+
+def dataset_drift(
+    reference: Any,
+    current: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    method: str = "auto",
+    num_method: str | None = None,
+    cat_method: str | None = None,
+    threshold: float | None = None,
+    max_drifted_share: float = 0.5,
+    min_rows: int = 1,
+) -> DriftResult:
+    """Per-column drift of ``current`` against ``reference`` and the dataset verdict.
+
+    ``reference`` / ``current``: pandas DataFrames (or pyarrow Tables, or mappings
+    of column name to array). ``columns=None`` compares every reference column with
+    a supported dtype. ``method`` applies to every column unless ``num_method`` /
+    ``cat_method`` set one for that kind; ``threshold`` overrides every method's
+    default. The dataset drifts when the share of drifted columns is
+    ``>= max_drifted_share``. With fewer than ``min_rows`` rows in ``current``, or no
+    column with that many usable values, the result is ``insufficient_data`` instead.
+    """
+    for m in (method, num_method, cat_method):
+        _check_method(m)
+    profile = ReferenceProfile.from_frame(reference, columns)
+    return dataset_drift_from_profile(profile, current, columns=columns, method=method, num_method=num_method,
+                                      cat_method=cat_method, threshold=threshold,
+                                      max_drifted_share=max_drifted_share, min_rows=min_rows)
+
+
+def column_drift(reference: Any, current: Any, *, method: str = "auto", threshold: float | None = None,
+                 name: str | None = None, kind: Kind | None = None) -> ColumnDrift:
+    """Drift of one column (pandas Series, array or sequence); ``kind`` overrides inference."""
+    _check_method(method)
+    name = name if name is not None else str(getattr(reference, "name", None) or "value")
+    raw = read_column(reference)
+    if kind == "numeric" and raw[0] == "category":
+        raise DriftInputError(f"column {name!r} cannot be numeric: its values are not numbers")
+    ref = profile_from_raw(name, raw, kind, with_moments=True)
+    return _compare(ref, _current_profile(ref, current), method, threshold)
+
+
+def prediction_drift(reference_scores: Any, current_scores: Any, *, method: str = "auto",
+                     threshold: float | None = None, name: str = "prediction",
+                     kind: Kind | None = None) -> ColumnDrift:
+    """Drift of a model's output: scores/probabilities (numeric) or predicted labels."""
+    return column_drift(reference_scores, current_scores, method=method, threshold=threshold, name=name, kind=kind)

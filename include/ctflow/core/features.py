@@ -317,7 +317,7 @@ def _key_values(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.reset_index(drop=True)
     # Text keys as Arrow strings: an all-missing column stays a string column for the join.
-    return values.astype(object).where(values.notna(), None).astype(pd.ArrowDtype(pa.string())).reset_index(drop=True)
+    return _objects_with_none(values).astype(pd.ArrowDtype(pa.string())).reset_index(drop=True)
 
 
 def _normalise(values: pd.Series, kind: str) -> pd.Series:
@@ -325,8 +325,14 @@ def _normalise(values: pd.Series, kind: str) -> pd.Series:
         return pd.to_numeric(values, errors="coerce").astype("float64")
     if kind == "time":
         return _as_utc(values)
+    return _objects_with_none(values)
+
+
+def _objects_with_none(values: pd.Series) -> pd.Series:
+    """``values`` as Python objects with ``None`` for every kind of missing marker (NaN, NaT, pd.NA)."""
     as_objects = values.astype(object)
-    return as_objects.where(as_objects.notna(), None)
+    # pandas accepts other=None (the stubs do not): None is the one marker every consumer reads alike.
+    return as_objects.where(as_objects.notna(), None)  # type: ignore[call-overload]
 
 
 def _canonical_column(values: pd.Series) -> pd.Series:
@@ -334,6 +340,5 @@ def _canonical_column(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
         return _as_utc(values)
     if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values.dtype):
-        as_objects = values.astype(object)
-        return as_objects.where(as_objects.notna(), None)
+        return _objects_with_none(values)
     return values

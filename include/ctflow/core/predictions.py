@@ -49,6 +49,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 URL_ENV = "CTFLOW_PREDICTIONS_URL"
 
@@ -250,7 +251,7 @@ class PredictionStore:
         return wins, losses
 
 
-def _window(table: Table, pipeline: str, start: datetime, end: datetime):
+def _window(table: Table, pipeline: str, start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(table.c.pipeline == pipeline, table.c.window_start == start, table.c.window_end == end)
 
 

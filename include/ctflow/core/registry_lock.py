@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypedDict, Unpack, runtime_checkable
 
 from ctflow.exceptions import CtflowError
 
@@ -194,7 +194,16 @@ def is_postgres_url(url: str) -> bool:
     return re.match(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", url or "", re.IGNORECASE) is not None
 
 
-def lock_for(url: str | None = None, *, environ: Mapping[str, str] | None = None, **options: float) -> RegistryLock:
+class LockOptions(TypedDict, total=False):
+    """What :func:`lock_for` passes on to either lock (keyword-only in both)."""
+
+    timeout: float
+    poll_interval: float
+
+
+def lock_for(
+    url: str | None = None, *, environ: Mapping[str, str] | None = None, **options: Unpack[LockOptions]
+) -> RegistryLock:
     """The registry lock of this deployment.
 
     ``url`` (default ``$CTFLOW_LOCK_URL``): a PostgreSQL URL gives a :class:`PostgresAdvisoryLock`;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -21,13 +21,13 @@ class Finding(NamedTuple):
 
 
 @cache
-def _adapter(kind: object) -> TypeAdapter:
+def _adapter(kind: Any) -> TypeAdapter[Any]:
     # Strict for unions too: a quoted "8" for ``int | None`` would reach scikit-learn as a string.
     return TypeAdapter(kind, config={"strict": True})
 
 
-def _describe(kind: object) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+def _describe(kind: Any) -> str:
+    names: dict[Any, str] = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
     members = getattr(kind, "__args__", (kind,))
     return " or ".join(names.get(m, getattr(m, "__name__", str(m))) for m in members)
 

@@ -26,6 +26,7 @@ Identifier = Annotated[
 ]
 Column = Annotated[str, Field(min_length=1, description="a column name")]
 DriftMethod = Literal["auto", "ks", "chi2", "psi", "wasserstein", "jensenshannon"]
+RetrainTrigger = Literal["drift", "performance", "no_champion"]
 
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 _COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -51,6 +52,10 @@ def _check_cron(value: str | None) -> str | None:
     return value
 
 
+def _retrain_on_default() -> list[RetrainTrigger]:
+    return ["drift", "performance"]
+
+
 class Schedule(Strict):
     """When the DAGs run."""
 
@@ -60,8 +65,8 @@ class Schedule(Strict):
     end_date: date | None = None
     catchup: bool = Field(False, description="Run every missed interval since start_date.")
     timezone: str = "UTC"
-    retrain_on: list[Literal["drift", "performance", "no_champion"]] = Field(
-        default_factory=lambda: ["drift", "performance"],
+    retrain_on: list[RetrainTrigger] = Field(
+        default_factory=_retrain_on_default,
         description="Monitoring breaches that also trigger a retraining run. no_champion: a monitoring run "
                     "that finds no champion asks for a training, so a cold start whose first candidates "
                     "failed retries with each monitoring run instead of waiting for the train cron.",
@@ -301,6 +306,10 @@ class WebhookAlert(Strict):
     webhook: str = Field(description="Airflow connection id of an HTTP endpoint (never a URL with secrets).")
 
 
+def _alerts_default() -> list[Literal["log"] | WebhookAlert]:
+    return ["log"]
+
+
 class Monitoring(Strict):
     """What the monitoring DAG watches and what it does about it."""
 
@@ -315,7 +324,7 @@ class Monitoring(Strict):
     drift: Drift = Field(default_factory=Drift)
     prediction_drift: Drift = Field(default_factory=lambda: Drift(max_drifted_share=1.0))
     performance: Performance | None = None
-    alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=lambda: ["log"])
+    alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=_alerts_default)
 
 
 class Runner(Strict):

@@ -195,7 +195,7 @@ def fingerprint(frame: pd.DataFrame, *, timestamp: str) -> dict[str, Any]:
         digest.update(hashes.astype("<u8", copy=False).tobytes())
     times = _as_utc(frame[timestamp]).dropna()
     return {
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "start": times.min().isoformat() if len(times) else None,
         "end": times.max().isoformat() if len(times) else None,
         "sha256": digest.hexdigest(),
@@ -250,16 +250,22 @@ def _feature_kinds(service: FeatureService) -> dict[str, str]:
     """Feature name -> "number", "time" or "other", in the service's order."""
     from feast.types import PrimitiveFeastType
 
-    numbers = {PrimitiveFeastType.INT32, PrimitiveFeastType.INT64, PrimitiveFeastType.FLOAT32, PrimitiveFeastType.FLOAT64}
+    numbers = {
+        PrimitiveFeastType.INT32, PrimitiveFeastType.INT64, PrimitiveFeastType.FLOAT32, PrimitiveFeastType.FLOAT64
+    }
     kinds: dict[str, str] = {}
     for projection in service.feature_view_projections:
         for field in projection.features:
             if field.name in kinds:
-                raise FeatureConfigurationError(f"feature {field.name!r} comes from two views of service {service.name!r}",
-                                                field="data.features", fix="choose a service whose feature names are unique")
-            kinds[field.name] = (
-                "number" if field.dtype in numbers else "time" if field.dtype == PrimitiveFeastType.UNIX_TIMESTAMP else "other"
-            )
+                raise FeatureConfigurationError(
+                    f"feature {field.name!r} comes from two views of service {service.name!r}",
+                    field="data.features",
+                    fix="choose a service whose feature names are unique",
+                )
+            if field.dtype in numbers:
+                kinds[field.name] = "number"
+            else:
+                kinds[field.name] = "time" if field.dtype == PrimitiveFeastType.UNIX_TIMESTAMP else "other"
     return kinds
 
 
@@ -279,7 +285,9 @@ def _join_keys(store: FeatureStore, service: FeatureService) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _check_entity_columns(rows: pd.DataFrame, *, timestamp: str, keys: list[str], features: list[str], service: str) -> None:
+def _check_entity_columns(
+    rows: pd.DataFrame, *, timestamp: str, keys: list[str], features: list[str], service: str
+) -> None:
     missing = [c for c in [timestamp, *keys] if c not in rows.columns]
     if missing:
         raise FeatureConfigurationError(

@@ -67,7 +67,9 @@ class FileRegistryLock:
     :param poll_interval: seconds between attempts while waiting.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None, *, timeout: float = 300.0, poll_interval: float = 0.05) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, *, timeout: float = 300.0, poll_interval: float = 0.05
+    ) -> None:
         if directory is None:
             from ctflow import settings
 
@@ -133,7 +135,9 @@ class PostgresAdvisoryLock:
     :param connect_timeout: seconds to wait for the connection itself.
     """
 
-    def __init__(self, url: str, *, timeout: float = 300.0, poll_interval: float = 0.1, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 300.0, poll_interval: float = 0.1, connect_timeout: float = 10.0
+    ) -> None:
         if not is_postgres_url(url):
             raise ValueError(f"PostgresAdvisoryLock needs a postgresql:// URL, not {redact_password(url)!r}")
         self.url = url
@@ -219,8 +223,8 @@ def lock_for(
     if is_postgres_url(url):
         return PostgresAdvisoryLock(url, **options)
     raise ValueError(
-        f"CTFLOW_LOCK_URL={redact_password(url)!r} is not a PostgreSQL URL (postgresql://user:password@host:port/database); "
-        "unset it to use the single-host file lock"
+        f"CTFLOW_LOCK_URL={redact_password(url)!r} is not a PostgreSQL URL "
+        "(postgresql://user:password@host:port/database); unset it to use the single-host file lock"
     )
 
 

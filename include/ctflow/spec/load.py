@@ -101,7 +101,8 @@ class _Document:
                 return default
             if value is not None:
                 return value
-            self.problem(path, line, f"environment variable ${{{name}}} is not set (write ${{{name}:-default}} for a default)")
+            message = f"environment variable ${{{name}}} is not set (write ${{{name}:-default}} for a default)"
+            self.problem(path, line, message)
             return match.group(0)
 
         return _ENV.sub(replace, text)
@@ -250,9 +251,8 @@ def _real_prefix(loc: Path_, data: Any) -> int:
     """How many leading parts of ``loc`` are keys or indexes of the document ``data``, or
     fields the document leaves out; the next part, if any, names a union member."""
     for i, part in enumerate(loc):
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        is_key = isinstance(data, dict) and part in data
+        if is_key or (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
             data = data[part]
         elif part in _fields_at(loc[:i]):  # missing, or a default being validated
             data = None

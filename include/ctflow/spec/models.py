@@ -134,7 +134,9 @@ class Data(Strict):
         default_factory=list, description="Entity-table columns used as features too (known at request time)."
     )
     window: Duration = Field(timedelta(days=90), description="Training rows: [logical_date - window, logical_date).")
-    holdout: Duration = Field(timedelta(days=14), validate_default=True, description="The newest part of the window, held out for evaluation.")
+    holdout: Duration = Field(
+        timedelta(days=14), validate_default=True, description="The newest part of the window, held out for evaluation."
+    )
 
     @field_validator("label", mode="before", json_schema_input_type=str | Label)
     @classmethod
@@ -196,7 +198,8 @@ class Model(Strict):
 
     task: TaskType
     estimator: str = Field(description="Dotted path of an allowlisted scikit-learn estimator.")
-    params: dict[str, bool | int | float | str | None | list[int | float | str]] = Field(default_factory=dict)
+    # Members in the order the README's generated reference lists them (None not last).
+    params: dict[str, bool | int | float | str | None | list[int | float | str]] = Field(default_factory=dict)  # noqa: RUF036
     categorical: list[Column] = Field(default_factory=list)
     exclude: list[Column] = Field(default_factory=list, description="Feature columns not to train on.")
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
@@ -250,7 +253,9 @@ class Bound(Strict):
 
 class VersusChampion(Strict):
     enabled: bool = True
-    min_improvement: float = Field(0.0, description="Candidate must beat the champion by this much on the primary metric.")
+    min_improvement: float = Field(
+        0.0, description="Candidate must beat the champion by this much on the primary metric."
+    )
 
 
 class Evaluation(Strict):
@@ -259,7 +264,9 @@ class Evaluation(Strict):
     metric: str = Field(description="The primary metric (used against the champion).")
     thresholds: dict[str, Bound] = Field(default_factory=dict, description="Absolute floors/ceilings; all must hold.")
     versus_champion: VersusChampion = Field(default_factory=VersusChampion)
-    slices: list[Column] = Field(default_factory=list, description="Each value of these columns must meet the slice thresholds.")
+    slices: list[Column] = Field(
+        default_factory=list, description="Each value of these columns must meet the slice thresholds."
+    )
     slice_thresholds: dict[str, Bound] | None = Field(
         None,
         description="Floors/ceilings for each slice (default: the same as thresholds). A slice's holdout is a "
@@ -281,8 +288,8 @@ class Registry(Strict):
     strategy: Literal["direct", "shadow", "canary"] = Field(
         "direct",
         description="direct: a passing candidate becomes champion. shadow/canary: it becomes challenger, scored beside "
-        "the champion on every row (shadow) or a hashed share of rows (canary) until monitoring promotes or retires it; "
-        "the first candidate of a model becomes champion.",
+        "the champion on every row (shadow) or a hashed share of rows (canary) until monitoring promotes or "
+        "retires it; the first candidate of a model becomes champion.",
     )
     canary_fraction: float = Field(0.1, gt=0, lt=1)
     promote_after: int = Field(3, ge=1, description="Shadow/canary: consecutive winning windows before promotion.")

@@ -29,7 +29,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from ctflow.core import steps
 from ctflow.spec import load_spec
-spec_path, as_of, run_dir = sys.argv[1], datetime.fromisoformat(sys.argv[2]).replace(tzinfo=timezone.utc), Path(sys.argv[3])
+spec_path, run_dir = sys.argv[1], Path(sys.argv[3])
+as_of = datetime.fromisoformat(sys.argv[2]).replace(tzinfo=timezone.utc)
 window_days = int(sys.argv[4]) or None
 run_dir.mkdir(parents=True, exist_ok=True)
 spec = load_spec(spec_path)
@@ -65,7 +66,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ctflow-bench-run-") as tmp:
         root = Path(tmp)
         base = {**os.environ, "CTFLOW_PROJECT": str(PROJECT), "GIT_PYTHON_REFRESH": "quiet"}
-        plain_env = {**base, "CTFLOW_HOME": str(root / "plain"), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'plain.db'}"}
+        plain_env = {
+            **base, "CTFLOW_HOME": str(root / "plain"), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'plain.db'}"
+        }
         airflow_home = root / "airflow"
         airflow_env = {
             **base,
@@ -79,7 +82,10 @@ def main() -> int:
         airflow_home.mkdir()
         subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=airflow_env, check=True, capture_output=True)
 
-        plain_s, plain_mb = timed([sys.executable, "-c", PLAIN, str(spec), args.as_of, str(root / "plain-run"), str(args.window_days)], plain_env)
+        plain_argv = [
+            sys.executable, "-c", PLAIN, str(spec), args.as_of, str(root / "plain-run"), str(args.window_days)
+        ]
+        plain_s, plain_mb = timed(plain_argv, plain_env)
         airflow_s, airflow_mb = timed(
             [str(BIN / "airflow"), "dags", "test", f"ct_{args.pipeline}", args.as_of,
              "--conf", json.dumps({"window_days": args.window_days or None})],
@@ -88,7 +94,8 @@ def main() -> int:
     window = f"{args.window_days}-day window" if args.window_days else "the spec's window"
     print(f"ct_{args.pipeline} as of {args.as_of}, {window}, from empty state, measured in one run:")
     print(f"  plain Python (core steps):   {plain_s:6.1f} s   peak RSS {plain_mb:6.0f} MB")
-    print(f"  airflow dags test:           {airflow_s:6.1f} s   peak RSS so far {airflow_mb:6.0f} MB (max over both sides)")
+    print(f"  airflow dags test:           {airflow_s:6.1f} s   peak RSS so far {airflow_mb:6.0f} MB"
+          " (max over both sides)")
     print(f"  overhead: {airflow_s - plain_s:.1f} s, ratio airflow / plain: {airflow_s / plain_s:.2f}x (goal <= 1.5x); "
           "peak memory goal < 2048 MB")
     return 0

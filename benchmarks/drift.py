@@ -36,7 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +55,8 @@ EVIDENTLY_METHOD_NAMES = {
 PROJECT = Path(__file__).resolve().parents[1]
 DEMO_SPEC = PROJECT / "dags" / "specs" / "flight_delay.yaml"
 #: (file name, as_of, days): the windows [as_of - days, as_of) of the reference and the current frame.
-WINDOWS = (("reference_2013q1", datetime(2013, 4, 1, tzinfo=timezone.utc), 90),
-           ("current_2013jul", datetime(2013, 8, 1, tzinfo=timezone.utc), 31))
+WINDOWS = (("reference_2013q1", datetime(2013, 4, 1, tzinfo=UTC), 90),
+           ("current_2013jul", datetime(2013, 8, 1, tzinfo=UTC), 31))
 
 # Runs in Evidently's venv. Times Dataset.from_pandas + Report.run; prints JSON.
 EVIDENTLY_SCRIPT = '''
@@ -145,7 +145,7 @@ def model_feature_files() -> tuple[Path, Path, list[str]]:
     subprocess.run([sys.executable, str(PROJECT / "feature_repo" / "bootstrap.py")], check=True, capture_output=True)
     spec = load_spec(DEMO_SPEC)
     features: list[str] = []
-    for (name, as_of, days), path in zip(WINDOWS, paths):
+    for (name, as_of, days), path in zip(WINDOWS, paths, strict=True):
         run_dir = WORK / f"frame_{name}"
         run_dir.mkdir(exist_ok=True)
         fetched = steps.fetch_features(spec, as_of=as_of, run_dir=run_dir, window_days=days)

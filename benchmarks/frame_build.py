@@ -22,7 +22,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ import pandas as pd
 PROJECT = Path(__file__).resolve().parents[1]
 TIMESTAMP = "scheduled_departure"
 LABEL = "arr_delay"
-YEAR = (datetime(2013, 1, 1, tzinfo=timezone.utc), datetime(2014, 1, 2, tzinfo=timezone.utc))
+YEAR = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2014, 1, 2, tzinfo=UTC))
 
 
 @dataclass(frozen=True)

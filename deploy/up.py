@@ -253,7 +253,7 @@ def check_ports(cfg: dict) -> None:
 
 
 def _get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (our own localhost URL)
+    with urllib.request.urlopen(url, timeout=5) as response:  # our own localhost URL
         body = response.read()
     return json.loads(body) if body.strip().startswith((b"{", b"[")) else body.decode(errors="replace")
 
@@ -262,7 +262,7 @@ def _newer(heartbeat: str | None, since: dt.datetime) -> bool:
     if not heartbeat:
         return False
     moment = dt.datetime.fromisoformat(heartbeat.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)) >= since
+    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)) >= since
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -325,7 +325,7 @@ def up(cfg: dict) -> None:
     if migrated.returncode != 0:
         raise UpError(f"airflow db migrate failed (exit {migrated.returncode}):\n{_tail(up_dir / 'db-migrate.log')}")
 
-    since = dt.datetime.now(dt.timezone.utc)
+    since = dt.datetime.now(dt.UTC)
     started: dict[str, subprocess.Popen] = {}
     try:
         for name, argv in commands(cfg, env).items():
@@ -342,8 +342,9 @@ def up(cfg: dict) -> None:
         stop(cfg, quiet=True)
         raise
     api = cfg["AIRFLOW_PORT"]
+    passwords = f"{airflow_home}/simple_auth_manager_passwords.json.generated"
     print(f"""
-  Airflow:     http://127.0.0.1:{api}   (user admin; password in {airflow_home}/simple_auth_manager_passwords.json.generated)
+  Airflow:     http://127.0.0.1:{api}   (user admin; password in {passwords})
   ctflow view: http://127.0.0.1:{api}/plugin/ctflow   (also 'ctflow' in Airflow's navigation)
   MLflow UI:   http://127.0.0.1:{cfg['MLFLOW_PORT']}
   logs:        {up_dir}/*.log      stop with: make down""")

@@ -170,7 +170,7 @@ def build_flights(raw: pd.DataFrame) -> pd.DataFrame:
 
 def build_weather(raw: pd.DataFrame) -> pd.DataFrame:
     """Hourly reports per origin, stamped when they were known: the end of their hour."""
-    frame = raw[["origin", *WEATHER_COLUMNS]].astype({c: "float64" for c in WEATHER_COLUMNS})
+    frame = raw[["origin", *WEATHER_COLUMNS]].astype(dict.fromkeys(WEATHER_COLUMNS, "float64"))
     frame.insert(1, "event_timestamp", _utc(raw["time_hour"]) + pd.Timedelta(hours=1))
     before = len(frame)
     frame = frame.drop_duplicates(["origin", "event_timestamp"], keep="first", ignore_index=True)

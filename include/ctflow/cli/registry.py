@@ -45,5 +45,6 @@ def run_history(args: argparse.Namespace) -> int:
     for e in events:
         moved = "" if e.moved else "  (not moved)"
         requested = f"  [requested: {e.request_reason}]" if e.request_reason else ""
-        print(f"{e.at}  {e.alias:<10} v{e.previous or '-'} -> v{e.version or '-'}  by {e.actor}: {e.reason}{requested}{moved}")
+        move = f"v{e.previous or '-'} -> v{e.version or '-'}"
+        print(f"{e.at}  {e.alias:<10} {move}  by {e.actor}: {e.reason}{requested}{moved}")
     return 0

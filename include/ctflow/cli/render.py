@@ -32,8 +32,10 @@ def describe_dag(dag) -> str:
         f"DAG {dag.dag_id}",
         f"  schedule: {schedule_text(dag.timetable)}",
         f"  tags: {', '.join(sorted(dag.tags))}",
-        f"  owner: {args.get('owner')}  retries: {args.get('retries')}  retry_delay: {args.get('retry_delay')}"
-        f"  execution_timeout: {args.get('execution_timeout')}",
+        (
+            f"  owner: {args.get('owner')}  retries: {args.get('retries')}  retry_delay: {args.get('retry_delay')}"
+            f"  execution_timeout: {args.get('execution_timeout')}"
+        ),
         f"  params: {', '.join(dag.params.keys())}",
         "  tasks:",
     ]

@@ -30,6 +30,9 @@ DECISION_THRESHOLD = "ctflow.decision_threshold"
 OUTPUT = "ctflow.output"
 #: The code that trained the run (git commit or package version).
 CODE_VERSION = "ctflow.code_version"
+#: sha256 of the spec text and of the training frame a candidate run was trained from (lineage).
+SPEC_SHA256 = "ctflow.spec_sha256"
+DATA_SHA256 = "ctflow.data_sha256"
 #: Set on a run a later try of the same task took over (it is never read as a result).
 ABANDONED = "ctflow.abandoned"
 

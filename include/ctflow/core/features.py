@@ -195,7 +195,7 @@ def fingerprint(frame: pd.DataFrame, *, timestamp: str) -> dict[str, Any]:
         digest.update(hashes.astype("<u8", copy=False).tobytes())
     times = _as_utc(frame[timestamp]).dropna()
     return {
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "start": times.min().isoformat() if len(times) else None,
         "end": times.max().isoformat() if len(times) else None,
         "sha256": digest.hexdigest(),
@@ -250,16 +250,22 @@ def _feature_kinds(service: FeatureService) -> dict[str, str]:
     """Feature name -> "number", "time" or "other", in the service's order."""
     from feast.types import PrimitiveFeastType
 
-    numbers = {PrimitiveFeastType.INT32, PrimitiveFeastType.INT64, PrimitiveFeastType.FLOAT32, PrimitiveFeastType.FLOAT64}
+    numbers = {
+        PrimitiveFeastType.INT32, PrimitiveFeastType.INT64, PrimitiveFeastType.FLOAT32, PrimitiveFeastType.FLOAT64
+    }
     kinds: dict[str, str] = {}
     for projection in service.feature_view_projections:
         for field in projection.features:
             if field.name in kinds:
-                raise FeatureConfigurationError(f"feature {field.name!r} comes from two views of service {service.name!r}",
-                                                field="data.features", fix="choose a service whose feature names are unique")
-            kinds[field.name] = (
-                "number" if field.dtype in numbers else "time" if field.dtype == PrimitiveFeastType.UNIX_TIMESTAMP else "other"
-            )
+                raise FeatureConfigurationError(
+                    f"feature {field.name!r} comes from two views of service {service.name!r}",
+                    field="data.features",
+                    fix="choose a service whose feature names are unique",
+                )
+            if field.dtype in numbers:
+                kinds[field.name] = "number"
+            else:
+                kinds[field.name] = "time" if field.dtype == PrimitiveFeastType.UNIX_TIMESTAMP else "other"
     return kinds
 
 
@@ -279,7 +285,9 @@ def _join_keys(store: FeatureStore, service: FeatureService) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def _check_entity_columns(rows: pd.DataFrame, *, timestamp: str, keys: list[str], features: list[str], service: str) -> None:
+def _check_entity_columns(
+    rows: pd.DataFrame, *, timestamp: str, keys: list[str], features: list[str], service: str
+) -> None:
     missing = [c for c in [timestamp, *keys] if c not in rows.columns]
     if missing:
         raise FeatureConfigurationError(
@@ -317,7 +325,7 @@ def _key_values(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.reset_index(drop=True)
     # Text keys as Arrow strings: an all-missing column stays a string column for the join.
-    return values.astype(object).where(values.notna(), None).astype(pd.ArrowDtype(pa.string())).reset_index(drop=True)
+    return _objects_with_none(values).astype(pd.ArrowDtype(pa.string())).reset_index(drop=True)
 
 
 def _normalise(values: pd.Series, kind: str) -> pd.Series:
@@ -325,8 +333,14 @@ def _normalise(values: pd.Series, kind: str) -> pd.Series:
         return pd.to_numeric(values, errors="coerce").astype("float64")
     if kind == "time":
         return _as_utc(values)
+    return _objects_with_none(values)
+
+
+def _objects_with_none(values: pd.Series) -> pd.Series:
+    """``values`` as Python objects with ``None`` for every kind of missing marker (NaN, NaT, pd.NA)."""
     as_objects = values.astype(object)
-    return as_objects.where(as_objects.notna(), None)
+    # pandas accepts other=None (the stubs do not): None is the one marker every consumer reads alike.
+    return as_objects.where(as_objects.notna(), None)  # type: ignore[call-overload]
 
 
 def _canonical_column(values: pd.Series) -> pd.Series:
@@ -334,6 +348,5 @@ def _canonical_column(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
         return _as_utc(values)
     if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values.dtype):
-        as_objects = values.astype(object)
-        return as_objects.where(as_objects.notna(), None)
+        return _objects_with_none(values)
     return values

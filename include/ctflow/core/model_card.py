@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ctflow.contract import mlflow_tags
+
 if TYPE_CHECKING:
     from ctflow.spec import PipelineSpec
 
@@ -14,7 +16,12 @@ _SHOWN = {"classification": ["roc_auc", "average_precision", "log_loss", "brier"
 
 
 def model_card(
-    spec: PipelineSpec, *, fetched: dict[str, Any], trained: dict[str, Any], gate: dict[str, Any], lineage: dict[str, str]
+    spec: PipelineSpec,
+    *,
+    fetched: dict[str, Any],
+    trained: dict[str, Any],
+    gate: dict[str, Any],
+    lineage: dict[str, str],
 ) -> str:
     """Markdown for the version's description: task, data window, features, metrics against the
     champion on the same holdout, slices, the gate's decision and reason, the served output,
@@ -44,11 +51,15 @@ def model_card(
                  for column, groups in slices.items() for value, result in groups.items()]
         lines += ["", f"* **Slices** ({metric}): " + "; ".join(cells) + "."]
     lines += [
-        f"* **Versions**: code `{lineage.get('ctflow.code_version', 'unknown')}`, "
-        f"spec sha256 `{lineage.get('ctflow.spec_sha256', 'not recorded')[:12]}`, "
-        f"data sha256 `{lineage.get('ctflow.data_sha256', 'not recorded')[:12]}`, run `{trained['run_id']}`.",
-        "* **Known limits**: trained on the window above only; columns missing in training are optional in "
-        "the signature and scored as missing values; categories unseen in training are scored as unknown.",
+        (
+            f"* **Versions**: code `{lineage.get(mlflow_tags.CODE_VERSION, 'unknown')}`, "
+            f"spec sha256 `{lineage.get(mlflow_tags.SPEC_SHA256, 'not recorded')[:12]}`, "
+            f"data sha256 `{lineage.get(mlflow_tags.DATA_SHA256, 'not recorded')[:12]}`, run `{trained['run_id']}`."
+        ),
+        (
+            "* **Known limits**: trained on the window above only; columns missing in training are optional in "
+            "the signature and scored as missing values; categories unseen in training are scored as unknown."
+        ),
     ]
     return "\n".join(lines)
 

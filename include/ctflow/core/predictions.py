@@ -27,7 +27,7 @@ import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +49,7 @@ from sqlalchemy import (
     func,
     select,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 URL_ENV = "CTFLOW_PREDICTIONS_URL"
 
@@ -107,7 +108,7 @@ def utc_naive(moment: Any) -> datetime:
     if hasattr(moment, "to_pydatetime"):
         moment = moment.to_pydatetime()
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
 
 
@@ -174,7 +175,7 @@ class PredictionStore:
         pipeline, window, ``scored_at`` and ``run_key`` are added here. Returns rows written.
         """
         start, end = utc_naive(window_start), utc_naive(window_end)
-        scored_at = utc_naive(datetime.now(timezone.utc))
+        scored_at = utc_naive(datetime.now(UTC))
         records = [
             {**row, "event_timestamp": utc_naive(row["event_timestamp"]), "pipeline": pipeline, "window_start": start,
              "window_end": end, "scored_at": scored_at, "run_key": run_key}
@@ -213,12 +214,14 @@ class PredictionStore:
         """Store one window's result, replacing an earlier result of the same window."""
         start, end = utc_naive(record.window_start), utc_naive(record.window_end)
         values = {**asdict(record), "window_start": start, "window_end": end, "run_key": run_key,
-                  "recorded_at": utc_naive(datetime.now(timezone.utc))}
+                  "recorded_at": utc_naive(datetime.now(UTC))}
         with self.engine.begin() as conn:
             conn.execute(delete(performance).where(_window(performance, record.pipeline, start, end)))
             conn.execute(performance.insert(), [values])
 
-    def performance_history(self, pipeline: str, *, until: datetime | None = None, limit: int = 365) -> list[PerformanceRecord]:
+    def performance_history(
+        self, pipeline: str, *, until: datetime | None = None, limit: int = 365
+    ) -> list[PerformanceRecord]:
         """Results of ``pipeline``'s windows ending at or before ``until``, oldest first (at most ``limit``)."""
         query = select(performance).where(performance.c.pipeline == pipeline)
         if until is not None:
@@ -229,7 +232,9 @@ class PredictionStore:
         fields = PerformanceRecord.__dataclass_fields__
         return [PerformanceRecord(**{k: v for k, v in row.items() if k in fields}) for row in reversed(rows)]
 
-    def streak(self, pipeline: str, *, challenger_version: str, champion_version: str, until: datetime) -> tuple[int, int]:
+    def streak(
+        self, pipeline: str, *, challenger_version: str, champion_version: str, until: datetime
+    ) -> tuple[int, int]:
         """``(wins, losses)`` in a row of this challenger against this champion, ending at ``until``.
 
         Counted back from the newest recorded window: windows the pair did not both score
@@ -250,7 +255,7 @@ class PredictionStore:
         return wins, losses
 
 
-def _window(table: Table, pipeline: str, start: datetime, end: datetime):
+def _window(table: Table, pipeline: str, start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(table.c.pipeline == pipeline, table.c.window_start == start, table.c.window_end == end)
 
 
@@ -264,8 +269,8 @@ def entity_keys(frame: Any, columns: Iterable[str]) -> list[str]:
     values = frame[names].astype(object).where(frame[names].notna(), None)
     out = []
     for row in values.itertuples(index=False, name=None):
-        out.append(json.dumps(dict(zip(names, (_plain(v) for v in row))), separators=(",", ":"), sort_keys=True,
-                              default=str))
+        record = dict(zip(names, (_plain(v) for v in row), strict=True))
+        out.append(json.dumps(record, separators=(",", ":"), sort_keys=True, default=str))
     return out
 
 

@@ -90,44 +90,65 @@ def check_quality(
         return report  # the other rules would read the missing columns
     rows = len(frame)
     add(RuleResult("min_rows", rows >= quality.min_rows, rows, f">= {quality.min_rows}"))
-    if rows:
-        missing = frame[features].isna().mean()
-        for column, share in missing.items():
-            limit = quality.max_missing.get(column, quality.max_missing_fraction)
-            add(RuleResult("max_missing_fraction", bool(share <= limit), round(float(share), 4), f"<= {limit}", column))
-    for column in quality.max_missing:
-        if column not in frame.columns:
-            add(RuleResult("max_missing_fraction", False, "column absent", "a column of the frame", column))
+    report.rules.extend(_missing_rules(frame, quality=quality, features=features))
     if quality.max_staleness is not None:
-        newest = frame[data.timestamp].max() if rows else None
-        age = as_of - newest.to_pydatetime() if newest is not None else None
-        add(
-            RuleResult(
-                "max_staleness",
-                age is not None and age <= quality.max_staleness,
-                str(age) if age is not None else "no rows",
-                f"newest row at most {quality.max_staleness} before {as_of.isoformat()}",
-            )
-        )
+        add(_staleness_rule(frame, timestamp=data.timestamp, max_staleness=quality.max_staleness, as_of=as_of))
     if quality.min_window_coverage is not None:
         add(_window_coverage(frame, timestamp=data.timestamp, window=window or data.window, as_of=as_of,
                              minimum=quality.min_window_coverage))
-    for column, bound in quality.ranges.items():
-        if column not in frame.columns:
-            add(RuleResult("range", False, "column absent", "a column of the frame", column))
-            continue
-        values = frame[column].dropna()
-        low, high = (float(values.min()), float(values.max())) if len(values) else (None, None)
-        ok = low is None or (
-            (bound.min is None or low >= bound.min) and (bound.max is None or high <= bound.max)
-        )
-        add(RuleResult("range", bool(ok), f"[{low}, {high}]", f"within [{bound.min}, {bound.max}]", column))
+    report.rules.extend(_range_rules(frame, quality=quality))
     if quality.label_balance is not None and rows:
         share = round(float(frame[label].mean()), 4)
         balance = quality.label_balance
         ok = balance.min_positive_share <= share <= balance.max_positive_share
-        add(RuleResult("label_balance", ok, share, f"in [{balance.min_positive_share}, {balance.max_positive_share}]", label))
+        expected = f"in [{balance.min_positive_share}, {balance.max_positive_share}]"
+        add(RuleResult("label_balance", ok, share, expected, label))
     return report
+
+
+def _missing_rules(frame: pd.DataFrame, *, quality: Quality, features: list[str]) -> list[RuleResult]:
+    """Each feature's share of missing values, and each ``max_missing`` column the frame lacks."""
+    results = []
+    if len(frame):
+        for column, share in frame[features].isna().mean().items():
+            name = str(column)
+            limit = quality.max_missing.get(name, quality.max_missing_fraction)
+            results.append(
+                RuleResult("max_missing_fraction", bool(share <= limit), round(float(share), 4), f"<= {limit}", name)
+            )
+    for column in quality.max_missing:
+        if column not in frame.columns:
+            results.append(RuleResult("max_missing_fraction", False, "column absent", "a column of the frame", column))
+    return results
+
+
+def _staleness_rule(frame: pd.DataFrame, *, timestamp: str, max_staleness: timedelta, as_of: datetime) -> RuleResult:
+    newest = frame[timestamp].max() if len(frame) else None
+    age = as_of - newest.to_pydatetime() if newest is not None else None
+    return RuleResult(
+        "max_staleness",
+        age is not None and age <= max_staleness,
+        str(age) if age is not None else "no rows",
+        f"newest row at most {max_staleness} before {as_of.isoformat()}",
+    )
+
+
+def _range_rules(frame: pd.DataFrame, *, quality: Quality) -> list[RuleResult]:
+    """Each ``ranges`` column's observed [min, max] within its bounds (an all-missing column passes)."""
+    results = []
+    for column, bound in quality.ranges.items():
+        if column not in frame.columns:
+            results.append(RuleResult("range", False, "column absent", "a column of the frame", column))
+            continue
+        values = frame[column].dropna()
+        low: float | None = None
+        high: float | None = None
+        ok = True
+        if len(values):
+            low, high = float(values.min()), float(values.max())
+            ok = (bound.min is None or low >= bound.min) and (bound.max is None or high <= bound.max)
+        results.append(RuleResult("range", bool(ok), f"[{low}, {high}]", f"within [{bound.min}, {bound.max}]", column))
+    return results
 
 
 def _window_coverage(frame: pd.DataFrame, *, timestamp: str, window: timedelta, as_of: datetime,

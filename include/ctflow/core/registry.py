@@ -24,10 +24,18 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ctflow.core.registry_history import AliasChange, as_change, encode_event, history_key, parse_events, rollback_target, utc_now
+from ctflow.contract import mlflow_tags
+from ctflow.core.registry_history import (
+    AliasChange,
+    as_change,
+    encode_event,
+    history_key,
+    parse_events,
+    rollback_target,
+    utc_now,
+)
 from ctflow.core.registry_lock import FileRegistryLock, RegistryLock, RegistryLockTimeout, lock_for
 from ctflow.exceptions import CtflowError
-from ctflow.contract import mlflow_tags
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -81,7 +89,9 @@ class ModelVersionInfo:
 
     @classmethod
     def from_mlflow(cls, mv: ModelVersion) -> ModelVersionInfo:
-        return cls(mv.name, str(mv.version), mv.run_id or None, mv.source or "", dict(mv.tags or {}), list(mv.aliases or []))
+        return cls(
+            mv.name, str(mv.version), mv.run_id or None, mv.source or "", dict(mv.tags or {}), list(mv.aliases or [])
+        )
 
 
 _UNCHECKED: Any = object()  # expected_current of moves that do not compare (set_challenger)
@@ -111,7 +121,9 @@ class ModelRegistry:
 
     # -- versions ------------------------------------------------------------------------
 
-    def register(self, model_uri: str, *, run_key: str, run_id: str, tags: dict[str, str] | None = None) -> ModelVersionInfo:
+    def register(
+        self, model_uri: str, *, run_key: str, run_id: str, tags: dict[str, str] | None = None
+    ) -> ModelVersionInfo:
         """
         Register ``model_uri`` as a new version tagged ``ctflow.run_key=run_key`` plus ``tags``.
 
@@ -134,7 +146,9 @@ class ModelRegistry:
                 logged = self.client.get_logged_model(model_id)
                 source, source_run = logged.artifact_location, source_run or logged.source_run_id
             all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, mlflow_tags.RUN_KEY: run_key}
-            mv = self.client.create_model_version(self.model_name, source, run_id=source_run, tags=all_tags, model_id=model_id)
+            mv = self.client.create_model_version(
+                self.model_name, source, run_id=source_run, tags=all_tags, model_id=model_id
+            )
             log.info("Registered %s version %s for run %s", self.model_name, mv.version, run_key)
             return ModelVersionInfo.from_mlflow(mv)
 
@@ -147,7 +161,9 @@ class ModelRegistry:
         except MlflowException as err:
             if err.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
-            raise RegistryError(f"registered model {self.model_name!r} has no version {version}: check the version in the MLflow UI") from err
+            raise RegistryError(
+                f"registered model {self.model_name!r} has no version {version}: check the version in the MLflow UI"
+            ) from err
 
     def versions(self) -> list[ModelVersionInfo]:
         """Every version of the model, oldest first (empty if it was never registered)."""
@@ -197,8 +213,8 @@ class ModelRegistry:
             candidate = self.get_version(version)
             if candidate.gate == "failed":
                 raise GateFailedError(
-                    f"version {version} of {self.model_name!r} failed its gate ({mlflow_tags.GATE}=failed) and cannot become "
-                    f"{alias}: retrain, or register a version that passes the gate"
+                    f"version {version} of {self.model_name!r} failed its gate ({mlflow_tags.GATE}=failed) and "
+                    f"cannot become {alias}: retrain, or register a version that passes the gate"
                 )
             if current == version:
                 return self._unmoved(alias, version, current, actor, "already holds", run_key)
@@ -248,15 +264,16 @@ class ModelRegistry:
             target = rollback_target(events, current, usable=self._usable)
             if target is None:
                 raise NothingToRollBackError(
-                    f"{alias} of {self.model_name!r} (now {current or 'no holder'}) has no earlier holder to roll back to "
-                    f"({len(events)} recorded moves): promote a version explicitly instead"
+                    f"{alias} of {self.model_name!r} (now {current or 'no holder'}) has no earlier holder to roll back "
+                    f"to ({len(events)} recorded moves): promote a version explicitly instead"
                 )
             return self._move(alias, target, current, action="rollback", actor=actor, reason=reason, run_key=run_key)
 
     def history(self, alias: str | None = None) -> list[AliasChange]:
         """Completed alias moves, oldest first; only those of ``alias`` if given."""
         model = self._registered_model()
-        return [as_change(e) for _, e in parse_events(model.tags if model else {}) if e.get("state") == "done" and alias in (None, e["alias"])]
+        events = parse_events(model.tags if model else {})
+        return [as_change(e) for _, e in events if e.get("state") == "done" and alias in (None, e["alias"])]
 
     # -- internals -------------------------------------------------------------------------
 
@@ -273,7 +290,9 @@ class ModelRegistry:
             self._model_exists = True
             return
         try:
-            self.client.create_registered_model(self.model_name, description="Managed by ctflow: change aliases with ctflow to keep their history.")
+            self.client.create_registered_model(
+                self.model_name, description="Managed by ctflow: change aliases with ctflow to keep their history."
+            )
         except MlflowException as err:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":  # lost a race: fine
                 raise
@@ -302,7 +321,9 @@ class ModelRegistry:
         else:  # a name no filter literal can hold: scan everything (never seen in practice)
             found = self.client.search_model_versions()
         # Exact match in Python as well, since the filter may have been dropped or widened.
-        matches = [mv for mv in found if mv.name == self.model_name and (mv.tags or {}).get(mlflow_tags.RUN_KEY) == run_key]
+        matches = [
+            mv for mv in found if mv.name == self.model_name and (mv.tags or {}).get(mlflow_tags.RUN_KEY) == run_key
+        ]
         # Several only if versions were created without ctflow's lock: the oldest is the one.
         return ModelVersionInfo.from_mlflow(min(matches, key=lambda mv: int(mv.version))) if matches else None
 
@@ -339,7 +360,8 @@ class ModelRegistry:
         if aliases.get(alias) != recorded:
             external = AliasChange(
                 alias, aliases.get(alias), recorded, utc_now(), "unknown (outside ctflow)",
-                "alias was changed outside ctflow (e.g. in the MLflow UI); recorded when ctflow next changed it", True, "external",
+                "alias was changed outside ctflow (e.g. in the MLflow UI); recorded when ctflow next changed it",
+                True, "external",
             )  # fmt: skip
             self._write_event(self._take_seq(), external, "done")
             events.append(external)
@@ -354,10 +376,22 @@ class ModelRegistry:
         else:
             self.client.set_registered_model_alias(self.model_name, alias, version)
         self._write_event(seq, change, "done")
-        log.info("%s of %s: %s -> %s (%s by %s: %s)", alias, self.model_name, previous, version, change.action, change.actor, change.reason)
+        log.info(
+            "%s of %s: %s -> %s (%s by %s: %s)",
+            alias, self.model_name, previous, version, change.action, change.actor, change.reason,
+        )
         return change
 
-    def _unmoved(self, alias: str, version: str | None, current: str | None, actor: str, why: str, run_key: str | None, action: str = "promote") -> AliasChange:
+    def _unmoved(
+        self,
+        alias: str,
+        version: str | None,
+        current: str | None,
+        actor: str,
+        why: str,
+        run_key: str | None,
+        action: str = "promote",
+    ) -> AliasChange:
         log.info("%s of %s not moved to %s: %s", alias, self.model_name, version, why)
         return AliasChange(alias, version, current, utc_now(), actor, why, False, action, run_key)
 

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class AliasChange:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def history_key(seq: int) -> str:
@@ -69,7 +69,8 @@ def history_key(seq: int) -> str:
 
 def encode_event(change: AliasChange | dict[str, Any], state: str) -> str:
     """The tag value of an event, shortening its reasons (the longer first) if it would not fit."""
-    record = {k: v for k, v in (change.to_dict() if isinstance(change, AliasChange) else change).items() if k != "moved"}
+    fields = change.to_dict() if isinstance(change, AliasChange) else change
+    record = {k: v for k, v in fields.items() if k != "moved"}
     if record.get("request_reason") is None:
         record.pop("request_reason", None)  # events without one read as before
     record["state"] = state
@@ -117,7 +118,9 @@ def as_change(event: dict[str, Any]) -> AliasChange:
     return AliasChange.from_dict({"actor": "", "reason": "", "at": "", "previous": None, **event, "moved": True})
 
 
-def rollback_target(events: list[AliasChange], current: str | None, usable: Callable[[str], bool] = lambda _: True) -> str | None:
+def rollback_target(
+    events: list[AliasChange], current: str | None, usable: Callable[[str], bool] = lambda _: True
+) -> str | None:
     """
     The version a rollback of one alias goes to, given its completed moves (oldest first).
 

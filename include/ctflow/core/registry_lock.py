@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypedDict, Unpack, runtime_checkable
 
 from ctflow.exceptions import CtflowError
 
@@ -67,7 +67,9 @@ class FileRegistryLock:
     :param poll_interval: seconds between attempts while waiting.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None, *, timeout: float = 300.0, poll_interval: float = 0.05) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, *, timeout: float = 300.0, poll_interval: float = 0.05
+    ) -> None:
         if directory is None:
             from ctflow import settings
 
@@ -133,7 +135,9 @@ class PostgresAdvisoryLock:
     :param connect_timeout: seconds to wait for the connection itself.
     """
 
-    def __init__(self, url: str, *, timeout: float = 300.0, poll_interval: float = 0.1, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 300.0, poll_interval: float = 0.1, connect_timeout: float = 10.0
+    ) -> None:
         if not is_postgres_url(url):
             raise ValueError(f"PostgresAdvisoryLock needs a postgresql:// URL, not {redact_password(url)!r}")
         self.url = url
@@ -194,7 +198,16 @@ def is_postgres_url(url: str) -> bool:
     return re.match(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", url or "", re.IGNORECASE) is not None
 
 
-def lock_for(url: str | None = None, *, environ: Mapping[str, str] | None = None, **options: float) -> RegistryLock:
+class LockOptions(TypedDict, total=False):
+    """What :func:`lock_for` passes on to either lock (keyword-only in both)."""
+
+    timeout: float
+    poll_interval: float
+
+
+def lock_for(
+    url: str | None = None, *, environ: Mapping[str, str] | None = None, **options: Unpack[LockOptions]
+) -> RegistryLock:
     """The registry lock of this deployment.
 
     ``url`` (default ``$CTFLOW_LOCK_URL``): a PostgreSQL URL gives a :class:`PostgresAdvisoryLock`;
@@ -210,8 +223,8 @@ def lock_for(url: str | None = None, *, environ: Mapping[str, str] | None = None
     if is_postgres_url(url):
         return PostgresAdvisoryLock(url, **options)
     raise ValueError(
-        f"CTFLOW_LOCK_URL={redact_password(url)!r} is not a PostgreSQL URL (postgresql://user:password@host:port/database); "
-        "unset it to use the single-host file lock"
+        f"CTFLOW_LOCK_URL={redact_password(url)!r} is not a PostgreSQL URL "
+        "(postgresql://user:password@host:port/database); unset it to use the single-host file lock"
     )
 
 

@@ -81,8 +81,10 @@ class ServingModel:
                     local = registry.client.download_artifacts(version.run_id, "features.json", folder)
                     logged = json.loads(Path(local).read_text())
                 features = [*logged.get("numeric", []), *logged.get("categorical", [])]
-            except Exception as err:  # an older run without the artifact: score with every column
-                log.warning("version %s has no readable features.json (%s): scoring with all columns", version.version, err)
+            except Exception as err:  # noqa: BLE001 - an older run without the artifact: score with every column
+                log.warning(
+                    "version %s has no readable features.json (%s): scoring with all columns", version.version, err
+                )
         return cls(alias=alias, version=version, feature_service=service, features=features, run_id=version.run_id)
 
     @property
@@ -111,7 +113,9 @@ class ServingModel:
         return np.asarray(predict_scores(self.model, frame, task), dtype="float64")
 
     def describe(self) -> dict[str, Any]:
-        return {"alias": self.alias, "version": self.number, "run_id": self.run_id, "feature_service": self.feature_service}
+        return {
+            "alias": self.alias, "version": self.number, "run_id": self.run_id, "feature_service": self.feature_service
+        }
 
 
 def window_frame(
@@ -133,7 +137,7 @@ def window_frame(
     from ctflow.core.steps import derive_label, resolve_path
 
     rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp, start=start, end=end)
-    facts: dict[str, Any] = {"entity_rows": int(len(rows))}
+    facts: dict[str, Any] = {"entity_rows": len(rows)}
     if labelled:
         rows, unlabelled = derive_label(rows, spec)
         facts["unlabelled"] = unlabelled
@@ -141,7 +145,7 @@ def window_frame(
         rows = rows.drop(columns=[spec.data.label.column], errors="ignore")
     rows = rows.reset_index(drop=True)
     frame = feast.get_historical_features(feature_repo, feature_service, rows, timestamp=spec.data.timestamp)
-    facts["rows"] = int(len(frame))
+    facts["rows"] = len(frame)
     return frame, facts
 
 

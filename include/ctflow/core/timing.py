@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -21,9 +21,9 @@ def resolve_as_of(
             continue
         value = datetime.fromisoformat(candidate) if isinstance(candidate, str) else candidate
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         # A plain datetime in UTC: Airflow hands out pendulum objects, which pandas will not compare.
-        return datetime.fromtimestamp(value.timestamp(), tz=timezone.utc)
+        return datetime.fromtimestamp(value.timestamp(), tz=UTC)
     raise ValueError("the run has no logical date and no as_of parameter: cannot tell which data to use")
 
 
@@ -41,7 +41,7 @@ def as_of_from_events(extras: Iterable[Mapping[str, Any] | None]) -> datetime | 
             moments.append(datetime.fromisoformat(value) if isinstance(value, str) else value)
     if not moments:
         return None
-    return max(m if m.tzinfo else m.replace(tzinfo=timezone.utc) for m in moments)
+    return max(m if m.tzinfo else m.replace(tzinfo=UTC) for m in moments)
 
 
 def window(as_of: datetime, length: timedelta) -> tuple[datetime, datetime]:

@@ -8,12 +8,16 @@ import subprocess
 from datetime import datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow import MlflowClient
 
 from ctflow import settings
 from ctflow.contract import mlflow_tags
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
 def experiment_name(pipeline: str) -> str:
@@ -52,7 +56,7 @@ def ensure_experiment(mlflow_client: MlflowClient, pipeline: str) -> str:
         return mlflow_client.get_experiment_by_name(name).experiment_id  # created by a concurrent run
 
 
-def find_run(mlflow_client: MlflowClient, experiment_id: str, run_key: str, stage: str):
+def find_run(mlflow_client: MlflowClient, experiment_id: str, run_key: str, stage: str) -> Run | None:
     """The finished MLflow run of this pipeline run and stage, if an earlier try made one."""
     runs = mlflow_client.search_runs(
         [experiment_id],

@@ -198,7 +198,7 @@ INIT_COMMANDS: list[list[str]] = [
         "--password", "${AIRFLOW_ADMIN_PASSWORD}",
         "--email", "${AIRFLOW_ADMIN_EMAIL}",
         "--firstname", "ctflow", "--lastname", "admin",
-    ],  # fmt: skip
+    ],
     # Feature data on the shared volume, and the definitions applied to the SQL registry
     # (FEAST_FS_YAML_FILE_PATH selects feature_store.production.yaml).
     ["python", "${CTFLOW_PROJECT}/feature_repo/bootstrap.py"],
@@ -402,7 +402,7 @@ def init_commands(env: Mapping[str, str]) -> list[list[str]]:
 def run_init(env: Mapping[str, str] | None = None) -> int:
     """Run :data:`INIT_COMMANDS` in order with ``env`` (default: this process's); stop at the first failure."""
     env = dict(os.environ if env is None else env)
-    for argv, template in zip(init_commands(env), INIT_COMMANDS):
+    for argv, template in zip(init_commands(env), INIT_COMMANDS, strict=True):
         # Print the template, not the argv: the latter holds the admin password.
         print(f"init: {' '.join(template)}", flush=True)
         code = subprocess.run(argv, env=env).returncode

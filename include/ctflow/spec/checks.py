@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -21,13 +21,15 @@ class Finding(NamedTuple):
 
 
 @cache
-def _adapter(kind: object) -> TypeAdapter:
+def _adapter(kind: Any) -> TypeAdapter[Any]:
     # Strict for unions too: a quoted "8" for ``int | None`` would reach scikit-learn as a string.
     return TypeAdapter(kind, config={"strict": True})
 
 
-def _describe(kind: object) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+def _describe(kind: Any) -> str:
+    names: dict[Any, str] = {
+        int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"
+    }
     members = getattr(kind, "__args__", (kind,))
     return " or ".join(names.get(m, getattr(m, "__name__", str(m))) for m in members)
 
@@ -78,7 +80,8 @@ def _metrics(spec: PipelineSpec) -> Iterator[Finding]:
         references.append((("monitoring", "performance", "metric"), spec.monitoring.performance.metric))
     for path, name in references:
         if name not in known:
-            yield Finding(path, f"unknown {spec.model.task} metric {name!r}; known: {listed}", did_you_mean(name, known))
+            message = f"unknown {spec.model.task} metric {name!r}; known: {listed}"
+            yield Finding(path, message, did_you_mean(name, known))
 
 
 def _columns(spec: PipelineSpec) -> Iterator[Finding]:

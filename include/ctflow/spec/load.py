@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -56,7 +56,7 @@ class _Document:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        value = self._scalar(node, path)
+        value = self._scalar(cast(yaml.ScalarNode, node), path)  # the third and last kind of node
         if isinstance(value, str) and "$" in value:
             value = self._interpolate(value, path, line)
         return value
@@ -101,7 +101,8 @@ class _Document:
                 return default
             if value is not None:
                 return value
-            self.problem(path, line, f"environment variable ${{{name}}} is not set (write ${{{name}:-default}} for a default)")
+            message = f"environment variable ${{{name}}} is not set (write ${{{name}:-default}} for a default)"
+            self.problem(path, line, message)
             return match.group(0)
 
         return _ENV.sub(replace, text)
@@ -133,7 +134,8 @@ def parse_spec(text: str, filename: str = "<spec>") -> PipelineSpec:
     if data is None:
         raise SpecError([Problem(filename, None, (), "the spec is empty: expected a YAML mapping (key: value)")])
     if not isinstance(data, dict):
-        kind = {list: "a list", str: "text"}.get(type(data), f"a single {type(data).__name__} value")
+        kinds: dict[type, str] = {list: "a list", str: "text"}
+        kind = kinds.get(type(data), f"a single {type(data).__name__} value")
         message = f"a spec is a YAML mapping (key: value), got {kind}"
         raise SpecError([Problem(filename, doc.lines.get((), 1), (), message)])
     try:
@@ -202,7 +204,7 @@ def _line_of(path: Path_, doc: _Document) -> int | None:
 
 
 def _problems_from(err: ValidationError, doc: _Document, data: Any) -> list[Problem]:
-    problems = [_problem_from(e, doc) for e in _resolve_unions(err.errors(include_url=False), data)]
+    problems = [_problem_from(e, doc) for e in _resolve_unions([dict(e) for e in err.errors(include_url=False)], data)]
     # "unknown key 'estimater' (did you mean 'estimator'?)" already says the field is missing.
     misspelt = {(*p.path[:-1], p.suggestion) for p in problems if p.suggestion and p.message.startswith("unknown key")}
     return [p for p in problems if not (p.message == "required field is missing" and p.path in misspelt)]
@@ -249,9 +251,8 @@ def _real_prefix(loc: Path_, data: Any) -> int:
     """How many leading parts of ``loc`` are keys or indexes of the document ``data``, or
     fields the document leaves out; the next part, if any, names a union member."""
     for i, part in enumerate(loc):
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+        is_key = isinstance(data, dict) and part in data
+        if is_key or (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
             data = data[part]
         elif part in _fields_at(loc[:i]):  # missing, or a default being validated
             data = None

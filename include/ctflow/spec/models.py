@@ -29,6 +29,7 @@ Column = Annotated[str, Field(min_length=1, description="a column name")]
 #: task has it is checked in :mod:`ctflow.spec.checks`, whose error points at the file and line.
 MetricName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(METRIC_REGISTRY)})]
 DriftMethod = Literal["auto", "ks", "chi2", "psi", "wasserstein", "jensenshannon"]
+RetrainTrigger = Literal["drift", "performance", "no_champion"]
 
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
 _COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -54,6 +55,10 @@ def _check_cron(value: str | None) -> str | None:
     return value
 
 
+def _retrain_on_default() -> list[RetrainTrigger]:
+    return ["drift", "performance"]
+
+
 class Schedule(Strict):
     """When the DAGs run."""
 
@@ -63,8 +68,8 @@ class Schedule(Strict):
     end_date: date | None = None
     catchup: bool = Field(False, description="Run every missed interval since start_date.")
     timezone: str = "UTC"
-    retrain_on: list[Literal["drift", "performance", "no_champion"]] = Field(
-        default_factory=lambda: ["drift", "performance"],
+    retrain_on: list[RetrainTrigger] = Field(
+        default_factory=_retrain_on_default,
         description="Monitoring breaches that also trigger a retraining run. no_champion: a monitoring run "
                     "that finds no champion asks for a training, so a cold start whose first candidates "
                     "failed retries with each monitoring run instead of waiting for the train cron.",
@@ -132,7 +137,9 @@ class Data(Strict):
         default_factory=list, description="Entity-table columns used as features too (known at request time)."
     )
     window: Duration = Field(timedelta(days=90), description="Training rows: [logical_date - window, logical_date).")
-    holdout: Duration = Field(timedelta(days=14), validate_default=True, description="The newest part of the window, held out for evaluation.")
+    holdout: Duration = Field(
+        timedelta(days=14), validate_default=True, description="The newest part of the window, held out for evaluation."
+    )
 
     @field_validator("label", mode="before", json_schema_input_type=str | Label)
     @classmethod
@@ -194,7 +201,8 @@ class Model(Strict):
 
     task: TaskType
     estimator: str = Field(description="Dotted path of an allowlisted scikit-learn estimator.")
-    params: dict[str, bool | int | float | str | None | list[int | float | str]] = Field(default_factory=dict)
+    # Members in the order the README's generated reference lists them (None not last).
+    params: dict[str, bool | int | float | str | None | list[int | float | str]] = Field(default_factory=dict)  # noqa: RUF036
     categorical: list[Column] = Field(default_factory=list)
     exclude: list[Column] = Field(default_factory=list, description="Feature columns not to train on.")
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
@@ -248,7 +256,9 @@ class Bound(Strict):
 
 class VersusChampion(Strict):
     enabled: bool = True
-    min_improvement: float = Field(0.0, description="Candidate must beat the champion by this much on the primary metric.")
+    min_improvement: float = Field(
+        0.0, description="Candidate must beat the champion by this much on the primary metric."
+    )
 
 
 class Evaluation(Strict):
@@ -257,7 +267,9 @@ class Evaluation(Strict):
     metric: MetricName = Field(description="The primary metric (used against the champion).")
     thresholds: dict[MetricName, Bound] = Field(default_factory=dict, description="Absolute floors/ceilings; all must hold.")
     versus_champion: VersusChampion = Field(default_factory=VersusChampion)
-    slices: list[Column] = Field(default_factory=list, description="Each value of these columns must meet the slice thresholds.")
+    slices: list[Column] = Field(
+        default_factory=list, description="Each value of these columns must meet the slice thresholds."
+    )
     slice_thresholds: dict[MetricName, Bound] | None = Field(
         None,
         description="Floors/ceilings for each slice (default: the same as thresholds). A slice's holdout is a "
@@ -279,8 +291,8 @@ class Registry(Strict):
     strategy: Literal["direct", "shadow", "canary"] = Field(
         "direct",
         description="direct: a passing candidate becomes champion. shadow/canary: it becomes challenger, scored beside "
-        "the champion on every row (shadow) or a hashed share of rows (canary) until monitoring promotes or retires it; "
-        "the first candidate of a model becomes champion.",
+        "the champion on every row (shadow) or a hashed share of rows (canary) until monitoring promotes or "
+        "retires it; the first candidate of a model becomes champion.",
     )
     canary_fraction: float = Field(0.1, gt=0, lt=1)
     promote_after: int = Field(3, ge=1, description="Shadow/canary: consecutive winning windows before promotion.")
@@ -304,6 +316,10 @@ class WebhookAlert(Strict):
     webhook: str = Field(description="Airflow connection id of an HTTP endpoint (never a URL with secrets).")
 
 
+def _alerts_default() -> list[Literal["log"] | WebhookAlert]:
+    return ["log"]
+
+
 class Monitoring(Strict):
     """What the monitoring DAG watches and what it does about it."""
 
@@ -318,7 +334,7 @@ class Monitoring(Strict):
     drift: Drift = Field(default_factory=Drift)
     prediction_drift: Drift = Field(default_factory=lambda: Drift(max_drifted_share=1.0))
     performance: Performance | None = None
-    alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=lambda: ["log"])
+    alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=_alerts_default)
 
 
 class Runner(Strict):

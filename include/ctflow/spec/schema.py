@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import types
 import typing
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema
-from pydantic_core import PydanticUndefined
 
 from ctflow.spec.durations import format_duration
 from ctflow.spec.models import PipelineSpec
@@ -43,7 +44,7 @@ def markdown_reference() -> str:
     return "\n".join(out) + "\n"
 
 
-def _sections(model: type[BaseModel], path: str):
+def _sections(model: type[BaseModel], path: str) -> Iterator[tuple[str, type[BaseModel]]]:
     yield path, model
     for name, field in model.model_fields.items():
         inner = _model_in(field.annotation)
@@ -81,10 +82,10 @@ def _type_name(annotation: Any) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _default(field) -> str:
+def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "**required**"
-    value = field.default if field.default is not PydanticUndefined else field.default_factory()
+    value = field.get_default(call_default_factory=True)  # no spec factory reads other fields
     if isinstance(value, BaseModel):
         return "(section)"
     if isinstance(value, timedelta):

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent, MappingStartEvent, SequenceStartEvent
+from yaml.events import AliasEvent, Event, MappingStartEvent, SequenceStartEvent
 from yaml.resolver import Resolver
 
 try:  # libyaml's parser: 5-10x faster than the pure-Python one, and not recursive
-    from yaml.cyaml import CParser as _Parser
+    from yaml._yaml import CParser as _Parser  # what yaml.cyaml re-exports (its stub does not export it)
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml.parser import Parser
     from yaml.reader import Reader
@@ -119,6 +119,12 @@ class _BoundedComposer(Composer):
         self._sizes: dict[str, int] = {}
         self._open: dict[str, int] = {}  # anchors whose node is being composed -> their line
 
+    if TYPE_CHECKING:  # given by the parser this composer is mixed with (see _Loader)
+
+        def check_event(self, *choices: type[Event]) -> bool: ...
+
+        def peek_event(self) -> Any: ...
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(AliasEvent):
             event = self.peek_event()
@@ -163,7 +169,7 @@ class _BoundedComposer(Composer):
             )
 
 
-class _Loader(_BoundedComposer, _Parser, SafeConstructor, Resolver):  # type: ignore[misc, valid-type]
+class _Loader(_BoundedComposer, _Parser, SafeConstructor, Resolver):
     def __init__(self, stream: str):
         _Parser.__init__(self, stream)
         _BoundedComposer.__init__(self)

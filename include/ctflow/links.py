@@ -9,8 +9,9 @@ Where the MLflow UI is, first found wins:
 
 1. ``$CTFLOW_MLFLOW_UI_URL``;
 2. the Airflow Variable ``ctflow_mlflow_ui_url``;
-3. the Airflow connection ``ctflow_mlflow``: extra ``{"ui_url": ...}``, or its http(s) host and
-   port (an MLflow tracking server serves its UI at the same address);
+3. the Airflow connection ``ctflow_mlflow`` (:meth:`ctflow.hooks.mlflow.MlflowHook.ui_url`): extra
+   ``{"ui_url": ...}``, or its host and port when it is an MLflow server (an MLflow tracking
+   server serves its UI at the same address);
 4. ``http://127.0.0.1:5000`` (``mlflow ui``'s default).
 
 Only ``airflow.sdk`` is imported at module level: workers, the dag-processor and the api-server
@@ -176,16 +177,8 @@ def _from_variable() -> str | None:
 
 def _from_connection() -> str | None:
     try:
-        from airflow.sdk import BaseHook
+        from ctflow.hooks.mlflow import MlflowHook
 
-        conn = BaseHook.get_connection(MLFLOW_CONN_ID)
-    except Exception:  # not defined, or no Airflow context
+        return MlflowHook(mlflow_conn_id=MLFLOW_CONN_ID).ui_url()
+    except Exception:  # no Airflow context, or the secrets backend is down: not fatal
         return None
-    extra = conn.extra_dejson or {}
-    if extra.get("ui_url"):
-        return str(extra["ui_url"])
-    if conn.host and (conn.conn_type in ("http", "https") or conn.schema in ("http", "https")):
-        scheme = conn.schema if conn.schema in ("http", "https") else "http"
-        host = conn.host if "://" in conn.host else f"{scheme}://{conn.host}"
-        return f"{host}:{conn.port}" if conn.port else host
-    return None

@@ -1,15 +1,8 @@
 """Airflow notifiers of ctflow: monitoring alerts to the task log and to HTTP webhooks.
 
 A spec's ``monitoring.alerts`` lists targets: ``log``, or ``{webhook: CONN_ID}`` naming an Airflow
-connection of the endpoint (never a URL with secrets in the spec). The connection gives the URL:
-
-* ``host`` may be a full URL (``https://hooks.example.com/services/x``); otherwise
-* scheme: ``schema`` when it is ``http``/``https`` (the HttpHook convention), else the
-  connection type when it is ``http``/``https``, else ``http``;
-* ``host``, ``port``;
-* path: ``schema`` when it is not a scheme (a connection made from the URI
-  ``http://host:8080/alerts`` keeps ``alerts`` there), then ``extra.path`` / ``extra.endpoint``;
-* ``extra.headers``: extra HTTP headers (e.g. a token), never logged.
+connection of the endpoint (never a URL with secrets in the spec); how a connection makes a URL
+and headers is :class:`ctflow.hooks.webhook.WebhookHook`'s business.
 
 Delivery is bounded (``attempts`` tries with a short ``timeout``): a webhook that is down is
 reported (:attr:`CtflowAlertNotifier.deliveries`, the log) and **never raises**, so an alert
@@ -21,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow.sdk import BaseNotifier
 
@@ -89,33 +81,10 @@ class CtflowAlertNotifier(BaseNotifier):
 
 
 def webhook_url(conn_id: str) -> tuple[str, dict[str, str]]:
-    """The URL and extra headers of webhook connection ``conn_id`` (see the module docs)."""
-    from airflow.sdk import BaseHook
+    """The URL and extra headers of webhook connection ``conn_id`` (:class:`ctflow.hooks.webhook.WebhookHook`)."""
+    from ctflow.hooks.webhook import WebhookHook
 
-    conn = BaseHook.get_connection(conn_id)
-    extra = conn.extra_dejson or {}
-    host = (conn.host or "").strip()
-    if not host:
-        raise ValueError(f"connection {conn_id!r} has no host")
-    schema = (conn.schema or "").strip()
-    if "://" in host:
-        base = host.rstrip("/")
-        path_parts = [] if schema in ("http", "https", "") else [schema]
-    else:
-        kind = (conn.conn_type or "").lower()
-        scheme = schema if schema in ("http", "https") else kind if kind in ("http", "https") else "http"
-        port = f":{conn.port}" if conn.port else ""
-        base = f"{scheme}://{host}{port}"
-        path_parts = [] if schema in ("http", "https", "") else [schema]
-    for key in ("path", "endpoint"):
-        if extra.get(key):
-            path_parts.append(str(extra[key]))
-    path = "/".join(p.strip("/") for p in path_parts if p.strip("/"))
-    url = f"{base}/{path}" if path else base
-    if not urlsplit(url).hostname:
-        raise ValueError(f"connection {conn_id!r} does not make a URL: {url!r}")
-    headers = {str(k): str(v) for k, v in (extra.get("headers") or {}).items()}
-    return url, headers
+    return WebhookHook(webhook_conn_id=conn_id).endpoint()
 
 
 def _webhook_conn_id(target: Any) -> str | None:

@@ -1,1 +1,1 @@
-"""The ctflow view in the Airflow UI: a FastAPI app mounted by ``plugins/ctflow_plugin.py``."""
+"""The ctflow view in the Airflow UI: a FastAPI app mounted by :mod:`ctflow.plugin`."""

@@ -4,6 +4,11 @@
   as *ctflow* and on every DAG's page as a *ctflow* tab;
 * extra links on the tasks: ``train`` → its MLflow run, ``register`` → the model version,
   the monitoring ``report`` → its report (``ctflow.links``).
+
+Airflow finds it through the ``airflow.plugins`` entry point of the installed package
+(``pyproject.toml``), so ``pip install ctflow`` is enough: no file in the plugins folder. It is
+not also listed under ``plugins`` in :mod:`ctflow.provider_info`: Airflow loads both sources and
+reports the second plugin of the same name as an import error.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from ctflow.ui.app import URL_PREFIX, app, view_href
 
 
 class CtflowPlugin(AirflowPlugin):
+    """ctflow's view and extra links in the Airflow UI (see the module docs)."""
+
     name = "ctflow"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "ctflow pipelines"}]
     external_views = [

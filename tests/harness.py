@@ -129,10 +129,11 @@ class Airflow:
             return f"(no log file under {base})"
         shown = []
         for line in attempts[-1].read_text(errors="replace").splitlines()[-lines:]:
+            text = line  # a structured record is shown by its level, event and error
             with contextlib.suppress(ValueError, TypeError):
                 record = json.loads(line)
-                line = f"{record.get('level', '')} {record.get('event', '')} {record.get('error_detail', '')}".strip()
-            shown.append(line[:1500])
+                text = f"{record.get('level', '')} {record.get('event', '')} {record.get('error_detail', '')}".strip()
+            shown.append(text[:1500])
         return "\n".join(shown)
 
     def logged(self) -> list[str]:

@@ -37,19 +37,19 @@ UI_URL_VARIABLE = "ctflow_mlflow_ui_url"
 MLFLOW_CONN_ID = "ctflow_mlflow"
 
 _CACHE_SECONDS = 30.0
-_cached: tuple[float, str] | None = None
+#: (when read, url) of the last lookup; a dict so the function updates it without a global statement.
+_cached: dict[str, tuple[float, str]] = {}
 
 
 def mlflow_ui_url() -> str:
     """Base URL of the MLflow UI, without a trailing slash (see the module docstring)."""
-    global _cached
     if env := os.environ.get(UI_URL_ENV, "").strip():
         return env.rstrip("/")
     now = time.monotonic()
-    if _cached is not None and now - _cached[0] < _CACHE_SECONDS:
-        return _cached[1]
+    if (hit := _cached.get("url")) is not None and now - hit[0] < _CACHE_SECONDS:
+        return hit[1]
     url = (_from_variable() or _from_connection() or DEFAULT_MLFLOW_UI_URL).rstrip("/")
-    _cached = (now, url)
+    _cached["url"] = (now, url)
     return url
 
 
@@ -170,7 +170,7 @@ def _from_variable() -> str | None:
         from airflow.sdk import Variable
 
         value = Variable.get(UI_URL_VARIABLE, default=None)
-    except Exception:  # no Airflow context (a CLI), or the secrets backend is down: not fatal
+    except Exception:  # noqa: BLE001 - no Airflow context (a CLI), or the secrets backend is down: not fatal
         value = None
     return str(value).strip() or None if value else None
 
@@ -180,5 +180,5 @@ def _from_connection() -> str | None:
         from ctflow.hooks.mlflow import MlflowHook
 
         return MlflowHook(mlflow_conn_id=MLFLOW_CONN_ID).ui_url()
-    except Exception:  # no Airflow context, or the secrets backend is down: not fatal
+    except Exception:  # noqa: BLE001 - no Airflow context, or the secrets backend is down: not fatal
         return None

@@ -65,7 +65,7 @@ class CtflowAlertNotifier(BaseNotifier):
 
         try:
             url, headers = webhook_url(conn_id)
-        except Exception as err:  # a missing or malformed connection is reported, not raised
+        except Exception as err:  # noqa: BLE001 - a missing or malformed connection is reported, not raised
             report = {"target": f"conn:{conn_id}", "ok": False, "attempts": 0, "error": f"{type(err).__name__}: {err}"}
             self.log.error("ctflow alert to webhook %s not sent: %s", conn_id, report["error"])
             return report

@@ -68,8 +68,10 @@ def test_files_and_folders_together_report_every_problem(tmp_path: Path, capsys)
         f"{REFERENCE}: ok (ct_flight_delay, monitor_flight_delay)",
         f"{broken}:3: owner: must not be empty",
         f"{broken}:15: evaluation.metric: expected a string, got ['roc_auc']",
-        f"{cron}:6: schedule.train: expected a cron expression such as '0 2 * * *' or a preset "
-        "(@daily, @hourly, @monthly, @quarterly, @weekly, @yearly), got '0 25 * * 1'",
+        (
+            f"{cron}:6: schedule.train: expected a cron expression such as '0 2 * * *' or a preset "
+            "(@daily, @hourly, @monthly, @quarterly, @weekly, @yearly), got '0 25 * * 1'"
+        ),
         "3 spec(s) checked, 2 invalid, 3 problem(s)",
     ]
 
@@ -87,8 +89,10 @@ def test_folder_reports_cross_spec_problems(capsys):
     assert code == 1
     cycle = "retraining triggers form a cycle: churn -> upsell -> churn"
     assert lines == [
-        "broken_folders/unknown_and_cycle/churn.yaml:6: schedule.after[1]: no pipeline named 'retension' "
-        "in this folder (did you mean 'retention'?)",
+        (
+            "broken_folders/unknown_and_cycle/churn.yaml:6: schedule.after[1]: no pipeline named 'retension' "
+            "in this folder (did you mean 'retention'?)"
+        ),
         f"broken_folders/unknown_and_cycle/churn.yaml:6: schedule.after: {cycle}",
         "broken_folders/unknown_and_cycle/retention.yaml: ok (ct_retention, monitor_retention)",
         f"broken_folders/unknown_and_cycle/upsell.yaml:6: schedule.after: {cycle}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,7 @@ def test_load_entity_rows_window_is_half_open(repo, flights):
     before = features.load_entity_rows(path, timestamp=TIMESTAMP, start=moment - pd.Timedelta(hours=1), end=moment)
     assert (before[TIMESTAMP] < moment).all() and len(before) > 0
 
-    start, end = datetime(2013, 6, 1, tzinfo=timezone.utc), datetime(2013, 6, 8, tzinfo=timezone.utc)
+    start, end = datetime(2013, 6, 1, tzinfo=UTC), datetime(2013, 6, 8, tzinfo=UTC)
     week = features.load_entity_rows(path, timestamp=TIMESTAMP, start=start, end=end, columns=["carrier", "arr_delay"])
     expected = flights[(flights[TIMESTAMP] >= start) & (flights[TIMESTAMP] < end)]
     assert len(week) == len(expected)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -80,7 +80,7 @@ def test_mlflow_without_a_connection_is_the_embedded_default(monkeypatch, tmp_pa
 
 def test_the_links_find_the_mlflow_ui_through_the_hook(monkeypatch):
     monkeypatch.delenv(links.UI_URL_ENV, raising=False)
-    monkeypatch.setattr(links, "_cached", None)
+    monkeypatch.setattr(links, "_cached", {})
     define(monkeypatch, "ctflow_mlflow", conn_type="ctflow_mlflow", host="mlflow.internal", port=5000)
     assert links.mlflow_ui_url() == "http://mlflow.internal:5000"
     assert links.MlflowRunLink().url_for({"run_id": "r", "experiment_id": "1"}) == (
@@ -103,7 +103,7 @@ def test_feast_repository_from_the_connection_or_the_default(monkeypatch, tmp_pa
 
 # -- predictions store -------------------------------------------------------------------------
 
-WINDOW_END = datetime(2013, 3, 5, 6, tzinfo=timezone.utc)
+WINDOW_END = datetime(2013, 3, 5, 6, tzinfo=UTC)
 
 
 def _write_and_count(url: str) -> int:
@@ -172,7 +172,7 @@ def test_predictions_store_on_postgresql_from_the_connection_fields(monkeypatch,
 class _Receiver(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 - http.server's name
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Receiver.received.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
         self.send_response(200)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ctflow.contract import mlflow_tags
 from ctflow.core.model_card import model_card
 from ctflow.spec import parse_spec
 from tests.conftest import demo_spec
-from ctflow.contract import mlflow_tags
 
 SPEC = parse_spec(demo_spec())
 FETCHED = {"window_start": "2012-12-31T00:00:00+00:00", "window_end": "2013-03-01T00:00:00+00:00",

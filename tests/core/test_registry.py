@@ -11,11 +11,12 @@ import multiprocessing
 import os
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from ctflow.contract import mlflow_tags
 from ctflow.core.registry import (
     AliasChange,
     GateFailedError,
@@ -27,7 +28,6 @@ from ctflow.core.registry import (
 from ctflow.core.registry_history import HISTORY_PREFIX, MAX_EVENT_CHARS, parse_events, rollback_target
 from ctflow.core.registry_lock import FileRegistryLock, RegistryLock, RegistryLockTimeout
 from tests.conftest import isolated_home
-from ctflow.contract import mlflow_tags
 
 WORKERS = 3
 
@@ -102,7 +102,7 @@ def _init_worker(barrier) -> None:
     global _BARRIER
     _BARRIER = barrier
     # Pay the imports now, while the parent builds the database, rather than inside a test.
-    import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+    import mlflow.store.model_registry.sqlalchemy_store
     import mlflow.tracking  # noqa: F401
 
 
@@ -279,7 +279,7 @@ def test_history_records_every_move(env: Env) -> None:
 
     promoted, challenger, retired = registry.history()
     assert promoted == AliasChange("champion", "1", None, promoted.at, "pytest", "gate passed for 1", True, "promote")
-    assert datetime.fromisoformat(promoted.at).tzinfo == timezone.utc
+    assert datetime.fromisoformat(promoted.at).tzinfo == UTC
     assert challenger.reason.startswith("shadow xxx") and challenger.reason.endswith("...")
     assert (retired.alias, retired.version, retired.previous, retired.action) == ("challenger", None, "2", "retire")
     assert registry.history("challenger") == [challenger, retired]

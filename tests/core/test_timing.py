@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from ctflow.core.timing import as_of_from_events, resolve_as_of
-
-UTC = timezone.utc
 
 
 def test_override_then_logical_date_then_triggering_events_then_run_after():

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from ctflow.core import tracking
 from ctflow.contract import mlflow_tags
+from ctflow.core import tracking
 
 
 @pytest.fixture(autouse=True)

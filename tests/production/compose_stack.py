@@ -80,7 +80,7 @@ def test_override(dags_folder: Path) -> dict:
     """The second compose file: the test's DAGs, and quicker fault detection."""
     faults = {k: v for k, v in native_overrides(dags_folder=dags_folder).items() if k in FAULT_SETTINGS}
     airflow = {"environment": faults, "volumes": [f"{dags_folder}:/app/dags:ro"]}
-    return {"services": {name: airflow for name in AIRFLOW_SERVICES}}
+    return {"services": dict.fromkeys(AIRFLOW_SERVICES, airflow)}
 
 
 @dataclass

@@ -310,7 +310,7 @@ def running_stack(tmp: Path, *, dags_folder: Path, workers: tuple[str, ...] = WO
                             mlflow_url=f"http://127.0.0.1:{mlflow_port}", admin_password=password,
                             commands={name: base + extra for name, (base, extra) in planned.items()},
                             databases=dict(names), redis_dbs=[broker_db, feast_db])
-        stack.envs = {name: env for name in planned}
+        stack.envs = dict.fromkeys(planned, env)
         stack.envs["init"] = init_env
         stack.envs["mlflow"] = mlflow_env
         for name in workers:

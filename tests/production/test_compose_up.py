@@ -20,6 +20,7 @@ import time
 import pytest
 import requests
 
+from ctflow.contract import mlflow_tags
 from tests.conftest import write_dags_folder
 from tests.production.test_native_topology import (
     EVALUATE,
@@ -29,7 +30,6 @@ from tests.production.test_native_topology import (
     spec_variant,
     versions_of_run,
 )
-from ctflow.contract import mlflow_tags
 
 pytestmark = [pytest.mark.containers, pytest.mark.integration]
 

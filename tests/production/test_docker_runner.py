@@ -19,17 +19,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import DAGS_FOLDER
 from ctflow.contract import mlflow_tags
+from tests.conftest import DAGS_FOLDER
 
 SPEC_PATH = DAGS_FOLDER / "specs" / "flight_delay.yaml"
 RUN_KEY = "ct_flight_delay/manual__2013-03-01T00:00:00+00:00"
-LOGICAL_DATE = datetime(2013, 3, 1, tzinfo=timezone.utc)
+LOGICAL_DATE = datetime(2013, 3, 1, tzinfo=UTC)
 IMAGE = os.environ.get("CTFLOW_TEST_IMAGE", "ctflow:0.1.0")
 
 
@@ -120,7 +120,7 @@ def test_a_refused_frame_fails_for_good_in_process_and_on_the_command_line(conne
     spec = load_spec(SPEC_PATH)
     run_key = "ct_flight_delay/manual__2013-01-20T00:00:00+00:00"
     context = {**_context({"window_days": 28, "as_of": None}, run_key),
-               "logical_date": datetime(2013, 1, 20, tzinfo=timezone.utc)}
+               "logical_date": datetime(2013, 1, 20, tzinfo=UTC)}
 
     def command_line(step: str) -> list[str]:
         operator = CtflowDockerOperator(task_id=step, step=step, spec=spec, spec_path=str(SPEC_PATH), image=IMAGE,
@@ -238,7 +238,7 @@ def test_containers_refuse_a_frame_for_good(in_containers):
 
     run_key = "ct_flight_delay/manual__2013-01-20T00:00:00+00:00"
     context = {**_context({"window_days": 28, "as_of": None}, run_key),
-               "logical_date": datetime(2013, 1, 20, tzinfo=timezone.utc)}
+               "logical_date": datetime(2013, 1, 20, tzinfo=UTC)}
     assert _docker_operator("fetch_features", run_key).execute(context)["rows"] > 0
     with pytest.raises(AirflowFailException, match="min_window_coverage") as refused:
         _docker_operator("check_quality", run_key).execute(context)

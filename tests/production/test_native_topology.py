@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import demo_spec, write_dags_folder
 from ctflow.contract import mlflow_tags
+from tests.conftest import demo_spec, write_dags_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler, pytest.mark.postgres, pytest.mark.redis]
 

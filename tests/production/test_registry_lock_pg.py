@@ -133,9 +133,8 @@ def test_another_process_waits_then_times_out_and_other_models_are_free(lock_url
 def test_killed_holder_releases_the_lock(lock_url):
     holder = _start_holder(lock_url, "flight_delay")
     lock = PostgresAdvisoryLock(lock_url, timeout=0.3, poll_interval=0.05)
-    with pytest.raises(RegistryLockTimeout):
-        with lock.hold("flight_delay"):
-            pass
+    with pytest.raises(RegistryLockTimeout), lock.hold("flight_delay"):
+        pass
     os.kill(holder.pid, signal.SIGKILL)  # no unlock, no goodbye: the server notices the session is gone
     holder.wait()
     started = time.monotonic()

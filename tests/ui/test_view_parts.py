@@ -26,7 +26,7 @@ def test_mlflow_ui_url_from_environment(monkeypatch):
     monkeypatch.setenv(links.UI_URL_ENV, "https://mlflow.example.com/")
     assert links.mlflow_ui_url() == "https://mlflow.example.com"
     monkeypatch.delenv(links.UI_URL_ENV)
-    monkeypatch.setattr(links, "_cached", None)
+    monkeypatch.setattr(links, "_cached", {})
     monkeypatch.setattr(links, "_from_variable", lambda: None)
     monkeypatch.setattr(links, "_from_connection", lambda: None)
     assert links.mlflow_ui_url() == links.DEFAULT_MLFLOW_UI_URL

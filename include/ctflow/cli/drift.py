@@ -194,7 +194,7 @@ def format_table(result: Any) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     right = {3, 4, 5}
     lines = [
-        "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))).rstrip()
+        "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths, strict=True))).rstrip()
         for r in rows
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -144,10 +144,8 @@ def profile_from_raw(name: str, raw: RawColumn, kind: Kind | None, with_moments:
     data, is_integer = a, bool(b)
     values, cum = _distinct_counts(data, is_integer)  # once: it decides the kind and is the summary
     if kind is None:
-        if is_bool or (is_integer and len(values) <= INTEGER_CARDINALITY_LIMIT):
-            kind = "categorical"
-        else:
-            kind = "numeric"
+        few_integers = is_integer and len(values) <= INTEGER_CARDINALITY_LIMIT
+        kind = "categorical" if is_bool or few_integers else "numeric"
     if kind == "categorical":
         return _categorical_profile(name, values, np.diff(cum, prepend=0), n_total)
     return _numeric_profile(name, values, cum, n_total, is_integer, with_moments)
@@ -178,8 +176,8 @@ class ReferenceProfile:
         must exist and be supported. ``categorical`` / ``numerical`` force a kind.
         """
         available = column_names(frame)
-        forced: dict[str, Kind] = {c: "categorical" for c in categorical}
-        forced.update({c: "numeric" for c in numerical})
+        forced: dict[str, Kind] = dict.fromkeys(categorical, "categorical")
+        forced.update(dict.fromkeys(numerical, "numeric"))
         check_columns(list(forced), available, "the reference data")
         if columns is not None:
             check_columns(list(columns), available, "the reference data")
@@ -196,7 +194,7 @@ class ReferenceProfile:
                 raise DriftInputError(f"column {name!r} cannot be numeric: its values are not numbers")
             return profile_from_raw(name, raw, kind, with_moments=True)
 
-        for name, built in zip(names, map_columns(build, names, row_count(frame))):
+        for name, built in zip(names, map_columns(build, names, row_count(frame)), strict=True):
             if built is None:
                 skipped.append(name)
             else:

@@ -151,7 +151,7 @@ def column_names(frame: Any) -> list[str]:
     if hasattr(frame, "columns"):  # pandas.DataFrame
         return [str(c) for c in frame.columns]
     if isinstance(frame, Mapping):
-        return [str(c) for c in frame.keys()]
+        return [str(c) for c in frame]
     raise DriftInputError(f"expected a DataFrame, pyarrow Table or mapping of columns, got {type(frame).__name__}")
 
 

@@ -54,7 +54,8 @@ def plot_drift(result: DriftResult, path: str | Path, title: str = "Drift by col
     heights = [max(1.2, 0.35 * len(cols) + 0.8) for _, cols in groups] or [1.2]
     fig, axes = plt.subplots(len(heights), 1, figsize=(8, sum(heights) + 0.8),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
-    for ax, (is_p, cols) in zip(axes[:, 0], groups):
+    # No group at all: one empty axis and nothing to zip.
+    for ax, (is_p, cols) in zip(axes[:, 0], groups, strict=False):
         _draw_group(ax, is_p, cols)
     fig.suptitle(f"{title}\n{summary_line(result)}", fontsize=10)
     fig.tight_layout()
@@ -82,7 +83,7 @@ def _draw_group(ax, is_p: bool, cols: list[ColumnDrift]) -> None:
         labels = ["-" if math.isnan(c.score) else f"{c.score:.3g}" for c in cols]
     colors = ["#c0392b" if c.drifted else "#27ae60" for c in cols]
     ax.barh(ys, bars, color=colors, height=0.6)
-    for y, tick, bar, label in zip(ys, ticks, bars, labels):
+    for y, tick, bar, label in zip(ys, ticks, bars, labels, strict=True):
         ax.plot([tick, tick], [y - 0.4, y + 0.4], color="black", linewidth=1.5)
         ax.annotate(label, (max(bar, tick), y), xytext=(4, 0), textcoords="offset points",
                     va="center", fontsize=7)

@@ -41,17 +41,28 @@ class Split:
     holdout_rows: pd.DataFrame
     holdout_start: datetime
 
+    @property
+    def problem(self) -> str | None:
+        """Why nothing can be fitted and scored on this split (an empty side), or None."""
+        if self.train_rows.empty or self.holdout_rows.empty:
+            return (f"the time split at {self.holdout_start} leaves {len(self.train_rows)} training and "
+                    f"{len(self.holdout_rows)} holdout rows")
+        return None
+
+    def checked(self) -> Split:
+        """This split, or a :class:`ConfigurationError` saying which side is empty."""
+        if self.problem:
+            raise ConfigurationError(self.problem, field="data.holdout",
+                                     fix="widen data.window (or params.window_days) or shorten data.holdout")
+        return self
+
 
 def split_window(spec: PipelineSpec, frame: pd.DataFrame, *, as_of: datetime) -> Split:
-    """The newest ``data.holdout`` of ``frame`` held out; raises when either side is empty."""
+    """The newest ``data.holdout`` of ``frame`` (the window as of ``as_of``) held out."""
     from ctflow.core.training import split_by_time
 
     holdout_start = as_of - spec.data.holdout
     train_rows, holdout_rows = split_by_time(frame, timestamp=spec.data.timestamp, holdout_start=holdout_start)
-    if train_rows.empty or holdout_rows.empty:
-        raise ConfigurationError(f"the time split at {holdout_start} leaves {len(train_rows)} training and "
-                                 f"{len(holdout_rows)} holdout rows", field="data.holdout",
-                                 fix="widen data.window (or params.window_days) or shorten data.holdout")
     return Split(frame, train_rows, holdout_rows, holdout_start)
 
 
@@ -82,7 +93,10 @@ class FittedCandidate:
 
 def fit_candidate(spec: PipelineSpec, split: Split, *, candidates: Sequence[str]) -> FittedCandidate:
     """Infer the features among ``candidates``, build the spec's pipeline, fit it on the
-    training rows and score the holdout with ``evaluation.compute_metrics``."""
+    training rows and score the holdout with ``evaluation.compute_metrics``.
+
+    :param split: from :func:`split_window`, with both sides non-empty (:meth:`Split.checked`).
+    """
     from ctflow.core.evaluation import compute_metrics
     from ctflow.core.training import build_pipeline, infer_features, predict_scores
 

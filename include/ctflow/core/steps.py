@@ -161,7 +161,7 @@ def train(
 
     frame = pd.read_parquet(run_dir / FRAME)
     fetched = _read(run_dir / FEATURES)
-    split = split_window(spec, frame, as_of=as_of)
+    split = split_window(spec, frame, as_of=as_of).checked()
     holdout_start, train_rows, holdout_rows = split.holdout_start, split.train_rows, split.holdout_rows
     holdout_rows.to_parquet(run_dir / "holdout.parquet", index=False)
 

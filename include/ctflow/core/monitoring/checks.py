@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from ctflow.core.monitoring.challenger import judge_challenger
 from ctflow.core.monitoring.files import (
-    CHALLENGER_SCORE, CHAMPION_SCORE, DATA_DRIFT, PERFORMANCE, PREDICTION_DRIFT, SCORE, WINDOW_FRAME, _read,
-    _reference, _write,
+    CHALLENGER_SCORE,
+    CHAMPION_SCORE,
+    DATA_DRIFT,
+    PERFORMANCE,
+    PREDICTION_DRIFT,
+    SCORE,
+    WINDOW_FRAME,
+    _read,
+    _reference,
+    _write,
 )
 from ctflow.core.timing import window as time_window
 
@@ -125,8 +133,8 @@ def performance(
     """The metric on the ground-truth window for champion and challenger (same rows); record it;
     promote or retire the challenger after ``registry.promote_after`` consecutive wins/losses."""
     from ctflow import settings
-    from ctflow.core import tracking
     from ctflow.core import performance as perf
+    from ctflow.core import tracking
     from ctflow.core.predictions import PerformanceRecord, PredictionStore
     from ctflow.core.registry import ModelRegistry
     from ctflow.core.scoring import ServingModel, window_frame

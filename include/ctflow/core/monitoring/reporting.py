@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 from ctflow.contract import mlflow_tags
 from ctflow.contract import monitoring as names
 from ctflow.core.monitoring.files import (
-    DATA_DRIFT, MONITORING_STAGE, PERFORMANCE, PREDICTION_DRIFT, REPORT, SCORE, _read, _write,
+    DATA_DRIFT,
+    MONITORING_STAGE,
+    PERFORMANCE,
+    PREDICTION_DRIFT,
+    REPORT,
+    SCORE,
+    _read,
+    _write,
 )
 from ctflow.core.monitoring.report_page import plot_metric_over_time, plot_scores, render_report
 from ctflow.core.policy import assess

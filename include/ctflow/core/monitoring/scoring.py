@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctflow.core.monitoring.files import (
-    ARM, CHALLENGER_SCORE, CHAMPION_SCORE, NO_CHAMPION, SCORE, WINDOW_FRAME, _small, _write,
+    ARM,
+    CHALLENGER_SCORE,
+    CHAMPION_SCORE,
+    NO_CHAMPION,
+    SCORE,
+    WINDOW_FRAME,
+    _small,
+    _write,
 )
 from ctflow.core.timing import window as time_window
 

@@ -17,9 +17,9 @@ from ctflow.core.monitoring.files import (
     PREDICTION_DRIFT,
     SCORE,
     WINDOW_FRAME,
-    _read,
     _reference,
-    _write,
+    read_result,
+    write_result,
 )
 from ctflow.core.timing import window as time_window
 
@@ -36,12 +36,12 @@ def data_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = 
     from ctflow.core import drift
 
     started = time.perf_counter()
-    scored = _read(run_dir / SCORE)
+    scored = read_result(run_dir / SCORE)
     path = _reference(run_dir, scored["champion"]["run_id"], "profile", tracking_uri=tracking_uri, who="champion")
     if path is None:
         result = {"available": False, "drifted": False,
                   "reason": f"champion v{scored['champion']['version']} has no reference profile (reference/profile)"}
-        _write(run_dir / DATA_DRIFT, result)
+        write_result(run_dir / DATA_DRIFT, result)
         return result
     profile = drift.ReferenceProfile.load(path)
     config = spec.monitoring.drift
@@ -57,7 +57,7 @@ def data_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = 
         "rows": len(frame),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    _write(run_dir / DATA_DRIFT, result)
+    write_result(run_dir / DATA_DRIFT, result)
     from ctflow.core.drift_report import summary_line
 
     log.info("data drift of champion v%s's features: %s", scored["champion"]["version"], summary_line(outcome))
@@ -73,7 +73,7 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
     from ctflow.core.drift_sufficiency import scores_insufficient, state
 
     started = time.perf_counter()
-    scored = _read(run_dir / SCORE)
+    scored = read_result(run_dir / SCORE)
     config = spec.monitoring.prediction_drift
     frame = pd.read_parquet(run_dir / WINDOW_FRAME, columns=[CHAMPION_SCORE, CHALLENGER_SCORE])
     result: dict[str, Any] = {"available": False, "drifted": False, "models": {}}
@@ -104,7 +104,7 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
     result["drifted"] = bool(champion.get("drifted"))  # the champion serves: its drift is the breach
     result["state"] = champion.get("state", "unavailable")
     result["seconds"] = round(time.perf_counter() - started, 3)
-    _write(run_dir / PREDICTION_DRIFT, result)
+    write_result(run_dir / PREDICTION_DRIFT, result)
     if champion.get("available"):
         log.info("prediction drift of champion v%s: %s %s = %s (threshold %s) -> %s", champion["version"],
                  champion["method"], "p" if champion["p_value"] is not None else "distance",
@@ -141,7 +141,7 @@ def performance(
     from ctflow.core.steps import LABEL
 
     started = time.perf_counter()
-    scored = _read(run_dir / SCORE)
+    scored = read_result(run_dir / SCORE)
     config = spec.monitoring.performance
     metric = config.metric if config else spec.evaluation.metric
     start, end = ground_truth_window(spec, as_of)
@@ -212,5 +212,5 @@ def _finish_performance(run_dir: Path, result: dict[str, Any], started: float) -
     result["seconds"] = round(time.perf_counter() - started, 3)
     if not result["available"]:
         log.info("performance not available: %s", result.get("reason"))
-    _write(run_dir / PERFORMANCE, result)
+    write_result(run_dir / PERFORMANCE, result)
     return result

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctflow.core.monitoring.files import NO_CHAMPION, REPORT, _read
+from ctflow.core.monitoring.files import NO_CHAMPION, REPORT, read_result
 from ctflow.core.policy import decide_retrain
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def actions(spec: PipelineSpec, *, run_dir: Path, dry_run: bool = False,
     """
     if not (run_dir / REPORT).exists():
         return _without_report(spec, run_dir=run_dir, dry_run=dry_run)
-    summary = _read(run_dir / REPORT)
+    summary = read_result(run_dir / REPORT)
     policy = decide_retrain(spec, breaches=[b["kind"] for b in summary["breaches"]],
                             window_end=datetime.fromisoformat(summary["window_end"]), last_trained=last_trained)
     kinds, retrain_kinds = policy.breaches, policy.breach_triggers
@@ -56,7 +56,7 @@ def _without_report(spec: PipelineSpec, *, run_dir: Path, dry_run: bool) -> dict
                                 "dry_run": dry_run}
     if not (run_dir / NO_CHAMPION).exists():
         return {**decision, "reason": "nothing to act on: the window was neither scored nor reported"}
-    facts = _read(run_dir / NO_CHAMPION)
+    facts = read_result(run_dir / NO_CHAMPION)
     policy = decide_retrain(spec, has_champion=False, window_end=datetime.fromisoformat(facts["window_end"]))
     wanted = policy.retrain
     decision.update(kinds=["no_champion"], retrain_kinds=policy.triggers, emit=wanted and not dry_run,

@@ -17,8 +17,8 @@ from ctflow.core.monitoring.files import (
     PREDICTION_DRIFT,
     REPORT,
     SCORE,
-    _read,
-    _write,
+    read_result,
+    write_result,
 )
 from ctflow.core.monitoring.report_page import plot_metric_over_time, plot_scores, render_report
 from ctflow.core.policy import assess
@@ -47,16 +47,16 @@ def report(
     from ctflow.core.predictions import PredictionStore
 
     started = time.perf_counter()
-    scored = _read(run_dir / SCORE)
-    data = _read(run_dir / DATA_DRIFT)
-    preds = _read(run_dir / PREDICTION_DRIFT)
-    perf = _read(run_dir / PERFORMANCE)
+    scored = read_result(run_dir / SCORE)
+    data = read_result(run_dir / DATA_DRIFT)
+    preds = read_result(run_dir / PREDICTION_DRIFT)
+    perf = read_result(run_dir / PERFORMANCE)
     client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, spec.pipeline)
     earlier = tracking.find_run(client, experiment_id, run_key, MONITORING_STAGE)
     if earlier is not None and (run_dir / REPORT).exists():
         log.info("reusing MLflow monitoring run %s made by an earlier try of this run", earlier.info.run_id)
-        return _read(run_dir / REPORT)
+        return read_result(run_dir / REPORT)
 
     breaches = assess(spec, data=data, predictions=preds, perf=perf)
     history = PredictionStore(predictions_url).performance_history(spec.pipeline, limit=120)
@@ -126,7 +126,7 @@ def report(
         summary.update(mlflow_run_id=run.info.run_id, mlflow_experiment_id=experiment_id,
                        report_path=names.REPORT_ARTIFACT)
     summary["report"] = str(html_path)
-    _write(run_dir / REPORT, summary)
+    write_result(run_dir / REPORT, summary)
     for line in summary_lines(summary):
         log.info("%s", line)
     return summary

@@ -17,7 +17,7 @@ from ctflow.core.monitoring.files import (
     SCORE,
     WINDOW_FRAME,
     _small,
-    _write,
+    write_result,
 )
 from ctflow.core.timing import window as time_window
 
@@ -60,7 +60,7 @@ def score_batch(
                   f"run {spec.ct_dag_id} first (nothing to monitor)")
         log.info("%s", reason)
         # act_on_breach reads this to ask for a training (schedule.retrain_on: no_champion).
-        _write(run_dir / NO_CHAMPION, {"reason": reason, "window_start": start.isoformat(),
+        write_result(run_dir / NO_CHAMPION, {"reason": reason, "window_start": start.isoformat(),
                                        "window_end": end.isoformat()})
         return {"skipped": True, "reason": reason}
     (run_dir / NO_CHAMPION).unlink(missing_ok=True)  # a re-run after a champion appeared
@@ -147,7 +147,7 @@ def score_batch(
         "seconds": round(time.perf_counter() - started, 3),
         "path": str(run_dir / WINDOW_FRAME),
     }
-    _write(run_dir / SCORE, result)
+    write_result(run_dir / SCORE, result)
     log.info("scored %s rows of [%s, %s) with champion v%s%s; %s predictions stored", n, start, end, champion.number,
              f" and challenger v{challenger.number} ({strategy}, {int(to_challenger.sum())} rows)" if challenger else "",
              written)

@@ -46,6 +46,9 @@ def _run_fixed(bank: ModelBank, steps: list[Step], rows: list[pd.DataFrame], *, 
 
 def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: list[pd.DataFrame], *,
                 name: str = CTFLOW, overrides: Mapping[str, Any] | None = None) -> PolicyResult:
+    """The spec's policy: at each step monitor the champion on the previous step, decide with
+    :func:`ctflow.core.policy.decide_retrain` (the monitoring DAG's rule), check data quality,
+    fit, gate with :func:`ctflow.core.gate.decide` and deploy what passes."""
     from ctflow.core.gate import decide
     from ctflow.core.policy import decide_retrain
 
@@ -58,7 +61,8 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
         triggers = ["initial"]
         if step.index > 0:
             previous = steps[step.index - 1]
-            breaches = _monitor(bank, spec, champion, previous, step, rows[previous.index], record) if champion else []
+            breaches = (_monitor(bank, spec, champion, previous, step, rows[previous.index], record)
+                        if champion is not None else [])
             policy = decide_retrain(
                 spec, breaches=breaches, has_champion=champion is not None, window_end=step.start,
                 scheduled=bool(cron_ticks(spec.schedule.train, previous.start, step.start, spec.schedule.timezone)),

@@ -67,3 +67,21 @@ def test_champion_comparison_can_be_disabled():
     result = decide(task="classification", evaluation=evaluation(versus_champion={"enabled": False}),
                     candidate={"roc_auc": 0.71}, champion={"roc_auc": 0.9}, champion_version="1")
     assert result.decision == PROMOTE and "disabled" in result.reason
+
+
+def test_one_bound_check_for_the_gate_and_monitoring():
+    """The gate's floors and monitoring's performance bounds are the spec's one check, inclusive."""
+    from ctflow.spec.models import Bound, Performance
+
+    bound = Bound(min=0.7, max=0.9)
+    assert [bound.breach(v) for v in (0.7, 0.9, None)] == [None, None, None]
+    assert bound.breach(0.69) == "0.6900 < min 0.7" and bound.breach(0.95) == "0.9500 > max 0.9"
+    assert bound.needs == ">= 0.7 and <= 0.9"
+    assert Performance(metric="rmse", max=3.0).breach(3.5) == "3.5000 > max 3.0"
+    # The gate passes only a measured value: unknown or NaN fails the floor.
+    for value in (None, float("nan")):
+        assert decide(task="classification", evaluation=evaluation(), candidate={"roc_auc": value}, champion=None,
+                      champion_version=None).decision == REJECT_FLOOR
+    checked = decide(task="classification", evaluation=evaluation(), candidate={"roc_auc": 0.7}, champion=None,
+                     champion_version=None)
+    assert checked.decision == PROMOTE and checked.checks[0]["needs"] == ">= 0.7"

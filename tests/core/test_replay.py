@@ -59,11 +59,23 @@ def test_steps_cover_the_range_and_the_last_may_be_short():
         replay.make_steps(replay.as_utc(END), replay.as_utc(START), EVERY_STEP)
 
 
+def test_the_worst_step_follows_the_metric_direction():
+    """roc_auc: the worst step is the lowest; rmse (lower is better): the highest."""
+    at = datetime(2013, 3, 1, tzinfo=timezone.utc)
+    records = [replay.StepRecord(i, at, at, 10, value, "m") for i, value in enumerate([0.7, 0.5, None, 0.9])]
+    assert replay.PolicyResult("p", "", records).worst_metric == 0.5
+    assert replay.PolicyResult("p", "", records, higher_is_better=False).worst_metric == 0.9
+    assert replay.PolicyResult("p", "", records[2:3]).worst_metric is None
+
+
 def test_cron_ticks_of_the_weekly_monday_schedule():
     ticks = replay.cron_ticks("0 2 * * 1", replay.as_utc("2013-03-01"), replay.as_utc("2013-03-15"))
     assert ticks == [datetime(2013, 3, 4, 2, tzinfo=timezone.utc), datetime(2013, 3, 11, 2, tzinfo=timezone.utc)]
     assert len(replay.cron_ticks("@monthly", replay.as_utc("2013-02-01"), replay.as_utc("2013-12-31"))) == 10
     assert replay.cron_ticks(None, replay.as_utc("2013-02-01"), replay.as_utc("2013-12-31")) == []
+    # Presets expand as the spec defines them (one table for the spec's validation and the replay).
+    assert replay.cron_ticks("@weekly", replay.as_utc("2013-03-01"), replay.as_utc("2013-03-15")) == \
+        replay.cron_ticks("0 0 * * 0", replay.as_utc("2013-03-01"), replay.as_utc("2013-03-15"))
 
 
 # --- the replay -------------------------------------------------------------------------------
@@ -165,7 +177,7 @@ def test_retrain_cooldown_holds_back_breaches_soon_after_a_fit(spec, data):
     assert cooling.trainings == 4 and out.fits == 7
     summaries = {r["policy"]: r for r in out.records()}
     assert (summaries["eager"]["breaches_held_back"], summaries["cooling"]["breaches_held_back"]) == (0, 3)
-    assert [week["held_back"] for week in summaries["cooling"]["weekly"]][:3] == [[], ["performance"], []]
+    assert [step["held_back"] for step in summaries["cooling"]["per_step"]][:3] == [[], ["performance"], []]
 
 
 def test_replay_is_deterministic(spec, data, result):
@@ -220,7 +232,7 @@ def test_cli_json_shape_and_same_result(spec, data, result, tmp_path, monkeypatc
         assert isinstance(r["mean_metric"], float) and isinstance(r["worst_metric"], float)
         assert r["worst_metric"] <= r["mean_metric"]
         assert isinstance(r["trainings"], int) and isinstance(r["promotions"], int)
-        assert len(r["weekly"]) == 7 and r["metric"] == "roc_auc"
+        assert len(r["per_step"]) == 7 and r["metric"] == "roc_auc"
         assert r["paired_steps"] == r["steps_scored"]  # compared with every on the steps both scored
     assert records == json.loads(json.dumps(result.records()))  # a second run, through the CLI: same numbers
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

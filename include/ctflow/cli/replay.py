@@ -6,8 +6,9 @@
 
 Compares ``never`` (trained once), ``ctflow`` (the spec's schedule, monitoring triggers and
 gate) and ``every`` (retrained every step, always deployed): each step's model is scored on
-that step's rows. Prints a markdown table (or with ``--json`` one object per policy) on
-stdout, progress on stderr. Exit 0 on success, 2 on bad input.
+that step's rows. Prints a markdown table (or with ``--json`` one object per policy, its steps
+under ``per_step``) on stdout, progress on stderr. The worst step is the lowest metric, or the
+highest for a metric where lower is better (rmse). Exit 0 on success, 2 on bad input.
 
 ``--what-if`` adds a ctflow policy with spec overrides, a YAML mapping of dotted keys (an
 optional ``name`` key names it), for example

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ctflow.spec.catalog import higher_is_better
-from ctflow.spec.models import Evaluation, TaskType
+from ctflow.spec.models import Bound, Evaluation, TaskType
 
 PROMOTE = "promote"
 REJECT_FLOOR = "reject_floor"  # below an absolute threshold: marked as failed in the registry
@@ -60,13 +60,13 @@ def decide(
     With no champion (the first run), only the absolute thresholds apply."""
     checks: list[dict[str, Any]] = []
     for name, bound in evaluation.thresholds.items():
-        checks.append(_bound_check(name, candidate.get(name), bound.min, bound.max))
+        checks.append(_bound_check(name, candidate.get(name), bound))
     for column, groups in (slices or {}).items():
         for value, result in groups.items():
             if result["rows"] < evaluation.min_slice_rows:
                 continue
             for name, bound in evaluation.slice_bounds.items():
-                checks.append(_bound_check(f"{name}[{column}={value}]", result.get(name), bound.min, bound.max))
+                checks.append(_bound_check(f"{name}[{column}={value}]", result.get(name), bound))
     metric = evaluation.metric
     failed = [c for c in checks if not c["passed"]]
     common = dict(metric=metric, candidate=candidate, champion=champion, champion_version=champion_version)
@@ -112,10 +112,10 @@ def beats(task: TaskType, metric: str, candidate: float | None, champion: float 
     return candidate <= champion - min_improvement
 
 
-def _bound_check(name: str, value: float | None, low: float | None, high: float | None) -> dict[str, Any]:
-    ok = value is not None and (low is None or value >= low) and (high is None or value <= high)
-    needs = " and ".join(filter(None, [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]))
-    return {"check": name, "observed": _round(value), "needs": needs, "passed": bool(ok)}
+def _bound_check(name: str, value: float | None, bound: Bound) -> dict[str, Any]:
+    # An unknown (or NaN) value passes no bound: the gate promotes only what it has measured.
+    ok = value is not None and value == value and bound.breach(value) is None
+    return {"check": name, "observed": _round(value), "needs": bound.needs, "passed": ok}
 
 
 def _round(value: float | None) -> float | None:

@@ -1,6 +1,7 @@
 """Performance once ground truth has arrived, and what a challenger's record of windows decides.
 
-Pure logic over numbers (no I/O): :mod:`ctflow.core.monitoring` feeds it.
+Pure logic over numbers (no I/O): :mod:`ctflow.core.monitoring` feeds it. Whether a value breaches
+the spec's bounds is the spec's own check (:meth:`ctflow.spec.models.Bounded.breach`).
 """
 
 from __future__ import annotations
@@ -27,17 +28,6 @@ def metric_value(task: str, metric: str, y_true: Any, scores: Any, *, threshold:
         return None
     value = compute_metrics(task, y_true, np.asarray(scores, dtype=float), threshold=threshold).get(metric)
     return None if value is None else float(value)
-
-
-def bound_breach(value: float | None, *, low: float | None, high: float | None) -> str | None:
-    """Why ``value`` is outside ``[low, high]``, or None when inside (or unknown)."""
-    if value is None:
-        return None
-    if low is not None and value < low:
-        return f"{value:.4f} < min {low}"
-    if high is not None and value > high:
-        return f"{value:.4f} > max {high}"
-    return None
 
 
 def challenger_wins(task: str, metric: str, challenger: float | None, champion: float | None, min_improvement: float) -> bool | None:
@@ -77,5 +67,5 @@ def decide_challenger(wins: int, losses: int, promote_after: int, *, challenger:
                               f"{promote_after} decide")
 
 
-__all__ = ["KEEP", "PROMOTE", "RETIRE", "ChallengerDecision", "bound_breach", "challenger_wins", "decide_challenger",
+__all__ = ["KEEP", "PROMOTE", "RETIRE", "ChallengerDecision", "challenger_wins", "decide_challenger",
            "metric_value"]

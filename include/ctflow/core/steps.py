@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ctflow import settings
+from ctflow.core import fit
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
@@ -33,7 +34,7 @@ REGISTER = "register.json"
 PROMOTE = "promote.json"
 
 #: The derived label, added to the frame beside the label's source column.
-LABEL = "ctflow_label"
+LABEL = fit.LABEL
 
 
 def fetch_features(
@@ -66,7 +67,7 @@ def fetch_features(
             fix=f"list only columns of the entity table ({', '.join(map(str, rows.columns))}) or of the service",
         )
     frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
-    features = [*spec.data.columns, *[f for f in service_features if f not in spec.data.columns]]
+    features = fit.feature_candidates(spec, service_features)
     frame.to_parquet(run_dir / FRAME, index=False)
     result = {
         **feast.fingerprint(frame, timestamp=spec.data.timestamp),
@@ -146,7 +147,8 @@ def train(
     import pandas as pd
 
     from ctflow.core import evaluation, tracking
-    from ctflow.core.training import build_pipeline, infer_features, predict_scores, split_by_time
+    from ctflow.core.fit import fit_candidate, split_window
+    from ctflow.core.training import predict_scores
 
     client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, spec.pipeline)
@@ -159,14 +161,8 @@ def train(
 
     frame = pd.read_parquet(run_dir / FRAME)
     fetched = _read(run_dir / FEATURES)
-    holdout_start = as_of - spec.data.holdout
-    train_rows, holdout_rows = split_by_time(frame, timestamp=spec.data.timestamp, holdout_start=holdout_start)
-    if train_rows.empty or holdout_rows.empty:
-        raise ConfigurationError(f"the time split at {holdout_start} leaves {len(train_rows)} training and "
-                                 f"{len(holdout_rows)} holdout rows", field="data.holdout",
-                                 fix="widen data.window (or params.window_days) or shorten data.holdout")
-    features = infer_features(frame, fetched["features"], spec.model)
-    pipeline = build_pipeline(spec.model, features)
+    split = split_window(spec, frame, as_of=as_of).checked()
+    holdout_start, train_rows, holdout_rows = split.holdout_start, split.train_rows, split.holdout_rows
     holdout_rows.to_parquet(run_dir / "holdout.parquet", index=False)
 
     tags = {
@@ -185,6 +181,10 @@ def train(
     if threshold is not None:
         tags[mlflow_tags.DECISION_THRESHOLD] = str(threshold)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.pipeline} as of {as_of:%Y-%m-%d %H:%M}", tags=tags) as run:
+        # Fitted inside the run: a fit that fails leaves a FAILED run with the run's tags.
+        fitted = fit_candidate(spec, split, candidates=fetched["features"])
+        pipeline, features, scores, metrics = fitted.pipeline, fitted.features, fitted.holdout_scores, fitted.metrics
+        fit_seconds, y_holdout = fitted.fit_seconds, fitted.holdout_labels
         mlflow.log_params({
             "estimator": spec.model.estimator,
             **{f"param.{k}": v for k, v in spec.model.params.items()},
@@ -200,12 +200,6 @@ def train(
             "features.categorical": len(features.categorical),
             **({"decision_threshold": threshold} if threshold is not None else {}),
         })
-        started = time.perf_counter()
-        pipeline.fit(train_rows[features.all], train_rows[LABEL])
-        fit_seconds = time.perf_counter() - started
-        scores = predict_scores(pipeline, holdout_rows[features.all], spec.model.task)
-        y_holdout = holdout_rows[LABEL].to_numpy()
-        metrics = evaluation.compute_metrics(spec.model.task, y_holdout, scores, threshold=threshold)
         train_sample = train_rows.sample(min(len(train_rows), 20000), random_state=spec.model.seed)
         train_metrics = evaluation.compute_metrics(
             spec.model.task, train_sample[LABEL].to_numpy(), predict_scores(pipeline, train_sample[features.all], spec.model.task),

@@ -31,7 +31,15 @@ MetricName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(METRI
 DriftMethod = Literal["auto", "ks", "chi2", "psi", "wasserstein", "jensenshannon"]
 RetrainTrigger = Literal["drift", "performance", "no_champion"]
 
-_CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+#: Airflow's cron presets and the expressions they stand for (Airflow's own table).
+CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+}
 _COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -42,7 +50,7 @@ class Strict(BaseModel):
 
 
 def _check_cron(value: str | None) -> str | None:
-    if value is None or value in _CRON_PRESETS:
+    if value is None or value in CRON_PRESETS:
         return value
     from croniter import croniter  # small and pure Python; Airflow validates with it too
 
@@ -50,9 +58,14 @@ def _check_cron(value: str | None) -> str | None:
         raise PydanticCustomError(
             "cron",
             f"expected a cron expression such as '0 2 * * *' or a preset "
-            f"({', '.join(sorted(_CRON_PRESETS))}), got {value!r}",
+            f"({', '.join(sorted(CRON_PRESETS))}), got {value!r}",
         )
     return value
+
+
+def cron_expression(value: str) -> str:
+    """The cron expression of ``value``: a preset's expansion, or ``value`` itself."""
+    return CRON_PRESETS.get(value, value)
 
 
 def _retrain_on_default() -> list[RetrainTrigger]:
@@ -241,7 +254,32 @@ class Model(Strict):
         return 0.5 if self.decision_threshold is None else self.decision_threshold
 
 
-class Bound(Strict):
+class Bounded:
+    """The one bound check of ctflow, for models with ``min``/``max`` a value must stay within
+    (a mixin without fields, so each model keeps its own field order)."""
+
+    # The models declare min and max; annotating them here would reorder those models' fields.
+
+    def breach(self, value: float | None) -> str | None:
+        """Why ``value`` is outside ``[min, max]``, or None when inside (or unknown: None)."""
+        low, high = self.min, self.max  # type: ignore[attr-defined]
+        if value is None:
+            return None
+        if low is not None and value < low:
+            return f"{value:.4f} < min {low}"
+        if high is not None and value > high:
+            return f"{value:.4f} > max {high}"
+        return None
+
+    @property
+    def needs(self) -> str:
+        """What the bound asks, e.g. ``>= 0.65 and <= 0.9``."""
+        low, high = self.min, self.max  # type: ignore[attr-defined]
+        parts = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
+        return " and ".join(filter(None, parts))
+
+
+class Bound(Strict, Bounded):
     min: float | None = None
     max: float | None = None
 
@@ -306,7 +344,7 @@ class Drift(Strict):
     columns: list[Column] | None = Field(None, description="Default: every model feature.")
 
 
-class Performance(Strict):
+class Performance(Strict, Bounded):
     metric: MetricName
     min: float | None = None
     max: float | None = None

@@ -1,0 +1,94 @@
+"""The steps of a monitoring run as plain functions over a run folder (no Airflow here).
+
+``monitor_<name>`` runs, for ``as_of`` (the logical date or ``params.as_of``):
+
+1. :func:`score_batch` — the rows of ``[as_of - monitoring.window, as_of)`` with their
+   point-in-time features, scored by the ``champion`` (and the ``challenger``: every row in
+   ``shadow``, a deterministic hash-of-entity-key share of rows in ``canary``); predictions
+   replace the window's rows in the predictions store (:mod:`ctflow.core.predictions`);
+2. :func:`data_drift` — each feature of the window against the champion's reference profile
+   (``reference/profile`` of its MLflow run, written at training time);
+3. :func:`prediction_drift` — the window's champion scores against its training-time holdout
+   scores (``reference/scores.npy``);
+4. :func:`performance` — on the **ground-truth window** ``[as_of - ground_truth_delay - window,
+   as_of - ground_truth_delay)``: every row there has had ``ground_truth_delay`` for its label to
+   arrive, so its label is known at ``as_of``. Those rows (with their labels from the entity table,
+   unknown labels dropped) are scored by the champion and the challenger, the *same* rows for
+   both whatever the strategy, and the spec's metric compared. The result is recorded per window
+   (``ctflow_performance``); a challenger that wins/loses ``registry.promote_after`` windows in a
+   row is promoted (registry compare-and-set + alias history) or retired;
+5. :func:`report` — HTML report and PNG plots logged to an MLflow monitoring run, the
+   computational metrics, and the summary (breaches included);
+6. :func:`actions` — whether to alert and to emit the breach event; :func:`deliver_webhook`
+   posts an alert and never raises.
+
+Each step writes its full result to ``run_dir`` as JSON and returns a small dict (XCom);
+:func:`read_result` reads such a file back (``read_result(run_dir / REPORT)``).
+
+One module per job: :mod:`.scoring` (1), :mod:`.checks` (2-4), :mod:`.challenger` (the
+challenger's record), :mod:`.reporting` and :mod:`.report_page` (5), :mod:`.decisions` (6, over
+:mod:`ctflow.core.policy`), :mod:`.alerts` (payload, text, webhook), :mod:`.files` (the run
+folder's files). Everything is re-exported here: callers use ``monitoring.score_batch(...)``.
+"""
+
+from __future__ import annotations
+
+from ctflow.core.monitoring.alerts import alert_payload, alert_text, deliver_webhook, redact_url
+from ctflow.core.monitoring.challenger import judge_challenger
+from ctflow.core.monitoring.checks import data_drift, ground_truth_window, performance, prediction_drift
+from ctflow.core.monitoring.decisions import actions
+from ctflow.core.monitoring.files import (
+    ARM,
+    CHALLENGER_SCORE,
+    CHAMPION_SCORE,
+    DATA_DRIFT,
+    DATA_STATE_TAG,
+    MONITORING_STAGE,
+    NO_CHAMPION,
+    PERFORMANCE,
+    PREDICTION_DRIFT,
+    REPORT,
+    SCORE,
+    WINDOW_FRAME,
+    _read,  # noqa: F401  the earlier private name of read_result (ActOnBreachOperator reads through it)
+    _write,  # noqa: F401  (tests write run files through it)
+    read_frame,
+    read_result,
+    write_result,
+)
+from ctflow.core.monitoring.reporting import report, summary_lines
+from ctflow.core.monitoring.scoring import score_batch
+from ctflow.core.policy import assess, cooldown_reason
+
+__all__ = [
+    "ARM",
+    "CHALLENGER_SCORE",
+    "CHAMPION_SCORE",
+    "DATA_DRIFT",
+    "DATA_STATE_TAG",
+    "MONITORING_STAGE",
+    "NO_CHAMPION",
+    "PERFORMANCE",
+    "PREDICTION_DRIFT",
+    "REPORT",
+    "SCORE",
+    "WINDOW_FRAME",
+    "actions",
+    "alert_payload",
+    "alert_text",
+    "assess",
+    "cooldown_reason",
+    "data_drift",
+    "deliver_webhook",
+    "ground_truth_window",
+    "judge_challenger",
+    "performance",
+    "prediction_drift",
+    "read_frame",
+    "read_result",
+    "redact_url",
+    "report",
+    "score_batch",
+    "summary_lines",
+    "write_result",
+]

@@ -1,0 +1,216 @@
+"""Monitoring steps 2 to 4: data drift, prediction drift and performance on the ground-truth window."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ctflow.core.monitoring.challenger import judge_challenger
+from ctflow.core.monitoring.files import (
+    CHALLENGER_SCORE,
+    CHAMPION_SCORE,
+    DATA_DRIFT,
+    PERFORMANCE,
+    PREDICTION_DRIFT,
+    SCORE,
+    WINDOW_FRAME,
+    _reference,
+    read_result,
+    write_result,
+)
+from ctflow.core.timing import window as time_window
+
+if TYPE_CHECKING:
+    from ctflow.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+def data_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Per-feature drift of the window against the champion's reference profile."""
+    import pandas as pd
+
+    from ctflow.core import drift
+
+    started = time.perf_counter()
+    scored = read_result(run_dir / SCORE)
+    path = _reference(run_dir, scored["champion"]["run_id"], "profile", tracking_uri=tracking_uri, who="champion")
+    if path is None:
+        result = {"available": False, "drifted": False,
+                  "reason": f"champion v{scored['champion']['version']} has no reference profile (reference/profile)"}
+        write_result(run_dir / DATA_DRIFT, result)
+        return result
+    profile = drift.ReferenceProfile.load(path)
+    config = spec.monitoring.drift
+    columns = config.columns or profile.names
+    frame = pd.read_parquet(run_dir / WINDOW_FRAME)
+    outcome = drift.dataset_drift_from_profile(profile, frame, columns=columns, method=config.method,
+                                               threshold=config.threshold, max_drifted_share=config.max_drifted_share,
+                                               min_rows=spec.monitoring.min_rows)
+    result = {
+        "available": True,
+        **outcome.to_dict(),
+        "drifted_columns": outcome.drifted_columns,
+        "rows": len(frame),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    write_result(run_dir / DATA_DRIFT, result)
+    from ctflow.core.drift.report import summary_line
+
+    log.info("data drift of champion v%s's features: %s", scored["champion"]["version"], summary_line(outcome))
+    return {k: v for k, v in result.items() if k != "columns"}
+
+
+def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Drift of the window's scores against the training-time (holdout) scores, per model."""
+    import numpy as np
+    import pandas as pd
+
+    from ctflow.core import drift
+    from ctflow.core.drift.sufficiency import scores_insufficient, state
+
+    started = time.perf_counter()
+    scored = read_result(run_dir / SCORE)
+    config = spec.monitoring.prediction_drift
+    frame = pd.read_parquet(run_dir / WINDOW_FRAME, columns=[CHAMPION_SCORE, CHALLENGER_SCORE])
+    result: dict[str, Any] = {"available": False, "drifted": False, "models": {}}
+    for who, column in (("champion", CHAMPION_SCORE), ("challenger", CHALLENGER_SCORE)):
+        model = scored.get(who)
+        if not model:
+            continue
+        path = _reference(run_dir, model["run_id"], "scores.npy", tracking_uri=tracking_uri, who=who)
+        if path is None:
+            result["models"][who] = {"version": model["version"], "available": False,
+                                     "reason": "no training-time scores (reference/scores.npy)"}
+            continue
+        reference = np.load(path, allow_pickle=False)
+        current = frame[column].dropna().to_numpy(dtype="float64")
+        verdict = drift.prediction_drift(reference, current, method=config.method, threshold=config.threshold,
+                                         name=f"score ({who} v{model['version']})", kind="numeric")
+        share = 1.0 if verdict.drifted else 0.0
+        insufficient = scores_insufficient(n_reference=verdict.n_reference, n_current=verdict.n_current,
+                                           min_rows=spec.monitoring.min_rows)
+        drifted = bool(verdict.drifted and share >= config.max_drifted_share) and not insufficient
+        result["models"][who] = {"version": model["version"], "available": True, **verdict.to_dict(),
+                                 "drifted": drifted, "state": state(drifted=drifted, insufficient=insufficient),
+                                 "insufficient": insufficient,
+                                 "reference_mean": float(reference.mean()) if len(reference) else None,
+                                 "current_mean": float(current.mean()) if len(current) else None}
+    champion = result["models"].get("champion", {})
+    result["available"] = bool(champion.get("available"))
+    result["drifted"] = bool(champion.get("drifted"))  # the champion serves: its drift is the breach
+    result["state"] = champion.get("state", "unavailable")
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    write_result(run_dir / PREDICTION_DRIFT, result)
+    if champion.get("available"):
+        log.info("prediction drift of champion v%s: %s %s = %s (threshold %s) -> %s", champion["version"],
+                 champion["method"], "p" if champion["p_value"] is not None else "distance",
+                 champion["p_value"] if champion["p_value"] is not None else champion["statistic"],
+                 champion["threshold"], "DRIFT" if champion["drifted"] else "ok")
+    return result
+
+
+def ground_truth_window(spec: PipelineSpec, as_of: datetime) -> tuple[datetime, datetime]:
+    """``[as_of - ground_truth_delay - window, as_of - ground_truth_delay)``: labels known by ``as_of``."""
+    return time_window(as_of - spec.monitoring.ground_truth_delay, spec.monitoring.window)
+
+
+def performance(
+    spec: PipelineSpec,
+    *,
+    as_of: datetime,
+    run_dir: Path,
+    actor: str,
+    run_key: str | None = None,
+    tracking_uri: str | None = None,
+    feature_repo: Path | None = None,
+    predictions_url: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """The metric on the ground-truth window for champion and challenger (same rows); record it;
+    promote or retire the challenger after ``registry.promote_after`` consecutive wins/losses."""
+    from ctflow import settings
+    from ctflow.core import performance as perf
+    from ctflow.core import tracking
+    from ctflow.core.predictions import PerformanceRecord, PredictionStore
+    from ctflow.core.registry import ModelRegistry
+    from ctflow.core.scoring import ServingModel, window_frame
+    from ctflow.core.steps import LABEL
+
+    started = time.perf_counter()
+    scored = read_result(run_dir / SCORE)
+    config = spec.monitoring.performance
+    metric = config.metric if config else spec.evaluation.metric
+    start, end = ground_truth_window(spec, as_of)
+    result: dict[str, Any] = {"metric": metric, "window_start": start.isoformat(), "window_end": end.isoformat(),
+                              "available": False, "breach": None, "challenger": None, "decision": None}
+
+    tracking.client(tracking_uri)
+    registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)
+    champion = ServingModel.of(registry, registry.get_version(scored["champion"]["version"]), "champion", spec)
+    challenger = None
+    if scored.get("challenger"):
+        challenger = ServingModel.of(registry, registry.get_version(scored["challenger"]["version"]), "challenger", spec)
+    repo = Path(feature_repo or settings.feature_repo())
+    frame, facts = window_frame(spec, start=start, end=end, feature_service=champion.feature_service,
+                                feature_repo=repo, labelled=True)
+    result.update(rows=facts["rows"], unlabelled=facts["unlabelled"], champion={"version": champion.number, "value": None})
+    if frame.empty:
+        result["reason"] = f"no labelled rows in the ground-truth window [{start}, {end}) yet"
+        return _finish_performance(run_dir, result, started)
+
+    y_true = frame[LABEL].to_numpy()
+    champion_value = perf.metric_value(spec.model.task, metric, y_true, champion.score(frame, spec.model.task),
+                                       threshold=spec.model.threshold)
+    result["champion"]["value"] = champion_value
+    if spec.model.task == "classification":
+        result["positive_share"] = round(float(y_true.mean()), 4)
+    if champion_value is None:
+        result["reason"] = f"{metric} is undefined on these {len(frame)} rows (e.g. a single class)"
+        return _finish_performance(run_dir, result, started)
+    result["available"] = True
+    if config is not None:
+        result["breach"] = config.breach(champion_value)
+        result["bounds"] = {"min": config.min, "max": config.max}
+
+    challenger_value = won = None
+    if challenger is not None:
+        try:
+            challenger_frame = frame
+            if challenger.feature_service != champion.feature_service:
+                challenger_frame, _ = window_frame(spec, start=start, end=end, feature_service=challenger.feature_service,
+                                                   feature_repo=repo, labelled=True)
+            challenger_value = perf.metric_value(spec.model.task, metric, challenger_frame[LABEL].to_numpy(),
+                                                 challenger.score(challenger_frame, spec.model.task),
+                                                 threshold=spec.model.threshold)
+        except Exception as err:
+            log.warning("challenger v%s cannot score the ground-truth window: %s", challenger.number, err)
+            result["challenger_error"] = f"{type(err).__name__}: {err}"
+        won = perf.challenger_wins(spec.model.task, metric, challenger_value, champion_value,
+                                   spec.evaluation.versus_champion.min_improvement)
+        result["challenger"] = {"version": challenger.number, "value": challenger_value, "won": won}
+
+    record = PerformanceRecord(
+        pipeline=spec.pipeline, window_start=start, window_end=end, metric=metric, rows=len(frame),
+        champion_version=champion.number, champion_value=champion_value,
+        challenger_version=challenger.number if challenger else None, challenger_value=challenger_value,
+        challenger_won=won,
+    )
+    result["decision"] = judge_challenger(spec, record, store=PredictionStore(predictions_url), registry=registry,
+                                          actor=actor, run_key=run_key, dry_run=dry_run)
+    log.info("performance on [%s, %s) (%s labelled rows): %s champion v%s = %.4f%s%s", start, end, len(frame), metric,
+             champion.number, champion_value,
+             f", challenger v{challenger.number} = {challenger_value}" if challenger else "",
+             f" — BREACH: {result['breach']}" if result["breach"] else "")
+    return _finish_performance(run_dir, result, started)
+
+
+def _finish_performance(run_dir: Path, result: dict[str, Any], started: float) -> dict[str, Any]:
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    if not result["available"]:
+        log.info("performance not available: %s", result.get("reason"))
+    write_result(run_dir / PERFORMANCE, result)
+    return result

@@ -1,0 +1,144 @@
+"""The replay's models: each ``as_of`` fitted once through the core's fit, and what is asked of them cached."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ctflow.core.replay.format import fmt as _fmt
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from ctflow.core.drift import ReferenceProfile
+    from ctflow.core.replay.frame import ReplayFrame
+    from ctflow.core.training import FeatureSet
+    from ctflow.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Candidate:
+    """A model trained as of ``as_of`` exactly as ``steps.train`` trains it (no MLflow)."""
+
+    id: str
+    as_of: datetime
+    pipeline: Pipeline | None
+    features: FeatureSet | None
+    metrics: dict[str, float]
+    train_rows: pd.DataFrame
+    holdout_rows: pd.DataFrame
+    fit_seconds: float = 0.0
+    error: str | None = None
+
+
+class ModelBank:
+    """Trains each ``as_of`` once and caches what the policies ask of the models.
+
+    Scores of a model on a step, its metrics on another candidate's holdout, its reference
+    profile and the data-quality report of a window are each computed once.
+    """
+
+    def __init__(self, spec: PipelineSpec, data: ReplayFrame):
+        self.spec = spec
+        self.data = data
+        self.fits = 0
+        self.fit_seconds = 0.0
+        self.fit_cpu_seconds = 0.0
+        self._models: dict[datetime, Candidate] = {}
+        self._scores: dict[tuple[str, Any], np.ndarray] = {}
+        self._profiles: dict[tuple[str, tuple[str, ...]], ReferenceProfile] = {}
+        self._slices: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+        self._quality: dict[tuple[datetime, Any], Any] = {}
+
+    def window(self, as_of: datetime) -> pd.DataFrame:
+        return self.data.between(as_of - self.spec.data.window, as_of)
+
+    def train(self, as_of: datetime) -> Candidate:
+        if as_of in self._models:
+            return self._models[as_of]
+        from ctflow.core.fit import fit_candidate, split_window
+
+        spec = self.spec
+        split = split_window(spec, self.window(as_of), as_of=as_of)
+        key = f"{as_of:%Y-%m-%d}" if as_of.time() == datetime.min.time() else as_of.isoformat()
+        if split.problem:
+            candidate = Candidate(key, as_of, None, None, {}, split.train_rows, split.holdout_rows, error=split.problem)
+            self._models[as_of] = candidate
+            return candidate
+        fitted = fit_candidate(spec, split, candidates=self.data.features)
+        candidate = Candidate(key, as_of, fitted.pipeline, fitted.features, fitted.metrics, fitted.train_rows,
+                              fitted.holdout_rows, fitted.fit_seconds)
+        self._scores[(key, ("holdout", key))] = fitted.holdout_scores
+        self._models[as_of] = candidate
+        self.fits += 1
+        self.fit_seconds += fitted.fit_seconds
+        self.fit_cpu_seconds += fitted.fit_cpu_seconds
+        log.info("trained as of %s on %s rows in %.1f s; holdout %s=%s", key, len(fitted.train_rows),
+                 fitted.fit_seconds, spec.evaluation.metric, _fmt(fitted.metrics.get(spec.evaluation.metric)))
+        return candidate
+
+    def scores(self, model: Candidate, rows: pd.DataFrame, key: Any) -> np.ndarray:
+        """``model``'s scores on ``rows`` (cached under ``key``, which names those rows)."""
+        from ctflow.core.training import predict_scores
+
+        cache_key = (model.id, key)
+        assert model.pipeline is not None and model.features is not None, "a candidate that failed to train"
+        if cache_key not in self._scores:
+            self._scores[cache_key] = (
+                predict_scores(model.pipeline, rows[model.features.all], self.spec.model.task)
+                if len(rows) else np.zeros(0)
+            )
+        return self._scores[cache_key]
+
+    def metrics(self, model: Candidate, rows: pd.DataFrame, key: Any) -> dict[str, float]:
+        from ctflow.core.evaluation import compute_metrics
+        from ctflow.core.fit import LABEL
+
+        if not len(rows):
+            return {}
+        return compute_metrics(self.spec.model.task, rows[LABEL].to_numpy(), self.scores(model, rows, key),
+                               threshold=self.spec.model.threshold)
+
+    def on_holdout(self, model: Candidate, candidate: Candidate) -> dict[str, float]:
+        """``model`` scored on ``candidate``'s holdout: what ``steps.evaluate`` gives the gate."""
+        return self.metrics(model, candidate.holdout_rows, ("holdout", candidate.id))
+
+    def slices(self, candidate: Candidate, columns: Sequence[str]) -> dict[str, Any]:
+        """Per-slice holdout metrics of ``candidate`` for these slice columns (a what-if may change them)."""
+        from ctflow.core.evaluation import slice_metrics
+        from ctflow.core.fit import LABEL
+
+        key = (candidate.id, tuple(columns))
+        if key not in self._slices:
+            rows = candidate.holdout_rows
+            scores = self.scores(candidate, rows, ("holdout", candidate.id))
+            self._slices[key] = slice_metrics(self.spec.model.task, rows, rows[LABEL].to_numpy(), scores, list(columns))
+        return self._slices[key]
+
+    def profile(self, model: Candidate, columns: Sequence[str]) -> ReferenceProfile:
+        """The model's reference profile: its training rows, as ``steps.train`` stores it."""
+        from ctflow.core.drift import ReferenceProfile
+
+        key = (model.id, tuple(columns))
+        if key not in self._profiles:
+            self._profiles[key] = ReferenceProfile.from_frame(model.train_rows, columns=list(columns))
+        return self._profiles[key]
+
+    def quality(self, spec: PipelineSpec, as_of: datetime):
+        """The data-quality report of the training window as of ``as_of`` under ``spec.quality``."""
+        from ctflow.core.fit import LABEL
+        from ctflow.core.quality import check_quality
+
+        key = (as_of, spec.quality.model_dump_json())
+        if key not in self._quality:
+            self._quality[key] = check_quality(self.window(as_of), quality=spec.quality, data=spec.data,
+                                               features=self.data.features, label=LABEL, as_of=as_of)
+        return self._quality[key]

@@ -1,0 +1,61 @@
+"""The replay's one feature frame: every window, holdout and scored step is a slice of it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ctflow.core.replay.timeline import as_utc
+
+if TYPE_CHECKING:
+    from ctflow.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayFrame:
+    """The labelled, feature-joined rows of the whole replay and the feature candidates."""
+
+    frame: pd.DataFrame
+    features: list[str]
+    timestamp: str
+    unlabelled: int = 0
+    seconds: float = 0.0
+
+    def between(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Rows with ``start <= timestamp < end``, in frame (file) order: what a Feast call for
+        that window alone would return (see :func:`load_frame`)."""
+        ts = self.frame[self.timestamp]
+        return self.frame.loc[(ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))]
+
+
+def load_frame(spec: PipelineSpec, start: datetime, end: datetime, *, feature_repo: Path | None = None) -> ReplayFrame:
+    """Rows of ``[start - data.window, end)`` with labels and point-in-time features: one Feast call.
+
+    The same functions as ``steps.fetch_features`` (``features.load_entity_rows``,
+    ``steps.derive_label``, ``features.get_historical_features``) over the whole range.
+    """
+    from ctflow import settings
+    from ctflow.core import features as feast
+    from ctflow.core.fit import feature_candidates
+    from ctflow.core.steps import derive_label, resolve_path
+
+    repo = Path(feature_repo or settings.feature_repo())
+    started = time.perf_counter()
+    rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp,
+                                  start=as_utc(start) - spec.data.window, end=as_utc(end))
+    rows, unlabelled = derive_label(rows, spec)
+    frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
+    service = feast.feature_names(repo, spec.data.features)
+    names = feature_candidates(spec, service)
+    seconds = time.perf_counter() - started
+    log.info("replay frame: %s labelled rows of [%s, %s) joined with %s in %.1f s", len(frame),
+             (as_utc(start) - spec.data.window).date(), as_utc(end).date(), spec.data.features, seconds)
+    return ReplayFrame(frame, names, spec.data.timestamp, unlabelled, seconds)

@@ -8,7 +8,6 @@ monitoring compares against. Everything lives in this module's own MLflow DB and
 
 from __future__ import annotations
 
-
 import json
 import os
 import re
@@ -16,7 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -30,8 +29,8 @@ from ctflow.core.scoring import canary_mask
 from ctflow.spec import parse_spec
 from tests.conftest import DAGS_FOLDER, demo_spec, isolated_home
 
-TRAIN_AS_OF = datetime(2013, 3, 1, tzinfo=timezone.utc)
-AS_OF = datetime(2013, 3, 5, 6, tzinfo=timezone.utc)
+TRAIN_AS_OF = datetime(2013, 3, 1, tzinfo=UTC)
+AS_OF = datetime(2013, 3, 5, 6, tzinfo=UTC)
 
 SPEC_TEXT = demo_spec(
     ("pipeline: flight_delay", "pipeline: monitor_core"),
@@ -341,7 +340,7 @@ def test_challenger_is_promoted_after_n_wins_and_retired_after_n_losses(tiny_mod
 
     def window(day: int, champion: str, challenger: str):
         rows = slice(0, 100) if day % 2 else slice(0, 90)  # a slightly different sample each window
-        end = datetime(2013, 5, day, tzinfo=timezone.utc)
+        end = datetime(2013, 5, day, tzinfo=UTC)
         champ, chall = auc(champion, rows), auc(challenger, rows)
         record = PerformanceRecord(pipeline="tiny_bookkeeping", window_start=end - timedelta(days=1), window_end=end,
                                    metric="roc_auc", rows=100, champion_version=versions[champion][0],
@@ -357,8 +356,8 @@ def test_challenger_is_promoted_after_n_wins_and_retired_after_n_losses(tiny_mod
     again = window(1, "good", "better")  # the same window re-run: replaced, not counted twice
     assert again["wins"] == 1 and again["action"] == "keep"
     dry = monitoring.judge_challenger(
-        spec, PerformanceRecord("tiny_bookkeeping", datetime(2013, 5, 1, tzinfo=timezone.utc),
-                                datetime(2013, 5, 2, tzinfo=timezone.utc), "roc_auc", 100, versions["good"][0], 0.7,
+        spec, PerformanceRecord("tiny_bookkeeping", datetime(2013, 5, 1, tzinfo=UTC),
+                                datetime(2013, 5, 2, tzinfo=UTC), "roc_auc", 100, versions["good"][0], 0.7,
                                 versions["better"][0], 0.8, True),
         store=store, registry=registry, actor="test", dry_run=True)
     assert dry["action"] == "promote" and not dry["applied"] and registry.champion().version == versions["good"][0]
@@ -403,7 +402,7 @@ def test_a_failed_insert_leaves_the_window_as_it_was(home):
     row = dict(model_name="m", model_version="1", alias="champion", row=0, entity_key="{}",
                event_timestamp=datetime(2013, 1, 1, 5), score=0.5)
     store.replace_window(**window, rows=[row, {**row, "row": 1}])
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - the driver's IntegrityError type differs per database
         store.replace_window(**window, rows=[row, {**row, "alias": None}])  # NOT NULL violated mid-insert
     assert store.count(**window) == 2  # the delete was rolled back with the failed insert
 
@@ -427,7 +426,7 @@ class _Receiver(BaseHTTPRequestHandler):
     received: list = []
     status = 200
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append({"path": self.path, "json": json.loads(body), "headers": dict(self.headers)})
         self.send_response(type(self).status)
@@ -509,10 +508,10 @@ def test_predictions_store_on_postgresql():
     with throwaway_databases("predictions") as names:
         store = PredictionStore(admin._replace(scheme="postgresql+psycopg2", path=f"/{names['predictions']}").geturl())
         try:
-            window = dict(pipeline="p", window_start=datetime(2013, 1, 1, tzinfo=timezone.utc),
-                          window_end=datetime(2013, 1, 2, tzinfo=timezone.utc))
+            window = dict(pipeline="p", window_start=datetime(2013, 1, 1, tzinfo=UTC),
+                          window_end=datetime(2013, 1, 2, tzinfo=UTC))
             rows = [dict(model_name="m", model_version="1", alias="champion", row=i, entity_key="{}",
-                         event_timestamp=datetime(2013, 1, 1, i, tzinfo=timezone.utc), score=i / 10) for i in range(5)]
+                         event_timestamp=datetime(2013, 1, 1, i, tzinfo=UTC), score=i / 10) for i in range(5)]
             store.replace_window(**window, rows=rows)
             store.replace_window(**window, rows=rows[:3])
             assert store.count(**window) == 3

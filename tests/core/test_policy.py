@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from ctflow.core.replay import override_spec
 from ctflow.spec import load_spec
 from tests.conftest import PROJECT
 
-END = datetime(2013, 3, 15, tzinfo=timezone.utc)
+END = datetime(2013, 3, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ window and a small gradient-boosting model. The feature frame is built once per 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -51,9 +51,9 @@ def result(spec, data) -> replay.ReplayResult:
 def test_steps_cover_the_range_and_the_last_may_be_short():
     steps = replay.make_steps(replay.as_utc(START), replay.as_utc(END), EVERY_STEP)
     assert len(steps) == 7
-    assert steps[0].start == datetime(2013, 3, 1, tzinfo=timezone.utc)
+    assert steps[0].start == datetime(2013, 3, 1, tzinfo=UTC)
     assert all(a.end == b.start for a, b in zip(steps, steps[1:]))
-    assert steps[-1].end == datetime(2013, 4, 15, tzinfo=timezone.utc)
+    assert steps[-1].end == datetime(2013, 4, 15, tzinfo=UTC)
     assert steps[-1].end - steps[-1].start == timedelta(days=3)
     with pytest.raises(replay.ReplayError):
         replay.make_steps(replay.as_utc(END), replay.as_utc(START), EVERY_STEP)
@@ -61,7 +61,7 @@ def test_steps_cover_the_range_and_the_last_may_be_short():
 
 def test_the_worst_step_follows_the_metric_direction():
     """roc_auc: the worst step is the lowest; rmse (lower is better): the highest."""
-    at = datetime(2013, 3, 1, tzinfo=timezone.utc)
+    at = datetime(2013, 3, 1, tzinfo=UTC)
     records = [replay.StepRecord(i, at, at, 10, value, "m") for i, value in enumerate([0.7, 0.5, None, 0.9])]
     assert replay.PolicyResult("p", "", records).worst_metric == 0.5
     assert replay.PolicyResult("p", "", records, higher_is_better=False).worst_metric == 0.9
@@ -70,7 +70,7 @@ def test_the_worst_step_follows_the_metric_direction():
 
 def test_cron_ticks_of_the_weekly_monday_schedule():
     ticks = replay.cron_ticks("0 2 * * 1", replay.as_utc("2013-03-01"), replay.as_utc("2013-03-15"))
-    assert ticks == [datetime(2013, 3, 4, 2, tzinfo=timezone.utc), datetime(2013, 3, 11, 2, tzinfo=timezone.utc)]
+    assert ticks == [datetime(2013, 3, 4, 2, tzinfo=UTC), datetime(2013, 3, 11, 2, tzinfo=UTC)]
     assert len(replay.cron_ticks("@monthly", replay.as_utc("2013-02-01"), replay.as_utc("2013-12-31"))) == 10
     assert replay.cron_ticks(None, replay.as_utc("2013-02-01"), replay.as_utc("2013-12-31")) == []
     # Presets expand as the spec defines them (one table for the spec's validation and the replay).
@@ -85,7 +85,7 @@ def test_a_slice_of_the_year_frame_is_what_fetch_features_builds(spec, data, tmp
     """Point in time: slicing the one big Feast frame equals the DAG's own per-window fetch."""
     from ctflow.core import features, steps
 
-    as_of = datetime(2013, 3, 22, tzinfo=timezone.utc)
+    as_of = datetime(2013, 3, 22, tzinfo=UTC)
     fetched = steps.fetch_features(spec, as_of=as_of, run_dir=tmp_path, feature_repo=feature_repo_ready)
     window = data.between(as_of - spec.data.window, as_of)
     assert features.fingerprint(window, timestamp=spec.data.timestamp)["sha256"] == fetched["sha256"]

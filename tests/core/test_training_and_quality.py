@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ from ctflow.core.quality import check_quality
 from ctflow.core.training import build_pipeline, infer_features, predict_scores, split_by_time
 from ctflow.spec.models import Data, Model, Quality
 
-AS_OF = datetime(2013, 3, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2013, 3, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_feature_types_are_inferred_and_timestamps_excluded(frame):
 
 
 def test_time_split_puts_newest_rows_in_holdout(frame):
-    train, holdout = split_by_time(frame, timestamp="scheduled_departure", holdout_start=datetime(2013, 2, 15, tzinfo=timezone.utc))
+    train, holdout = split_by_time(frame, timestamp="scheduled_departure", holdout_start=datetime(2013, 2, 15, tzinfo=UTC))
     assert train.scheduled_departure.max() < holdout.scheduled_departure.min()
     assert len(train) + len(holdout) == len(frame)
 
@@ -50,7 +50,7 @@ def test_pipeline_trains_and_beats_chance_reproducibly(frame, estimator):
     params = {"max_iter": 50} if "Hist" in estimator else {"max_iter": 200}
     spec_model = model(estimator=estimator, params=params)
     fs = infer_features(frame, ["carrier", "origin", "dest", "distance", "dep_hour"], spec_model)
-    train, holdout = split_by_time(frame, timestamp="scheduled_departure", holdout_start=datetime(2013, 2, 15, tzinfo=timezone.utc))
+    train, holdout = split_by_time(frame, timestamp="scheduled_departure", holdout_start=datetime(2013, 2, 15, tzinfo=UTC))
     scores = []
     for _ in range(2):
         pipe = build_pipeline(spec_model, fs).fit(train[fs.all], train.label)
@@ -107,11 +107,11 @@ def test_window_coverage_refuses_a_window_that_reaches_back_before_the_data(fram
         report = check_quality(rows, quality=quality, data=data, features=["distance"], label="label", as_of=as_of)
         return next(r for r in report.rules if r.rule == "min_window_coverage")
 
-    cold = coverage(datetime(2013, 2, 1, tzinfo=timezone.utc))
+    cold = coverage(datetime(2013, 2, 1, tzinfo=UTC))
     assert not cold.passed
     assert cold.observed == "0.51 (oldest row 2013-01-01T10:00:00+00:00)"  # 30.6 of 60 days
     assert cold.expected == ">= 0.9 of the 60d window before 2013-02-01T00:00:00+00:00"
-    assert not coverage(datetime(2013, 2, 22, tzinfo=timezone.utc)).passed  # 0.86
+    assert not coverage(datetime(2013, 2, 22, tzinfo=UTC)).passed  # 0.86
     assert coverage(AS_OF).passed
     nothing = check_quality(frame.iloc[:0], quality=quality, data=data, features=["distance"], label="label",
                             as_of=AS_OF)
@@ -147,7 +147,7 @@ def test_the_quality_step_judges_coverage_against_the_window_the_run_fetched(tmp
     steps.fetch_features(spec, as_of=AS_OF, run_dir=short, window_days=10, feature_repo=feature_repo_ready)
     assert steps.check_quality(spec, as_of=AS_OF, run_dir=short)["passed"]
 
-    early = datetime(2013, 2, 1, tzinfo=timezone.utc)
+    early = datetime(2013, 2, 1, tzinfo=UTC)
     steps.fetch_features(spec, as_of=early, run_dir=cold, feature_repo=feature_repo_ready)
     with pytest.raises(DataQualityError, match=r"FAIL min_window_coverage observed 0.51 .* of the 60d window"):
         steps.check_quality(spec, as_of=early, run_dir=cold)

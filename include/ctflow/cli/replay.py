@@ -24,6 +24,7 @@ import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
+
 from ctflow.contract import mlflow_tags
 
 
@@ -164,9 +165,11 @@ def _report(result: Any, args: argparse.Namespace) -> str:
         "",
         result.table(),
         "",
-        f"{result.fits} models fitted (shared between policies); feature frame {result.seconds['frame']} s; "
-        f"replay {result.seconds['replay']} s wall ({result.seconds['replay_cpu']} s CPU), of which fitting "
-        f"{result.seconds['fit']} s wall ({result.seconds['fit_cpu']} s CPU)",
+        (
+            f"{result.fits} models fitted (shared between policies); feature frame {result.seconds['frame']} s; "
+            f"replay {result.seconds['replay']} s wall ({result.seconds['replay_cpu']} s CPU), of which fitting "
+            f"{result.seconds['fit']} s wall ({result.seconds['fit_cpu']} s CPU)"
+        ),
     ]
     lines += [f"note: {n}" for n in result.notes]
     if args.plot:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ctflow import settings
+from ctflow.contract import mlflow_tags
 from ctflow.core import fit
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
 from ctflow.exceptions import ConfigurationError
 from ctflow.spec import PipelineSpec
-from ctflow.contract import mlflow_tags
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ def evaluate(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = No
     if champion is not None:
         try:
             champion_metrics = score_version(spec, champion.version, run_dir, tracking_uri=tracking_uri)
-        except Exception as err:  # a champion with another schema cannot score this holdout
+        except Exception as err:  # noqa: BLE001 - a champion with another schema cannot score this holdout
             note = f"; champion v{champion.version} cannot score this holdout ({type(err).__name__}: {err})"
             log.warning("champion v%s cannot score the holdout: %s", champion.version, err)
     decision = decide(

@@ -42,7 +42,7 @@ def infer_features(frame: pd.DataFrame, candidates: list[str], model: Model) -> 
         if column in model.exclude or column not in frame.columns:
             continue
         dtype = frame[column].dtype
-        if column in model.categorical or isinstance(dtype, pd.CategoricalDtype) or dtype == object or pd.api.types.is_string_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        if column in model.categorical or isinstance(dtype, pd.CategoricalDtype) or dtype == np.dtype(object) or pd.api.types.is_string_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
             categorical.append(column)
         elif pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
             continue

@@ -186,7 +186,7 @@ def performance(
             challenger_value = perf.metric_value(spec.model.task, metric, challenger_frame[LABEL].to_numpy(),
                                                  challenger.score(challenger_frame, spec.model.task),
                                                  threshold=spec.model.threshold)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - a broken challenger must not stop judging the champion
             log.warning("challenger v%s cannot score the ground-truth window: %s", challenger.number, err)
             result["challenger_error"] = f"{type(err).__name__}: {err}"
         won = perf.challenger_wins(spec.model.task, metric, challenger_value, champion_value,

@@ -25,7 +25,7 @@ def plot_metric_over_time(spec: PipelineSpec, history: list, path: Path) -> Path
         ax.plot(ends, [r.champion_value for r in history], marker="o", label="champion")
         challenger = [(r.window_end, r.challenger_value) for r in history if r.challenger_value is not None]
         if challenger:
-            ax.plot(*zip(*challenger), marker="s", linestyle="--", label="challenger")
+            ax.plot(*zip(*challenger, strict=True), marker="s", linestyle="--", label="challenger")
         config = spec.monitoring.performance
         for bound, label in ((config.min if config else None, "min"), (config.max if config else None, "max")):
             if bound is not None:

@@ -96,7 +96,7 @@ def score_batch(
         scoring_started = time.perf_counter()
         try:
             challenger_scores[to_challenger] = challenger.score(challenger_frame.loc[to_challenger], spec.model.task)
-        except Exception as err:  # a broken challenger must not stop monitoring of the champion
+        except Exception as err:  # noqa: BLE001 - a broken challenger must not stop monitoring of the champion
             challenger_error = f"{type(err).__name__}: {err}"
             log.warning("challenger v%s cannot score the window: %s", challenger.number, challenger_error)
             to_challenger[:] = False

@@ -29,7 +29,7 @@ def _score(bank: ModelBank, model: Candidate | None, step: Step, rows: pd.DataFr
 def _run_fixed(bank: ModelBank, steps: list[Step], rows: list[pd.DataFrame], *, retrain: bool, name: str) -> PolicyResult:
     """``never`` (retrain=False) and ``every`` (retrain=True): no gate, always deploy."""
     records, model = [], None
-    for step, step_rows in zip(steps, rows):
+    for step, step_rows in zip(steps, rows, strict=True):
         trained = False
         if model is None or retrain:
             candidate = bank.train(step.start)
@@ -56,7 +56,7 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
     champion: Candidate | None = None
     last_trained: datetime | None = None
     records: list[StepRecord] = []
-    for step, step_rows in zip(steps, rows):
+    for step, step_rows in zip(steps, rows, strict=True):
         record = StepRecord(step.index, step.start, step.end, len(step_rows), None, None)
         triggers = ["initial"]
         if step.index > 0:

@@ -112,11 +112,11 @@ class PolicyResult:
         A policy without a model at some steps (ctflow before its first promotion) is compared
         on the same steps only, not on an easier or harder subset of the weeks.
         """
-        pairs = [(a.metric, b.metric) for a, b in zip(self.steps, reference.steps)
+        pairs = [(a.metric, b.metric) for a, b in zip(self.steps, reference.steps, strict=True)
                  if a.metric is not None and b.metric is not None]
         if not pairs:
             return None
-        mine, theirs = zip(*pairs)
+        mine, theirs = zip(*pairs, strict=True)
         return float(np.mean(mine)), float(np.mean(theirs)), len(pairs)
 
     def to_dict(self, *, reference: PolicyResult | None = None, steps: bool = True) -> dict[str, Any]:
@@ -197,8 +197,10 @@ class ReplayResult:
         every = self.policy(EVERY)
         m = self.metric
         lines = [
-            f"| policy | mean {m} | worst {m} | trainings | promotions | steps scored | "
-            "mean vs every (same steps) | trainings vs every |",
+            (
+                f"| policy | mean {m} | worst {m} | trainings | promotions | steps scored | "
+                "mean vs every (same steps) | trainings vs every |"
+            ),
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for p in self.policies:

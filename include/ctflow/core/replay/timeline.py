@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from ctflow.exceptions import CtflowError
 from ctflow.spec.models import cron_expression
@@ -44,8 +44,8 @@ def as_utc(moment: datetime | date | str) -> datetime:
     if not isinstance(moment, datetime):
         moment = datetime(moment.year, moment.month, moment.day)
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def cron_ticks(cron: str | None, start: datetime, end: datetime, tz: str = "UTC") -> list[datetime]:

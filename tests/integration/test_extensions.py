@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DAGS_FOLDER, PROJECT, asset_events, run_cli
+from tests.conftest import DAGS_FOLDER, PROJECT, QUICK_TRIGGER_ONLY, asset_events, demo_spec, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +59,19 @@ def test_without_the_package_the_dags_are_ctflows_own():
     assert dag.get_task("training.evaluate").downstream_task_ids == {"promotion.register"}
 
 
-def test_airflow_dags_test_runs_the_subclass_and_the_extra_step(airflow_db, feature_repo_ready, tmp_path):
+def test_airflow_dags_test_runs_the_subclass_and_the_extra_step(airflow_db, feature_repo_ready, tmp_path,
+                                                                 dags_folder_with):
     from mlflow import MlflowClient
 
+    # The demo spec with a smaller fit (nothing in it names the extension): the run is about the wiring.
+    folder = dags_folder_with({"flight_delay.yaml": demo_spec(*QUICK_TRIGGER_ONLY)})
     home, mlflow_uri = tmp_path / "home", f"sqlite:///{tmp_path / 'mlflow.db'}"
     promoted_before = len(asset_events(PROMOTED))
     result = run_cli(
         "airflow", "dags", "test", "ct_flight_delay", "2013-03-01",
         env={"PYTHONPATH": os.pathsep.join(filter(None, [str(EXTENSION), os.environ.get("PYTHONPATH")])),
-             "CTFLOW_HOME": str(home), "MLFLOW_TRACKING_URI": mlflow_uri},
-        timeout=900,
+             "AIRFLOW__CORE__DAGS_FOLDER": str(folder), "CTFLOW_HOME": str(home), "MLFLOW_TRACKING_URI": mlflow_uri},
+        timeout=2400,  # minutes of training on a shared machine
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 

@@ -12,12 +12,13 @@ from datetime import datetime, timezone
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import DAGS_FOLDER, TEST_ENV, demo_spec, run_cli
+from tests.conftest import DAGS_FOLDER, TEST_ENV, asset_events, demo_spec, run_cli
 from ctflow.contract import mlflow_tags
 
 pytestmark = pytest.mark.integration
 
 FIRST = datetime(2013, 3, 1, tzinfo=timezone.utc)
+PROMOTED = "ctflow://flight_delay/promoted"
 SPEC = demo_spec()
 # A deliberately worse model: passes a lowered floor, loses to any real champion.
 WORSE = demo_spec(
@@ -82,11 +83,16 @@ def test_first_run_trains_logs_and_promotes(first_run, registry):
     version = registry.get_version("1")
     assert version.tags[mlflow_tags.RUN_KEY].startswith("ct_flight_delay/")
     assert version.run_id == run.info.run_id
+    # The promotion moved the champion: announced on the promoted asset (through promote's alias).
+    last = asset_events(PROMOTED)[-1]
+    assert (last["task_id"], last["extra"]["version"], last["extra"]["by"]) == ("promotion.promote", "1", "ct")
 
 
 def test_worse_model_is_gated_out_and_champion_stays(first_run, registry, dags_folder_with):
     folder = dags_folder_with({"flight_delay.yaml": WORSE})
+    announced = len(asset_events(PROMOTED))
     _dags_test(folder, "2013-03-01")
+    assert len(asset_events(PROMOTED)) == announced  # nothing moved, nothing announced
     latest = _candidate_runs()[-1]
     assert latest.data.params["estimator"] == "sklearn.tree.DecisionTreeClassifier"
     assert latest.data.tags[mlflow_tags.GATE_DECISION] == "reject_champion"
@@ -98,9 +104,12 @@ def test_worse_model_is_gated_out_and_champion_stays(first_run, registry, dags_f
 
 def test_forced_promotion_then_rollback_run(first_run, registry, dags_folder_with):
     folder = dags_folder_with({"flight_delay.yaml": WORSE})
+    announced = len(asset_events(PROMOTED))
     _dags_test(folder, "2013-03-01", {"force_promotion": True, "reason": "integration test: forced"})
     forced = registry.champion()
     assert forced.version == "2" and forced.tags[mlflow_tags.GATE] == "forced"
+    [event] = asset_events(PROMOTED)[announced:]
+    assert (event["task_id"], event["extra"]["version"], event["extra"]["previous"]) == ("promotion.promote", "2", "1")
 
     _dags_test(DAGS_FOLDER, "2013-03-01", {"action": "rollback", "reason": "integration test: roll back"})
     assert registry.champion().version == "1"

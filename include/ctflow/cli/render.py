@@ -42,9 +42,16 @@ def describe_dag(dag) -> str:
     for task in dag.topological_sort():
         downstream = sorted(task.downstream_task_ids)
         arrow = f" -> {', '.join(downstream)}" if downstream else ""
-        outlets = f"  [emits {', '.join(a.uri for a in task.outlets)}]" if task.outlets else ""
+        outlets = f"  [emits {', '.join(_emitted(task, a) for a in task.outlets)}]" if task.outlets else ""
         lines.append(f"    {task.task_id} ({type(task).__name__}){arrow}{outlets}")
     return "\n".join(lines) + "\n"
+
+
+def _emitted(task, outlet) -> str:
+    """An asset's URI; for an asset alias (promote, performance) the asset it announces, and when."""
+    if hasattr(outlet, "uri"):
+        return outlet.uri
+    return f"{getattr(task, 'promoted_uri', None) or outlet.name} (only when it moves the champion)"
 
 
 def schedule_text(timetable) -> str:

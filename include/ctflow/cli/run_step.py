@@ -1,14 +1,17 @@
 """``ctflow run-step STEP``: run one step of a CT run outside Airflow (what a DockerOperator calls).
 
+The steps, what each needs and which files it reads come from their declarations
+(:mod:`ctflow.steps.ct`); the call is :func:`ctflow.steps.run_step`, as in the operators.
+
 The step's result is printed as JSON on the last line of stdout, which is what the docker
 provider pushes to XCom. Every argument is checked before any work. Exit codes:
 
 * 0 done;
-* :data:`EXIT_CONFIGURATION` (2) bad arguments (a date that is not ISO 8601, ``--window-days``
+* :data:`~ctflow.steps.command.EXIT_CONFIGURATION` (2) bad arguments (a date that is not ISO 8601, ``--window-days``
   not > 0, an unknown step, a file an earlier step should have left missing), a bad spec, or a
   configuration error (:class:`ctflow.exceptions.ConfigurationError`: an unknown feature
   service, a missing entity file or column): one line on stderr naming the field and the fix;
-* :data:`EXIT_REFUSED` (3) the step refused its input (a data-quality failure);
+* :data:`~ctflow.steps.command.EXIT_REFUSED` (3) the step refused its input (a data-quality failure);
 
 both final: a retry of the same input cannot change them, so the docker runner fails the task
 for good. Anything else (MLflow down, a lock timeout) is an error worth retrying.
@@ -23,22 +26,14 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-#: Bad arguments, spec or configuration: final, not worth a retry.
-EXIT_CONFIGURATION = 2
-#: The step refused its input (data quality): final, not worth a retry.
-EXIT_REFUSED = 3
+from ctflow.steps.command import EXIT_CONFIGURATION, EXIT_REFUSED, command_line
+from ctflow.steps.ct import STEPS
 
-STEPS = ("fetch_features", "check_quality", "train", "evaluate", "register", "promote", "rollback")
-#: Steps that need ``--as-of``.
-AS_OF_STEPS = ("fetch_features", "check_quality", "train")
-#: What each step reads from the run folder, and the step that writes it.
-NEEDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "check_quality": (("frame.parquet", "fetch_features"), ("features.json", "fetch_features")),
-    "train": (("frame.parquet", "fetch_features"), ("features.json", "fetch_features")),
-    "evaluate": (("train.json", "train"), ("holdout.parquet", "train")),
-    "register": (("gate.json", "evaluate"), ("train.json", "train")),
-    "promote": (("gate.json", "evaluate"), ("register.json", "register")),
-}
+__all__ = ["EXIT_CONFIGURATION", "EXIT_REFUSED", "command_line", "problem", "register", "run"]
+
+
+def _steps_needing(field: str) -> list[str]:
+    return [name for name, step in STEPS.items() if field in step.needs]
 
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> None:
@@ -73,11 +68,11 @@ def _positive_days(text: str) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run-step", help="run one step of a CT run (the DockerOperator entry point)")
     _one_line_errors(parser)
-    parser.add_argument("step", choices=STEPS)
+    parser.add_argument("step", choices=list(STEPS))
     parser.add_argument("--spec", type=Path, required=True, help="the spec file")
     parser.add_argument("--run-key", required=True, help="identifies the run, e.g. ct_x/manual__2013-03-01")
     parser.add_argument("--as-of", type=_as_of,
-                        help="ISO date-time the run is about (fetch_features, check_quality, train)")
+                        help=f"ISO date-time the run is about ({', '.join(_steps_needing('as_of'))})")
     parser.add_argument("--window-days", type=_positive_days, help="override the training window (days > 0)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or embedded)")
     parser.add_argument("--feature-repo", type=Path, help="Feast repository (default: the project's)")
@@ -88,31 +83,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def command_line(step: str, *, spec_path: str, run_key: str, as_of: str | None = None, **options) -> list[str]:
-    """The argv of ``ctflow run-step`` for ``step``: one place builds it for every runner."""
-    argv = ["ctflow", "run-step", step, "--spec", spec_path, "--run-key", run_key]
-    if as_of:
-        argv += ["--as-of", as_of]
-    for name, value in sorted(options.items()):
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value not in (None, False, ""):
-            argv += [flag, str(value)]
-    return argv
-
-
 def problem(args: argparse.Namespace, run_dir: Path) -> str | None:
     """What is wrong with the arguments of this step, before any work; None if nothing."""
-    if args.step in AS_OF_STEPS and not args.as_of:
+    step = STEPS[args.step]
+    if "as_of" in step.needs and not args.as_of:
         return f"{args.step} needs --as-of"
-    if args.window_days is not None and args.step != "fetch_features":
-        return f"--window-days is for fetch_features, not {args.step}"
-    if (args.force or args.step == "rollback") and not args.reason.strip():
-        return f"{'--force' if args.force else 'rollback'} needs --reason: it is recorded in the alias history"
+    if args.window_days is not None and "window_days" not in step.needs:
+        return f"--window-days is for {', '.join(_steps_needing('window_days'))}, not {args.step}"
+    if (args.force or step.reason_required) and not args.reason.strip():
+        return f"{'--force' if args.force else args.step} needs --reason: it is recorded in the alias history"
     if args.feature_repo is not None and not (args.feature_repo / "feature_store.yaml").is_file():
         return f"--feature-repo {args.feature_repo} is not a Feast repository (no feature_store.yaml)"
-    for name, writer in NEEDS.get(args.step, ()):
+    for name, writer in step.reads:
         if not (run_dir / name).is_file():
             return f"{args.step} needs {name} in {run_dir}, which {writer} writes: run {writer} with this --run-key first"
     return None
@@ -136,39 +118,32 @@ def run(args: argparse.Namespace) -> int:
     if message := problem(args, run_dir):
         return _fail(message)
 
-    from ctflow.core import steps
-    from ctflow.core.quality import DataQualityError
     from ctflow.core.timing import resolve_as_of
     from ctflow.exceptions import ConfigurationError
+    from ctflow.steps import RunContext, run_step
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    as_of = resolve_as_of(args.as_of, None, None) if args.as_of else None
-    common = {"tracking_uri": args.tracking_uri}
-    calls = {
-        "fetch_features": lambda: steps.fetch_features(
-            spec, as_of=as_of, run_dir=run_dir, window_days=args.window_days, feature_repo=args.feature_repo
-        ),
-        "check_quality": lambda: steps.check_quality(spec, as_of=as_of, run_dir=run_dir),
-        "train": lambda: steps.train(
-            spec, as_of=as_of, run_dir=run_dir, run_key=args.run_key, spec_text=args.spec.read_text(), **common
-        ),
-        "evaluate": lambda: steps.evaluate(spec, run_dir=run_dir, **common),
-        "register": lambda: steps.register(
-            spec, run_dir=run_dir, run_key=args.run_key, force=args.force, reason=args.reason,
-            dry_run=args.dry_run, **common
-        ),
-        "promote": lambda: steps.promote(
-            spec, run_dir=run_dir, actor=args.actor, run_key=args.run_key, force=args.force, reason=args.reason,
-            **common
-        ),
-        "rollback": lambda: steps.rollback(spec, actor=args.actor, reason=args.reason, run_key=args.run_key, **common),
-    }
+    step = STEPS[args.step]
+    context = RunContext(
+        as_of=resolve_as_of(args.as_of, None, None) if args.as_of else None,
+        run_dir=run_dir,
+        run_key=args.run_key,
+        tracking_uri=args.tracking_uri,
+        feature_repo=args.feature_repo,
+        actor=args.actor,
+        spec_text=args.spec.read_text() if "spec_text" in step.needs else None,
+        window_days=args.window_days,
+        force=args.force,
+        reason=args.reason,
+        dry_run=args.dry_run,
+    )
+    refusal = step.refusal_type()
     try:
-        result = calls[args.step]()
+        result = run_step(step, spec, context)
     except ConfigurationError as err:
         return _fail(str(err))
-    except DataQualityError as err:
+    except refusal as err:
         print(err)
         return EXIT_REFUSED
-    print(json.dumps(result, default=str))
+    print(json.dumps(result.to_xcom(), default=str))
     return 0

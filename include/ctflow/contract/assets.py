@@ -39,3 +39,8 @@ def promoted_asset(pipeline: str) -> Asset:
 def monitor_promotion_alias_name(pipeline: str) -> str:
     """The asset alias through which monitoring announces a promotion it made."""
     return f"{pipeline}_monitor_promotion"
+
+
+def ct_promotion_alias_name(pipeline: str) -> str:
+    """The asset alias through which ``ct_<pipeline>``'s promote task announces a champion it moved."""
+    return f"{pipeline}_ct_promotion"

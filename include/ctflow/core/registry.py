@@ -179,6 +179,14 @@ class ModelRegistry:
         """The version holding ``champion``, or None."""
         return self.alias_version("champion")
 
+    def tag_version(self, version: str | int, tags: dict[str, str], *, run_id: str | None = None) -> None:
+        """Set ``tags`` on ``version`` and, if given, on its MLflow run (``run_id``): e.g. a human's approval."""
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.model_name, str(version), key, value)
+        if run_id:
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, value)
+
     # -- alias moves -----------------------------------------------------------------------
 
     def promote(

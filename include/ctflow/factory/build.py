@@ -9,31 +9,27 @@ from __future__ import annotations
 from datetime import datetime, time, timezone
 from typing import TYPE_CHECKING
 
-from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, TaskGroup
+from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, TaskGroup, chain
 
+from ctflow import extensions
 from ctflow.contract import tasks
-from ctflow.contract.assets import breach_asset, monitor_promotion_alias_name, promoted_asset
+from ctflow.contract.assets import (
+    breach_asset,
+    ct_promotion_alias_name,
+    monitor_promotion_alias_name,
+    promoted_asset,
+)
 from ctflow.factory.docs import render_doc_md
 from ctflow.factory.params import ct_params, monitor_params
-from ctflow.operators import (
-    ActOnBreachOperator,
-    ChooseActionOperator,
-    DataDriftOperator,
-    DataQualityOperator,
-    EvaluateGateOperator,
-    FetchFeaturesOperator,
-    MonitoringReportOperator,
-    PerformanceOperator,
-    PredictionDriftOperator,
-    PromoteModelOperator,
-    RegisterModelOperator,
-    RollbackModelOperator,
-    ScoreBatchOperator,
-    TrainModelOperator,
-)
+from ctflow.operators import OPERATORS, ChooseActionOperator
+from ctflow.runners import runner_for
+from ctflow.steps import ct, monitor
 
 if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+
     from ctflow.spec import PipelineSpec
+    from ctflow.steps import StepDeclaration
 
 
 def build_dags(
@@ -54,20 +50,14 @@ def build_dags(
 def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: str | None = None) -> DAG:
     """``ct_<name>``: features -> data checks -> train -> gate -> register -> [approve] -> promote.
 
-    With ``runner: {kind: docker, image: ...}`` the four training steps run ``ctflow run-step``
-    in a container of that image (:mod:`ctflow.operators.docker`); the registry steps stay in
-    the worker. The docker provider is imported only then, so other specs parse without it.
+    Each task is its step's declaration (:mod:`ctflow.steps.ct`) run by an operator: the
+    deployment's subclass if one is registered (:mod:`ctflow.extensions`), else ctflow's. Steps
+    declared ``container=True`` go through the runner of ``runner.kind`` (:mod:`ctflow.runners`):
+    with ``docker`` the four training steps run ``ctflow run-step`` in a container of the spec's
+    image; the registry steps stay in the worker. A deployment's steps at ``ct.after_evaluate``
+    run between the gate and registration, those at ``ct.after_promote`` after the promotion.
     """
-    if spec.runner.kind == "docker":
-        from ctflow.operators.docker import CtflowDockerOperator
-
-        def heavy(in_process: type, step_name: str, **kwargs):
-            return CtflowDockerOperator(step=step_name, image=spec.runner.image, **kwargs)
-    else:
-
-        def heavy(in_process: type, step_name: str, **kwargs):
-            return in_process(**kwargs)
-
+    runner = runner_for(spec.runner.kind)
     with DAG(
         dag_id=spec.ct_dag_id,
         description=f"Continuous training of {spec.pipeline}: {spec.description}".strip(": "),
@@ -76,36 +66,58 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
         params=ct_params(spec),
         max_active_runs=4,
     ) as dag:
-        step = {"spec": spec, "spec_path": spec_path}
+        common = {"spec": spec, "spec_path": spec_path}
+
+        def task(declaration: StepDeclaration, **kwargs) -> BaseOperator:
+            operator = extensions.operator_class(declaration.name, OPERATORS[declaration.name])
+            kwargs = {"task_id": tasks.local_id(declaration.task_id), **common, **kwargs}
+            if declaration.container:
+                return runner(declaration=declaration, operator_class=operator, **kwargs)
+            return operator(**kwargs)
+
         choose = ChooseActionOperator(
             task_id=tasks.CHOOSE_ACTION, train_task_id=tasks.FETCH_FEATURES, rollback_task_id=tasks.ROLLBACK
         )
         with TaskGroup(tasks.TRAINING_GROUP, tooltip="Build the frame, check it, train and gate a candidate"):
-            features = heavy(FetchFeaturesOperator, "fetch_features", task_id=tasks.local_id(tasks.FETCH_FEATURES), **step)
-            quality = heavy(DataQualityOperator, "check_quality", task_id=tasks.local_id(tasks.CHECK_DATA_QUALITY), **step)
-            train = heavy(TrainModelOperator, "train", task_id=tasks.local_id(tasks.TRAIN), **step)
-            evaluate = heavy(EvaluateGateOperator, "evaluate", task_id=tasks.local_id(tasks.EVALUATE), **step)
-            features >> quality >> train >> evaluate
+            training = [task(ct.FETCH_FEATURES), task(ct.CHECK_QUALITY), task(ct.TRAIN), task(ct.EVALUATE)]
+            training += _extra_tasks("ct.after_evaluate", common)
+            chain(*training)
         with TaskGroup(tasks.PROMOTION_GROUP, tooltip="Register the candidate and move the alias"):
-            register = RegisterModelOperator(task_id=tasks.local_id(tasks.REGISTER), **step)
-            promote = PromoteModelOperator(
-                task_id=tasks.local_id(tasks.PROMOTE),
-                **step,
-                outlets=[promoted_asset(spec.pipeline)] if spec.registry.strategy == "direct" else [],
-            )
-            if spec.registry.approval == "manual":
-                register >> _approval_task(spec) >> promote
-            else:
-                register >> promote
-        rollback = RollbackModelOperator(task_id=tasks.ROLLBACK, **step, outlets=[promoted_asset(spec.pipeline)])
-        choose >> [features, rollback]
-        evaluate >> register
+            register = task(ct.REGISTER)
+            promote = task(ct.PROMOTE, **_ct_promotion(spec))
+            approval = [_approval_task(spec)] if spec.registry.approval == "manual" else []
+            chain(register, *approval, promote, *_extra_tasks("ct.after_promote", common))
+        rollback = task(ct.ROLLBACK, outlets=[promoted_asset(spec.pipeline)])
+        choose >> [training[0], rollback]
+        training[-1] >> register
     return dag
+
+
+def _extra_tasks(position: str, common: dict) -> list[BaseOperator]:
+    """The deployment's steps at ``position`` (``ctflow.steps`` entry points), in the current task group."""
+    from ctflow.operators.extension import ExtraStepOperator
+
+    return [ExtraStepOperator(task_id=step.name, declaration=step, **common) for step in extensions.steps_at(position)]
+
+
+def _ct_promotion(spec: PipelineSpec) -> dict:
+    """Outlet of the CT promotion (strategy direct): an alias, so only a real move of the champion emits."""
+    if spec.registry.strategy != "direct":
+        return {}
+    from airflow.sdk import AssetAlias
+
+    promoted = promoted_asset(spec.pipeline)
+    return {
+        "outlets": [AssetAlias(name=ct_promotion_alias_name(spec.pipeline), group="ctflow")],
+        "promoted_uri": promoted.uri,
+        "promoted_name": promoted.name,
+    }
 
 
 def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: str | None = None) -> DAG:
     """``monitor_<name>``: score the window -> drift, prediction drift, performance -> report -> act.
 
+    A deployment's steps at ``monitor.after_report`` run between the report and ``act_on_breach``.
     ``act_on_breach`` has the breach asset as outlet and is skipped (so emits nothing) unless a
     breach retrains, or there is no champion and ``retrain_on`` has ``no_champion``. With
     shadow/canary, ``performance`` may promote the challenger; it then announces the new
@@ -120,18 +132,23 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
         params=monitor_params(spec),
         max_active_runs=1,  # windows are judged in order (consecutive wins of a challenger)
     ) as dag:
-        step = {"spec": spec, "spec_path": spec_path}
-        score = ScoreBatchOperator(task_id=tasks.SCORE_BATCH, **step)
+        common = {"spec": spec, "spec_path": spec_path}
+
+        def task(declaration: StepDeclaration, **kwargs) -> BaseOperator:
+            operator = extensions.operator_class(declaration.name, OPERATORS[declaration.name])
+            return operator(task_id=declaration.task_id, **common, **kwargs)
+
+        score = task(monitor.SCORE_BATCH)
         checks = [
-            DataDriftOperator(task_id=tasks.DATA_DRIFT, **step),
-            PredictionDriftOperator(task_id=tasks.PREDICTION_DRIFT, **step),
-            PerformanceOperator(task_id=tasks.PERFORMANCE, **step, **_monitor_promotion(spec)),
+            task(monitor.DATA_DRIFT),
+            task(monitor.PREDICTION_DRIFT),
+            task(monitor.PERFORMANCE, **_monitor_promotion(spec)),
         ]
-        report = MonitoringReportOperator(task_id=tasks.REPORT, **step)
+        report = task(monitor.REPORT)
         # none_failed: it still runs when scoring was skipped for want of a champion (cold start).
-        act = ActOnBreachOperator(task_id=tasks.ACT_ON_BREACH, **step, outlets=[breach_asset(spec.pipeline)],
-                                  trigger_rule="none_failed")
-        score >> checks >> report >> act
+        act = task(monitor.ACT_ON_BREACH, outlets=[breach_asset(spec.pipeline)], trigger_rule="none_failed")
+        score >> checks >> report
+        chain(report, *_extra_tasks("monitor.after_report", common), act)
     return dag
 
 

@@ -22,7 +22,20 @@ from ctflow.operators.training import (
     TrainModelOperator,
 )
 
+#: The in-process operator of each of ctflow's steps, by step name (a deployment may replace one with a
+#: subclass: :mod:`ctflow.extensions`).
+OPERATORS: dict[str, type[CtflowOperator]] = {
+    cls.declaration.name: cls  # type: ignore[union-attr]
+    for cls in (
+        FetchFeaturesOperator, DataQualityOperator, TrainModelOperator, EvaluateGateOperator,
+        RegisterModelOperator, PromoteModelOperator, RollbackModelOperator,
+        ScoreBatchOperator, DataDriftOperator, PredictionDriftOperator, PerformanceOperator,
+        MonitoringReportOperator, ActOnBreachOperator,
+    )
+}
+
 __all__ = [
+    "OPERATORS",
     "ActOnBreachOperator",
     "ChooseActionOperator",
     "CtflowOperator",

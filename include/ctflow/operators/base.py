@@ -1,8 +1,12 @@
 """The base of ctflow's operators: a spec, a run key, and the core doing the work.
 
-Operators are thin. ``__init__`` stores arguments; ``execute`` resolves run-time values
-and calls an Airflow-free function of :mod:`ctflow.core`, imported there and not at module
-level, so that parsing a DAG never imports pandas, scikit-learn, MLflow or Feast.
+Operators are thin. ``__init__`` stores arguments; ``execute`` builds the step's
+:class:`~ctflow.steps.RunContext` from Airflow's context (only what the step's
+:class:`~ctflow.steps.StepDeclaration` needs) and calls :func:`~ctflow.steps.run_step`, which
+imports the Airflow-free core function then and not at module level, so that parsing a DAG never
+imports pandas, scikit-learn, MLflow or Feast. A step's typed result goes to XCom as the plain
+dict it always was; a ``skipped`` result skips the task with its reason; the step's refusal
+(``StepDeclaration.refusal``, e.g. a data-quality failure) fails it for good.
 
 A :class:`~ctflow.exceptions.ConfigurationError` from the core (an unknown feature service, a
 missing entity file or column) fails the task for good, ``AirflowFailException``: a retry cannot
@@ -16,17 +20,38 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
+
+from ctflow.steps.protocol import RunContext, StepDeclaration, airflow_lineage, run_step
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from ctflow.contract.results import StepResult
     from ctflow.spec import PipelineSpec
 
 #: One folder per DAG run for the files tasks hand to each other (frames, models, reports).
 RUN_KEY_TEMPLATE = "{{ dag.dag_id }}/{{ run_id }}"
+
+
+def final_on_configuration_error(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """``execute`` with :class:`~ctflow.exceptions.ConfigurationError` raised as ``AirflowFailException``
+    (no retries), its message naming the field and the fix."""
+
+    @functools.wraps(execute)
+    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        from ctflow.exceptions import ConfigurationError
+
+        try:
+            return execute(self, *args, **kwargs)
+        except ConfigurationError as err:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"configuration error (not retried): {err}") from err
+
+    return wrapper
 
 
 class CtflowOperator(BaseOperator):
@@ -43,6 +68,8 @@ class CtflowOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("run_key",)
     ui_color = "#dfeefe"
+    #: The step this operator runs (a deployment's extra step passes its own to ``__init__``).
+    declaration: ClassVar[StepDeclaration | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Every execute of a ctflow operator, subclasses' included: configuration errors are final.
@@ -92,6 +119,47 @@ class CtflowOperator(BaseOperator):
 
         return settings.run_dir(self.run_key)
 
+    def predictions_url(self) -> str | None:
+        """The predictions store; None: the environment's (monitoring operators read a connection)."""
+        return None
+
+    @final_on_configuration_error
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run the declared step; its result to XCom, or a skip with its reason."""
+        result = self.run_declared(context)
+        if result.skipped:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(result.to_xcom()["reason"])
+        return result.to_xcom()
+
+    def run_declared(self, context: Context) -> StepResult:
+        """:func:`~ctflow.steps.run_step` of :attr:`declaration`; its refusal is final (no retries)."""
+        declaration = self.declaration
+        if declaration is None:
+            raise NotImplementedError(f"{type(self).__name__} declares no step: set `declaration` or override execute")
+        refusal = declaration.refusal_type()
+        try:
+            return run_step(declaration, self.spec, self.run_context(context, declaration.needs))
+        except refusal as err:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(err)) from err
+
+    def run_context(self, context: Context, needs: frozenset[str]) -> RunContext:
+        """The :class:`~ctflow.steps.RunContext` of this try, resolving only ``needs`` (connections are looked up
+        only for steps that use them)."""
+        return airflow_run_context(
+            context,
+            needs,
+            run_key=self.run_key,
+            run_dir=self.run_dir,
+            tracking_uri=lambda: self.tracking_uri,
+            feature_repo=lambda: self.feast_hook.repo_path(),
+            predictions_url=self.predictions_url,
+            spec_text=self.spec_text,
+        )
+
     @staticmethod
     def as_of(context: Context) -> datetime:
         """The instant the run is about: ``params.as_of``, else the logical date, else the instant
@@ -111,22 +179,54 @@ class CtflowOperator(BaseOperator):
         )
 
 
-def final_on_configuration_error(execute: Callable[..., Any]) -> Callable[..., Any]:
-    """``execute`` with :class:`~ctflow.exceptions.ConfigurationError` raised as ``AirflowFailException``
-    (no retries), its message naming the field and the fix."""
+def airflow_run_context(
+    context: Context,
+    needs: frozenset[str],
+    *,
+    run_key: str,
+    run_dir: Callable[[], Path],
+    tracking_uri: Callable[[], str | None],
+    feature_repo: Callable[[], Path | None],
+    predictions_url: Callable[[], str | None],
+    spec_text: Callable[[], str | None],
+) -> RunContext:
+    """A :class:`~ctflow.steps.RunContext` from Airflow's context: the one place params, the task instance
+    (actor, lineage) and the connections become a step's inputs. Fields not in ``needs`` stay unset."""
+    params = context.get("params") or {}
+    ti = context.get("ti")
+    resolvers: dict[str, Callable[[], Any]] = {
+        "as_of": lambda: CtflowOperator.as_of(context),
+        "run_dir": run_dir,
+        "run_key": lambda: run_key,
+        "tracking_uri": tracking_uri,
+        "feature_repo": feature_repo,
+        "predictions_url": predictions_url,
+        "actor": lambda: f"airflow:{ti.dag_id}/{ti.run_id}",
+        "lineage": lambda: airflow_lineage(ti),
+        "spec_text": spec_text,
+        "window_days": lambda: params.get("window_days"),
+        "force": lambda: params.get("force_promotion", False),
+        "reason": lambda: params.get("reason") or "",
+        "dry_run": lambda: bool(params.get("dry_run", False)),
+    }
+    return RunContext(**{name: resolvers[name]() for name in sorted(needs)})
 
-    @functools.wraps(execute)
-    def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
-        from ctflow.exceptions import ConfigurationError
 
-        try:
-            return execute(self, *args, **kwargs)
-        except ConfigurationError as err:
-            from airflow.sdk.exceptions import AirflowFailException
+def announce_promotion(operator: BaseOperator, context: Context, *, uri: str, name: str | None,
+                       extra: dict[str, Any]) -> bool:
+    """Emit ``uri`` through the task's :class:`~airflow.sdk.AssetAlias` outlet, if it has one.
 
-            raise AirflowFailException(f"configuration error (not retried): {err}") from err
+    An alias emits only what the task adds to it, a plain outlet on every success: call this only
+    when the alias really moved. Returns whether an event was added.
+    """
+    from airflow.sdk import Asset, AssetAlias
 
-    return wrapper
+    aliases = [o for o in operator.outlets if isinstance(o, AssetAlias)]
+    if not aliases:
+        return False
+    context["outlet_events"][aliases[0]].add(Asset(uri=uri, name=name or uri, group="ctflow"), extra=extra)
+    operator.log.info("announced the new champion v%s on %s", extra.get("version"), uri)
+    return True
 
 
 def not_built_yet(what: str) -> NotImplementedError:

@@ -1,7 +1,7 @@
 """Run a heavy step of a CT run in a container: ``runner: {kind: docker, image: ...}``.
 
 The container runs ``ctflow run-step STEP ...``, whose argv
-:func:`ctflow.cli.run_step.command_line` builds, and which calls the same
+:func:`ctflow.steps.command.command_for` builds from the step's declaration, and which calls the same
 :mod:`ctflow.core.steps` function the in-process operator calls, with the same arguments
 (``tests/production/test_docker_runner.py`` checks that, step by step). Only the place
 differs: a container of the spec's image, with the dependencies and limits of that image.
@@ -28,8 +28,8 @@ Deployment settings (environment of the workers):
 * ``DOCKER_HOST``: the Docker engine (the docker provider's default: the local socket).
 
 A step that refuses its input (a data-quality failure, exit code
-:data:`~ctflow.cli.run_step.EXIT_REFUSED`) or finds a configuration error (exit code
-:data:`~ctflow.cli.run_step.EXIT_CONFIGURATION`: bad arguments, an unknown feature service, a
+:data:`~ctflow.steps.command.EXIT_REFUSED`) or finds a configuration error (exit code
+:data:`~ctflow.steps.command.EXIT_CONFIGURATION`: bad arguments, an unknown feature service, a
 missing entity file or column) fails the task without retries, as in process: a retry would
 meet the same frame or the same spec again.
 
@@ -50,18 +50,17 @@ from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
-from ctflow.cli.run_step import EXIT_CONFIGURATION, EXIT_REFUSED, command_line
-from ctflow.operators.base import RUN_KEY_TEMPLATE, CtflowOperator
+from ctflow.operators.base import RUN_KEY_TEMPLATE, airflow_run_context
+from ctflow.steps.command import EXIT_CONFIGURATION, EXIT_REFUSED, carried_needs, command_for, command_line
+from ctflow.steps.ct import STEPS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ctflow.spec import PipelineSpec
 
-#: The steps a docker runner runs in a container (the heavy ones).
-DOCKER_STEPS = ("fetch_features", "check_quality", "train", "evaluate")
-#: Steps ``ctflow run-step`` needs ``--as-of`` for.
-AS_OF_STEPS = ("fetch_features", "check_quality", "train")
+#: The steps a docker runner runs in a container (the heavy ones: declared ``container=True``).
+DOCKER_STEPS = tuple(name for name, step in STEPS.items() if step.container)
 
 #: Copied from the worker's environment into the container.
 PASSED_ENV = ("CTFLOW_PROJECT", "CTFLOW_FEATURE_REPO", "FEAST_FS_YAML_FILE_PATH")
@@ -138,13 +137,18 @@ class CtflowDockerOperator(DockerOperator):
         from ctflow.hooks.feast import FeastHook
         from ctflow.hooks.mlflow import MlflowHook
 
-        params = context.get("params") or {}
-        options: dict[str, Any] = {"tracking_uri": MlflowHook(mlflow_conn_id=self.mlflow_conn_id).tracking_uri()}
-        if self.step == "fetch_features":
-            options["window_days"] = params.get("window_days")
-            options["feature_repo"] = FeastHook(feast_conn_id=self.feast_conn_id).repo_path()
-        as_of = CtflowOperator.as_of(context).isoformat() if self.step in AS_OF_STEPS else None
-        return command_line(self.step, spec_path=self.spec_path, run_key=self.run_key, as_of=as_of, **options)
+        declaration = STEPS[self.step]
+        run_context = airflow_run_context(
+            context,
+            carried_needs(declaration),
+            run_key=self.run_key,
+            run_dir=lambda: None,  # the container finds its folder from --run-key
+            tracking_uri=lambda: MlflowHook(mlflow_conn_id=self.mlflow_conn_id).tracking_uri(),
+            feature_repo=lambda: FeastHook(feast_conn_id=self.feast_conn_id).repo_path(),
+            predictions_url=lambda: None,
+            spec_text=lambda: None,  # the container reads --spec
+        )
+        return command_for(declaration, run_context, spec_path=self.spec_path, run_key=self.run_key)
 
     def prepare(self, context: Context) -> None:
         """Set this try's command and environment (MLflow from the connection, ctflow's from the worker)."""

@@ -1,15 +1,17 @@
 """Operators of the monitoring DAG: batch scoring, drift, performance, report, actions.
 
-Thin adapters over :mod:`ctflow.core.monitoring`: each resolves run-time values (as_of, the run
-folder, MLflow/Feast/predictions-store locations from Airflow connections) and calls one step.
-Full results go to the run folder; XCom gets small dicts.
+Thin adapters over :mod:`ctflow.core.monitoring`: each names its step (:mod:`ctflow.steps.monitor`),
+whose run context (as_of, the run folder, MLflow/Feast/predictions-store locations from Airflow
+connections) :meth:`CtflowOperator.execute` resolves before calling it. Full results go to the
+run folder; XCom gets small dicts.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ctflow.operators.base import CtflowOperator
+from ctflow.operators.base import CtflowOperator, announce_promotion
+from ctflow.steps import monitor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -66,43 +68,22 @@ class ScoreBatchOperator(MonitoringOperator):
     re-run never duplicates them. Skips, with the reason, when there is no champion yet.
     """
 
+    declaration = monitor.SCORE_BATCH
     ui_color = "#e3f2fd"
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import monitoring
-
-        result = monitoring.score_batch(
-            self.spec,
-            as_of=self.as_of(context),
-            run_dir=self.run_dir(),
-            run_key=self.run_key,
-            tracking_uri=self.tracking_uri,
-            feature_repo=self.feast_hook.repo_path(),
-            predictions_url=self.predictions_url(),
-        )
-        return _skip_if_told(result)
 
 
 class DataDriftOperator(MonitoringOperator):
     """Per-feature drift of the window against the champion's reference profile (spec's ``monitoring.drift``)."""
 
+    declaration = monitor.DATA_DRIFT
     ui_color = "#fff3e0"
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import monitoring
-
-        return monitoring.data_drift(self.spec, run_dir=self.run_dir(), tracking_uri=self.tracking_uri)
 
 
 class PredictionDriftOperator(MonitoringOperator):
     """Drift of the window's scores against the champion's training-time (holdout) scores."""
 
+    declaration = monitor.PREDICTION_DRIFT
     ui_color = "#fff3e0"
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import monitoring
-
-        return monitoring.prediction_drift(self.spec, run_dir=self.run_dir(), tracking_uri=self.tracking_uri)
 
 
 class PerformanceOperator(MonitoringOperator):
@@ -118,6 +99,7 @@ class PerformanceOperator(MonitoringOperator):
     :param promoted_uri: asset URI announcing a new champion (``ctflow://<pipeline>/promoted``).
     """
 
+    declaration = monitor.PERFORMANCE
     ui_color = "#fce4ec"
 
     def __init__(self, *, promoted_uri: str | None = None, promoted_name: str | None = None, **kwargs: Any) -> None:
@@ -126,57 +108,27 @@ class PerformanceOperator(MonitoringOperator):
         self.promoted_name = promoted_name
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import monitoring
-
-        ti = context["ti"]
-        result = monitoring.performance(
-            self.spec,
-            as_of=self.as_of(context),
-            run_dir=self.run_dir(),
-            actor=f"airflow:{ti.dag_id}/{ti.run_id}",
-            run_key=self.run_key,
-            tracking_uri=self.tracking_uri,
-            feature_repo=self.feast_hook.repo_path(),
-            predictions_url=self.predictions_url(),
-            dry_run=self.dry_run(context),
-        )
+        result = self.run_declared(context).to_xcom()
         decision = result.get("decision") or {}
         if decision.get("action") == "promote" and decision.get("applied") and self.promoted_uri:
             self._announce_promotion(context, decision)
         return result
 
     def _announce_promotion(self, context: Context, decision: dict[str, Any]) -> None:
-        from airflow.sdk import Asset, AssetAlias
-
-        aliases = [o for o in self.outlets if isinstance(o, AssetAlias)]
-        if not aliases:
-            return
         change = decision.get("change") or {}
-        asset = Asset(uri=self.promoted_uri, name=self.promoted_name or self.promoted_uri, group="ctflow")
-        context["outlet_events"][aliases[0]].add(
-            asset, extra={"version": change.get("version"), "previous": change.get("previous"),
-                          "reason": decision.get("reason"), "by": "monitoring"})
-        self.log.info("announced the new champion v%s on %s", change.get("version"), self.promoted_uri)
+        announce_promotion(self, context, uri=self.promoted_uri, name=self.promoted_name,
+                           extra={"version": change.get("version"), "previous": change.get("previous"),
+                                  "reason": decision.get("reason"), "by": "monitoring"})
 
 
 class MonitoringReportOperator(MonitoringOperator):
     """HTML report and PNG plots of the window in an MLflow monitoring run; the summary to XCom and the log."""
 
+    declaration = monitor.REPORT
     ui_color = "#ede7f6"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import monitoring
-
-        ti = context["ti"]
-        summary = monitoring.report(
-            self.spec,
-            run_dir=self.run_dir(),
-            run_key=self.run_key,
-            tracking_uri=self.tracking_uri,
-            predictions_url=self.predictions_url(),
-            lineage={"airflow.dag_id": ti.dag_id, "airflow.run_id": ti.run_id, "airflow.task_id": ti.task_id,
-                     "airflow.try_number": str(ti.try_number)},
-        )
+        summary = self.run_declared(context).to_xcom()
         return {k: v for k, v in summary.items() if k != "report"}
 
 
@@ -197,6 +149,7 @@ class ActOnBreachOperator(MonitoringOperator):
     :param webhook_attempts: tries per webhook; :param webhook_timeout: seconds per try.
     """
 
+    declaration = monitor.ACT_ON_BREACH
     ui_color = "#ffebee"
 
     def __init__(self, *, webhook_attempts: int = 3, webhook_timeout: float = 3.0, webhook_backoff: float = 0.5,
@@ -245,10 +198,3 @@ class ActOnBreachOperator(MonitoringOperator):
             })
         return decision
 
-
-def _skip_if_told(result: dict[str, Any]) -> dict[str, Any]:
-    if result.get("skipped"):
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        raise AirflowSkipException(result["reason"])
-    return result

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseBranchOperator
 
+from ctflow.contract.results import AliasMove
 from ctflow.links import ModelVersionLink
-from ctflow.operators.base import CtflowOperator
+from ctflow.operators.base import CtflowOperator, announce_promotion
+from ctflow.steps import ct
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -52,23 +54,9 @@ class RegisterModelOperator(CtflowOperator):
     ``params.dry_run`` is set.
     """
 
+    declaration = ct.REGISTER
     ui_color = "#e0f2f1"
     operator_extra_links = (ModelVersionLink(),)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import steps
-
-        params = context.get("params") or {}
-        result = steps.register(
-            self.spec,
-            run_dir=self.run_dir(),
-            run_key=self.run_key,
-            force=params.get("force_promotion", False),
-            reason=params.get("reason") or "",
-            dry_run=params.get("dry_run", False),
-            tracking_uri=self.tracking_uri,
-        )
-        return _skip_on_refusal(result)
 
 
 class PromoteModelOperator(CtflowOperator):
@@ -76,48 +64,34 @@ class PromoteModelOperator(CtflowOperator):
     Point the spec's alias at the registered version: ``champion`` for strategy ``direct``,
     ``challenger`` for ``shadow``/``canary``. Serialized with concurrent runs: if another run
     moved the champion since this candidate was gated, it must beat that one too.
+
+    When the task has an :class:`~airflow.sdk.AssetAlias` outlet, a move of ``champion`` emits
+    ``promoted_uri`` through it; a lost compare-and-set emits nothing (a plain outlet would emit
+    on every success).
+
+    :param promoted_uri: asset URI announcing a new champion (``ctflow://<pipeline>/promoted``).
+    :param promoted_name: that asset's name.
     """
 
+    declaration = ct.PROMOTE
     ui_color = "#c8e6c9"
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import steps
+    def __init__(self, *, promoted_uri: str | None = None, promoted_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.promoted_uri = promoted_uri
+        self.promoted_name = promoted_name
 
-        params = context.get("params") or {}
-        return steps.promote(
-            self.spec,
-            run_dir=self.run_dir(),
-            actor=_actor(context),
-            run_key=self.run_key,
-            force=params.get("force_promotion", False),
-            reason=params.get("reason") or "",
-            tracking_uri=self.tracking_uri,
-        )
+    def execute(self, context: Context) -> dict[str, Any]:
+        move = self.run_declared(context)
+        if isinstance(move, AliasMove) and move.moved and move.alias == "champion" and self.promoted_uri:
+            announce_promotion(self, context, uri=self.promoted_uri, name=self.promoted_name,
+                               extra={"version": move.version, "previous": move.previous, "reason": move.reason,
+                                      "by": "ct"})
+        return move.to_xcom()
 
 
 class RollbackModelOperator(CtflowOperator):
     """Move ``champion`` back to its previous holder, recording who and why (``params.reason``)."""
 
+    declaration = ct.ROLLBACK
     ui_color = "#ffe0b2"
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import steps
-
-        reason = (context.get("params") or {}).get("reason") or ""
-        return steps.rollback(
-            self.spec, actor=_actor(context), reason=reason, run_key=self.run_key, tracking_uri=self.tracking_uri
-        )
-
-
-def _actor(context: Context) -> str:
-    ti = context["ti"]
-    return f"airflow:{ti.dag_id}/{ti.run_id}"
-
-
-def _skip_on_refusal(result: dict[str, Any]) -> dict[str, Any]:
-    """Turn a step's "nothing to do" answer into a skipped task that shows the reason."""
-    if result.get("skipped"):
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        raise AirflowSkipException(result["reason"])
-    return result

@@ -1,14 +1,13 @@
-"""Operators of the continuous-training DAG: features, data checks, training, the gate."""
+"""Operators of the continuous-training DAG: features, data checks, training, the gate.
+
+Each one names its step (:mod:`ctflow.steps.ct`); :meth:`CtflowOperator.execute` runs it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ctflow.links import MlflowRunLink
 from ctflow.operators.base import CtflowOperator
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
+from ctflow.steps import ct
 
 
 class FetchFeaturesOperator(CtflowOperator):
@@ -19,19 +18,8 @@ class FetchFeaturesOperator(CtflowOperator):
     range, content hash). Accepts ``params.window_days`` to override the spec's window.
     """
 
+    declaration = ct.FETCH_FEATURES
     ui_color = "#e3f6e8"
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import steps
-
-        window_days = (context.get("params") or {}).get("window_days")
-        return steps.fetch_features(
-            self.spec,
-            as_of=self.as_of(context),
-            run_dir=self.run_dir(),
-            window_days=window_days,
-            feature_repo=self.feast_hook.repo_path(),
-        )
 
 
 class DataQualityOperator(CtflowOperator):
@@ -40,38 +28,16 @@ class DataQualityOperator(CtflowOperator):
     A failure is final (no retries): a retry would check the same fetched frame again.
     """
 
+    declaration = ct.CHECK_QUALITY
     ui_color = "#fff4d6"
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from ctflow.core import steps
-        from ctflow.core.quality import DataQualityError
-
-        try:
-            return steps.check_quality(self.spec, as_of=self.as_of(context), run_dir=self.run_dir())
-        except DataQualityError as err:
-            raise AirflowFailException(str(err)) from err
 
 
 class TrainModelOperator(CtflowOperator):
     """Train the spec's scikit-learn pipeline on the frame and log the run to MLflow."""
 
+    declaration = ct.TRAIN
     ui_color = "#f3e5fb"
     operator_extra_links = (MlflowRunLink(),)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import steps
-
-        return steps.train(
-            self.spec,
-            as_of=self.as_of(context),
-            run_dir=self.run_dir(),
-            run_key=self.run_key,
-            lineage=_lineage(context),
-            tracking_uri=self.tracking_uri,
-            spec_text=self.spec_text(),
-        )
 
 
 class EvaluateGateOperator(CtflowOperator):
@@ -82,19 +48,5 @@ class EvaluateGateOperator(CtflowOperator):
     in MLflow, and the promotion tasks skip with the reason.
     """
 
+    declaration = ct.EVALUATE
     ui_color = "#fde8e4"
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from ctflow.core import steps
-
-        return steps.evaluate(self.spec, run_dir=self.run_dir(), tracking_uri=self.tracking_uri)
-
-
-def _lineage(context: Context) -> dict[str, str]:
-    ti = context["ti"]
-    return {
-        "airflow.dag_id": ti.dag_id,
-        "airflow.run_id": ti.run_id,
-        "airflow.task_id": ti.task_id,
-        "airflow.try_number": str(ti.try_number),
-    }

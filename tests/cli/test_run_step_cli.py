@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC
 from pathlib import Path
 
 import pandas as pd
@@ -120,14 +121,14 @@ def test_a_valid_step_still_runs_and_prints_its_json(feature_repo_ready):
 
 def test_window_days_is_validated_in_the_core_too():
     """The operators pass ``params.window_days`` straight to the core: 0 is a configuration error there."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from ctflow.core import steps
     from ctflow.exceptions import ConfigurationError
     from ctflow.spec import load_spec
 
     with pytest.raises(ConfigurationError) as raised:
-        steps.fetch_features(load_spec(SPEC), as_of=datetime(2013, 3, 1, tzinfo=timezone.utc),
+        steps.fetch_features(load_spec(SPEC), as_of=datetime(2013, 3, 1, tzinfo=UTC),
                              run_dir=Path(os.devnull), window_days=0)
     assert raised.value.field == "params.window_days" and "> 0" in raised.value.fix
 

@@ -8,7 +8,7 @@ exactly what the step needs.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -65,7 +65,7 @@ def test_the_command_line_carries_what_the_step_needs():
     from ctflow.steps import RunContext, ct
     from ctflow.steps.command import command_for
 
-    context = RunContext(as_of=datetime(2013, 3, 1, tzinfo=timezone.utc), tracking_uri="http://mlflow:5000",
+    context = RunContext(as_of=datetime(2013, 3, 1, tzinfo=UTC), tracking_uri="http://mlflow:5000",
                          feature_repo=Path("/repo"), window_days=30, reason="", force=False)
     argv = command_for(ct.FETCH_FEATURES, context, spec_path="/s.yaml", run_key="ct_x/r1")
     assert argv == ["ctflow", "run-step", "fetch_features", "--spec", "/s.yaml", "--run-key", "ct_x/r1",

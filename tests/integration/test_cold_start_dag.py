@@ -11,7 +11,7 @@ leaving the pipeline without a model until the next cron tick.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 PIPELINE = "cold_flights"
 SPEC = demo_spec(*QUICK_TRIGGER_ONLY, ("pipeline: flight_delay", f"pipeline: {PIPELINE}"),
                  ("start_date: 2013-02-01", "start_date: 2013-01-01"))  # deployed with the first data
-TOO_EARLY = datetime(2013, 1, 20, tzinfo=timezone.utc)  # 19 days of data for a 28-day window
-MONITOR = datetime(2013, 1, 28, 6, tzinfo=timezone.utc)
+TOO_EARLY = datetime(2013, 1, 20, tzinfo=UTC)  # 19 days of data for a 28-day window
+MONITOR = datetime(2013, 1, 28, 6, tzinfo=UTC)
 
 
 def test_uncovered_window_fails_quality_once_then_monitoring_asks_for_a_training(

@@ -8,7 +8,7 @@ try number 1 (no retry: ``AirflowFailException``), and its log names the spec fi
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,7 +16,7 @@ from tests.conftest import demo_spec, task_states
 
 pytestmark = pytest.mark.integration
 
-AS_OF = datetime(2013, 3, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2013, 3, 1, tzinfo=UTC)
 QUICK = (('train: "0 2 1 */3 *"', "train: null"), ('monitor: "0 6 * * 1"', "monitor: null"))
 RETRYING = "\ndefaults:\n  retries: 2\n  retry_delay: 1s\n"
 CASES = {

@@ -7,17 +7,17 @@ stays; a forced promotion moves the champion; a rollback run moves it back.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import DAGS_FOLDER, TEST_ENV, asset_events, demo_spec, run_cli
 from ctflow.contract import mlflow_tags
+from tests.conftest import DAGS_FOLDER, TEST_ENV, asset_events, demo_spec, run_cli
 
 pytestmark = pytest.mark.integration
 
-FIRST = datetime(2013, 3, 1, tzinfo=timezone.utc)
+FIRST = datetime(2013, 3, 1, tzinfo=UTC)
 PROMOTED = "ctflow://flight_delay/promoted"
 SPEC = demo_spec()
 # A deliberately worse model: passes a lowered floor, loses to any real champion.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -22,8 +22,8 @@ from tests.conftest import DAGS_FOLDER, TEST_ENV, asset_events, demo_spec, run_c
 
 pytestmark = pytest.mark.integration
 
-TRAIN = datetime(2013, 3, 1, tzinfo=timezone.utc)
-MONITOR = datetime(2013, 3, 11, 6, tzinfo=timezone.utc)  # the Monday 06:00 run: window [03-04 06:00, 03-11 06:00)
+TRAIN = datetime(2013, 3, 1, tzinfo=UTC)
+MONITOR = datetime(2013, 3, 11, 6, tzinfo=UTC)  # the Monday 06:00 run: window [03-04 06:00, 03-11 06:00)
 WINDOW = dict(pipeline="flight_delay", window_start=MONITOR - timedelta(days=7), window_end=MONITOR)
 BREACH_URI = "ctflow://flight_delay/breach"
 SPEC = demo_spec()
@@ -100,7 +100,7 @@ def test_dry_run_scores_reports_and_emits_nothing(dry_run, champion):
 class _Receiver(BaseHTTPRequestHandler):
     received: list = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         type(self).received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(204)
         self.end_headers()
@@ -200,7 +200,7 @@ def test_a_window_without_rows_is_insufficient_data_not_healthy(champion):
 
     before = asset_events(BREACH_URI)
     dag = DagBag(dag_folder=str(DAGS_FOLDER)).get_dag("monitor_flight_delay")
-    run = dag.test(logical_date=datetime(2013, 12, 30, 6, tzinfo=timezone.utc),
+    run = dag.test(logical_date=datetime(2013, 12, 30, 6, tzinfo=UTC),
                    run_conf={"as_of": "2014-02-03T06:00:00+00:00"})
     states = task_states(run)
     assert run.state == "success", states

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from ctflow.contract import mlflow_tags
 from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec
 from tests.harness import running_airflow
-from ctflow.contract import mlflow_tags
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 

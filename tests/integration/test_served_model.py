@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +27,15 @@ import pandas as pd
 import pytest
 import requests
 
+from ctflow.contract import mlflow_tags
 from ctflow.spec import parse_spec
 from tests.conftest import demo_spec, isolated_home
 from tests.harness import free_port
-from ctflow.contract import mlflow_tags
 
 pytestmark = pytest.mark.integration
 
 MODEL = "served_model"
-AS_OF = datetime(2013, 3, 1, tzinfo=timezone.utc)
+AS_OF = datetime(2013, 3, 1, tzinfo=UTC)
 SPEC_TEXT = demo_spec(
     ("pipeline: flight_delay", f"pipeline: {MODEL}"),
     ("window: 60d", "window: 10d"),

@@ -9,7 +9,7 @@ score both models on the same rows, and once the ground truth shows the challeng
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -24,9 +24,9 @@ SPEC = re.sub(r"  slice_thresholds:.*\n(    .*\n)+", "", demo_spec(
     ("slices: [origin]", "slices: []"),
     ("strategy: direct", "strategy: shadow\n  promote_after: 2"),
 ))
-FIRST, SECOND = datetime(2013, 3, 1, tzinfo=timezone.utc), datetime(2013, 6, 1, tzinfo=timezone.utc)
+FIRST, SECOND = datetime(2013, 3, 1, tzinfo=UTC), datetime(2013, 6, 1, tzinfo=UTC)
 # Mondays 06:00: windows [06-03, 06-10) and [06-10, 06-17); ground truth one day behind each.
-MONITORED = [datetime(2013, 6, 10, 6, tzinfo=timezone.utc), datetime(2013, 6, 17, 6, tzinfo=timezone.utc)]
+MONITORED = [datetime(2013, 6, 10, 6, tzinfo=UTC), datetime(2013, 6, 17, 6, tzinfo=UTC)]
 
 
 def test_challenger_wins_two_windows_and_monitoring_promotes_it(airflow_db, feature_repo_ready, dags_folder_with):

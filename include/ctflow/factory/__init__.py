@@ -23,7 +23,19 @@ _EXPORTS = {
     "raise_for_invalid_specs": "discover",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # the names _EXPORTS loads lazily (a literal list, so tools read it)
+    "InvalidSpecsError",
+    "LoadedSpec",
+    "breach_asset",
+    "build_ct_dag",
+    "build_dags",
+    "build_folder",
+    "build_monitor_dag",
+    "folder_errors",
+    "load_folder",
+    "promoted_asset",
+    "raise_for_invalid_specs",
+]
 
 
 def __getattr__(name: str) -> Any:

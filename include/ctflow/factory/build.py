@@ -6,7 +6,7 @@ DAG parse.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING
 
 from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, TaskGroup, chain
@@ -209,4 +209,4 @@ def _approval_task(spec: PipelineSpec):
 
 
 def _utc(day) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=UTC)

@@ -25,8 +25,10 @@ def render_doc_md(spec: PipelineSpec, *, source_text: str | None = None, source_
         ("Label", f"`{data.label.column}` {data.label.positive_when or ''}".strip()),
         ("Window", f"{format_duration(data.window)} (newest {format_duration(data.holdout)} held out)"),
         ("Model", f"{model.task}: `{model.estimator}` {model.params or ''}"),
-        ("Gate", f"primary `{evaluation.metric}`; floors: {floors}; versus champion: "
-         f"{'+' + str(evaluation.versus_champion.min_improvement) if evaluation.versus_champion.enabled else 'off'}"),
+        ("Gate", (
+            f"primary `{evaluation.metric}`; floors: {floors}; versus champion: "
+            f"{'+' + str(evaluation.versus_champion.min_improvement) if evaluation.versus_champion.enabled else 'off'}"
+        )),
         ("Registry", f"model `{spec.model_name}`, strategy `{registry.strategy}`, approval `{registry.approval}`"),
     ]
     table = "| | |\n|---|---|\n" + "\n".join(f"| **{k}** | {v} |" for k, v in rows)

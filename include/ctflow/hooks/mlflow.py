@@ -71,11 +71,3 @@ class MlflowHook(CtflowHook):
             return f"{host}:{conn.port}" if conn.port else host
         return None
 
-
-def _connection_or_none(hook: Any, conn_id: str) -> Any:
-    """Transitional: ``operators/monitoring.py`` still imports this; it moves to
-    :class:`ctflow.hooks.predictions.PredictionsStoreHook`, then this goes (use
-    :func:`ctflow.hooks.base.connection_or_none`)."""
-    from ctflow.hooks.base import connection_or_none
-
-    return connection_or_none(conn_id)

@@ -8,6 +8,7 @@ run folder; XCom gets small dicts.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ctflow.operators.base import CtflowOperator, announce_promotion
@@ -15,6 +16,8 @@ from ctflow.steps import monitor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from ctflow.hooks.predictions import PredictionsStoreHook
 
 
 class MonitoringOperator(CtflowOperator):
@@ -30,29 +33,16 @@ class MonitoringOperator(CtflowOperator):
         super().__init__(**kwargs)
         self.predictions_conn_id = predictions_conn_id
 
+    @cached_property
+    def predictions_hook(self) -> PredictionsStoreHook:
+        from ctflow.hooks.predictions import PredictionsStoreHook
+
+        return PredictionsStoreHook(predictions_conn_id=self.predictions_conn_id)
+
     def predictions_url(self) -> str | None:
-        """The store's SQLAlchemy URL from the connection; None for the environment/default."""
-        from airflow.sdk import BaseHook
-
-        from ctflow.hooks.mlflow import _connection_or_none
-
-        conn = _connection_or_none(BaseHook, self.predictions_conn_id)
-        if conn is None:
-            return None
-        extra = conn.extra_dejson or {}
-        if extra.get("sqlalchemy_url"):
-            return extra["sqlalchemy_url"]
-        kind = (conn.conn_type or "").lower()
-        if kind in ("postgres", "postgresql"):
-            from sqlalchemy import URL
-
-            return URL.create(
-                "postgresql+psycopg2", username=conn.login or None, password=conn.password or None,
-                host=conn.host or None, port=conn.port or None, database=conn.schema or None,
-            ).render_as_string(hide_password=False)
-        if kind == "sqlite":
-            return f"sqlite:///{conn.host}"
-        return conn.get_uri()
+        """The store's SQLAlchemy URL from the connection; None: the environment's or the default
+        (:class:`~ctflow.core.predictions.PredictionStore` resolves it where it runs)."""
+        return self.predictions_hook.connection_url()
 
     @staticmethod
     def dry_run(context: Context) -> bool:
@@ -175,7 +165,7 @@ class ActOnBreachOperator(MonitoringOperator):
                                       last_trained=last_trained)
         ti = context["ti"]
         if decision["alert"]:
-            summary = monitoring._read(run_dir / monitoring.REPORT)
+            summary = monitoring.read_result(run_dir / monitoring.REPORT)
             notifier = CtflowAlertNotifier(
                 alerts=self.spec.monitoring.alerts,
                 payload=monitoring.alert_payload(summary, dag_id=ti.dag_id, run_id=ti.run_id),

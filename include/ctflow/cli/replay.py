@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctflow.contract import mlflow_tags
+
+if TYPE_CHECKING:
+    from ctflow.core.replay import ReplayResult
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +69,7 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-def _duration(text: str):
+def _duration(text: str) -> timedelta:
     from ctflow.spec.durations import parse_duration
 
     try:
@@ -76,55 +79,71 @@ def _duration(text: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from ctflow import settings
     from ctflow.exceptions import CtflowError
-    from ctflow.spec import SpecError, load_spec
+    from ctflow.spec import SpecError
 
     if not args.quiet:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s",
-                            datefmt="%H:%M:%S")
-        for noisy in ("feast", "urllib3", "matplotlib"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        _log_progress()
     path = args.spec or settings.project_root() / "dags" / "specs" / f"{args.pipeline}.yaml"
     if not path.is_file():
         print(f"ctflow replay: error: no spec {path} (give --spec PATH)", file=sys.stderr)
         return 2
     try:
-        spec = load_spec(path)
-        if spec.pipeline != args.pipeline:
-            print(f"ctflow replay: error: {path} is pipeline {spec.pipeline!r}, not {args.pipeline!r}", file=sys.stderr)
-            return 2
-        what_if = _what_ifs(spec, args.what_if)
-        from ctflow.core import replay as core
-
-        steps = core.make_steps(core.as_utc(args.start), core.as_utc(args.end), args.every)
-        data = core.load_frame(spec, steps[0].start, steps[-1].end, feature_repo=args.feature_repo)
-        result = core.replay(spec, data, start=args.start, end=args.end, every=args.every, what_if=what_if,
-                             threads=args.threads or None)
+        result = _replay(args, path)
     except SpecError as err:
         print(err, file=sys.stderr)
         return 2
     except CtflowError as err:
         print(f"ctflow replay: error: {err}", file=sys.stderr)
         return 2
-    if args.plot:
-        core.plot_timeline(result, args.plot)
-    if args.save:
-        import json
-
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    if args.json:
-        import json
-
-        print(json.dumps(result.records(), indent=2))
-    else:
-        print(_report(result, args))
+    _write_outputs(result, args)
     if args.mlflow:
         _log_to_mlflow(result, args, spec_path=path)
     return 0
+
+
+def _log_progress() -> None:
+    """Progress on stderr, without the libraries' chatter."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("feast", "urllib3", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _replay(args: argparse.Namespace, path: Path) -> ReplayResult:
+    """Load the spec at ``path``, check it is ``args.pipeline``'s, and replay it over the history."""
+    from ctflow.exceptions import CtflowError
+    from ctflow.spec import load_spec
+
+    spec = load_spec(path)
+    if spec.pipeline != args.pipeline:
+        raise CtflowError(f"{path} is pipeline {spec.pipeline!r}, not {args.pipeline!r}")
+    what_if = _what_ifs(spec, args.what_if)
+    from ctflow.core import replay as core
+
+    steps = core.make_steps(core.as_utc(args.start), core.as_utc(args.end), args.every)
+    data = core.load_frame(spec, steps[0].start, steps[-1].end, feature_repo=args.feature_repo)
+    return core.replay(spec, data, start=args.start, end=args.end, every=args.every, what_if=what_if,
+                       threads=args.threads or None)
+
+
+def _write_outputs(result: ReplayResult, args: argparse.Namespace) -> None:
+    """The plot and the saved result when asked for, then the table (or JSON) on stdout."""
+    import json
+
+    if args.plot:
+        from ctflow.core import replay as core
+
+        core.plot_timeline(result, args.plot)
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result.records(), indent=2))
+    else:
+        print(_report(result, args))
 
 
 def _what_ifs(spec: Any, texts: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
@@ -157,7 +176,7 @@ def _what_ifs(spec: Any, texts: list[str]) -> dict[str, tuple[Any, dict[str, Any
     return out
 
 
-def _report(result: Any, args: argparse.Namespace) -> str:
+def _report(result: ReplayResult, args: argparse.Namespace) -> str:
     lines = [
         f"replay of {result.pipeline}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d} (exclusive), "
         f"{len(result.policies[0].steps)} steps of {args.every.days or args.every} "
@@ -177,7 +196,7 @@ def _report(result: Any, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def _log_to_mlflow(result: Any, args: argparse.Namespace, *, spec_path: Path) -> None:
+def _log_to_mlflow(result: ReplayResult, args: argparse.Namespace, *, spec_path: Path) -> None:
     """One run in experiment ``ctflow/<pipeline>/replay``: params, per-policy metrics, steps, table."""
     import json
     import tempfile

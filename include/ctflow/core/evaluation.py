@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 from ctflow.spec.catalog import metrics_for
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from sklearn.pipeline import Pipeline
 
 #: Classification metrics that need a hard decision use this cut-off on the probability, unless the
@@ -76,7 +77,7 @@ def save_plots(
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    def save(fig, name: str) -> None:
+    def save(fig: Figure, name: str) -> None:
         path = folder / name
         fig.tight_layout()
         fig.savefig(path, dpi=110)
@@ -114,7 +115,7 @@ def save_plots(
     if importances is not None:
         top = importances.head(20)[::-1]
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1.2))
-        ax.barh(top.index, top.values)
+        ax.barh(top.index, top.to_numpy())
         ax.set(xlabel="drop in score when shuffled", title="Permutation feature importance (holdout)")
         save(fig, "feature_importance.png")
     return written

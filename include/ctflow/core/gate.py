@@ -69,13 +69,25 @@ def decide(
                 checks.append(_bound_check(f"{name}[{column}={value}]", result.get(name), bound))
     metric = evaluation.metric
     failed = [c for c in checks if not c["passed"]]
-    common = dict(metric=metric, candidate=candidate, champion=champion, champion_version=champion_version)
+
+    def decided(decision: str, reason: str) -> GateDecision:
+        # Every outcome reports the same numbers; only the verdict and its reason differ.
+        return GateDecision(
+            decision,
+            reason,
+            metric=metric,
+            candidate=candidate,
+            champion=champion,
+            champion_version=champion_version,
+            checks=checks,
+        )
+
     if failed:
         reason = "below absolute threshold: " + ", ".join(f"{c['check']}={c['observed']}" for c in failed)
-        return GateDecision(REJECT_FLOOR, reason, checks=checks, **common)
+        return decided(REJECT_FLOOR, reason)
     if champion is None or not evaluation.versus_champion.enabled:
         why = "no champion yet: absolute thresholds only" if champion is None else "champion comparison disabled"
-        return GateDecision(PROMOTE, why, checks=checks, **common)
+        return decided(PROMOTE, why)
     better = beats(task, metric, candidate.get(metric), champion.get(metric), evaluation.versus_champion.min_improvement)
     sign = ">" if higher_is_better(task, metric) else "<"
     checks.append({
@@ -85,19 +97,15 @@ def decide(
         "passed": better,
     })
     if better:
-        return GateDecision(
+        return decided(
             PROMOTE,
             f"beats champion v{champion_version} on {metric} "
             f"({_round(candidate.get(metric))} vs {_round(champion.get(metric))})",
-            checks=checks,
-            **common,
         )
-    return GateDecision(
+    return decided(
         REJECT_CHAMPION,
         f"does not beat champion v{champion_version} on {metric} "
         f"({_round(candidate.get(metric))} vs {_round(champion.get(metric))})",
-        checks=checks,
-        **common,
     )
 
 

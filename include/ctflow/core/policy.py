@@ -126,7 +126,7 @@ def decide_retrain(
             reason = (f"no champion to monitor; schedule.retrain_on has no 'no_champion', so the next "
                       f"training is {spec.ct_dag_id}'s schedule or a manual run")
         return RetrainDecision(triggers, [], _with_schedule(spec, scheduled, reason), has_champion=False)
-    retrain_kinds = [k for k in kinds if k in retrain_on]
+    retrain_kinds: list[str] = [k for k in kinds if k in retrain_on]
     cooling = cooldown_reason(spec, window_end, last_trained) if retrain_kinds else None
     listed = ", ".join(kinds)
     if not kinds:

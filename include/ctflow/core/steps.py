@@ -12,7 +12,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctflow import settings
 from ctflow.contract import mlflow_tags
@@ -22,6 +22,15 @@ from ctflow.core.run_files import write_result as _write
 from ctflow.core.timing import window as time_window
 from ctflow.exceptions import ConfigurationError
 from ctflow.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from mlflow.models.model import ModelInfo
+    from sklearn.pipeline import Pipeline
+
+    from ctflow.core.registry import ModelRegistry, ModelVersionInfo
+    from ctflow.core.training import FeatureSet
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +96,7 @@ def fetch_features(
     return result
 
 
-def derive_label(rows, spec: PipelineSpec):
+def derive_label(rows: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, int]:
     """Add :data:`LABEL` per the spec; rows whose label is unknown are dropped (and counted)."""
     import numpy as np
 
@@ -353,7 +362,7 @@ def register(
     return result
 
 
-def _describe(registry, version: str, spec: PipelineSpec, *, run_dir: Path, trained: dict, gate: dict) -> None:
+def _describe(registry: ModelRegistry, version: str, spec: PipelineSpec, *, run_dir: Path, trained: dict, gate: dict) -> None:
     """The version's description: its model card (:mod:`ctflow.core.model_card`); rewritten by a retry."""
     from ctflow.core.model_card import model_card
 
@@ -394,7 +403,7 @@ def promote(
     metric = spec.evaluation.metric
     mine = gate["candidate"].get(metric)
 
-    def still_wins(current) -> bool:
+    def still_wins(current: ModelVersionInfo | None) -> bool:
         """Another run moved the champion since this candidate was gated: beat that one too."""
         if current is None or force:
             return True
@@ -447,7 +456,7 @@ def resolve_path(path: str) -> Path:
                                  fix="keep the file inside the project, or add its folder to $CTFLOW_DATA_ROOTS") from err
 
 
-def _log_reference(run_dir: Path, train_rows, features: list[str], *, holdout_scores) -> None:
+def _log_reference(run_dir: Path, train_rows: pd.DataFrame, features: list[str], *, holdout_scores: np.ndarray) -> None:
     """Store what monitoring compares against, computed once, with the model's run."""
     try:
         from ctflow.core import drift
@@ -487,7 +496,8 @@ def _log_datasets(spec: PipelineSpec, parts: dict[str, Any], columns: list[str])
             log.warning("could not log the %s rows as an MLflow dataset: %s: %s", context, type(err).__name__, err)
 
 
-def _log_model(pipeline, train_rows, holdout_rows, features, *, task: str, threshold: float | None):
+def _log_model(pipeline: Pipeline, train_rows: pd.DataFrame, holdout_rows: pd.DataFrame, features: FeatureSet, *,
+               task: str, threshold: float | None) -> ModelInfo:
     """Log the fitted pipeline as a model that loads with its own requirements (no ctflow).
 
     A classifier serves ``predict_proba`` (one column per class; column 1 is the positive class of
@@ -502,7 +512,7 @@ def _log_model(pipeline, train_rows, holdout_rows, features, *, task: str, thres
     classifier = task == "classification"
     signature = serving_signature(train_rows, features, len(pipeline.classes_) if classifier else None)
     output = "predict_proba" if classifier else "predict"
-    metadata = {mlflow_tags.OUTPUT: output}
+    metadata: dict[str, str | float] = {mlflow_tags.OUTPUT: output}
     if threshold is not None:
         metadata[mlflow_tags.DECISION_THRESHOLD] = threshold
     # cloudpickle, not MLflow 3's default skops, which refuses the pandas functions the pipeline

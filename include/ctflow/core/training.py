@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,10 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from ctflow.spec.catalog import ESTIMATORS
 
 if TYPE_CHECKING:
+    from mlflow.models import ModelSignature
+    from sklearn.base import BaseEstimator
+    from sklearn.preprocessing import FunctionTransformer
+
     from ctflow.spec.models import Model
 
 
@@ -99,7 +104,7 @@ def build_pipeline(model: Model, features: FeatureSet) -> Pipeline:
 # (``test_the_fitted_pipeline_pickles_no_ctflow_code``, ``test_the_pickled_model_references_no_ctflow_code``).
 
 
-def _select(columns: list[str]):
+def _select(columns: list[str]) -> FunctionTransformer:
     """The model's columns in training order; a column the request lacks comes in as missing (NaN)
     and is imputed like any missing value, extra columns are dropped. MLflow lets a request omit
     the signature's optional columns, and the ColumnTransformer would refuse such a frame."""
@@ -108,12 +113,12 @@ def _select(columns: list[str]):
     return FunctionTransformer(pd.DataFrame.reindex, kw_args={"columns": list(columns)}, feature_names_out="one-to-one")
 
 
-def _as_text():
+def _as_text() -> Pipeline:
     """Categories as strings, missing as a category of its own (``__missing__``): stable across
     pandas dtypes (object, string, category, bool) and mixed values."""
     from sklearn.preprocessing import FunctionTransformer
 
-    def step(method, **kw_args):
+    def step(method: Callable[..., Any], **kw_args: Any) -> FunctionTransformer:
         return FunctionTransformer(method, kw_args=kw_args, feature_names_out="one-to-one")
 
     return Pipeline([
@@ -133,7 +138,7 @@ def _to_text(frame):
     return pd.DataFrame(frame).astype("string").fillna(MISSING_CATEGORY).astype(object)
 
 
-def _estimator_class(path: str):
+def _estimator_class(path: str) -> type[BaseEstimator]:
     module, name = path.rsplit(".", 1)
     return getattr(importlib.import_module(module), name)
 
@@ -151,7 +156,7 @@ def predict_scores(model: Pipeline, frame: pd.DataFrame, task: str) -> np.ndarra
     return model.predict(frame)
 
 
-def serving_signature(rows: pd.DataFrame, features: FeatureSet, classes: int | None):
+def serving_signature(rows: pd.DataFrame, features: FeatureSet, classes: int | None) -> ModelSignature:
     """The MLflow signature of the model as it is served, honest about what the pipeline accepts.
 
     * numeric features are ``double``: every one may be null, which the pipeline imputes (or the

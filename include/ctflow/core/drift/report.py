@@ -9,8 +9,12 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ctflow.core.drift.results import P_VALUE_METHODS, ColumnDrift, DriftResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # p-values of exactly 0 (underflow) are drawn at this floor on the log axis.
 _P_FLOOR = 1e-300
@@ -71,7 +75,7 @@ def _evidence(p: float) -> float:
     return -math.log10(max(p, _P_FLOOR))
 
 
-def _draw_group(ax, is_p: bool, cols: list[ColumnDrift]) -> None:
+def _draw_group(ax: Axes, is_p: bool, cols: list[ColumnDrift]) -> None:
     ys = list(range(len(cols)))
     if is_p:
         bars = [0.0 if math.isnan(c.score) else _evidence(c.score) for c in cols]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 from ctflow.core.monitoring.files import CHALLENGER_SCORE, CHAMPION_SCORE, WINDOW_FRAME
 
 if TYPE_CHECKING:
+    from ctflow.core.drift import DriftResult
+    from ctflow.core.predictions import PerformanceRecord
     from ctflow.spec import PipelineSpec
 
 
-def plot_metric_over_time(spec: PipelineSpec, history: list, path: Path) -> Path:
+def plot_metric_over_time(spec: PipelineSpec, history: list[PerformanceRecord], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -21,8 +24,10 @@ def plot_metric_over_time(spec: PipelineSpec, history: list, path: Path) -> Path
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
     if history:
+        # matplotlib's stubs type axis values as floats only; at run time its unit converters take
+        # datetimes (a date axis) and None (a gap in the line), hence the two ignores below.
         ends = [r.window_end for r in history]
-        ax.plot(ends, [r.champion_value for r in history], marker="o", label="champion")
+        ax.plot(ends, [r.champion_value for r in history], marker="o", label="champion")  # type: ignore[arg-type]
         challenger = [(r.window_end, r.challenger_value) for r in history if r.challenger_value is not None]
         if challenger:
             ax.plot(*zip(*challenger, strict=True), marker="s", linestyle="--", label="challenger")
@@ -31,7 +36,7 @@ def plot_metric_over_time(spec: PipelineSpec, history: list, path: Path) -> Path
             if bound is not None:
                 ax.axhline(bound, color="#c0392b", linestyle=":", label=f"{label} {bound}")
         if len(history) == 1:  # one point: a few days around it, not matplotlib's default of years
-            ax.set_xlim(ends[0] - timedelta(days=3), ends[0] + timedelta(days=3))
+            ax.set_xlim(ends[0] - timedelta(days=3), ends[0] + timedelta(days=3))  # type: ignore[arg-type]
         ax.legend(fontsize=8)
         fig.autofmt_xdate()
         metric = history[-1].metric
@@ -67,7 +72,8 @@ def plot_scores(spec: PipelineSpec, run_dir: Path, scored: dict[str, Any], path:
     if values:
         low = min(float(v.min()) for v in values)
         high = max(float(v.max()) for v in values)
-        bins = np.linspace(low, high if high > low else low + 1, 41)
+        # As a list: matplotlib takes any sequence of edges, and its stubs name no ndarray for them.
+        bins = np.linspace(low, high if high > low else low + 1, 41).tolist()
         for label, v in series:
             if len(v):
                 ax.hist(v, bins=bins, density=True, histtype="step", linewidth=1.5, label=f"{label} ({len(v)})")
@@ -79,7 +85,20 @@ def plot_scores(spec: PipelineSpec, run_dir: Path, scored: dict[str, Any], path:
     return path
 
 
-def render_report(spec, summary, scored, data, preds, perf, drift_result, plots, path: Path, render_html) -> Path:
+def render_report(
+    spec: PipelineSpec,
+    summary: dict[str, Any],
+    scored: dict[str, Any],
+    data: dict[str, Any],
+    preds: dict[str, Any],
+    perf: dict[str, Any],
+    drift_result: DriftResult | None,
+    plots: list[Path],
+    path: Path,
+    render_html: Callable[..., Path],
+) -> Path:
+    """The monitoring page: the drift report's page (:func:`ctflow.core.drift.report.render_html`,
+    passed in) or a stub when data drift is unavailable, with the window's other results and plots."""
     import html as h
 
     title = f"ctflow monitoring: {spec.pipeline}, [{scored['window_start']}, {scored['window_end']})"

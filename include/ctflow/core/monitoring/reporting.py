@@ -165,8 +165,22 @@ def _drift_result(data: dict[str, Any]) -> DriftResult:
                        data.get("insufficient"))
 
 
-def _metrics(summary, scored, data, preds, perf, report_seconds: float) -> dict[str, float]:
-    metrics: dict[str, float] = {
+def _metrics(summary: dict[str, Any], scored: dict[str, Any], data: dict[str, Any], preds: dict[str, Any],
+             perf: dict[str, Any], report_seconds: float) -> dict[str, float]:
+    """The monitoring run's metrics: the run's own, then data drift, prediction drift and
+    performance; unknown and non-finite values are left out."""
+    metrics = {
+        **_run_metrics(summary, scored, report_seconds),
+        **_data_drift_metrics(data),
+        **_prediction_drift_metrics(preds),
+        **_performance_metrics(perf),
+    }
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+
+
+def _run_metrics(summary: dict[str, Any], scored: dict[str, Any], report_seconds: float) -> dict[str, float | None]:
+    """Rows, timings and breach counts of the window."""
+    metrics: dict[str, float | None] = {
         "rows_scored": scored["rows"],
         "predictions_written": scored["predictions_written"],
         "feature_seconds": scored["feature_seconds"],
@@ -180,6 +194,12 @@ def _metrics(summary, scored, data, preds, perf, report_seconds: float) -> dict[
         if seconds is not None:
             metrics[f"seconds.{step}"] = seconds
     metrics[names.INSUFFICIENT_METRIC] = float(any(b["kind"] == names.INSUFFICIENT_KIND for b in summary["breaches"]))
+    return metrics
+
+
+def _data_drift_metrics(data: dict[str, Any]) -> dict[str, float | None]:
+    """The drifted share and each column's score, or only the insufficient-data flag."""
+    metrics: dict[str, float | None] = {}
     if data.get("available") and data.get("insufficient"):
         metrics[names.DRIFT_INSUFFICIENT_METRIC] = 1.0  # and no share: 0 would read as "no drift"
     elif data.get("available"):
@@ -189,17 +209,29 @@ def _metrics(summary, scored, data, preds, perf, report_seconds: float) -> dict[
             value = column["p_value"] if column["p_value"] is not None else column["statistic"]
             if value is not None:
                 metrics[names.column_drift_metric(_metric_key(column["column"]))] = value
+    return metrics
+
+
+def _prediction_drift_metrics(preds: dict[str, Any]) -> dict[str, float | None]:
+    """Each scored model's drift statistic and p-value."""
+    metrics: dict[str, float | None] = {}
     for who, model in (preds.get("models") or {}).items():
         if model.get("available") and model.get("statistic") is not None:
             metrics[names.prediction_drift_metric(who, "statistic")] = model["statistic"]
             if model.get("p_value") is not None:
                 metrics[names.prediction_drift_metric(who, "p_value")] = model["p_value"]
+    return metrics
+
+
+def _performance_metrics(perf: dict[str, Any]) -> dict[str, float | None]:
+    """The champion's (and challenger's) metric on the ground-truth window."""
+    metrics: dict[str, float | None] = {}
     if perf.get("available"):
         metrics[names.performance_metric("champion", perf["metric"])] = perf["champion"]["value"]
         metrics["performance.rows"] = perf["rows"]
         if (perf.get("challenger") or {}).get("value") is not None:
             metrics[names.performance_metric("challenger", perf["metric"])] = perf["challenger"]["value"]
-    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+    return metrics
 
 
 def _metric_key(name: str) -> str:

@@ -22,6 +22,11 @@ from ctflow.core.monitoring.files import (
 from ctflow.core.timing import window as time_window
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ctflow.core.registry import ModelRegistry
+    from ctflow.core.scoring import ServingModel
     from ctflow.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -64,9 +69,7 @@ def score_batch(
                                        "window_end": end.isoformat()})
         return {"skipped": True, "reason": reason}
     (run_dir / NO_CHAMPION).unlink(missing_ok=True)  # a re-run after a champion appeared
-    challenger = ServingModel.resolve(registry, "challenger", spec) if spec.registry.strategy != "direct" else None
-    if challenger is not None and challenger.number == champion.number:
-        challenger = None  # already promoted: one model serves
+    challenger = _challenger(spec, registry, champion)
 
     fetch_started = time.perf_counter()
     frame, facts = window_frame(spec, start=start, end=end, feature_service=champion.feature_service, feature_repo=repo)
@@ -110,18 +113,8 @@ def score_batch(
     frame[ARM] = np.where(to_challenger & ~champion_rows, "challenger", "champion")
     frame.to_parquet(run_dir / WINDOW_FRAME, index=False)
 
-    timestamps = frame[spec.data.timestamp]
-    records: list[dict[str, Any]] = []
-    for model, scores, mask in ((champion, champion_scores, champion_rows), (challenger, challenger_scores, to_challenger)):
-        if model is None:
-            continue
-        for i in np.flatnonzero(mask):
-            value = float(scores[i])
-            records.append({
-                "model_name": spec.model_name, "model_version": model.number, "alias": model.alias, "row": int(i),
-                "entity_key": keys[i], "event_timestamp": timestamps.iloc[i],
-                "score": None if math.isnan(value) else value,
-            })
+    records = _prediction_records(spec, keys, frame[spec.data.timestamp],
+                                  ((champion, champion_scores, champion_rows), (challenger, challenger_scores, to_challenger)))
     store = PredictionStore(predictions_url)
     write_started = time.perf_counter()
     written = store.replace_window(pipeline=spec.pipeline, window_start=start, window_end=end, rows=records, run_key=run_key)
@@ -152,3 +145,36 @@ def score_batch(
              f" and challenger v{challenger.number} ({strategy}, {int(to_challenger.sum())} rows)" if challenger else "",
              written)
     return _small(result)
+
+
+def _challenger(spec: PipelineSpec, registry: ModelRegistry, champion: ServingModel) -> ServingModel | None:
+    """The model scoring beside the champion (shadow or canary), or None."""
+    from ctflow.core.scoring import ServingModel
+
+    challenger = ServingModel.resolve(registry, "challenger", spec) if spec.registry.strategy != "direct" else None
+    if challenger is not None and challenger.number == champion.number:
+        return None  # already promoted: one model serves
+    return challenger
+
+
+def _prediction_records(
+    spec: PipelineSpec,
+    keys: list[str],
+    timestamps: pd.Series,
+    arms: tuple[tuple[ServingModel | None, np.ndarray, np.ndarray], ...],
+) -> list[dict[str, Any]]:
+    """The rows for the prediction store: one per row each model scored (``arms``: model, scores, row mask)."""
+    import numpy as np
+
+    records: list[dict[str, Any]] = []
+    for model, scores, mask in arms:
+        if model is None:
+            continue
+        for i in np.flatnonzero(mask):
+            value = float(scores[i])
+            records.append({
+                "model_name": spec.model_name, "model_version": model.number, "alias": model.alias, "row": int(i),
+                "entity_key": keys[i], "event_timestamp": timestamps.iloc[i],
+                "score": None if math.isnan(value) else value,
+            })
+    return records

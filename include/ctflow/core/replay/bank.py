@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from ctflow.core.drift import ReferenceProfile
+    from ctflow.core.quality import QualityReport
     from ctflow.core.replay.frame import ReplayFrame
     from ctflow.core.training import FeatureSet
     from ctflow.spec import PipelineSpec
@@ -56,7 +57,7 @@ class ModelBank:
         self._scores: dict[tuple[str, Any], np.ndarray] = {}
         self._profiles: dict[tuple[str, tuple[str, ...]], ReferenceProfile] = {}
         self._slices: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
-        self._quality: dict[tuple[datetime, Any], Any] = {}
+        self._quality: dict[tuple[datetime, str], QualityReport] = {}
 
     def window(self, as_of: datetime) -> pd.DataFrame:
         return self.data.between(as_of - self.spec.data.window, as_of)
@@ -132,7 +133,7 @@ class ModelBank:
             self._profiles[key] = ReferenceProfile.from_frame(model.train_rows, columns=list(columns))
         return self._profiles[key]
 
-    def quality(self, spec: PipelineSpec, as_of: datetime):
+    def quality(self, spec: PipelineSpec, as_of: datetime) -> QualityReport:
         """The data-quality report of the training window as of ``as_of`` under ``spec.quality``."""
         from ctflow.core.fit import LABEL
         from ctflow.core.quality import check_quality

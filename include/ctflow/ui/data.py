@@ -250,6 +250,7 @@ def _point(run_id, experiment_id, tags, start_ms, value, version, sources: Sourc
         "started": _iso_ms(start_ms),
         "value": value,
         "decision": tags.get(mlflow_tags.GATE_DECISION),
+        "reason": tags.get(mlflow_tags.GATE_REASON),  # the gate's like-for-like comparison, shown inline
         "gate": tags.get(mlflow_tags.GATE),
         "version": version.version if version else None,
         "aliases": list(version.aliases) if version else [],

@@ -6,8 +6,9 @@
   shown as a breach with the step's reasons, its drift share and realized performance as MLflow
   recorded them; open its page, see the metric chart with the gate's decisions, the per-feature
   drift; click *Retrain now*: a ``ct_`` run is queued;
-* approve a manual-approval candidate in Airflow's own required-action form: it becomes champion,
-  and the decision is recorded on the model version.
+* see a manual-approval candidate "awaiting approval" in the view, follow its link to Airflow's own
+  required-action form and approve it there: it becomes champion, and the decision is recorded on
+  the model version.
 
 Screenshots go to ``$CTFLOW_TEST_ARTIFACTS`` (default: ``test-artifacts/ui`` under the project).
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -134,7 +136,13 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
 
     with browser_page() as page:
         login(page, airflow.api, "admin", password(airflow.home))
-        page.goto(f"{airflow.api}/dags/{dag_id}/runs/{run_id}/tasks/promotion.approve/required_actions")
+        # The ctflow view says the run waits for a human and links to Airflow's required-action form.
+        frame = ctflow_frame(page, airflow.api)
+        waiting = frame.locator(f"tr[data-pipeline={APPROVAL}] a.awaiting-approval")
+        waiting.wait_for()
+        href = waiting.get_attribute("href")
+        assert href == f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/promotion.approve/required_actions", href
+        page.goto(f"{airflow.api}{href}")
         body = page.locator("text=Promote a new").first
         body.wait_for()
         assert page.locator("text=roc_auc").first.is_visible()

@@ -16,9 +16,10 @@ PLUGINS_FOLDER = PROJECT / "plugins"
 MLFLOW_UI = "http://mlflow.example.test:5000"
 
 
-def dags_folder(root: Path, extra_specs: dict[str, str] | None = None) -> Path:
-    """ctflow's loader files, the demo spec, and ``extra_specs`` (file name -> YAML)."""
-    return write_dags_folder(root / "dags", {"flight_delay.yaml": demo_spec(), **(extra_specs or {})})
+def dags_folder(root: Path, extra_specs: dict[str, str] | None = None, *, spec_text: str | None = None) -> Path:
+    """ctflow's loader files, ``flight_delay.yaml`` (``spec_text``, else the demo spec), and
+    ``extra_specs`` (file name -> YAML)."""
+    return write_dags_folder(root / "dags", {"flight_delay.yaml": spec_text or demo_spec(), **(extra_specs or {})})
 
 
 def airflow_env(root: Path, tracking_uri: str) -> dict[str, str]:
@@ -31,15 +32,22 @@ def airflow_env(root: Path, tracking_uri: str) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session")
+def built_ui_state(tmp_path_factory, feature_repo_ready):
+    """The view's state, made once per session by ctflow's CT and monitoring steps
+    (:mod:`tests.ui.state`); every deployment reads it, none writes to ``flight_delay``."""
+    from tests.ui import state
+
+    return state.build(tmp_path_factory.mktemp("ui-state"))
+
+
 @pytest.fixture(scope="package")
-def api_deployment(tmp_path_factory):
+def api_deployment(tmp_path_factory, built_ui_state):
     """An api-server with the ctflow plugin (and a dag-processor, so ``ct_flight_delay`` exists,
     paused: a queued run stays queued) over the view's MLflow state; shared by the API tests."""
-    from tests.ui import state as ui_state
-
     root = tmp_path_factory.mktemp("ui-api")
-    built = ui_state.build(root / "mlflow")
-    folder = dags_folder(root)
+    built = built_ui_state
+    folder = dags_folder(root, spec_text=built.spec_text)
     with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri),
                          components=("api-server", "dag-processor")) as airflow:
         wait_parsed(airflow, "ct_flight_delay")

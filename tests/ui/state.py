@@ -1,149 +1,162 @@
-"""Real MLflow state for the ctflow view's tests: tiny scikit-learn models, registered versions,
-aliases with history, and one monitoring window, on a throw-away SQLite tracking DB."""
+"""The ctflow view's test state, made by ctflow's own steps: nothing here writes an MLflow run,
+tag, metric or artifact by hand.
+
+On the project's Feast repository (nycflights13) and a throw-away MLflow store, the CT steps
+(:mod:`ctflow.core.steps`: fetch features, train, gate, register, promote) run three candidates
+of ``flight_delay`` and the monitoring steps (:mod:`ctflow.core.monitoring`) one window:
+
+* 2013-03-01: no champion yet, promoted -> champion v1;
+* 2013-04-01: beats v1 on its own holdout, promoted -> champion v2 (v1 into the alias history);
+* 2013-04-15: does not beat v2 on the same holdout: the gate rejects it, nothing is registered;
+* monitoring of v2 as of 2013-05-06 06:00, a two-day window: it breaches (the champion's scores
+  drift from its training holdout's, and its realized roc_auc on the labelled days is checked
+  against the floor); the reasons are the step's.
+
+The spec is a quick variant of the demo spec (same pipeline, a smaller model, a shorter window);
+the deployments under test load this same text, so the view judges with the rules the steps ran
+with. :func:`build` checks that the scenario happened as described: if the data or a library
+changes an outcome, it fails here rather than letting a UI test pass on another story.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-from ctflow.contract import mlflow_tags
+from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec
 
 PIPELINE = "flight_delay"
 METRIC = "roc_auc"
 
-#: (as of, roc_auc, gate decision, what happens in the registry)
+#: The demo spec with a quick model and window; its crons kept (the DAGs stay paused in the tests).
+SPEC_TEXT = demo_spec(
+    *[change for change in QUICK_TRIGGER_ONLY if not change[0].startswith(("train:", "monitor:"))],
+    ("  window: 7d\n", "  window: 2d\n"),  # the monitoring window: two days keep the build quick
+)
+
+
+def _utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+#: (as of, what the gate and the registry are expected to do with the candidate)
 CANDIDATES = [
-    ("2013-03-01T00:00:00+00:00", 0.701, "promote", "champion"),
-    ("2013-04-01T00:00:00+00:00", 0.664, "reject_champion", None),
-    ("2013-05-01T00:00:00+00:00", 0.731, "promote", "champion"),
-    ("2013-06-01T00:00:00+00:00", 0.742, "promote", "challenger"),
+    (_utc(2013, 3, 1), "promote"),
+    (_utc(2013, 4, 1), "promote"),
+    (_utc(2013, 4, 15), "reject_champion"),
 ]
-DRIFT_COLUMNS = [
-    {"column": "temp", "method": "ks", "kind": "numerical", "statistic": 0.41, "p_value": 1e-12, "threshold": 0.05,
-     "drifted": True},
-    {"column": "dep_hour", "method": "ks", "kind": "numerical", "statistic": 0.02, "p_value": 0.61,
-     "threshold": 0.05, "drifted": False},
-    {"column": "carrier", "method": "chi2", "kind": "categorical", "statistic": 35.2, "p_value": 0.002,
-     "threshold": 0.05, "drifted": True},
-    {"column": "distance", "method": "ks", "kind": "numerical", "statistic": 0.01, "p_value": 0.93,
-     "threshold": 0.05, "drifted": False},
-    {"column": "origin", "method": "chi2", "kind": "categorical", "statistic": 1.1, "p_value": 0.58,
-     "threshold": 0.05, "drifted": False},
-]
-
-
-def performance_floor() -> float:
-    """The demo spec's monitoring floor (``monitoring.performance.min``)."""
-    from ctflow.factory.discover import load_folder
-    from tests.conftest import DAGS_FOLDER
-
-    (item,) = [i for i in load_folder(DAGS_FOLDER / "specs") if i.spec and i.spec.pipeline == PIPELINE]
-    return item.spec.monitoring.performance.min
-
-
-def performance_below_floor() -> float:
-    """A monitored value that breaches the floor."""
-    return round(performance_floor() - 0.016, 3)
+MONITORED_AS_OF = _utc(2013, 5, 6, 6)
 
 
 @dataclass
 class UiState:
     tracking_uri: str
-    experiment_id: str
+    spec_text: str
+    experiment_id: str = ""
+    #: MLflow run id of each candidate, oldest first
     run_ids: list[str] = field(default_factory=list)
+    #: what each CT step returned, per candidate (the same dicts the operators push as XCom)
+    candidates: list[dict] = field(default_factory=list)
     monitoring_run_id: str | None = None
+    #: what the monitoring report step returned
+    monitoring: dict = field(default_factory=dict)
+    #: the data-drift step's full result file (per-feature drift)
+    data_drift: dict = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)  # run_id -> version
 
+    def spec(self):
+        from ctflow.spec import parse_spec
 
-@contextlib.contextmanager
-def _tracking(uri: str) -> Iterator[None]:
-    """Point MLflow's global URIs at ``uri`` for a while, then back exactly (MLflow also writes them to
-    ``os.environ``, which the Airflow components started later would inherit)."""
-    import mlflow
-
-    keys = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    before = {key: os.environ.get(key) for key in keys}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before["MLFLOW_TRACKING_URI"])
-        mlflow.set_registry_uri(before["MLFLOW_REGISTRY_URI"])
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        return parse_spec(self.spec_text)
 
 
-def build(folder: Path, *, pipeline: str = PIPELINE, monitoring: bool = True) -> UiState:
-    """Candidates, versions v1..v3 (champion v2 after v1, challenger v3) and a monitoring window."""
-    import mlflow
-    from mlflow import MlflowClient
-    from sklearn.linear_model import LogisticRegression
+def spec():
+    from ctflow.spec import parse_spec
 
-    from ctflow.core.registry import ModelRegistry
+    return parse_spec(SPEC_TEXT)
+
+
+def build(folder: Path) -> UiState:
+    """Run the CT and monitoring steps into ``folder`` (MLflow DB, artifacts, predictions store)."""
+    from tests.conftest import isolated_home
 
     folder.mkdir(parents=True, exist_ok=True)
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment_id = client.create_experiment(
-        f"ctflow/{pipeline}", artifact_location=(folder / "artifacts").as_uri(), tags={mlflow_tags.PIPELINE: pipeline}
-    )
-    state = UiState(tracking_uri=uri, experiment_id=experiment_id)
-    registry = ModelRegistry(pipeline, tracking_uri=uri)
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=(200, 3))
-    y = (x[:, 0] + rng.normal(scale=0.5, size=200) > 0).astype(int)
-    with _tracking(uri):
-        for i, (as_of, value, decision, alias) in enumerate(CANDIDATES):
-            run_key = f"ct_{pipeline}/scheduled__{as_of[:10]}"
-            tags = {"ctflow.stage": "candidate", mlflow_tags.RUN_KEY: run_key, mlflow_tags.PIPELINE: pipeline,
-                    mlflow_tags.AS_OF: as_of, mlflow_tags.GATE: "passed", mlflow_tags.GATE_DECISION: decision,
-                    "airflow.dag_id": f"ct_{pipeline}", "airflow.run_id": run_key.split("/", 1)[1]}
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{pipeline} as of {as_of[:10]}", tags=tags) as run:
-                model = LogisticRegression(C=0.5 + i).fit(x, y)
-                mlflow.log_metrics({METRIC: value, "accuracy": value - 0.05})
-                info = mlflow.sklearn.log_model(model, name="model", input_example=x[:3],
-                                                serialization_format="cloudpickle")
-            state.run_ids.append(run.info.run_id)
-            if alias is None:
-                continue
-            version = registry.register(info.model_uri, run_key=run_key, run_id=run.info.run_id,
-                                        tags={mlflow_tags.GATE: "passed", f"ctflow.metric.{METRIC}": str(value)})
-            state.versions[run.info.run_id] = version.version
-            actor = f"airflow:{run_key}"
-            if alias == "champion":
-                current = registry.champion()
-                registry.promote(version.version, reason=f"{METRIC} {value:.3f} beats the champion", actor=actor,
-                                 expected_current=current.version if current else None, run_key=run_key)
-            else:
-                registry.set_challenger(version.version, reason="shadow candidate", actor=actor, run_key=run_key)
-        if monitoring:
-            # Named as the monitoring step names them (ctflow.contract.monitoring); the step
-            # itself is proven against this reader in tests/core/test_monitoring.py.
-            from ctflow.contract import monitoring as names
-
-            drifted = sum(c["drifted"] for c in DRIFT_COLUMNS) / len(DRIFT_COLUMNS)
-            floor, value = performance_floor(), performance_below_floor()
-            breaches = [{"kind": "drift", "what": "data_drift", "reason": f"{drifted:.0%} of the features drifted"},
-                        {"kind": "performance", "what": "performance",
-                         "reason": f"champion v2 {METRIC} {value} below {floor}"}]
-            tags = {"ctflow.stage": names.STAGE, mlflow_tags.PIPELINE: pipeline,
-                    names.WINDOW_START_TAG: "2013-06-10T00:00:00+00:00", names.WINDOW_END_TAG: "2013-06-11T00:00:00+00:00",
-                    names.CHAMPION_VERSION_TAG: "2", names.BREACH_TAG: names.breach_tag({b["kind"] for b in breaches})}
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{pipeline} monitoring 2013-06-10", tags=tags) as run:
-                mlflow.log_metrics({names.DRIFT_SHARE_METRIC: drifted, names.performance_metric("champion", METRIC): value})
-                mlflow.log_dict({"columns": DRIFT_COLUMNS, "drifted_share": drifted, "drifted": drifted >= 0.3,
-                                 "max_drifted_share": 0.3}, names.DATA_DRIFT_ARTIFACT)
-                mlflow.log_dict({"breaches": breaches, "breach": True}, names.SUMMARY_ARTIFACT)
-                mlflow.log_text("<html><body>report</body></html>", names.REPORT_ARTIFACT)
-            state.monitoring_run_id = run.info.run_id
-    (folder / "state.json").write_text(json.dumps(state.__dict__, indent=2))
+    state = UiState(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}", spec_text=SPEC_TEXT)
+    # The artifacts live under this folder's ctflow home; their URIs are absolute, so the Airflow
+    # components started later (with another CTFLOW_HOME) read them where they are.
+    with isolated_home(folder, predictions=True):
+        _train_candidates(state, folder)
+        _monitor(state, folder)
+    (folder / "state.json").write_text(json.dumps(asdict(state), indent=2, default=str))
     return state
+
+
+def _train_candidates(state: UiState, folder: Path) -> None:
+    from ctflow.core import steps
+
+    pipeline = spec()
+    for as_of, expected in CANDIDATES:
+        run_key = f"ct_{PIPELINE}/scheduled__{as_of:%Y-%m-%d}"
+        run_dir = folder / "runs" / f"ct-{as_of:%Y-%m-%d}"
+        run_dir.mkdir(parents=True)
+        # What the ct_ DAG's steps do, in its order (the data checks are not the view's subject).
+        steps.fetch_features(pipeline, as_of=as_of, run_dir=run_dir)
+        trained = steps.train(pipeline, as_of=as_of, run_dir=run_dir, run_key=run_key, spec_text=SPEC_TEXT,
+                              lineage=_lineage(run_key, "training.train"))
+        gate = steps.evaluate(pipeline, run_dir=run_dir)
+        assert gate["decision"] == expected, f"candidate as of {as_of}: {gate['decision']}: {gate['reason']}"
+        registered = steps.register(pipeline, run_dir=run_dir, run_key=run_key)
+        promoted = None
+        if not registered.get("skipped"):
+            promoted = steps.promote(pipeline, run_dir=run_dir, actor=f"airflow:{run_key}", run_key=run_key)
+            assert promoted["moved"], promoted
+            state.versions[trained["run_id"]] = registered["version"]
+        state.experiment_id = trained["experiment_id"]
+        state.run_ids.append(trained["run_id"])
+        state.candidates.append({"as_of": as_of.isoformat(), "run_key": run_key, "train": trained, "gate": gate,
+                                 "register": registered, "promote": promoted})
+
+
+def _monitor(state: UiState, folder: Path) -> None:
+    from ctflow.core import monitoring
+
+    pipeline = spec()
+    run_key = f"monitor_{PIPELINE}/scheduled__{MONITORED_AS_OF:%Y-%m-%dT%H}"
+    run_dir = folder / "runs" / "monitor"
+    run_dir.mkdir(parents=True)
+    monitoring.score_batch(pipeline, as_of=MONITORED_AS_OF, run_dir=run_dir, run_key=run_key)
+    monitoring.data_drift(pipeline, run_dir=run_dir)
+    monitoring.prediction_drift(pipeline, run_dir=run_dir)
+    monitoring.performance(pipeline, as_of=MONITORED_AS_OF, run_dir=run_dir, actor=f"airflow:{run_key}",
+                           run_key=run_key)
+    summary = monitoring.report(pipeline, run_dir=run_dir, run_key=run_key, lineage=_lineage(run_key, "report"))
+    assert summary["breaches"], f"the monitored window did not breach: {summary}"
+    state.monitoring_run_id = summary["mlflow_run_id"]
+    state.monitoring = {k: v for k, v in summary.items() if k != "report"}
+    state.data_drift = json.loads((run_dir / monitoring.DATA_DRIFT).read_text())
+
+
+def _lineage(run_key: str, task_id: str) -> dict[str, str]:
+    """The Airflow tags the operators pass to the steps (``operators.training._lineage``)."""
+    dag_id, _, run_id = run_key.partition("/")
+    return {"airflow.dag_id": dag_id, "airflow.run_id": run_id, "airflow.task_id": task_id, "airflow.try_number": "1"}
+
+
+def champion_version(state: UiState) -> str:
+    """The version the scenario left as champion (the last promoted candidate)."""
+    return [c["register"]["version"] for c in state.candidates if c["promote"]][-1]
+
+
+def rejected(state: UiState) -> dict:
+    """The candidate the gate turned down."""
+    (candidate,) = [c for c in state.candidates if c["register"].get("skipped")]
+    return candidate
+
+
+def mlflow_client(state: UiState):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=state.tracking_uri, registry_uri=state.tracking_uri)
+

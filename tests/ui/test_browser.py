@@ -1,10 +1,14 @@
 """The ctflow view as a person uses it: headless Chromium against a real Airflow deployment
 (scheduler, dag-processor, triggerer, api-server; the ctflow plugin loaded from plugins/).
 
-* log in on Airflow's login page, open *ctflow* in Airflow's navigation, see the pipeline and its
-  champion, open its page, see the metric chart, click *Retrain now*: a ``ct_`` run is queued;
-* approve a manual-approval candidate in Airflow's own required-action form: it becomes champion,
-  and the decision is recorded on the model version.
+* log in on Airflow's login page, open *ctflow* in Airflow's navigation, see the pipeline, its
+  champion and a monitoring window that breached (made by ctflow's own steps, :mod:`tests.ui.state`)
+  shown as a breach with the step's reasons, its drift share and realized performance as MLflow
+  recorded them; open its page, see the metric chart with the gate's decisions, the per-feature
+  drift; click *Retrain now*: a ``ct_`` run is queued;
+* see a manual-approval candidate "awaiting approval" in the view, follow its link to Airflow's own
+  required-action form and approve it there: it becomes champion, and the decision is recorded on
+  the model version.
 
 Screenshots go to ``$CTFLOW_TEST_ARTIFACTS`` (default: ``test-artifacts/ui`` under the project).
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -47,36 +52,60 @@ APPROVAL_SPEC = demo_spec(
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, feature_repo_ready):
+def deployment(tmp_path_factory, built_ui_state):
     assert "approval: manual" in APPROVAL_SPEC and "window: 21d" in APPROVAL_SPEC
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     root = tmp_path_factory.mktemp("ui-browser")
-    built = ui_state.build(root / "mlflow")
-    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC})
+    built = built_ui_state
+    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC}, spec_text=built.spec_text)
     with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri)) as airflow:
         wait_parsed(airflow, "ct_flight_delay")
         yield airflow, built
 
 
 def test_view_shows_pipeline_and_retrain_queues_a_run(deployment):
-    airflow, _ = deployment
+    from ctflow.contract import monitoring as names
+
+    airflow, built = deployment
+    client = ui_state.mlflow_client(built)
+    champion = ui_state.champion_version(built)
+    champion_value = client.get_run(client.get_model_version("flight_delay", champion).run_id).data.metrics["roc_auc"]
+    recorded = client.get_run(built.monitoring_run_id).data
+    realized = recorded.metrics[names.performance_metric("champion", "roc_auc")]
     with browser_page() as page:
         login(page, airflow.api, "admin", password(airflow.home))
         frame = ctflow_frame(page, airflow.api)
         row = frame.locator("tr[data-pipeline=flight_delay]")
         row.wait_for()
-        assert row.locator("td.champion .version").inner_text() == "v2"
-        assert "0.7310" in row.locator("td.champion").inner_text()
-        assert "BREACH" in row.inner_text() and "v3" in row.inner_text()
+        assert row.locator("td.champion .version").inner_text() == f"v{champion}"
+        assert f"{champion_value:.4f}" in row.locator("td.champion").inner_text()
+        # The window breached: the health says so, never OK.
+        assert "BREACH" in row.inner_text() and "OK" not in row.locator(".health").inner_text()
         page.screenshot(path=str(ARTIFACTS / "ctflow-view.png"))
 
         row.locator("a.pipeline-name").click()
         frame.locator("#metric-chart").wait_for()
+        card = frame.locator("#monitoring-card")
+        assert card.locator(".health").inner_text() == "BREACH"
+        reasons = card.locator("ul.breaches li").all_inner_texts()
+        assert reasons == [f"{b['kind']}: {b['reason']}" for b in built.monitoring["breaches"]]
+        text = card.inner_text()
+        assert f"{recorded.metrics[names.DRIFT_SHARE_METRIC]:.0%}" in text and f"{realized:.4f}" in text
+        # One point per candidate; the champion marked; the rejected candidate not registered.
         points = frame.locator("#metric-chart g.point[data-version]")
-        assert points.count() == 4
-        assert frame.locator("#metric-chart g.alias-champion[data-version]").get_attribute("data-version") == "2"
+        assert points.count() == len(built.candidates)
+        assert frame.locator("#metric-chart g.alias-champion[data-version]").get_attribute("data-version") == champion
         assert frame.locator("#metric-chart").bounding_box()["width"] > 300  # drawn, not collapsed
-        assert "temp" in frame.locator("#drift").inner_text()
+        # Per-feature drift as the data-drift step computed it, drifted ones marked.
+        drift = frame.locator("#drift")
+        drifted = sorted(c["column"] for c in built.data_drift["columns"] if c["drifted"])
+        assert sorted(drift.locator("tr.drifted code").all_inner_texts()) == drifted
+        assert drift.locator("tbody tr").count() == len(built.data_drift["columns"])
+        # Every gate decision with its reason, inline: the rejected candidate says why it lost.
+        turned_down = ui_state.rejected(built)
+        row = frame.locator("#candidates tr.gate-reject_champion")
+        assert row.locator(".reason").inner_text() == turned_down["gate"]["reason"]
+        assert "not registered" in row.inner_text() and "lost to champion" in row.inner_text()
         page.screenshot(path=str(ARTIFACTS / "ctflow-pipeline-in-airflow.png"), full_page=True)
 
         form = frame.locator("#retrain-form")
@@ -107,7 +136,13 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
 
     with browser_page() as page:
         login(page, airflow.api, "admin", password(airflow.home))
-        page.goto(f"{airflow.api}/dags/{dag_id}/runs/{run_id}/tasks/promotion.approve/required_actions")
+        # The ctflow view says the run waits for a human and links to Airflow's required-action form.
+        frame = ctflow_frame(page, airflow.api)
+        waiting = frame.locator(f"tr[data-pipeline={APPROVAL}] a.awaiting-approval")
+        waiting.wait_for()
+        href = waiting.get_attribute("href")
+        assert href == f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/promotion.approve/required_actions", href
+        page.goto(f"{airflow.api}{href}")
         body = page.locator("text=Promote a new").first
         body.wait_for()
         assert page.locator("text=roc_auc").first.is_visible()

@@ -1,6 +1,8 @@
 """The ctflow view's API in a real api-server (plugin loaded from plugins/), with Airflow's own
-auth manager in front: what it shows for a pipeline with a champion and a challenger, and that
-it changes nothing for a caller without a valid login or without the permission."""
+auth manager in front: what it shows for a pipeline whose state ctflow's own steps made
+(:mod:`tests.ui.state`: two promotions, a candidate the gate turned down, a breaching monitoring
+window), checked against MLflow's records; and that it changes nothing for a caller without a
+valid login or without the permission."""
 
 from __future__ import annotations
 
@@ -79,7 +81,11 @@ def test_viewer_reads_but_cannot_act(deployment):
     assert len(dag_runs(airflow, DAG_ID)) == before
 
 
-def test_overview_lists_the_pipeline_with_champion_challenger_and_monitoring(deployment):
+def test_overview_lists_the_pipeline_with_champion_and_monitoring_as_mlflow_recorded_them(deployment):
+    """The row's champion and monitoring verdict are what the steps wrote: checked against MLflow's
+    own records of the steps' runs, not against numbers this test made up."""
+    from ctflow.contract import monitoring as names
+
     airflow, built = deployment
     response = _call(airflow, "GET", "/ctflow/api/pipelines", _login(airflow, "admin"))
     assert response.status_code == 200, response.text
@@ -87,14 +93,26 @@ def test_overview_lists_the_pipeline_with_champion_challenger_and_monitoring(dep
     assert data["invalid_specs"] == [] and data["mlflow_ui"] == MLFLOW_UI
     (row,) = [p for p in data["pipelines"] if p["pipeline"] == "flight_delay"]
     assert row["owner"] == "data-science-flights" and row["metric"] == "roc_auc"
-    assert row["champion"]["version"] == "2" and row["champion"]["value"] == pytest.approx(0.731)
-    assert row["champion"]["url"] == f"{MLFLOW_UI}/#/models/flight_delay/versions/2"
-    assert row["challenger"]["version"] == "3" and row["challenger"]["value"] == pytest.approx(0.742)
-    monitoring = row["monitoring"]
-    assert monitoring["status"] == "breach" and monitoring["run_id"] == built.monitoring_run_id
-    assert monitoring["drift_share"] == pytest.approx(0.4) and monitoring["drift_breach"] is True
-    assert monitoring["performance"] == {"metric": "roc_auc", "value": pytest.approx(ui_state.performance_below_floor()),
-                                         "min": ui_state.performance_floor(), "max": None, "breach": True}
+    client, champion = ui_state.mlflow_client(built), ui_state.champion_version(built)
+    champion_run = client.get_model_version("flight_delay", champion).run_id
+    assert row["champion"]["version"] == champion
+    assert row["champion"]["value"] == pytest.approx(client.get_run(champion_run).data.metrics["roc_auc"])
+    assert row["champion"]["url"] == f"{MLFLOW_UI}/#/models/flight_delay/versions/{champion}"
+    assert row["challenger"] is None  # direct strategy
+    recorded = client.get_run(built.monitoring_run_id).data
+    monitoring, spec = row["monitoring"], built.spec()
+    kinds = sorted({b["kind"] for b in built.monitoring["breaches"]})
+    assert monitoring["status"] == "breach" and monitoring["run_id"] == built.monitoring_run_id  # never "ok"
+    assert monitoring["breach_kinds"] == kinds == names.breach_kinds(recorded.tags[names.BREACH_TAG])
+    assert monitoring["drift_share"] == pytest.approx(recorded.metrics[names.DRIFT_SHARE_METRIC])
+    assert monitoring["drift_share"] == pytest.approx(built.data_drift["drifted_share"])
+    assert monitoring["drift_breach"] is ("drift" in kinds)
+    realized = recorded.metrics[names.performance_metric("champion", "roc_auc")]
+    floor = spec.monitoring.performance.min
+    assert monitoring["performance"] == {"metric": "roc_auc", "value": pytest.approx(realized), "min": floor,
+                                         "max": None, "breach": realized < floor}
+    assert monitoring["performance"]["breach"] is ("performance" in kinds)
+    assert monitoring["champion_version"] == champion
     assert row["dags"]["ct"] == {"dag_id": DAG_ID, "url": f"/dags/{DAG_ID}", "known": True, "paused": True}
     assert row["mlflow"]["experiment"] == f"{MLFLOW_UI}/#/experiments/{built.experiment_id}"
 
@@ -104,37 +122,53 @@ def test_pipeline_detail_has_timeline_history_drift_and_spec(deployment):
     response = _call(airflow, "GET", "/ctflow/api/pipelines/flight_delay", _login(airflow, "admin"))
     assert response.status_code == 200, response.text
     p = response.json()
-    timeline = p["timeline"]
-    assert [(t["as_of"][:10], t["value"], t["version"]) for t in timeline] == [
-        ("2013-03-01", pytest.approx(0.701), "1"), ("2013-04-01", pytest.approx(0.664), None),
-        ("2013-05-01", pytest.approx(0.731), "2"), ("2013-06-01", pytest.approx(0.742), "3")]
-    assert timeline[2]["aliases"] == ["champion"] and timeline[1]["decision"] == "reject_champion"
+    first, second, turned_down = built.candidates
+    assert ui_state.rejected(built) is turned_down
+    # Every candidate, with the metric train logged, the gate's decision and the version it became.
+    assert [(t["as_of"], t["value"], t["version"], t["decision"]) for t in p["timeline"]] == [
+        (c["as_of"], pytest.approx(c["train"]["metrics"]["roc_auc"]), c["register"].get("version"), c["gate"]["decision"])
+        for c in built.candidates]
+    assert p["timeline"][1]["aliases"] == ["champion"] and p["timeline"][2]["gate"] == "passed"
+    assert [t["reason"] for t in p["timeline"]] == [c["gate"]["reason"] for c in built.candidates]
+    # The alias history the promote steps wrote, newest first, with the gate's reasons.
     history = [(e["alias"], e["previous"], e["version"], e["action"]) for e in p["history"]]
-    assert history == [("challenger", None, "3", "promote"), ("champion", "1", "2", "promote"),
-                       ("champion", None, "1", "promote")]  # newest first
-    assert p["history"][1]["reason"] == "roc_auc 0.731 beats the champion"
-    assert p["history"][1]["run_url"] == f"/dags/{DAG_ID}/runs/scheduled__2013-05-01"
-    assert [v["version"] for v in p["versions"]] == ["3", "2", "1"]
+    assert history == [("champion", "1", "2", "promote"), ("champion", None, "1", "promote")]
+    assert [e["reason"] for e in p["history"]] == [second["gate"]["reason"], first["gate"]["reason"]]
+    assert p["history"][0]["run_url"] == f"/dags/{DAG_ID}/runs/scheduled__2013-04-01"
+    assert [v["version"] for v in p["versions"]] == ["2", "1"]
+    assert p["versions"][0]["gate_reason"] == second["gate"]["reason"]
     assert p["rollback_to"] == "1" and p["may_trigger"] is True
+    # The monitoring window: per-feature drift as the data-drift step computed it, the step's reasons.
     drift = p["monitoring"]
-    assert [c["column"] for c in drift["columns"]][:2] == ["temp", "carrier"]  # drifted first
+    written = {c["column"]: c["drifted"] for c in built.data_drift["columns"]}
+    assert {c["column"]: c["drifted"] for c in drift["columns"]} == written and written
+    assert [c["drifted"] for c in drift["columns"]] == sorted(written.values(), reverse=True)  # drifted first
+    assert drift["breaches"] == built.monitoring["breaches"]
     assert drift["report_url"].endswith(f"/runs/{built.monitoring_run_id}/artifactPath/report/report.html")
-    assert [b["kind"] for b in drift["breaches"]] == ["drift", "performance"]
-    assert p["spec_text"].startswith("# yaml-language-server") and "pipeline: flight_delay" in p["spec_text"]
+    assert p["spec_text"] == built.spec_text and "pipeline: flight_delay" in p["spec_text"]
     assert _call(airflow, "GET", "/ctflow/api/pipelines/no_such_pipeline", _login(airflow, "admin")).status_code == 404
 
 
-def test_pipeline_page_renders_the_chart(deployment):
-    airflow, _ = deployment
+def test_pipeline_page_renders_the_chart_and_the_decisions(deployment):
+    airflow, built = deployment
     response = _call(airflow, "GET", "/ctflow/pipelines/flight_delay", _login(airflow, "admin"))
     assert response.status_code == 200, response.text
     html = response.text
     assert '<svg id="metric-chart"' in html
     assert re.findall(r'<g class="point ([^"]*)" data-version="(\d*)"', html) == [
-        ("registered", "1"), ("candidate", ""), ("registered alias-champion", "2"),
-        ("registered alias-challenger", "3")]
-    assert "alias-champion" in html and "Roll back" in html and "v1" in html
-    assert "temp" in html and "roc_auc 0.731 beats the champion" in html
+        ("registered", "1"), ("registered alias-champion", "2"), ("candidate", "")]
+    assert "Roll back" in html and "v1" in html
+    # Every gate decision explained inline, the rejected candidate's like-for-like comparison too.
+    for candidate in built.candidates:
+        assert html_text(candidate["gate"]["reason"]) in html, candidate["gate"]
+    for breach in built.monitoring["breaches"]:
+        assert html_text(breach["reason"]) in html, breach
+
+
+def html_text(text: str) -> str:
+    from html import escape
+
+    return escape(text, quote=True)
 
 
 def test_retrain_triggers_ct_run_as_the_caller(deployment):

@@ -122,6 +122,41 @@ def test_monitoring_summary_without_the_steps_verdict_judges_the_metrics(spec):
     assert calm["status"] == "ok"
 
 
+@pytest.mark.integration
+def test_the_views_data_on_the_state_the_steps_made(built_ui_state):
+    """The view's readers (no api-server) on the state ctflow's steps wrote (tests/ui/state.py): the
+    overview row, the candidates' timeline and the monitoring window, against what the steps returned."""
+    from ctflow.contract import monitoring as names
+    from ctflow.ui import data
+    from ctflow.ui import monitoring as view
+    from tests.ui import state as ui_state
+
+    built = built_ui_state
+    spec = built.spec()
+    sources = data.Sources(tracking_uri=built.tracking_uri, mlflow_ui="http://m:5000")
+    client = sources.client()
+    row = data.summary(spec, sources, client=client, airflow={})
+    assert row["champion"]["version"] == ui_state.champion_version(built)
+    assert row["champion"]["gate_reason"] == built.candidates[1]["gate"]["reason"]
+    versions = data.versions_with_aliases(data_registry(spec, built))
+    points = data.timeline(spec, client, versions, sources)
+    assert [(p["as_of"], p["decision"], p["reason"], p["version"]) for p in points] == [
+        (c["as_of"], c["gate"]["decision"], c["gate"]["reason"], c["register"].get("version")) for c in built.candidates]
+    seen = view.summarize(client, spec, view.latest_run(client, spec.pipeline), with_columns=True)
+    assert seen["status"] == "breach" and seen["run_id"] == built.monitoring_run_id
+    assert seen["breaches"] == built.monitoring["breaches"]
+    assert seen["breach_kinds"] == sorted({b["kind"] for b in built.monitoring["breaches"]})
+    assert seen["drift_share"] == pytest.approx(built.data_drift["drifted_share"])
+    assert {c["column"] for c in seen["columns"]} == {c["column"] for c in built.data_drift["columns"]}
+    assert seen["report_path"] == names.REPORT_ARTIFACT and seen["champion_version"] == row["champion"]["version"]
+
+
+def data_registry(spec, built):
+    from ctflow.core.registry import ModelRegistry
+
+    return ModelRegistry(spec.model_name, tracking_uri=built.tracking_uri)
+
+
 # -- trigger form ---------------------------------------------------------------------------
 
 

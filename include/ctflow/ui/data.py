@@ -250,6 +250,7 @@ def _point(run_id, experiment_id, tags, start_ms, value, version, sources: Sourc
         "started": _iso_ms(start_ms),
         "value": value,
         "decision": tags.get(mlflow_tags.GATE_DECISION),
+        "reason": tags.get(mlflow_tags.GATE_REASON),  # the gate's like-for-like comparison, shown inline
         "gate": tags.get(mlflow_tags.GATE),
         "version": version.version if version else None,
         "aliases": list(version.aliases) if version else [],
@@ -310,8 +311,21 @@ def airflow_state(dag_ids: list[str], *, runs: int = 1) -> dict[str, dict[str, A
                     if isinstance(gate, dict):
                         record["gate"] = {k: gate.get(k) for k in ("decision", "reason", "metric", "candidate",
                                                                     "champion", "champion_version")}
+                    # A run waiting for a human shows "running" in Airflow; say what it waits for.
+                    record["awaiting_approval"] = _awaiting_approval(session, dag_id, run.run_id)
                 out[dag_id]["runs"].append(record)
     return out
+
+
+def _awaiting_approval(session, dag_id: str, run_id: str) -> bool:
+    """Whether the run's approval task waits for a human's answer (Airflow's ``awaiting_input``)."""
+    from sqlalchemy import select
+
+    from airflow.models.taskinstance import TaskInstance
+
+    state = session.scalar(select(TaskInstance.state).where(
+        TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == tasks.APPROVE))
+    return str(getattr(state, "value", state)) == "awaiting_input"
 
 
 def versions_with_aliases(registry) -> list:
@@ -370,7 +384,12 @@ def _version_view(version, client, metric: str, sources: Sources) -> dict[str, A
 
 
 def _run_view(run: dict[str, Any], dag_id: str, sources: Sources) -> dict[str, Any]:
-    return {**run, "dag_id": dag_id, "url": sources.run_url(dag_id, run["run_id"])}
+    url = sources.run_url(dag_id, run["run_id"])
+    view = {**run, "dag_id": dag_id, "url": url}
+    if run.get("awaiting_approval"):
+        # Airflow's own form for the approval task's required action.
+        view["approval_url"] = f"{url}/tasks/{tasks.APPROVE}/required_actions"
+    return view
 
 
 def _actor_run_url(actor: str | None, sources: Sources) -> str | None:

@@ -62,6 +62,13 @@ def outlet_uris(dag, task_id: str) -> list[str]:
     return [outlet.uri for outlet in dag.get_task(task_id).outlets if hasattr(outlet, "uri")]
 
 
+def promotion_alias(dag) -> str:
+    """The name of the promote task's one outlet, an asset alias."""
+    (alias,) = dag.get_task(tasks.PROMOTE).outlets
+    assert not hasattr(alias, "uri"), alias
+    return alias.name
+
+
 # --------------------------------------------------------------------------- ct_: what starts it
 
 
@@ -112,8 +119,9 @@ def test_after_an_upstream_pipeline_promotes_and_on_extra_assets(tmp_path):
     assert type(timetable) is AssetOrTimeSchedule and timetable.timetable.summary == CRON
     assert trigger_uris(timetable) == [assets.breach_uri("churn"), assets.promoted_uri("features_refresh"),
                                        "s3://lake/churn/labels", "postgres://warehouse:5432/crm/public/accounts"]
-    # The upstream announces exactly what the downstream listens to.
-    assert outlet_uris(dags["ct_features_refresh"], tasks.PROMOTE) == [assets.promoted_uri("features_refresh")]
+    # The upstream announces what the downstream listens to: its promote task adds the promoted asset's
+    # event to this alias only when the champion moved (tests/integration/test_ct_dag.py sees it fire).
+    assert promotion_alias(dags["ct_features_refresh"]) == assets.ct_promotion_alias_name("features_refresh")
 
 
 def test_after_without_cron_or_breach_is_purely_asset_triggered(tmp_path):
@@ -172,7 +180,10 @@ def test_monitor_runs_on_its_cron_or_not_at_all(tmp_path):
 
 def test_direct_promotion_announces_the_new_champion_on_the_promoted_asset(tmp_path):
     dags = build(tmp_path, churn=churn(extra="registry: {strategy: direct}\n"))
-    assert outlet_uris(dags["ct_churn"], tasks.PROMOTE) == [assets.promoted_uri("churn")]
+    # An alias, not the asset: a plain outlet would announce every success, a lost compare-and-set or a
+    # dry run included; the task adds the promoted asset's event only when the champion moved.
+    assert promotion_alias(dags["ct_churn"]) == assets.ct_promotion_alias_name("churn")
+    assert outlet_uris(dags["ct_churn"], tasks.PROMOTE) == []
     assert outlet_uris(dags["ct_churn"], tasks.ROLLBACK) == [assets.promoted_uri("churn")]
     # Monitoring never promotes with direct: its performance task announces nothing.
     assert dags["monitor_churn"].get_task(tasks.PERFORMANCE).outlets == []

@@ -200,14 +200,29 @@ def test_approval_body_compares_candidate_with_champion(spec):
 
 @pytest.mark.parametrize("choice,decision", [("Approve", "approved"), ("Reject", "rejected")])
 def test_approval_records_the_decision(spec, choice, decision, monkeypatch):
-    from datetime import datetime, timezone
+    """In the CT DAG of a manual-approval spec, so the task has promote downstream: on Reject, Airflow's
+    operator skips it by raising DownstreamTasksSkipped, and the decision must be recorded before that."""
+    from datetime import UTC, datetime
 
-    from ctflow.factory.approval import ApprovalOperator, approval_task
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
 
+    from ctflow.contract import tasks
+    from ctflow.factory.build import build_ct_dag
+    from ctflow.operators.approval import ApprovalOperator
+
+    manual = spec.model_copy(update={"registry": spec.registry.model_copy(update={"approval": "manual"})})
+    task = build_ct_dag(manual).get_task(tasks.APPROVE)
+    assert isinstance(task, ApprovalOperator) and task.downstream_task_ids == {tasks.PROMOTE}
     recorded = {}
     monkeypatch.setattr(ApprovalOperator, "_record", lambda self, context, **kw: recorded.update(kw))
-    task = approval_task(spec)
     event = {"chosen_options": [choice], "params_input": {"note": " because "},
-             "responded_at": datetime(2026, 1, 1, tzinfo=timezone.utc), "responded_by_user": {"id": "7", "name": "ana"}}
-    task.execute_complete({"task": task}, event)
+             "responded_at": datetime(2026, 1, 1, tzinfo=UTC), "responded_by_user": {"id": "7", "name": "ana"}}
+    if choice == "Reject":
+        pushed = {}  # what Airflow's skip() leaves for NotPreviouslySkippedDep (the execution API is not up here)
+        ti = SimpleNamespace(map_index=-1, xcom_push=lambda key, value: pushed.update({key: value}))
+        with pytest.raises(DownstreamTasksSkipped) as skipped:
+            task.execute_complete({"task": task, "ti": ti}, event)
+        assert tasks.PROMOTE in str(skipped.value.tasks) and tasks.PROMOTE in str(pushed)
+    else:
+        task.execute_complete({"task": task}, event)
     assert recorded == {"decision": decision, "by": "ana", "at": "2026-01-01 00:00:00+00:00", "note": "because"}

@@ -46,19 +46,31 @@ class ApprovalOperator(_AirflowApprovalOperator):
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        result = super().execute_complete(context, event)
-        chosen = (result.get("chosen_options") or [None])[0]
+        from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+        try:
+            result = super().execute_complete(context, event)
+        except DownstreamTasksSkipped:
+            # On Reject, Airflow's operator skips promote by raising: record the decision first, or
+            # the registry would never say why a passing candidate did not become champion.
+            self._record_decision(context, event)
+            raise
+        self._record_decision(context, result)
+        return result
+
+    def _record_decision(self, context: Context, response: Any) -> None:
+        """Log and record the human's response (the trigger's event, or Airflow's payload built from it)."""
+        chosen = (response.get("chosen_options") or [None])[0]
         decision = "approved" if chosen == self.APPROVE else "rejected"
-        note = str((result.get("params_input") or {}).get(NOTE_PARAM) or "").strip()
-        user = result.get("responded_by_user") or {}
+        note = str((response.get("params_input") or {}).get(NOTE_PARAM) or "").strip()
+        user = response.get("responded_by_user") or {}
         by = (user.get("name") or user.get("id") or "unknown") if isinstance(user, dict) else str(user)
-        at = result.get("responded_at")
+        at = response.get("responded_at")
         self.log.info("%s by %s%s", decision.capitalize(), by, f": {note}" if note else " (no note)")
         try:
             self._record(context, decision=decision, by=by, at=str(at) if at else "", note=note)
-        except Exception:  # the human decision stands even if MLflow is unreachable
+        except Exception:  # the human decision stands even if MLflow is unreachable (logged with its trace)
             self.log.exception("Could not record the %s decision in MLflow", decision)
-        return result
 
     def _record(self, context: Context, *, decision: str, by: str, at: str, note: str) -> None:
         from ctflow.core.registry import ModelRegistry

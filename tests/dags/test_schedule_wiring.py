@@ -9,7 +9,7 @@ Expected URIs come from :mod:`ctflow.contract.assets`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -142,13 +142,13 @@ def test_timezone_start_end_and_catchup_reach_both_dags(tmp_path):
                                                 "monitor: '30 6 * * *'\nretrain_on: []"))
     for dag in (dags["ct_churn"], dags["monitor_churn"]):
         assert str(dag.timetable._timezone) == "Europe/Paris", dag.dag_id
-        assert dag.start_date == datetime(2024, 1, 1, tzinfo=timezone.utc)
-        assert dag.end_date == datetime(2024, 6, 30, tzinfo=timezone.utc)
+        assert dag.start_date == datetime(2024, 1, 1, tzinfo=UTC)
+        assert dag.end_date == datetime(2024, 6, 30, tzinfo=UTC)
         assert dag.catchup is True
     assert dags["ct_churn"].timetable.summary == CRON and dags["monitor_churn"].timetable.summary == "30 6 * * *"
     # The cron is read in the spec's zone: 03:00 in Paris on a Monday of winter is 02:00 UTC.
     first = dags["ct_churn"].next_dagrun_info(last_automated_run_info=None)
-    assert first.run_after == datetime(2024, 1, 1, 2, tzinfo=timezone.utc)
+    assert first.run_after == datetime(2024, 1, 1, 2, tzinfo=UTC)
 
 
 def test_defaults_when_the_spec_says_nothing(tmp_path):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec
@@ -38,7 +38,7 @@ SPEC_TEXT = demo_spec(
 
 
 def _utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 #: (as of, what the gate and the registry are expected to do with the candidate)

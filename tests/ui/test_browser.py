@@ -21,12 +21,12 @@ from urllib.parse import quote
 
 import pytest
 
+from ctflow.contract import mlflow_tags
 from tests.conftest import PROJECT, demo_spec
 from tests.harness import running_airflow
 from tests.ui import state as ui_state
 from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
 from tests.ui.conftest import airflow_env, dags_folder, wait_parsed
-from ctflow.contract import mlflow_tags
 
 pytestmark = [
     pytest.mark.integration,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -19,82 +20,118 @@ def metric_timeline_svg(
         return (f'<svg id="metric-chart" class="chart empty" viewBox="0 0 {WIDTH} 80" role="img" '
                 f'aria-label="no {escape(metric)} values yet"><text x="{WIDTH / 2}" y="44" text-anchor="middle">'
                 f"No candidate has been trained yet.</text></svg>")
-    values = [p["value"] for p in valued] + [v for v in (floor, ceiling) if v is not None]
-    lo, hi = min(values), max(values)
-    pad = (hi - lo) * 0.15 or max(abs(hi) * 0.05, 0.01)
-    lo, hi = lo - pad, hi + pad
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    n = len(valued)
-
-    def x(i: int) -> float:
-        return LEFT + (plot_w * (i + 0.5) / n)
-
-    def y(v: float) -> float:
-        return TOP + plot_h * (1 - (v - lo) / (hi - lo))
-
+    frame = _Frame.around([p["value"] for p in valued] + [v for v in (floor, ceiling) if v is not None], len(valued))
     out = [
-        f'<svg id="metric-chart" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(metric)} of each candidate, oldest first" xmlns="http://www.w3.org/2000/svg">',
-        f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}"/>',
+        (
+            f'<svg id="metric-chart" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+            f'aria-label="{escape(metric)} of each candidate, oldest first" xmlns="http://www.w3.org/2000/svg">'
+        ),
+        f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{frame.plot_w}" height="{frame.plot_h}"/>',
+        *_axes(frame, metric, floor=floor, ceiling=ceiling),
+        *_versions_line(frame, valued),
     ]
-    for k in range(5):  # horizontal grid with labels
-        v = lo + (hi - lo) * k / 4
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>')
-        out.append(f'<text class="tick" x="{LEFT - 8}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
-    out.append(f'<text class="axis-label" transform="translate(16 {TOP + plot_h / 2}) rotate(-90)" '
+    step = max(1, len(valued) // 12)  # at most ~12 date labels
+    for i, p in enumerate(valued):
+        out += _point(frame, i, p, metric, date_label=i % step == 0)
+    out += [_legend(frame), "</svg>"]
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """The plot area and the value range it shows: where a candidate's point goes."""
+
+    lo: float
+    hi: float
+    n: int
+    plot_w: int = WIDTH - LEFT - RIGHT
+    plot_h: int = HEIGHT - TOP - BOTTOM
+
+    @classmethod
+    def around(cls, values: list[float], n: int) -> _Frame:
+        lo, hi = min(values), max(values)
+        pad = (hi - lo) * 0.15 or max(abs(hi) * 0.05, 0.01)
+        return cls(lo - pad, hi + pad, n)
+
+    def x(self, i: int) -> float:
+        return LEFT + (self.plot_w * (i + 0.5) / self.n)
+
+    def y(self, v: float) -> float:
+        return TOP + self.plot_h * (1 - (v - self.lo) / (self.hi - self.lo))
+
+
+def _axes(frame: _Frame, metric: str, *, floor: float | None, ceiling: float | None) -> list[str]:
+    """The horizontal grid with its labels, the axis title and the gate's bounds."""
+    out = []
+    for k in range(5):
+        v = frame.lo + (frame.hi - frame.lo) * k / 4
+        out.append(f'<line class="grid" x1="{LEFT}" x2="{LEFT + frame.plot_w}" y1="{frame.y(v):.1f}" y2="{frame.y(v):.1f}"/>')
+        out.append(f'<text class="tick" x="{LEFT - 8}" y="{frame.y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
+    out.append(f'<text class="axis-label" transform="translate(16 {TOP + frame.plot_h / 2}) rotate(-90)" '
                f'text-anchor="middle">{escape(metric)}</text>')
     for bound, name in ((floor, "floor"), (ceiling, "ceiling")):
         if bound is not None:
-            out.append(f'<line class="threshold" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y(bound):.1f}" y2="{y(bound):.1f}"/>')
-            out.append(f'<text class="threshold-label" x="{LEFT + plot_w - 4}" y="{y(bound) - 5:.1f}" '
+            y = frame.y(bound)
+            out.append(f'<line class="threshold" x1="{LEFT}" x2="{LEFT + frame.plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
+            out.append(f'<text class="threshold-label" x="{LEFT + frame.plot_w - 4}" y="{y - 5:.1f}" '
                        f'text-anchor="end">{name} {bound:g}</text>')
+    return out
+
+
+def _versions_line(frame: _Frame, valued: list[dict[str, Any]]) -> list[str]:
     registered = [(i, p) for i, p in enumerate(valued) if p.get("version")]
-    if len(registered) > 1:
-        path = " ".join(f"{'M' if k == 0 else 'L'}{x(i):.1f},{y(p['value']):.1f}" for k, (i, p) in enumerate(registered))
-        out.append(f'<path class="versions-line" d="{path}"/>')
-    step = max(1, n // 12)  # at most ~12 date labels
-    for i, p in enumerate(valued):
-        cx, cy = x(i), y(p["value"])
-        when = (p.get("as_of") or p.get("started") or "")[:10]
-        label = f"v{p['version']}" if p.get("version") else ""
-        tip = f"{metric} {p['value']:.4f}" + (f" · version {p['version']}" if p.get("version") else " · not registered")
-        tip += f" · as of {when}" if when else ""
-        if p.get("decision"):
-            tip += f" · gate: {p['decision']}"
-        if p.get("aliases"):
-            tip += f" · {', '.join(p['aliases'])}"
-        classes = ["point"]
-        if p.get("gate") == "failed":
-            classes.append("failed")
-        elif p.get("version"):
-            classes.append("registered")
-        else:
-            classes.append("candidate")
-        classes += [f"alias-{a}" for a in p.get("aliases", [])]
-        out.append(f'<g class="{" ".join(classes)}" data-version="{escape(str(p.get("version") or ""))}">'
-                   f"<title>{escape(tip)}</title>")
-        if "champion" in p.get("aliases", []):
-            out.append(f'<circle class="ring" cx="{cx:.1f}" cy="{cy:.1f}" r="11"/>')
-        if p.get("gate") == "failed":
-            out.append(f'<path class="cross" d="M{cx - 5:.1f},{cy - 5:.1f} L{cx + 5:.1f},{cy + 5:.1f} '
-                       f'M{cx - 5:.1f},{cy + 5:.1f} L{cx + 5:.1f},{cy - 5:.1f}"/>')
-        else:
-            out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6"/>')
-        if label:
-            out.append(f'<text class="point-label" x="{cx:.1f}" y="{cy - 14:.1f}" text-anchor="middle">{escape(label)}</text>')
-        out.append("</g>")
-        if when and i % step == 0:
-            out.append(f'<text class="tick" x="{cx:.1f}" y="{TOP + plot_h + 18}" text-anchor="middle">{escape(when)}</text>')
-    legend_y = HEIGHT - 14
-    out.append(
-        f'<g class="legend" transform="translate({LEFT} {legend_y})">'
+    if len(registered) < 2:
+        return []
+    path = " ".join(f"{'M' if k == 0 else 'L'}{frame.x(i):.1f},{frame.y(p['value']):.1f}"
+                    for k, (i, p) in enumerate(registered))
+    return [f'<path class="versions-line" d="{path}"/>']
+
+
+def _tip(p: dict[str, Any], metric: str, when: str) -> str:
+    tip = f"{metric} {p['value']:.4f}" + (f" · version {p['version']}" if p.get("version") else " · not registered")
+    tip += f" · as of {when}" if when else ""
+    if p.get("decision"):
+        tip += f" · gate: {p['decision']}"
+    if p.get("aliases"):
+        tip += f" · {', '.join(p['aliases'])}"
+    return tip
+
+
+def _classes(p: dict[str, Any]) -> list[str]:
+    kind = "failed" if p.get("gate") == "failed" else "registered" if p.get("version") else "candidate"
+    return ["point", kind, *(f"alias-{a}" for a in p.get("aliases", []))]
+
+
+def _point(frame: _Frame, i: int, p: dict[str, Any], metric: str, *, date_label: bool) -> list[str]:
+    """One candidate's marker with its tooltip, version label and (every few points) its date."""
+    cx, cy = frame.x(i), frame.y(p["value"])
+    when = (p.get("as_of") or p.get("started") or "")[:10]
+    version = escape(str(p.get("version") or ""))
+    out = [f'<g class="{" ".join(_classes(p))}" data-version="{version}"><title>{escape(_tip(p, metric, when))}</title>']
+    if "champion" in p.get("aliases", []):
+        out.append(f'<circle class="ring" cx="{cx:.1f}" cy="{cy:.1f}" r="11"/>')
+    if p.get("gate") == "failed":
+        out.append(f'<path class="cross" d="M{cx - 5:.1f},{cy - 5:.1f} L{cx + 5:.1f},{cy + 5:.1f} '
+                   f'M{cx - 5:.1f},{cy + 5:.1f} L{cx + 5:.1f},{cy - 5:.1f}"/>')
+    else:
+        out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6"/>')
+    if p.get("version"):
+        label = escape(f"v{p['version']}")
+        out.append(f'<text class="point-label" x="{cx:.1f}" y="{cy - 14:.1f}" text-anchor="middle">{label}</text>')
+    out.append("</g>")
+    if when and date_label:
+        out.append(f'<text class="tick" x="{cx:.1f}" y="{TOP + frame.plot_h + 18}" text-anchor="middle">{escape(when)}</text>')
+    return out
+
+
+def _legend(frame: _Frame) -> str:
+    return (
+        f'<g class="legend" transform="translate({LEFT} {HEIGHT - 14})">'
         '<g class="point registered"><circle cx="6" cy="-4" r="5"/></g><text x="16" y="0">registered version</text>'
         '<g class="point registered alias-champion"><circle class="ring" cx="160" cy="-4" r="9"/>'
         '<circle cx="160" cy="-4" r="5"/></g><text x="174" y="0">champion</text>'
         '<g class="point candidate"><circle cx="260" cy="-4" r="5"/></g><text x="270" y="0">not registered (gated out / dry run)</text>'
         '<g class="point failed"><path class="cross" d="M511,-8 L519,0 M511,0 L519,-8"/></g>'
         '<text x="526" y="0">below a floor</text>'
-        f'<text x="{plot_w}" y="0" text-anchor="end" class="muted">as of (UTC)</text></g>'
+        f'<text x="{frame.plot_w}" y="0" text-anchor="end" class="muted">as of (UTC)</text></g>'
     )
-    out.append("</svg>")
-    return "".join(out)

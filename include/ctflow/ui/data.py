@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -266,12 +266,11 @@ def airflow_state(dag_ids: list[str], *, runs: int = 1) -> dict[str, dict[str, A
     if not dag_ids:
         return {}
     try:
-        from sqlalchemy import select
-
         from airflow.models.dag import DagModel
         from airflow.models.dagrun import DagRun
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
+        from sqlalchemy import select
     except ImportError:  # not inside Airflow
         return {}
     out: dict[str, dict[str, Any]] = {}
@@ -319,9 +318,8 @@ def airflow_state(dag_ids: list[str], *, runs: int = 1) -> dict[str, dict[str, A
 
 def _awaiting_approval(session, dag_id: str, run_id: str) -> bool:
     """Whether the run's approval task waits for a human's answer (Airflow's ``awaiting_input``)."""
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
 
     state = session.scalar(select(TaskInstance.state).where(
         TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == tasks.APPROVE))
@@ -404,9 +402,9 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _iso_ms(ms: int | None) -> str | None:
-    return _iso(datetime.fromtimestamp(ms / 1000, tz=timezone.utc)) if ms else None
+    return _iso(datetime.fromtimestamp(ms / 1000, tz=UTC)) if ms else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from ctflow.contract import monitoring as names
@@ -156,6 +157,6 @@ def _json_artifact(client: MlflowClient, run, path: str, listed: set[str]) -> An
 def _iso_ms(ms: int | None) -> str | None:
     if not ms:
         return None
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")

@@ -7,8 +7,9 @@ Select it in ``feature_store.yaml``::
 
 * :mod:`.plan` reads what a join needs from Feast's feature views (source file, keys, TTL,
   created-timestamp tie-break, field mapping, output names);
-* :mod:`.query` writes the SQL: one ``ASOF LEFT JOIN`` per view, chained;
-* :mod:`.job` runs it in DuckDB and hands Arrow, pandas or a parquet file back to Feast;
+* :mod:`.query` writes the SQL: one narrow ``ASOF LEFT JOIN`` per view;
+* :mod:`.job` runs them in DuckDB, sets the views beside the entity rows, and hands Arrow,
+  pandas or a parquet file back to Feast;
 * :mod:`.store` plugs it into Feast, and leaves everything else to Feast's DuckDB store.
 
 Nothing is imported here: Feast imports ``.store`` by its path.

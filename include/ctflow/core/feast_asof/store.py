@@ -19,12 +19,12 @@ from feast.infra.offline_stores.duckdb import DuckDBOfflineStore, DuckDBOfflineS
 from feast.infra.offline_stores.ibis import _get_entity_df_event_timestamp_range, _to_utc
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from feast.on_demand_feature_view import OnDemandFeatureView
-from ibis.formats.pandas import PandasData
+from ibis.formats.pandas import PandasData  # type: ignore[import-untyped]
 from pydantic import StrictStr
 
 from ctflow.core.feast_asof.job import ENTITY_TABLE, AsofRetrievalJob
 from ctflow.core.feast_asof.plan import UnsupportedViewError, plan_view
-from ctflow.core.feast_asof.query import ROW, point_in_time_sql
+from ctflow.core.feast_asof.query import ROW, view_queries
 
 if TYPE_CHECKING:
     from feast.feature_view import FeatureView
@@ -75,20 +75,18 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         # The entity side as Feast's store prepares it: inferred timestamp column, text times parsed as UTC.
         timestamp = offline_utils.infer_event_timestamp_from_entity_df(dict(zip(entity_df.columns, entity_df.dtypes, strict=True)))
         earliest, latest = _get_entity_df_event_timestamp_range(entity_df, timestamp)
-        entity_df = _to_utc(entity_df.copy(deep=False), timestamp)
+        frame: pd.DataFrame = _to_utc(entity_df.copy(deep=False), timestamp)
         # Typed as ibis types them for Feast's store, so that both return the same column types.
-        entity_schema = PandasData.infer_table(entity_df).to_pyarrow()
-        rows = pa.Table.from_pandas(entity_df, schema=entity_schema, preserve_index=False)
+        entity_schema = PandasData.infer_table(frame).to_pyarrow()
+        rows = pa.Table.from_pandas(frame, schema=entity_schema, preserve_index=False)
         rows = rows.append_column(ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
 
         return AsofRetrievalJob(
-            sql=point_in_time_sql(entity_table=ENTITY_TABLE, entity_columns=list(entity_df.columns),
-                                  event_timestamp=timestamp, views=plans),
+            queries=view_queries(entity_table=ENTITY_TABLE, event_timestamp=timestamp, views=plans),
             entity_rows=rows,
-            entity_schema=entity_schema,
             on_demand_feature_views=[odfv for odfv in odfvs if odfv.mode != "substrait"],
             full_feature_names=full_feature_names,
-            metadata=RetrievalMetadata(features=feature_refs, keys=list(set(entity_df.columns) - {timestamp}),
+            metadata=RetrievalMetadata(features=feature_refs, keys=list(set(frame.columns) - {timestamp}),
                                        min_event_timestamp=earliest, max_event_timestamp=latest),
             repo_path=str(config.repo_path),
         )

@@ -7,7 +7,9 @@ same point-in-time join, with the TTLs, join keys and sources read from the Feas
 for each row and view, the newest source row with ``event time <= row time`` and
 ``row time - event time <= TTL``. ``asof`` and ``feast_duckdb`` go through ctflow's path
 (``ctflow.core.features.get_historical_features``) with ``offline_store.type`` set to
-ctflow's ASOF store or to Feast's DuckDB store; ``merge_asof`` is pandas.
+ctflow's ASOF store or to Feast's DuckDB store; ``asof_store`` is the ASOF store alone
+(``FeatureStore.get_historical_features(...).to_df()`` on the request ctflow builds, without
+ctflow's reordering and dtype normalisation); ``merge_asof`` is pandas.
 
 Each side runs in its own child process, one after the other, so that each peak RSS is its
 own: the process's high-water mark at the end, and the part of it the join added on top of
@@ -42,6 +44,7 @@ YEAR = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2014, 1, 2, tzinfo=UTC))
 #: Side name -> offline store type it selects (None: pandas, no store).
 SIDES = {
     "asof": "ctflow.core.feast_asof.store.AsofDuckDBOfflineStore",
+    "asof_store": "ctflow.core.feast_asof.store.AsofDuckDBOfflineStore",
     "feast_duckdb": "duckdb",
     "merge_asof": None,
 }
@@ -138,6 +141,8 @@ def run_side(side: str, *, repo: Path, service: str, rows: int | None, out: Path
     started, cpu = time.perf_counter(), time.process_time()
     if kind is None:
         frame = pandas_point_in_time(entity_rows, views, timestamp=TIMESTAMP)
+    elif side == "asof_store":
+        frame = _store_alone(repo, service, entity_rows, views)
     else:
         frame = features.get_historical_features(repo, service, entity_rows, timestamp=TIMESTAMP)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -147,6 +152,24 @@ def run_side(side: str, *, repo: Path, service: str, rows: int | None, out: Path
     print(json.dumps({"side": side, "rows": len(entity_rows), "features": names, "setup": setup,
                       "seconds": seconds, "cpu": cpu, "before_mb": before, "peak_mb": peak}))
     return 0
+
+
+def _store_alone(repo: Path, service: str, entity_rows: pd.DataFrame, views: list[View]) -> pd.DataFrame:
+    """The offline store's own frame for ctflow's request, in entity-row order (Feast's names and dtypes)."""
+    import pyarrow as pa
+
+    from ctflow.core import features
+
+    keys = list(dict.fromkeys(key for view in views for key in view.keys))
+    request = pd.DataFrame({
+        "event_timestamp": entity_rows[TIMESTAMP],
+        **{key: entity_rows[key].astype(pd.ArrowDtype(pa.string())) for key in keys},
+        "__row": np.arange(len(entity_rows), dtype="int64"),
+    })
+    store, _ = features._store_for(repo)
+    joined = store.get_historical_features(entity_df=request, features=store.get_feature_service(service)).to_df()
+    assert joined["__row"].is_monotonic_increasing  # the ASOF store keeps the entity rows' order
+    return joined
 
 
 def service_views(repo: Path, service: str) -> list[View]:

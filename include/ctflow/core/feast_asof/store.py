@@ -78,7 +78,8 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         frame: pd.DataFrame = _to_utc(entity_df.copy(deep=False), timestamp)
         # Typed as ibis types them for Feast's store, so that both return the same column types.
         entity_schema = PandasData.infer_table(frame).to_pyarrow()
-        rows = pa.Table.from_pandas(frame, schema=entity_schema, preserve_index=False)
+        # Without pandas' metadata: it would turn text back into pandas' string dtype, where Feast's gives objects.
+        rows = pa.Table.from_pandas(frame, schema=entity_schema, preserve_index=False).replace_schema_metadata(None)
         rows = rows.append_column(ROW, pa.array(np.arange(rows.num_rows, dtype=np.int64)))
 
         return AsofRetrievalJob(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
@@ -62,7 +63,11 @@ def plan_view(view: FeatureView, feature_refs: list[str], *, full_feature_names:
 
     # Feast renames every source column the mapping names; later names are the mapped ones.
     mapping = dict(source.field_mapping)
-    renamed = {column: mapping.get(column, column) for column in pq.read_schema(source.path).names}
+    try:
+        names = pq.read_schema(source.path).names
+    except (OSError, pa.ArrowInvalid) as error:  # a folder or glob of files: Feast's store reads those
+        raise UnsupportedViewError(f"view {view.name}: cannot read the schema of {source.path} ({error})") from None
+    renamed = {column: mapping.get(column, column) for column in names}
     original = {new: old for old, new in renamed.items()}
 
     prefix = f"{view.projection.name_to_use()}:"

@@ -1,25 +1,33 @@
-"""Training-frame build for the whole year: Feast (DuckDB offline store) against pandas ``merge_asof``.
+"""Training-frame build for the whole year: the ASOF store, Feast's DuckDB store and pandas ``merge_asof``.
 
-    uv run python benchmarks/frame_build.py [--rows N] [--service flight_delay_v1]
+    uv run python benchmarks/frame_build.py [--rows N] [--service flight_delay_v1] [--sides ...]
 
-The entity rows are the flights whose label is known (about 327k). Both sides compute the
+The entity rows are the flights whose label is known (about 327k). Every side computes the
 same point-in-time join, with the TTLs, join keys and sources read from the Feast registry:
 for each row and view, the newest source row with ``event time <= row time`` and
-``row time - event time <= TTL``. The pandas side runs first (it includes reading the
-source parquet files), then ctflow's Feast path; both frames are compared cell by cell.
+``row time - event time <= TTL``. ``asof`` and ``feast_duckdb`` go through ctflow's path
+(``ctflow.core.features.get_historical_features``) with ``offline_store.type`` set to
+ctflow's ASOF store or to Feast's DuckDB store; ``asof_store`` is the ASOF store alone
+(``FeatureStore.get_historical_features(...).to_df()`` on the request ctflow builds, without
+ctflow's reordering and dtype normalisation); ``merge_asof`` is pandas.
 
-Feast's import and registry load (seconds, once per process) are reported apart from the
-join. Peak RSS is the process's high-water mark after each side, so the second figure
-includes the first.
+Each side runs in its own child process, one after the other, so that each peak RSS is its
+own: the process's high-water mark at the end, and the part of it the join added on top of
+the high-water mark before the join (imports, registry and entity rows). Feast's import and
+registry load (seconds, once per process) are reported apart from the join. The frames are
+compared cell by cell with Feast's DuckDB store's; the exit status is 0 only if all agree.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,11 +35,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
 TIMESTAMP = "scheduled_departure"
 LABEL = "arr_delay"
 YEAR = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2014, 1, 2, tzinfo=UTC))
+#: Side name -> offline store type it selects (None: pandas, no store).
+SIDES = {
+    "asof": "ctflow.core.feast_asof.store.AsofDuckDBOfflineStore",
+    "asof_store": "ctflow.core.feast_asof.store.AsofDuckDBOfflineStore",
+    "feast_duckdb": "duckdb",
+    "merge_asof": None,
+}
+REFERENCE = "feast_duckdb"
 
 
 @dataclass(frozen=True)
@@ -51,46 +68,108 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=None, help="use only the first N labelled flights")
     parser.add_argument("--service", default="flight_delay_v1")
     parser.add_argument("--repo", type=Path, default=PROJECT / "feature_repo")
+    parser.add_argument("--sides", default=",".join(SIDES), help=f"comma-separated, of {', '.join(SIDES)}")
+    parser.add_argument("--side", choices=list(SIDES), help=argparse.SUPPRESS)  # a child process's one side
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
+    if args.side:
+        return run_side(args.side, repo=repo, service=args.service, rows=args.rows, out=args.out)
 
     _bootstrap(repo)
+    sides = [side.strip() for side in args.sides.split(",") if side.strip()]
+    results, frames = {}, {}
+    with tempfile.TemporaryDirectory(prefix="frame_build_") as folder:
+        for side in sides:
+            out = Path(folder) / f"{side}.parquet"
+            command = [sys.executable, __file__, "--side", side, "--service", args.service, "--repo", str(repo),
+                       "--out", str(out), *(["--rows", str(args.rows)] if args.rows else [])]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(f"{side}: failed (exit {done.returncode})\n{done.stderr[-3000:]}")
+                continue
+            results[side] = json.loads(done.stdout.strip().splitlines()[-1])
+            frames[side] = pd.read_parquet(out)
+
+    if not results:
+        return 1
+    first = next(iter(results.values()))
+    print(f"frame: {first['rows']:,} rows x {len(first['features'])} features of {args.service}; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
+    base = results.get("merge_asof")
+    for side, result in results.items():
+        ratio = f"  {result['seconds'] / base['seconds']:.2f}x merge_asof" if base else ""
+        print(f"{side:>13}: join {result['seconds']:6.2f} s (cpu {result['cpu']:6.2f} s){ratio}  "
+              f"peak RSS {result['peak_mb']:6,.0f} MB (+{result['peak_mb'] - result['before_mb']:,.0f} MB in the join)  "
+              f"[feast import + registry {result['setup']:.1f} s]")
+    mismatching = 0
+    if REFERENCE in frames:
+        for side, frame in frames.items():
+            if side == REFERENCE:
+                continue
+            counts = compare(frame, frames[REFERENCE], first["features"])
+            total = sum(counts.values())
+            mismatching += total
+            print(f"mismatching cells, {side} vs {REFERENCE}: {total:,} of {len(frame) * len(first['features']):,}"
+                  + ("" if not total else "  " + ", ".join(f"{k}: {v}" for k, v in counts.items() if v)))
+    return 0 if mismatching == 0 and len(results) == len(sides) else 1
+
+
+def run_side(side: str, *, repo: Path, service: str, rows: int | None, out: Path) -> int:
+    """One side, in this (child) process: time and memory of the join, the frame written to ``out``."""
+    kind = SIDES[side]
+    if kind is not None:  # ctflow's path reads the store from this file (as production's FEAST_FS_YAML_FILE_PATH)
+        config = yaml.safe_load((repo / "feature_store.yaml").read_text())
+        config["offline_store"] = {"type": kind}
+        chosen = out.with_suffix(".yaml")
+        chosen.write_text(yaml.safe_dump(config))
+        os.environ["FEAST_FS_YAML_FILE_PATH"] = str(chosen)
     from ctflow.core import features
 
-    rows = features.load_entity_rows(repo / "data" / "flights.parquet", timestamp=TIMESTAMP, start=YEAR[0], end=YEAR[1])
-    rows = rows[rows[LABEL].notna()].reset_index(drop=True)
-    if args.rows:
-        rows = rows.head(args.rows)
+    entity_rows = features.load_entity_rows(repo / "data" / "flights.parquet", timestamp=TIMESTAMP,
+                                            start=YEAR[0], end=YEAR[1])
+    entity_rows = entity_rows[entity_rows[LABEL].notna()].reset_index(drop=True)
+    if rows:
+        entity_rows = entity_rows.head(rows)
 
-    imported = "feast" in sys.modules  # a bootstrap that had work to do imported it already
     started = time.perf_counter()
-    names = features.feature_names(repo, args.service)  # imports Feast, loads the registry
-    views = service_views(repo, args.service)
+    names = features.feature_names(repo, service)  # imports Feast, loads the registry
+    views = service_views(repo, service)
     setup = time.perf_counter() - started
+    before = _peak_rss_mb()
 
     started, cpu = time.perf_counter(), time.process_time()
-    by_pandas = pandas_point_in_time(rows, views, timestamp=TIMESTAMP)
-    pandas_seconds, pandas_cpu = time.perf_counter() - started, time.process_time() - cpu
-    rss_after_pandas = _peak_rss_mb()
+    if kind is None:
+        frame = pandas_point_in_time(entity_rows, views, timestamp=TIMESTAMP)
+    elif side == "asof_store":
+        frame = _store_alone(repo, service, entity_rows, views)
+    else:
+        frame = features.get_historical_features(repo, service, entity_rows, timestamp=TIMESTAMP)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    peak = _peak_rss_mb()
 
-    started, cpu = time.perf_counter(), time.process_time()
-    by_feast = features.get_historical_features(repo, args.service, rows, timestamp=TIMESTAMP)
-    feast_seconds, feast_cpu = time.perf_counter() - started, time.process_time() - cpu
-    rss_after_feast = _peak_rss_mb()
+    frame[names].to_parquet(out)
+    print(json.dumps({"side": side, "rows": len(entity_rows), "features": names, "setup": setup,
+                      "seconds": seconds, "cpu": cpu, "before_mb": before, "peak_mb": peak}))
+    return 0
 
-    mismatches = compare(by_feast, by_pandas, names)
-    total = sum(mismatches.values())
-    print(f"frame: {len(rows):,} rows x {len(names)} features of {args.service} ({len(views)} views)")
-    print(f"feast {'registry' if imported else 'import + registry'}: {setup:.1f} s "
-          "(once per process, not in the figures below)")
-    print(f"feast_duckdb: {feast_seconds:.1f} s  pandas merge_asof: {pandas_seconds:.1f} s  "
-          f"ratio: {feast_seconds / pandas_seconds:.1f}x")
-    print(f"cpu time (all threads): feast_duckdb {feast_cpu:.1f} s, pandas {pandas_cpu:.1f} s "
-          f"(on {os.cpu_count()} cores; wall times suffer when other processes compete)")
-    print(f"mismatching cells: {total:,} of {len(rows) * len(names):,}"
-          + ("" if not total else "  " + ", ".join(f"{k}: {v}" for k, v in mismatches.items() if v)))
-    print(f"peak RSS: {rss_after_pandas:,.0f} MB after pandas, {rss_after_feast:,.0f} MB after feast")
-    return 0 if total == 0 else 1
+
+def _store_alone(repo: Path, service: str, entity_rows: pd.DataFrame, views: list[View]) -> pd.DataFrame:
+    """The offline store's own frame for ctflow's request, in entity-row order (Feast's names and dtypes)."""
+    import pyarrow as pa
+
+    from ctflow.core import features
+
+    keys = list(dict.fromkeys(key for view in views for key in view.keys))
+    request = pd.DataFrame({
+        "event_timestamp": entity_rows[TIMESTAMP],
+        **{key: entity_rows[key].astype(pd.ArrowDtype(pa.string())) for key in keys},
+        "__row": np.arange(len(entity_rows), dtype="int64"),
+    })
+    store, _ = features._store_for(repo)
+    joined = store.get_historical_features(entity_df=request, features=store.get_feature_service(service)).to_df()
+    assert joined["__row"].is_monotonic_increasing  # the ASOF store keeps the entity rows' order
+    return joined
 
 
 def service_views(repo: Path, service: str) -> list[View]:

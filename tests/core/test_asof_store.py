@@ -107,11 +107,16 @@ def test_demo_full_feature_names_and_a_feature_list(demo_stores, year):
     assert_same_as_feast(reference, asof, rows, ["aircraft:plane_engine", "carrier_delay_stats_daily:carrier_flights_7d"])
 
 
-def test_the_project_repository_uses_the_asof_store(feature_repo_ready):
+def test_a_repository_selects_the_asof_store_by_its_type(feature_repo_ready, tmp_path):
+    """What a deployment writes in feature_store.yaml to use it (the project's still says ``duckdb``
+    until a whole-suite run has proven the switch)."""
     from feast import FeatureStore
 
-    store = FeatureStore(repo_path=str(feature_repo_ready))
-    assert isinstance(store.config.offline_store, AsofDuckDBOfflineStoreConfig)
+    _duckdb, asof = _stores(feature_repo_ready, tmp_path)
+    assert isinstance(asof.config.offline_store, AsofDuckDBOfflineStoreConfig)
+    assert TYPE == "ctflow.core.feast_asof.store.AsofDuckDBOfflineStore"
+    project = FeatureStore(repo_path=str(feature_repo_ready))
+    assert not isinstance(project.config.offline_store, AsofDuckDBOfflineStoreConfig)
 
 
 # --- (b) edge cases in a repository built here -------------------------------------------------

@@ -54,7 +54,7 @@ schema: install  ## regenerate the JSON Schema and the README's spec reference
 bench-parse: install  ## DAG parse time: 100 specs vs 100 hand-written DAG files
 	@$(RUN) python benchmarks/parse.py
 
-bench-frame: install  ## training-frame build: Feast DuckDB vs pandas merge_asof
+bench-frame: install  ## training-frame build: ctflow ASOF store vs Feast DuckDB vs pandas merge_asof
 	@$(RUN) python benchmarks/frame_build.py
 
 bench-drift: install  ## drift: ctflow vs Evidently vs scipy

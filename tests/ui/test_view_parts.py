@@ -199,30 +199,46 @@ def test_approval_body_compares_candidate_with_champion(spec):
 
 
 @pytest.mark.parametrize("choice,decision", [("Approve", "approved"), ("Reject", "rejected")])
-def test_approval_records_the_decision(spec, choice, decision, monkeypatch):
+def test_approval_records_the_decision(spec, choice, decision, tmp_path):
     """In the CT DAG of a manual-approval spec, so the task has promote downstream: on Reject, Airflow's
-    operator skips it by raising DownstreamTasksSkipped, and the decision must be recorded before that."""
+    operator skips it by raising DownstreamTasksSkipped, and the decision must be recorded (on the
+    registered version and its run, in a real MLflow store) before that."""
     from datetime import UTC, datetime
 
+    import mlflow
     from airflow.sdk.exceptions import DownstreamTasksSkipped
+    from sklearn.linear_model import LogisticRegression
 
-    from ctflow.contract import tasks
+    from ctflow.contract import mlflow_tags, tasks
+    from ctflow.core.registry import FileRegistryLock, ModelRegistry
     from ctflow.factory.build import build_ct_dag
     from ctflow.operators.approval import ApprovalOperator
+    from tests.conftest import isolated_home
 
     manual = spec.model_copy(update={"registry": spec.registry.model_copy(update={"approval": "manual"})})
     task = build_ct_dag(manual).get_task(tasks.APPROVE)
     assert isinstance(task, ApprovalOperator) and task.downstream_task_ids == {tasks.PROMOTE}
-    recorded = {}
-    monkeypatch.setattr(ApprovalOperator, "_record", lambda self, context, **kw: recorded.update(kw))
-    event = {"chosen_options": [choice], "params_input": {"note": " because "},
-             "responded_at": datetime(2026, 1, 1, tzinfo=UTC), "responded_by_user": {"id": "7", "name": "ana"}}
-    if choice == "Reject":
+    with isolated_home(tmp_path):
+        with mlflow.start_run() as run:
+            info = mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model",
+                                            pip_requirements=["scikit-learn"], serialization_format="cloudpickle")
+        registry = ModelRegistry(manual.model_name, lock=FileRegistryLock(tmp_path / "locks"))
+        version = registry.register(info.model_uri, run_key="ct_test/manual", run_id=run.info.run_id).version
         pushed = {}  # what Airflow's skip() leaves for NotPreviouslySkippedDep (the execution API is not up here)
-        ti = SimpleNamespace(map_index=-1, xcom_push=lambda key, value: pushed.update({key: value}))
-        with pytest.raises(DownstreamTasksSkipped) as skipped:
+        registered = {"version": version, "run_id": run.info.run_id}
+        ti = SimpleNamespace(map_index=-1, xcom_push=lambda key, value: pushed.update({key: value}),
+                             xcom_pull=lambda task_ids: registered if task_ids == tasks.REGISTER else None)
+        event = {"chosen_options": [choice], "params_input": {"note": " because "},
+                 "responded_at": datetime(2026, 1, 1, tzinfo=UTC), "responded_by_user": {"id": "7", "name": "ana"}}
+        if choice == "Reject":
+            with pytest.raises(DownstreamTasksSkipped) as skipped:
+                task.execute_complete({"task": task, "ti": ti}, event)
+            assert tasks.PROMOTE in str(skipped.value.tasks) and tasks.PROMOTE in str(pushed)
+        else:
             task.execute_complete({"task": task, "ti": ti}, event)
-        assert tasks.PROMOTE in str(skipped.value.tasks) and tasks.PROMOTE in str(pushed)
-    else:
-        task.execute_complete({"task": task}, event)
-    assert recorded == {"decision": decision, "by": "ana", "at": "2026-01-01 00:00:00+00:00", "note": "because"}
+        expected = {mlflow_tags.APPROVAL: decision, mlflow_tags.APPROVAL_BY: "ana",
+                    mlflow_tags.APPROVAL_AT: "2026-01-01 00:00:00+00:00", mlflow_tags.APPROVAL_NOTE: "because"}
+        on_version = registry.get_version(version).tags
+        on_run = mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+    assert {k: on_version.get(k) for k in expected} == expected
+    assert {k: on_run.get(k) for k in expected} == expected

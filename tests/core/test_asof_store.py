@@ -108,15 +108,14 @@ def test_demo_full_feature_names_and_a_feature_list(demo_stores, year):
 
 
 def test_a_repository_selects_the_asof_store_by_its_type(feature_repo_ready, tmp_path):
-    """What a deployment writes in feature_store.yaml to use it (the project's still says ``duckdb``
-    until a whole-suite run has proven the switch)."""
+    """What a deployment writes in feature_store.yaml to use it; the project's own repository does."""
     from feast import FeatureStore
 
     _duckdb, asof = _stores(feature_repo_ready, tmp_path)
     assert isinstance(asof.config.offline_store, AsofDuckDBOfflineStoreConfig)
     assert TYPE == "ctflow.core.feast_asof.store.AsofDuckDBOfflineStore"
     project = FeatureStore(repo_path=str(feature_repo_ready))
-    assert not isinstance(project.config.offline_store, AsofDuckDBOfflineStoreConfig)
+    assert isinstance(project.config.offline_store, AsofDuckDBOfflineStoreConfig)
 
 
 # --- (b) edge cases in a repository built here -------------------------------------------------

@@ -27,6 +27,8 @@ DOCKERFILE = PROJECT / "Dockerfile"
 DOCKERIGNORE = PROJECT / ".dockerignore"
 FEAST_PRODUCTION = PROJECT / "feature_repo" / topology.FEAST_PRODUCTION_YAML
 FEAST_DEV = PROJECT / "feature_repo" / "feature_store.yaml"
+#: ctflow's ASOF offline store, which both configurations select (tests/core/test_asof_store.py proves it).
+ASOF_STORE = "ctflow.core.feast_asof.store.AsofDuckDBOfflineStore"
 
 AIRFLOW_SERVICES = [*topology.COMPONENTS, "init"]
 #: Compose variable references: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}.
@@ -342,7 +344,7 @@ def test_production_feast_config_keeps_the_project_and_moves_the_state():
     assert production["entity_key_serialization_version"] == dev["entity_key_serialization_version"]
     assert production["registry"]["registry_type"] == "sql"
     assert production["online_store"]["type"] == "redis"
-    assert production["offline_store"]["type"] == "duckdb"
+    assert production["offline_store"]["type"] == dev["offline_store"]["type"] == ASOF_STORE
 
 
 def test_production_feast_config_variables_are_set_by_production_env():
@@ -368,7 +370,7 @@ def test_production_feast_config_loads_in_feast(monkeypatch, tmp_path):
     assert config.registry.registry_type == "sql"
     assert config.registry.path == "postgresql+psycopg2://ctflow:p%40ss%2Fword@postgres:5432/ctflow"
     assert config.online_store.connection_string == "redis:6379,db=1,password=r3dis"
-    assert config.offline_store.type == "duckdb"
+    assert config.offline_store.type == ASOF_STORE
 
 
 # --- the topology module itself ----------------------------------------------------------------

@@ -215,8 +215,9 @@ def _log_to_mlflow(result: ReplayResult, args: argparse.Namespace, *, spec_path:
         for policy in result.policies:
             key = policy.policy.replace("[", "(").replace("]", ")").replace("=", "-").replace(",", "")
             key = "".join(c if c.isalnum() or c in "_-. /()" else "_" for c in key)[:200]
-            mlflow.log_metrics({f"{key}.mean_{result.metric}": policy.mean_metric or float("nan"),
-                                f"{key}.worst_{result.metric}": policy.worst_metric or float("nan"),
+            # `is None`, not `or`: a mean or worst of 0.0 (an error metric can reach it) is a value.
+            mlflow.log_metrics({f"{key}.mean_{result.metric}": _or_nan(policy.mean_metric),
+                                f"{key}.worst_{result.metric}": _or_nan(policy.worst_metric),
                                 f"{key}.trainings": policy.trainings, f"{key}.promotions": policy.promotions})
             for s in policy.steps:
                 if s.metric is not None:
@@ -229,3 +230,7 @@ def _log_to_mlflow(result: ReplayResult, args: argparse.Namespace, *, spec_path:
             mlflow.log_artifact(str(args.plot))
     print(f"logged to MLflow run {run.info.run_id} (experiment {tracking.experiment_name(result.pipeline + '/replay')})",
           file=sys.stderr)
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value

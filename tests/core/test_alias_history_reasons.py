@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from ctflow.contract.results import AliasMove
 from ctflow.core import steps
 from ctflow.core.registry import ModelRegistry
-from ctflow.core.registry_history import MAX_EVENT_CHARS, AliasChange, encode_event
+from ctflow.core.registry_history import MAX_EVENT_CHARS, encode_event
 from ctflow.spec import parse_spec
 from tests.conftest import demo_spec, isolated_home, run_cli
 
@@ -78,12 +79,12 @@ def test_the_gate_reason_stays_and_the_trigger_reason_is_kept_beside_it(home, mo
 
 
 def test_both_reasons_fit_one_history_tag():
-    change = AliasChange("champion", "2", "1", "2013-03-01T00:00:00+00:00", "a", "g" * MAX_EVENT_CHARS, True,
+    change = AliasMove("champion", "2", "1", "2013-03-01T00:00:00+00:00", "a", "g" * MAX_EVENT_CHARS, True,
                          "promote", "r", "t" * MAX_EVENT_CHARS)
     text = encode_event(change, "done")
     event = json.loads(text)
     assert len(text) <= MAX_EVENT_CHARS
     assert event["reason"].startswith("ggg") and event["request_reason"].startswith("ttt")
     # An event without a request reason is encoded as before (old readers, old events).
-    old = json.loads(encode_event(AliasChange("champion", "1", None, "t", "a", "gate", True), "done"))
+    old = json.loads(encode_event(AliasMove("champion", "1", None, "t", "a", "gate", True), "done"))
     assert "request_reason" not in old

@@ -18,7 +18,7 @@ import pytest
 
 from ctflow.contract import mlflow_tags
 from ctflow.core.registry import (
-    AliasChange,
+    AliasMove,
     GateFailedError,
     ModelRegistry,
     ModelVersionInfo,
@@ -89,7 +89,7 @@ def _register(env: Env, registry: ModelRegistry, run: str, **tags: str) -> str:
     return registry.register(env.model_uri, run_key=f"ct_test/{run}", run_id=env.run_id, tags=tags).version
 
 
-def _promote(registry: ModelRegistry, version: str, expected: str | None = None) -> AliasChange:
+def _promote(registry: ModelRegistry, version: str, expected: str | None = None) -> AliasMove:
     return registry.promote(version, reason=f"gate passed for {version}", actor="pytest", expected_current=expected, still_wins=lambda _: True)
 
 
@@ -198,7 +198,7 @@ def test_concurrent_promotions_end_with_the_best_and_a_consistent_history(env: E
     scores = ["0.61", "0.74", "0.66"]
     candidates = [_register(env, registry, f"cand{i}", **{"metric.roc_auc": s}) for i, s in enumerate(scores)]
 
-    results = [AliasChange.from_dict(r) for r in pool.map(_worker_promote, [(env, "racing-promote", v, baseline) for v in candidates], chunksize=1)]
+    results = [AliasMove.from_dict(r) for r in pool.map(_worker_promote, [(env, "racing-promote", v, baseline) for v in candidates], chunksize=1)]
 
     best = candidates[scores.index("0.74")]
     assert registry.champion().version == best
@@ -278,13 +278,13 @@ def test_history_records_every_move(env: Env) -> None:
     assert all(len(tags[k]) <= MAX_EVENT_CHARS for k in keys)
 
     promoted, challenger, retired = registry.history()
-    assert promoted == AliasChange("champion", "1", None, promoted.at, "pytest", "gate passed for 1", True, "promote")
+    assert promoted == AliasMove("champion", "1", None, promoted.at, "pytest", "gate passed for 1", True, "promote")
     assert datetime.fromisoformat(promoted.at).tzinfo == UTC
     assert challenger.reason.startswith("shadow xxx") and challenger.reason.endswith("...")
     assert (retired.alias, retired.version, retired.previous, retired.action) == ("challenger", None, "2", "retire")
     assert registry.history("challenger") == [challenger, retired]
     assert registry.alias_version("challenger") is None
-    assert AliasChange.from_dict(json.loads(json.dumps(retired.to_dict()))) == retired
+    assert AliasMove.from_dict(json.loads(json.dumps(retired.to_dict()))) == retired
 
 
 def test_changes_outside_ctflow_and_interrupted_moves_are_reconciled(env: Env) -> None:
@@ -317,12 +317,12 @@ def test_reads_before_the_model_exists(env: Env) -> None:
 # -- pure parts ------------------------------------------------------------------------------
 
 
-def _moves(*spec: str) -> list[AliasChange]:
+def _moves(*spec: str) -> list[AliasMove]:
     """``"p1"`` promotes 1, ``"r2"`` rolls back to 2, ``"x"`` retires; previous is tracked."""
     changes, holder = [], None
     for item in spec:
         action = {"p": "promote", "r": "rollback", "x": "retire"}[item[0]]
-        changes.append(AliasChange("champion", item[1:] or None, holder, "t", "a", "r", True, action))
+        changes.append(AliasMove("champion", item[1:] or None, holder, "t", "a", "r", True, action))
         holder = item[1:] or None
     return changes
 

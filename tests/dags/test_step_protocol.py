@@ -86,8 +86,8 @@ def test_a_declaration_that_needs_what_no_run_has_is_refused_at_once():
 
 def test_typed_results_give_back_the_dict_the_core_returned(spec):
     from ctflow.contract import results
+    from ctflow.contract.results import AliasMove
     from ctflow.core.gate import decide
-    from ctflow.core.registry_history import AliasChange
 
     gate = decide(task="classification", evaluation=spec.evaluation, candidate={"roc_auc": 0.8, "recall": 0.5},
                   champion={"roc_auc": 0.7, "recall": 0.5}, champion_version="3").to_dict()
@@ -95,7 +95,7 @@ def test_typed_results_give_back_the_dict_the_core_returned(spec):
     assert isinstance(typed, results.GateResult) and typed.champion_version == "3"
     assert typed.to_xcom() == gate
 
-    move = AliasChange("champion", "2", "1", "2013-03-01T00:00:00+00:00", "airflow:ct/r", "won", False).to_dict()
+    move = AliasMove("champion", "2", "1", "2013-03-01T00:00:00+00:00", "airflow:ct/r", "won", False).to_dict()
     typed = results.parse(results.AliasMove, move)
     assert typed.moved is False and typed.to_xcom() == move
 

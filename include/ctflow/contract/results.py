@@ -128,7 +128,17 @@ class RegisteredVersion(StepResult):
 
 @dataclass(frozen=True)
 class AliasMove(StepResult):
-    """``promote`` and ``rollback``: an alias move (``moved``), or a refused/no-op request and why."""
+    """``promote``, ``rollback`` and the alias history: one alias move (``moved=True``), or a refused/no-op
+    request (``moved=False``, ``reason`` says why).
+
+    ``version`` is None when the alias was removed; ``previous`` is None when it had no holder;
+    ``at`` is an ISO 8601 UTC timestamp. ``action`` is ``promote``, ``rollback``, ``retire`` or
+    ``external`` (a change made outside ctflow, recorded when ctflow next touched the alias).
+    ``run_key`` identifies the requesting run, if it gave one. ``reason`` is why ctflow moved the
+    alias (the gate's reason for a promotion); ``request_reason`` is what the person or run that
+    asked for it said (a trigger's ``conf.reason``, e.g. why a promotion was forced), kept beside
+    it, never instead of it. None when nobody gave one.
+    """
 
     alias: str
     version: str | None
@@ -140,6 +150,16 @@ class AliasMove(StepResult):
     action: str = "promote"
     run_key: str | None = None
     request_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serializable data (the XCom, a history event's body)."""
+        return self.to_xcom()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AliasMove:
+        """The inverse of :meth:`to_dict`; unknown keys (such as a history event's ``state``) are ignored."""
+        names = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def parse(result_type: type[StepResult], data: dict[str, Any] | None) -> StepResult:

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ctflow.contract import mlflow_tags
+from ctflow.contract.results import AliasMove
 from ctflow.core.registry_history import (
-    AliasChange,
     as_change,
     encode_event,
     history_key,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 __all__ = [
-    "AliasChange", "FileRegistryLock", "GateFailedError", "ModelRegistry",
+    "AliasMove", "FileRegistryLock", "GateFailedError", "ModelRegistry",
     "ModelVersionInfo", "NothingToRollBackError", "RegistryError", "RegistryLock", "RegistryLockTimeout",
 ]  # fmt: skip
 
@@ -200,7 +200,7 @@ class ModelRegistry:
         still_wins: Callable[[ModelVersionInfo | None], bool] | None = None,
         run_key: str | None = None,
         request_reason: str | None = None,
-    ) -> AliasChange:
+    ) -> AliasMove:
         """
         Point ``alias`` at ``version`` if it still points at ``expected_current``.
 
@@ -240,12 +240,12 @@ class ModelRegistry:
                               request_reason=request_reason or None)
 
     def set_challenger(self, version: str | int, *, reason: str, actor: str, run_key: str | None = None,
-                       request_reason: str | None = None) -> AliasChange:
+                       request_reason: str | None = None) -> AliasMove:
         """Point ``challenger`` at ``version`` (shadow/canary candidates), whoever held it."""
         return self.promote(version, alias="challenger", reason=reason, actor=actor, expected_current=_UNCHECKED,
                             run_key=run_key, request_reason=request_reason)
 
-    def retire(self, alias: str = "challenger", *, reason: str, actor: str, run_key: str | None = None) -> AliasChange:
+    def retire(self, alias: str = "challenger", *, reason: str, actor: str, run_key: str | None = None) -> AliasMove:
         """Remove ``alias`` (recorded in history); a no-op if nothing holds it."""
         with self._locked():
             aliases, _ = self._settle(alias)
@@ -254,7 +254,7 @@ class ModelRegistry:
                 return self._unmoved(alias, None, None, actor, "no holder", run_key, action="retire")
             return self._move(alias, None, current, action="retire", actor=actor, reason=reason, run_key=run_key)
 
-    def rollback(self, *, alias: str = "champion", reason: str, actor: str, run_key: str | None = None) -> AliasChange:
+    def rollback(self, *, alias: str = "champion", reason: str, actor: str, run_key: str | None = None) -> AliasMove:
         """
         Move ``alias`` back to the holder before the current one, recording the rollback.
 
@@ -277,7 +277,7 @@ class ModelRegistry:
                 )
             return self._move(alias, target, current, action="rollback", actor=actor, reason=reason, run_key=run_key)
 
-    def history(self, alias: str | None = None) -> list[AliasChange]:
+    def history(self, alias: str | None = None) -> list[AliasMove]:
         """Completed alias moves, oldest first; only those of ``alias`` if given."""
         model = self._registered_model()
         events = parse_events(model.tags if model else {})
@@ -341,7 +341,7 @@ class ModelRegistry:
         except RegistryError:  # deleted since it held the alias
             return False
 
-    def _settle(self, alias: str) -> tuple[dict[str, str], list[AliasChange]]:
+    def _settle(self, alias: str) -> tuple[dict[str, str], list[AliasMove]]:
         """Under the lock: settle events a crash left pending, record changes made outside ctflow.
 
         Returns the current aliases and the completed moves of ``alias``, oldest first.
@@ -366,7 +366,7 @@ class ModelRegistry:
         self._next_seq = last_seq + 1
         recorded = events[-1].version if events else None
         if aliases.get(alias) != recorded:
-            external = AliasChange(
+            external = AliasMove(
                 alias, aliases.get(alias), recorded, utc_now(), "unknown (outside ctflow)",
                 "alias was changed outside ctflow (e.g. in the MLflow UI); recorded when ctflow next changed it",
                 True, "external",
@@ -375,8 +375,8 @@ class ModelRegistry:
             events.append(external)
         return aliases, events
 
-    def _move(self, alias: str, version: str | None, previous: str | None, **what: Any) -> AliasChange:
-        change = AliasChange(alias, version, previous, utc_now(), moved=True, **what)
+    def _move(self, alias: str, version: str | None, previous: str | None, **what: Any) -> AliasMove:
+        change = AliasMove(alias, version, previous, utc_now(), moved=True, **what)
         seq = self._take_seq()
         self._write_event(seq, change, "pending")
         if version is None:
@@ -399,15 +399,15 @@ class ModelRegistry:
         why: str,
         run_key: str | None,
         action: str = "promote",
-    ) -> AliasChange:
+    ) -> AliasMove:
         log.info("%s of %s not moved to %s: %s", alias, self.model_name, version, why)
-        return AliasChange(alias, version, current, utc_now(), actor, why, False, action, run_key)
+        return AliasMove(alias, version, current, utc_now(), actor, why, False, action, run_key)
 
     def _take_seq(self) -> int:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         return seq
 
-    def _write_event(self, seq: int, event: AliasChange | dict[str, Any], state: str) -> None:
+    def _write_event(self, seq: int, event: AliasMove | dict[str, Any], state: str) -> None:
         self.client.set_registered_model_tag(self.model_name, history_key(seq), encode_event(event, state))
 
 

@@ -12,50 +12,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from ctflow.contract.results import AliasMove
 
 log = logging.getLogger(__name__)
 
 HISTORY_PREFIX = "ctflow.history."
 #: Well below MLflow's tag value limit (100 kB in 3.x; 5 kB in older and some hosted registries).
 MAX_EVENT_CHARS = 4000
-
-
-@dataclass(frozen=True)
-class AliasChange:
-    """
-    One alias move (``moved=True``) or a refused/no-op request (``moved=False``, ``reason`` says why).
-
-    ``version`` is None when the alias was removed; ``previous`` is None when it had no holder;
-    ``at`` is an ISO 8601 UTC timestamp. ``action`` is ``promote``, ``rollback``, ``retire`` or
-    ``external`` (a change made outside ctflow, recorded when ctflow next touched the alias).
-    ``run_key`` identifies the requesting run, if it gave one. ``reason`` is why ctflow moved the
-    alias (the gate's reason for a promotion); ``request_reason`` is what the person or run that
-    asked for it said (a trigger's ``conf.reason``, e.g. why a promotion was forced), kept beside
-    it, never instead of it. None when nobody gave one.
-    """
-
-    alias: str
-    version: str | None
-    previous: str | None
-    at: str
-    actor: str
-    reason: str
-    moved: bool
-    action: str = "promote"
-    run_key: str | None = None
-    request_reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable data, e.g. for XCom."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AliasChange:
-        """The inverse of :meth:`to_dict`; unknown keys (such as an event's ``state``) are ignored."""
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def utc_now() -> str:
@@ -67,9 +33,9 @@ def history_key(seq: int) -> str:
     return f"{HISTORY_PREFIX}{seq:06d}"
 
 
-def encode_event(change: AliasChange | dict[str, Any], state: str) -> str:
+def encode_event(change: AliasMove | dict[str, Any], state: str) -> str:
     """The tag value of an event, shortening its reasons (the longer first) if it would not fit."""
-    fields = change.to_dict() if isinstance(change, AliasChange) else change
+    fields = change.to_dict() if isinstance(change, AliasMove) else change
     record = {k: v for k, v in fields.items() if k != "moved"}
     if record.get("request_reason") is None:
         record.pop("request_reason", None)  # events without one read as before
@@ -113,13 +79,13 @@ def parse_events(tags: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
     return sorted(events, key=lambda item: item[0])
 
 
-def as_change(event: dict[str, Any]) -> AliasChange:
-    """A recorded (hence completed) event as an :class:`AliasChange`."""
-    return AliasChange.from_dict({"actor": "", "reason": "", "at": "", "previous": None, **event, "moved": True})
+def as_change(event: dict[str, Any]) -> AliasMove:
+    """A recorded (hence completed) event as an :class:`AliasMove`."""
+    return AliasMove.from_dict({"actor": "", "reason": "", "at": "", "previous": None, **event, "moved": True})
 
 
 def rollback_target(
-    events: list[AliasChange], current: str | None, usable: Callable[[str], bool] = lambda _: True
+    events: list[AliasMove], current: str | None, usable: Callable[[str], bool] = lambda _: True
 ) -> str | None:
     """
     The version a rollback of one alias goes to, given its completed moves (oldest first).

@@ -384,3 +384,43 @@ def test_file_lock_excludes_other_holders_and_times_out(tmp_path: Path) -> None:
 
 def test_default_lock_lives_in_ctflow_home(env: Env) -> None:
     assert ModelRegistry("default-lock", tracking_uri=env.tracking_uri).lock.directory == Path(os.environ["CTFLOW_HOME"]).resolve() / "locks"
+
+
+def test_rollback_and_history_commands_as_a_user_runs_them(env: Env) -> None:
+    """`ctflow history` and `ctflow rollback` (the README's commands), in their own process, on this
+    module's real registry: the output an on-call engineer reads, and the exit codes a script checks."""
+    import getpass
+    import subprocess
+    import sys
+
+    registry = _registry(env, "cli-rollback")
+    v1, v2 = _register(env, registry, "a"), _register(env, registry, "b")
+    _promote(registry, v1), _promote(registry, v2, v1)
+
+    def ctflow(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ctflow.cli", *args, "--tracking-uri", env.tracking_uri],
+                              capture_output=True, text=True, timeout=300)
+
+    rolled = ctflow("rollback", "cli-rollback", "--reason", "v2 misroutes EWR")
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"cli-rollback@champion: v{v2} -> v{v1} (" in rolled.stdout and "v2 misroutes EWR" in rolled.stdout, rolled.stdout
+    assert registry.champion().version == v1
+
+    again = ctflow("rollback", "cli-rollback", "--reason", "once more")
+    assert again.returncode == 1 and "cannot roll back cli-rollback" in again.stdout, again.stdout
+    assert registry.champion().version == v1
+
+    no_reason = ctflow("rollback", "cli-rollback")
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+
+    history = ctflow("history", "cli-rollback")
+    assert history.returncode == 0, history.stderr
+    lines = history.stdout.strip().splitlines()
+    assert len(lines) == 3, history.stdout
+    assert "v- -> v1  by pytest: gate passed for 1" in lines[0]
+    assert "v1 -> v2  by pytest: gate passed for 2" in lines[1]
+    assert f"v2 -> v1  by cli:{getpass.getuser()}" in lines[2] and "v2 misroutes EWR" in lines[2]
+    assert [(c.action, c.version, c.actor) for c in registry.history()][-1] == ("rollback", v1, f"cli:{getpass.getuser()}")
+
+    empty = ctflow("history", "never-registered")
+    assert (empty.returncode, empty.stdout.strip()) == (0, "no alias history for never-registered")

@@ -143,6 +143,18 @@ def validate_shallow(spec: Path, capsys: pytest.CaptureFixture[str]) -> tuple[in
     return code, capsys.readouterr().out.splitlines()
 
 
+def test_a_broken_feast_repository_is_a_finding_not_a_traceback(project, tmp_path_factory, monkeypatch, capsys):
+    project("good")
+    repo = tmp_path_factory.mktemp("broken_repo")
+    (repo / "feature_store.yaml").write_text("project: [unclosed\nprovider: local\n")
+    monkeypatch.setenv("CTFLOW_FEATURE_REPO", str(repo))
+    code, lines = deep(FIXTURES / "good.yaml", capsys)
+    assert code == 1
+    assert len(lines) == 2, lines
+    problem = lines[0]
+    assert problem.startswith(f"{FIXTURES / 'good.yaml'}:11: data.features: cannot read the registry of Feast repository {repo}")
+
+
 @pytest.mark.integration
 def test_the_demo_spec_keeps_the_contract(feature_repo_ready: Path, capsys):
     """The flights spec against the bootstrapped demo repository (336,776 rows: only a sample is read)."""

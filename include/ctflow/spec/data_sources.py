@@ -111,8 +111,8 @@ def read_feature_service(repo: Path, name: str) -> FeatureServiceColumns | Unava
     from feast import FeatureStore
     from feast.errors import FeatureServiceNotFoundException, FeatureViewNotFoundException
 
-    store = FeatureStore(repo_path=str(repo))
     try:
+        store = FeatureStore(repo_path=str(repo))
         service = store.get_feature_service(name)
     except FeatureServiceNotFoundException:
         available = sorted(s.name for s in store.list_feature_services())
@@ -125,6 +125,9 @@ def read_feature_service(repo: Path, name: str) -> FeatureServiceColumns | Unava
                            did_you_mean(name, available))
     except FileNotFoundError:
         return Unavailable(f"Feast repository {repo} has no registry yet: run `feast apply` in it")
+    except Exception as err:  # noqa: BLE001 - a broken config or an unreachable SQL registry: a finding, not a traceback
+        detail = " ".join(str(err).split())  # one line per problem, whatever Feast's message looks like
+        return Unavailable(f"cannot read the registry of Feast repository {repo}: {type(err).__name__}: {detail[:300]}")
     features: dict[str, Kind] = {}
     keys: dict[str, str] = {}
     for projection in service.feature_view_projections:

@@ -116,3 +116,11 @@ def test_a_few_integers_are_a_regression_when_the_user_says_so(project: Path, ca
     code, out = init("rooms", "--from", table, "--label", "rooms", "--task", "regression", capsys=capsys)
     assert code == 0, out
     assert load_spec(project / "dags" / "specs" / "rooms.yaml").model.task == "regression"
+
+
+def test_a_table_outside_the_project_is_named_with_its_absolute_path_and_a_note(project: Path, tmp_path_factory, capsys):
+    table = panel(tmp_path_factory.mktemp("elsewhere"))
+    code, out = init("outside", "--from", table, "--label", "next_price", capsys=capsys)
+    assert code == 0
+    assert f"note: {table} is outside the project ({project})" in out
+    assert f"entities: {table}" in (project / "dags" / "specs" / "outside.yaml").read_text()

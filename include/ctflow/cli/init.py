@@ -131,6 +131,9 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
     print(f"{args.table}: {found.rows} rows; timestamp {found.timestamp}; entity key {found.keys[0]} "
           f"(candidates: {', '.join(found.keys)}); label {found.label}{guessed}: {found.task}")
     print(f"wrote {target} and {skeleton}")
+    if not table.is_relative_to(project):
+        print(f"note: {table} is outside the project ({project}): move it inside, or add its folder to "
+              "$CTFLOW_DATA_ROOTS, or `ctflow validate` refuses data.entities")
     print(f"next: (cd {args.repo} && feast apply), then: ctflow validate --deep {target}")
     return 0
 

@@ -94,12 +94,15 @@ def read_entity_table(path: Path, label: str | None, *, shown: str) -> EntityTab
     if label not in columns:
         return EntityTable(columns)
     chunks, rows = [], 0
-    for batch in parquet.iter_batches(batch_size=min(SAMPLE_ROWS, 65_536), columns=[label]):
-        chunks.append(batch.column(0))
-        rows += batch.num_rows
-        if rows >= SAMPLE_ROWS:
-            break
-    values = pc.unique(pa.chunked_array(chunks, type=schema.field(label).type).drop_null()).to_pylist()
+    try:
+        for batch in parquet.iter_batches(batch_size=min(SAMPLE_ROWS, 65_536), columns=[label]):
+            chunks.append(batch.column(0))
+            rows += batch.num_rows
+            if rows >= SAMPLE_ROWS:
+                break
+        values = pc.unique(pa.chunked_array(chunks, type=schema.field(label).type).drop_null()).to_pylist()
+    except (pa.ArrowException, OSError) as err:  # a damaged row group
+        return Unavailable(f"entity table {shown}: cannot read column {label!r} ({err})")
     return EntityTable(columns, label_values=sorted(values, key=str), sampled_rows=rows)
 
 

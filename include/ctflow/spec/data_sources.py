@@ -11,6 +11,7 @@ pyarrow and Feast are imported inside the functions: :mod:`ctflow.spec` is read 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,12 +112,11 @@ def read_feature_service(repo: Path, name: str) -> FeatureServiceColumns | Unava
     if not (repo / "feature_store.yaml").is_file():
         return Unavailable(f"{repo} is not a Feast repository (no feature_store.yaml): set $CTFLOW_FEATURE_REPO "
                            "to the folder of feature_store.yaml, or create feature_repo/ in the project")
-    from feast import FeatureStore
     from feast.errors import FeatureServiceNotFoundException, FeatureViewNotFoundException
 
     try:
-        store = FeatureStore(repo_path=str(repo))
-        service = store.get_feature_service(name)
+        store = _store(str(repo))
+        service = store.get_feature_service(name)  # not from a cache: the registry is read again
     except FeatureServiceNotFoundException:
         available = sorted(s.name for s in store.list_feature_services())
         from ctflow.spec.errors import did_you_mean
@@ -145,6 +145,14 @@ def read_feature_service(repo: Path, name: str) -> FeatureServiceColumns | Unava
             continue
         keys.update({column.name: projection.name for column in view.entity_columns if column.name not in keys})
     return FeatureServiceColumns(features, keys)
+
+
+@functools.lru_cache(maxsize=8)
+def _store(repo: str) -> Any:
+    """One FeatureStore per repository and process: a folder of specs reads its config once."""
+    from feast import FeatureStore
+
+    return FeatureStore(repo_path=repo)
 
 
 def _feast_kind(dtype: Any) -> Kind:

@@ -25,25 +25,45 @@ def run(*args: str | Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str
 
 # --- init
 
+#: What a user writes over the template's placeholders.
+FILLED = {"data/TODO_entities.parquet": "data/fraud.parquet", "TODO_timestamp": "created_at",
+          "TODO_label": "is_fraud", "TODO_feature_service": "fraud_v1"}
 
-def test_init_writes_a_spec_that_validates(tmp_path: Path, capsys):
+
+def fill_in(path: Path) -> Path:
+    text = path.read_text()
+    for placeholder, value in FILLED.items():
+        text = text.replace(placeholder, value)
+    path.write_text(text)
+    return path
+
+
+def test_init_writes_a_template_that_validate_refuses_until_filled_in(tmp_path: Path, capsys):
     code, out = run("init", "fraud_alerts", "--dir", tmp_path / "specs", capsys=capsys)
     target = tmp_path / "specs" / "fraud_alerts.yaml"
     assert code == 0
-    assert out == f"wrote {target}; check it with: ctflow validate {target}\n"
-    spec = load_spec(target)
-    assert (spec.pipeline, spec.owner, spec.schedule.start_date) == ("fraud_alerts", "data-science", date(2013, 2, 1))
-    assert spec.monitoring.performance is not None and spec.monitoring.performance.metric == "roc_auc"
-    code, out = run("validate", target, capsys=capsys)
-    assert code == 0 and out.endswith("1 spec(s) checked, 0 invalid, 0 problem(s)\n")
+    assert out == (f"wrote {target}: a template; replace its TODO_ values (or use --from TABLE.parquet), then: "
+                   f"ctflow validate --deep {target}\n")
+    text = target.read_text()
+    assert not any(word in text for word in ("flight", "carrier", "origin", "arr_delay", "2013")), text
     # The template is commented for its reader.
-    assert sum(line.lstrip().startswith("#") or " # " in line for line in target.read_text().splitlines()) >= 10
+    assert sum(line.lstrip().startswith("#") or " # " in line for line in text.splitlines()) >= 10
+    code, out = run("validate", target, capsys=capsys)
+    assert code == 1
+    assert [line.split(": ")[1] for line in out.splitlines()[:-1]] == [
+        "data.entities", "data.timestamp", "data.label.column", "data.features"]
+    assert "is a placeholder of the `ctflow init` template" in out
+    code, out = run("validate", fill_in(target), capsys=capsys)
+    assert code == 0 and out.endswith("1 spec(s) checked, 0 invalid, 0 problem(s)\n")
+    spec = load_spec(target)
+    assert (spec.pipeline, spec.owner, spec.schedule.start_date) == ("fraud_alerts", "data-science", date.today())
+    assert spec.monitoring.performance is not None and spec.monitoring.performance.metric == "roc_auc"
 
 
 def test_init_options(tmp_path: Path, capsys):
     code, _ = run("init", "churn", "--dir", tmp_path, "--owner", "crm-team", "--start", "2024-05-01", capsys=capsys)
     assert code == 0
-    spec = load_spec(tmp_path / "churn.yaml")
+    spec = load_spec(fill_in(tmp_path / "churn.yaml"))
     assert (spec.owner, spec.schedule.start_date) == ("crm-team", date(2024, 5, 1))
 
 
@@ -55,7 +75,7 @@ def test_init_does_not_overwrite_without_force(tmp_path: Path, capsys):
     assert target.read_text() == "# mine\n"
     code, _ = run("init", "churn", "--dir", tmp_path, "--force", capsys=capsys)
     assert code == 0
-    assert load_spec(target).pipeline == "churn"
+    assert load_spec(fill_in(target)).pipeline == "churn"
 
 
 @pytest.mark.parametrize("name", ["Churn", "churn-model", "1churn", "_churn", "a" * 64])
@@ -91,7 +111,7 @@ def test_render_lists_both_dags_and_their_tasks(capsys):
 
 def test_render_of_an_init_spec(tmp_path: Path, capsys):
     assert run("init", "fraud_alerts", "--dir", tmp_path, capsys=capsys)[0] == 0
-    code, out = run("render", tmp_path / "fraud_alerts.yaml", capsys=capsys)
+    code, out = run("render", fill_in(tmp_path / "fraud_alerts.yaml"), capsys=capsys)
     assert code == 0
     assert [line for line in out.splitlines() if line.startswith("DAG ")] == [
         "DAG ct_fraud_alerts",

@@ -98,3 +98,57 @@ def test_markdown_reference_has_a_table_per_section():
     assert "| `pipeline` | str | **required** |" in text
     assert "| `window` | duration | `90d` |" in text
     assert "| `strategy` | `direct` \\| `shadow` \\| `canary` | `\"direct\"` |" in text
+
+
+def _minimal(**changes: object) -> dict:
+    """tests/fixtures/good_specs/minimal.yaml as an editor sees it, with ``section.key`` values changed."""
+    spec = _as_json(FIXTURES / "good_specs" / "minimal.yaml")
+    assert isinstance(spec, dict)
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        node = spec
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("changes", "keyword", "where"),
+    [
+        ({"model__estimator": "sklearn.ensemble.HistGradientBoostingClasifier"}, "enum", "model.estimator"),
+        ({"model__params": {"max_iter": "many"}}, "type", "model.params.max_iter"),
+        ({"model__params": {"max_itr": 100}}, "additionalProperties", "model.params"),  # not a LogisticRegression parameter
+        ({"model__params": {"random_state": 1}}, "additionalProperties", "model.params"),  # model.seed sets it
+        ({"schedule__train": "0 25 * * 1"}, "pattern", "schedule.train"),
+        ({"schedule__monitor": "every day"}, "pattern", "schedule.monitor"),
+        ({"evaluation__metric": "rocauc"}, "enum", "evaluation.metric"),
+        ({"evaluation__metric": "rmse"}, "enum", "evaluation.metric"),  # a regression metric on a classifier
+        ({"evaluation__thresholds": {"mae": {"max": 3}}}, "enum", "evaluation.thresholds"),
+        ({"data__window": "3 months"}, "pattern", "data.window"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_schema_rejects_what_validate_rejects(validator, changes: dict, keyword: str, where: str):
+    errors = list(validator.iter_errors(_minimal(**changes)))
+    # Errors at the field only (an unknown metric is in neither list: two); a union's reasons are in its context.
+    assert {".".join(map(str, e.absolute_path)) for e in errors} == {where}, [e.message for e in errors]
+    assert keyword in {errors[0].validator, *(e.validator for e in errors[0].context)}, errors[0].message
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"model__params": {"max_iter": 500, "C": 1, "class_weight": None}},  # an integer is a number
+        {"schedule__train": "*/15 0-6 * JAN-MAR mon-fri", "schedule__monitor": "@daily"},
+        {"schedule__train": None},
+        {"model__task": "regression", "model__estimator": "sklearn.linear_model.Ridge", "model__params": {"alpha": 0.5},
+         "evaluation__metric": "rmse", "evaluation__thresholds": {"r2": {"min": 0.1}}},
+    ],
+)
+def test_schema_accepts_what_validate_accepts(validator, changes: dict):
+    spec = _minimal(**changes)
+    assert not [e.message for e in validator.iter_errors(spec)]
+    from ctflow.spec import parse_spec
+
+    parse_spec(json.dumps(spec))  # and ctflow itself agrees (JSON is YAML)

@@ -10,6 +10,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("validate", help="check spec files (or folders of specs)")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="spec file or folder of specs")
     parser.add_argument("-q", "--quiet", action="store_true", help="print problems only")
+    parser.add_argument(
+        "--deep", action="store_true",
+        help="also check each spec against its data: the entity table (timestamp, keys, label), the Feast "
+             "feature service, and every column the spec names (reads parquet schemas, a label sample and "
+             "the Feast registry)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -25,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if not loaded:
         print("no spec files found in: " + ", ".join(map(str, args.paths)))
         return 1
+    if args.deep:
+        _check_data(loaded)
     invalid = [item for item in loaded if item.error]
     for item in loaded:
         if item.error:
@@ -36,3 +44,15 @@ def run(args: argparse.Namespace) -> int:
         problems = sum(len(item.error.problems) for item in invalid)
         print(f"{len(loaded)} spec(s) checked, {len(invalid)} invalid, {problems} problem(s)")
     return 1 if invalid else 0
+
+
+def _check_data(loaded: list) -> None:
+    """Add each valid spec's data-contract problems to it (an invalid spec is fixed first)."""
+    from ctflow.spec import SpecError
+    from ctflow.spec.data_contract import check_data
+
+    for item in loaded:
+        if item.spec is not None and item.error is None:
+            problems = check_data(item.spec, item.text or "", item.display_name)
+            if problems:
+                item.error = SpecError(problems)

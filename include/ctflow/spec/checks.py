@@ -36,7 +36,8 @@ def _describe(kind: Any) -> str:
 
 def check_spec(spec: PipelineSpec) -> list[Finding]:
     """Every cross-field problem of ``spec``; an empty list means it is usable."""
-    return [*_model(spec), *_metrics(spec), *_columns(spec), *_schedule(spec), *_paths(spec)]
+    return [*_model(spec), *_metrics(spec), *_columns(spec), *_quality(spec), *_schedule(spec),
+            *_paths(spec), *_placeholders(spec)]
 
 
 def _model(spec: PipelineSpec) -> Iterator[Finding]:
@@ -100,6 +101,26 @@ def _columns(spec: PipelineSpec) -> Iterator[Finding]:
     for i, column in enumerate(spec.model.categorical):
         if column in spec.model.exclude:
             yield Finding(("model", "categorical", i), f"{column!r} is also in model.exclude")
+
+
+def _quality(spec: PipelineSpec) -> Iterator[Finding]:
+    if spec.quality.label_balance is not None and spec.model.task != "classification":
+        yield Finding(("quality", "label_balance"),
+                      f"bounds the share of positive labels: it applies to task classification, not {spec.model.task}")
+
+
+#: How `ctflow init`'s template marks what the user must fill in.
+PLACEHOLDER = "TODO_"
+
+
+def _placeholders(spec: PipelineSpec) -> Iterator[Finding]:
+    data = spec.data
+    fields = {("data", "entities"): data.entities, ("data", "timestamp"): data.timestamp,
+              ("data", "label", "column"): data.label.column, ("data", "features"): data.features}
+    for path, value in fields.items():
+        if PLACEHOLDER in value:
+            yield Finding(path, f"{value!r} is a placeholder of the `ctflow init` template: replace it with yours "
+                          "(or write the spec from your table: ctflow init NAME --from TABLE.parquet)")
 
 
 def _schedule(spec: PipelineSpec) -> Iterator[Finding]:

@@ -212,7 +212,11 @@ class Preprocessing(Strict):
 class Model(Strict):
     """The scikit-learn estimator and how to prepare its inputs."""
 
-    task: TaskType
+    task: TaskType = Field(
+        description="classification: binary (a 0/1 or true/false label, or one derived by data.label.positive_when); "
+                    "a label with more classes is an error of `ctflow validate --deep`: multiclass is not supported. "
+                    "regression: a numeric label.",
+    )
     estimator: str = Field(description="Dotted path of an allowlisted scikit-learn estimator.")
     # Members in the order the README's generated reference lists them (None not last).
     params: dict[str, bool | int | float | str | None | list[int | float | str]] = Field(default_factory=dict)  # noqa: RUF036

@@ -13,8 +13,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema
 
+from ctflow.spec.catalog import ESTIMATORS, TaskType, metrics_for
 from ctflow.spec.durations import format_duration
-from ctflow.spec.models import PipelineSpec
+from ctflow.spec.models import CRON_PRESETS, PipelineSpec
 
 SCHEMA_ID = "https://ctflow.dev/schemas/ctflow-spec.schema.json"
 
@@ -26,8 +27,73 @@ class _SpecJsonSchema(GenerateJsonSchema):
 
 
 def json_schema() -> dict[str, Any]:
+    """The spec's JSON Schema, with what an editor can check beyond the models' types: the estimator
+    allowlist and each estimator's parameters, the metrics of each task, and cron expressions."""
     schema = PipelineSpec.model_json_schema(schema_generator=_SpecJsonSchema)
+    defs = schema["$defs"]
+    _estimators(defs["Model"])
+    for name in ("train", "monitor"):
+        cron = defs["Schedule"]["properties"][name]
+        cron["anyOf"] = [{"type": "string", "pattern": CRON_PATTERN}, {"type": "null"}]
+    schema["allOf"] = [_task_metrics(task) for task in typing.get_args(TaskType)]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def _cron_field(value: str) -> str:
+    item = rf"(?:\*|(?:{value})(?:-(?:{value}))?)(?:/[0-9]+)?"
+    return f"{item}(?:,{item})*"
+
+
+_MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAYS = "SUN|MON|TUE|WED|THU|FRI|SAT"
+_CRON_FIELDS = (  # minute, hour, day of month, month, day of week
+    "[0-5]?[0-9]",
+    "[01]?[0-9]|2[0-3]",
+    "0?[1-9]|[12][0-9]|3[01]",
+    f"0?[1-9]|1[0-2]|{_MONTHS}|{_MONTHS.lower()}",
+    f"[0-7]|{_DAYS}|{_DAYS.lower()}",
+)
+#: A preset, or five cron fields within their ranges: what an editor can check of what croniter
+#: accepts (``0 25 * * 1`` is refused).
+CRON_PATTERN = "^(?:" + "|".join(CRON_PRESETS) + r"|\s*" + r"\s+".join(map(_cron_field, _CRON_FIELDS)) + r"\s*)$"
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", type(None): "null"}
+
+
+def _estimators(model: dict[str, Any]) -> None:
+    """The allowlist as an enum, and each estimator's parameters with their types."""
+    model["properties"]["estimator"]["enum"] = list(ESTIMATORS)
+    model["allOf"] = [
+        {
+            "if": {"properties": {"estimator": {"const": path}}, "required": ["estimator"]},
+            "then": {"properties": {"params": {
+                "properties": {name: _param_schema(kind) for name, kind in sorted(estimator.params.items())},
+                "additionalProperties": False,
+            }}},
+        }
+        for path, estimator in ESTIMATORS.items()
+    ]
+
+
+def _param_schema(kind: object) -> dict[str, Any]:
+    members = typing.get_args(kind) or (kind,)
+    types_ = [_JSON_TYPES[m] for m in members if isinstance(m, type)]
+    return {"type": types_[0] if len(types_) == 1 else types_}
+
+
+def _task_metrics(task: TaskType) -> dict[str, Any]:
+    """A spec of ``task`` names only that task's metrics."""
+    names = {"enum": [m.name for m in metrics_for(task)]}
+    return {
+        "if": {"properties": {"model": {"properties": {"task": {"const": task}}, "required": ["task"]}},
+               "required": ["model"]},
+        "then": {"properties": {
+            "evaluation": {"properties": {"metric": names, "thresholds": {"propertyNames": names},
+                                          "slice_thresholds": {"anyOf": [{"propertyNames": names}, {"type": "null"}]}}},
+            "monitoring": {"properties": {"performance": {"anyOf": [{"properties": {"metric": names}},
+                                                                     {"type": "null"}]}}},
+        }},
+    }
 
 
 def markdown_reference() -> str:

@@ -1,0 +1,214 @@
+"""``ctflow init NAME --from TABLE.parquet``: a spec and a Feast skeleton made from the user's own table.
+
+The table is inspected from its parquet schema and its first rows (at most :data:`SAMPLE_ROWS`):
+
+* the timestamp is its first timestamp column;
+* candidate entity keys are its text or integer columns with few distinct values (each repeats
+  over time): the first one becomes the Feast entity;
+* the label is ``--label`` or a guess (a column named like a target, else the last numeric one);
+  the task follows from it: classification for a 0/1 or true/false label, regression for
+  another number (a multiclass label is refused: ctflow's classification is binary);
+* the remaining columns are features. The skeleton declares them in a FeatureView over the same
+  table, under names of their own (``<column>_latest``): an entity table may not already hold a
+  column named like a feature (the join would overwrite it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+SAMPLE_ROWS = 100_000
+#: A key repeats: at most this share of the sampled rows are distinct values (and at most MAX_KEYS).
+KEY_SHARE, MAX_KEYS = 0.5, 10_000
+#: An integer label with at most this many values may be classes: the user says which (--task).
+MAX_CLASSES = 20
+_TARGET_NAMES = re.compile(r"^(label|target|y|outcome|class|churn(ed)?|is_\w+|has_\w+|\w+_label|\w+_target)$")
+
+
+class TableError(ValueError):
+    """The table cannot become a spec as it is; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Inspection:
+    timestamp: str
+    keys: list[str]
+    key_kind: str  # "text" or "number" (integers), of keys[0]
+    label: str
+    task: str
+    features: dict[str, str]  # column -> "integer" | "number" | "text" | "bool"
+    step: timedelta  # the typical gap between timestamps (the table's cadence)
+    start: Any  # the first timestamp
+    rows: int
+
+
+def inspect_table(path: Path, label: str | None, task: str | None = None) -> Inspection:
+    """What the parquet table ``path`` holds, as ctflow needs it; :class:`TableError` if it cannot do."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ctflow.spec.data_sources import arrow_kind
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise TableError(f"cannot read {path} as parquet: {err}") from None
+    kinds = {f.name: arrow_kind(f.type) for f in parquet.schema_arrow}
+    times = [c for c, k in kinds.items() if k == "time"]
+    if not times:
+        raise TableError(f"{path} has no timestamp column (columns: {', '.join(kinds)}): store the time each row "
+                         "is predicted at as a timestamp (pandas: pd.to_datetime(...)) and run again")
+    sample = next(parquet.iter_batches(batch_size=SAMPLE_ROWS), None)
+    if sample is None or sample.num_rows == 0:
+        raise TableError(f"{path} has no rows")
+    frame = sample.to_pandas()
+    timestamp = times[0]
+    label = label or _guess_label(kinds, frame, timestamp)
+    if label not in kinds:
+        raise TableError(f"{path} has no column {label!r} (columns: {', '.join(kinds)})")
+    task = task or _task(label, kinds[label], frame[label])
+    keys = [c for c, k in kinds.items() if c not in (timestamp, label) and _is_key(frame[c], k, len(frame))]
+    if not keys:
+        raise TableError(f"{path} has no column that looks like an entity key (text or integers repeating over "
+                         "time, e.g. a customer or city id)")
+    features = {c: "integer" if k == "number" and frame[c].dtype.kind in "iu" else k for c, k in kinds.items()
+                if c not in (timestamp, label, *keys[:1]) and k in ("number", "text", "bool")}
+    stamps = frame[timestamp].drop_duplicates().sort_values()
+    gaps = stamps.diff().dropna()
+    step = gaps.median().to_pytimedelta() if len(gaps) else timedelta(days=1)
+    return Inspection(timestamp, keys, kinds[keys[0]], label, task, features, step, stamps.iloc[0],
+                      parquet.metadata.num_rows)
+
+
+def _guess_label(kinds: dict[str, str], frame: Any, timestamp: str) -> str:
+    named = [c for c in kinds if _TARGET_NAMES.match(c.lower()) and kinds[c] in ("number", "bool")]
+    if named:
+        return named[0]
+    numeric = [c for c, k in kinds.items() if k in ("number", "bool") and c != timestamp]
+    if not numeric:
+        raise TableError("no numeric or true/false column to predict: name the label with --label")
+    return numeric[-1]
+
+
+def _task(label: str, kind: str, values: Any) -> str:
+    distinct = set(values.dropna().unique().tolist())
+    if kind == "bool" or (kind == "number" and distinct <= {0, 1}):
+        return "classification"
+    if kind == "number" and values.dtype.kind in "iu" and len(distinct) <= MAX_CLASSES:
+        shown = ", ".join(map(str, sorted(distinct)))
+        raise TableError(f"label column {label!r} has {len(distinct)} distinct integers ({shown}): classes or "
+                         "amounts? Classification is binary (multiclass is not supported): derive a 0/1 column, "
+                         "or pass --task regression if they are amounts")
+    if kind == "number":
+        return "regression"
+    raise TableError(f"label column {label!r} is {kind}: recode it as 0/1 (classification) or as a number "
+                     "(regression); multiclass classification is not supported")
+
+
+def _is_key(values: Any, kind: str, rows: int) -> bool:
+    if kind != "text" and not (kind == "number" and values.dtype.kind in "iu"):
+        return False
+    distinct = values.nunique()
+    return 1 < distinct <= min(MAX_KEYS, KEY_SHARE * rows)
+
+
+def spec_text(name: str, table: str, found: Inspection, *, owner: str, service: str, start: str | None) -> str:
+    """A commented spec for ``found``; ``table`` is the table's path as the spec names it."""
+    from ctflow.spec.durations import format_duration
+
+    monthly = found.step >= timedelta(days=25)
+    window, holdout = ("730d", "180d") if monthly else ("90d", "14d")
+    first = found.start + (timedelta(days=365) if monthly else timedelta(days=90))
+    features = {f"{c}_latest": k for c, k in found.features.items()}
+    categorical = [c for c, k in features.items() if k == "text"]
+    classification = found.task == "classification"
+    metric = "roc_auc" if classification else "rmse"
+    estimator = "HistGradientBoostingClassifier" if classification else "HistGradientBoostingRegressor"
+    return f"""\
+# yaml-language-server: $schema=./ctflow-spec.schema.json
+# Made by `ctflow init {name} --from {table}` from the table's schema and first rows: check every
+# value, then `ctflow validate --deep` this file. Every key: README "Spec reference".
+pipeline: {name}
+description: What does this model predict, and for whom?
+owner: {owner}
+
+schedule:
+  train: "{'@monthly' if monthly else '@weekly'}"   # retrain (cron or preset); null = only when triggered
+  monitor: "{'@monthly' if monthly else '@daily'}"  # score, check drift and performance
+  start_date: {start or first.date().isoformat()}   # the first run has a full window of rows before it
+  retrain_on: [drift, performance]
+
+data:
+  entities: {table}   # one row per prediction: timestamp, keys, label
+  timestamp: {found.timestamp}   # features are joined as of this time
+  label: {found.label}   # {'0/1: classification' if classification else 'a number: regression'}
+  features: {service}   # the Feast FeatureService in the skeleton written beside this spec
+  columns: []   # entity-table columns known at prediction time, used as features as they are
+  window: {window}   # train on [run date - window, run date); the table's step is {format_duration(found.step)}
+  holdout: {holdout}   # the newest part of the window, to evaluate on
+
+quality:   # the run fails before training if a rule is broken
+  min_rows: 100
+  max_missing_fraction: 0.05
+
+model:
+  task: {found.task}
+  estimator: sklearn.ensemble.{estimator}
+  params: {{max_iter: 200}}
+  categorical: [{', '.join(categorical)}]
+
+evaluation:
+  metric: {metric}   # primary metric, compared with the champion on the same holdout
+  # thresholds: {{{metric}: {{{'min: 0.6' if classification else 'max: 10.0'}}}}}   # absolute bounds a candidate must meet
+
+monitoring:
+  drift: {{method: auto, max_drifted_share: 0.3}}
+"""
+
+
+def feast_text(name: str, table: Path, found: Inspection, *, service: str) -> str:
+    """A Feast skeleton: an Entity, a FileSource over the table, a FeatureView and a FeatureService."""
+    key = found.keys[0]
+    dtypes = {"integer": "Int64", "number": "Float64", "text": "String", "bool": "Bool"}
+    fields = "\n".join(f'        Field(name="{c}_latest", dtype={dtypes[k]}),' for c, k in found.features.items())
+    mapping = ", ".join(f'"{c}": "{c}_latest"' for c in found.features)
+    ttl = max(found.step * 3, timedelta(days=1))
+    return f'''"""Feast declarations for the ctflow pipeline {name} (made by `ctflow init --from`): apply with `feast apply`.
+
+A skeleton to replace: its FeatureView reads the entity table itself, so each row's features are the
+latest values of the table's own columns at the row's time. Point the source at tables of your
+features (each row stamped with the moment its values became known) and list them in the schema.
+Feature names must differ from the entity table's columns: the join would overwrite them.
+"""
+
+from datetime import timedelta
+
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast.types import Bool, Float64, Int64, String  # noqa: F401 - the types a schema may need
+
+{key} = Entity(name="{key}", join_keys=["{key}"], value_type=ValueType.{"STRING" if found.key_kind == "text" else "INT64"})
+
+{name}_source = FileSource(
+    name="{name}_source",
+    path="{table}",
+    timestamp_field="{found.timestamp}",
+    field_mapping={{{mapping}}},
+)
+
+{name}_latest = FeatureView(
+    name="{name}_latest",
+    entities=[{key}],
+    ttl=timedelta(seconds={int(ttl.total_seconds())}),  # a value older than this is missing
+    schema=[
+{fields}
+    ],
+    source={name}_source,
+)
+
+{service} = FeatureService(name="{service}", features=[{name}_latest])
+'''
+

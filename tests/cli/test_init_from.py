@@ -1,0 +1,126 @@
+"""``ctflow init NAME --from TABLE.parquet``: a spec and a Feast skeleton for a table made here with pandas."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctflow.cli import main
+from ctflow.spec import load_spec
+
+FLIGHTS_WORDS = ("flight", "carrier", "origin", "arr_delay", "2013", "nycflights")
+
+
+def panel(folder: Path, **extra: object) -> Path:
+    """A monthly panel: 5 cities x 36 months, a numeric target, and whatever ``extra`` adds."""
+    months = pd.date_range("2019-01-01", periods=36, freq="MS")
+    rows = pd.DataFrame([(c, m) for c in ("austin", "dallas", "el_paso", "houston", "waco") for m in months],
+                        columns=["city", "month"])
+    rng = np.random.default_rng(7)
+    rows["region"] = rows["city"].map({"austin": "central", "dallas": "north", "el_paso": "west",
+                                       "houston": "south", "waco": "central"})
+    rows["listings"] = rng.integers(100, 1000, len(rows))
+    rows["median_price"] = rng.normal(200, 20, len(rows))
+    rows["next_price"] = rows["median_price"] + rng.normal(0, 5, len(rows))
+    for name, values in extra.items():
+        rows[name] = values(rows) if callable(values) else values
+    (folder / "data").mkdir(exist_ok=True)
+    path = folder / "data" / "panel.parquet"
+    rows.to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CTFLOW_PROJECT", str(tmp_path))
+    monkeypatch.setenv("CTFLOW_FEATURE_REPO", str(tmp_path / "feature_repo"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def init(*args: str | Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["init", *map(str, args)])
+    return code, capsys.readouterr().out
+
+
+def test_init_from_a_regression_panel_writes_a_spec_that_validates(project: Path, capsys):
+    table = panel(project)
+    code, out = init("city_prices", "--from", table, "--label", "next_price", capsys=capsys)
+    assert code == 0, out
+    assert out.splitlines()[0] == (f"{table}: 180 rows; timestamp month; entity key city (candidates: city, region); "
+                                   "label next_price: regression")
+    spec_path, skeleton = project / "dags" / "specs" / "city_prices.yaml", project / "feature_repo" / "city_prices_features.py"
+    assert main(["validate", str(spec_path)]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    spec = load_spec(spec_path)
+    assert (spec.data.entities, spec.data.timestamp, spec.data.label.column) == ("data/panel.parquet", "month", "next_price")
+    assert (spec.model.task, spec.evaluation.metric, spec.data.features) == ("regression", "rmse", "city_prices_v1")
+    assert spec.schedule.train == "@monthly" and str(spec.schedule.start_date) == "2020-01-01"  # a window of rows first
+    assert spec.model.categorical == ["region_latest"]
+    for written in (spec_path, skeleton):
+        assert not any(word in written.read_text() for word in FLIGHTS_WORDS), written
+    # The skeleton is Feast declarations: an entity on the key, a source over the table, a view and the service.
+    from feast import Entity, FeatureService, FeatureView, FileSource
+
+    declared = runpy.run_path(str(skeleton))
+    kinds = {type(v).__name__: v for v in declared.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)}
+    assert set(kinds) == {"Entity", "FileSource", "FeatureView", "FeatureService"}
+    assert kinds["Entity"].join_key == "city" and kinds["FileSource"].path == str(table)
+    assert sorted(f.name for f in kinds["FeatureView"].schema) == ["listings_latest", "median_price_latest", "region_latest"]
+    assert kinds["FeatureService"].name == "city_prices_v1"
+
+
+def test_the_skeleton_applied_keeps_the_data_contract(project: Path, capsys):
+    """Applied with Feast's own API (what `feast apply` does), the spec passes `validate --deep`."""
+    from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
+
+    table = panel(project, is_sold=lambda rows: (rows["listings"] > 500).astype("int64"))
+    assert init("sales", "--from", table, capsys=capsys)[0] == 0  # the label is guessed: is_sold
+    spec = load_spec(project / "dags" / "specs" / "sales.yaml")
+    assert (spec.data.label.column, spec.model.task, spec.evaluation.metric) == ("is_sold", "classification", "roc_auc")
+    declared = runpy.run_path(str(project / "feature_repo" / "sales_features.py"))
+    objects = [v for v in declared.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)]
+    FeatureStore(repo_path=str(project / "feature_repo")).apply(objects)
+    code = main(["validate", "--deep", str(project / "dags" / "specs" / "sales.yaml")])
+    assert code == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "label", "message"),
+    [
+        ({"month": "2019-01"}, None, "has no timestamp column"),
+        ({"grade": lambda rows: rows.index % 4}, "grade",
+         "label column 'grade' has 4 distinct integers (0, 1, 2, 3): classes or amounts? Classification is binary"),
+        ({"note": "x"}, "note", "label column 'note' is text: recode it as 0/1"),
+        ({}, "nope", "has no column 'nope'"),
+    ],
+    ids=["no_timestamp", "multiclass_label", "text_label", "unknown_label"],
+)
+def test_init_from_refuses_a_table_it_cannot_use(project: Path, capsys, extra: dict, label: str | None, message: str):
+    table = panel(project, **extra)
+    code, out = init("x", "--from", table, *(["--label", label] if label else []), capsys=capsys)
+    assert code == 2 and message in out, out
+    assert not (project / "dags").exists()
+
+
+def test_init_from_a_missing_file(project: Path, capsys):
+    assert init("x", "--from", project / "nope.parquet", capsys=capsys) == (2, f"{project / 'nope.parquet'} is not a file\n")
+
+
+def test_a_few_integers_are_a_regression_when_the_user_says_so(project: Path, capsys):
+    table = panel(project, rooms=lambda rows: rows.index % 4 + 1)
+    code, out = init("rooms", "--from", table, "--label", "rooms", "--task", "regression", capsys=capsys)
+    assert code == 0, out
+    assert load_spec(project / "dags" / "specs" / "rooms.yaml").model.task == "regression"
+
+
+def test_a_table_outside_the_project_is_named_with_its_absolute_path_and_a_note(project: Path, tmp_path_factory, capsys):
+    table = panel(tmp_path_factory.mktemp("elsewhere"))
+    code, out = init("outside", "--from", table, "--label", "next_price", capsys=capsys)
+    assert code == 0
+    assert f"note: {table} is outside the project ({project})" in out
+    assert f"entities: {table}" in (project / "dags" / "specs" / "outside.yaml").read_text()

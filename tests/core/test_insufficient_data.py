@@ -164,6 +164,6 @@ def test_a_usable_window_is_not_insufficient(home, reference_run):
 
 def test_min_rows_is_a_spec_field_with_a_default():
     assert SPEC.monitoring.min_rows == 100
-    small = parse_spec(demo_spec(("  ground_truth_delay: 1d\n", "  ground_truth_delay: 1d\n  min_rows: 10\n")))
+    small = parse_spec(demo_spec(("  window: 7d\n", "  window: 7d\n  min_rows: 10\n")))
     assert small.monitoring.min_rows == 10
     assert dataset_drift(REFERENCE, _windows()["too-few"], min_rows=small.monitoring.min_rows).state != INSUFFICIENT_DATA

@@ -110,14 +110,17 @@ def test_monitoring_steps_on_a_real_champion(champion, home):
     assert scores["available"] and scores["models"]["champion"]["n_current"] == first["rows"]
 
     perf = monitoring.performance(spec, as_of=AS_OF, run_dir=run_dir, actor="test", run_key="m/1")
-    # Ground truth of [as_of - 2d, as_of - 1d): every flight there with a known arrival delay.
+    # Ground truth of [as_of - 1d, as_of) (data.label.available_at: arrived_at, no shift): every
+    # flight there that had landed by as_of.
     entities = pd.read_parquet(DAGS_FOLDER.parent / "feature_repo" / "data" / "flights.parquet",
-                               columns=["scheduled_departure", "arr_delay"])
-    in_window = entities[(entities.scheduled_departure >= AS_OF - timedelta(days=2))
-                         & (entities.scheduled_departure < AS_OF - timedelta(days=1))]
+                               columns=["scheduled_departure", "arr_delay", "arrived_at"])
+    in_window = entities[(entities.scheduled_departure >= AS_OF - timedelta(days=1))
+                         & (entities.scheduled_departure < AS_OF)]
+    landed = in_window.arr_delay.notna() & (in_window.arrived_at <= AS_OF)
     assert perf["available"]
-    assert perf["window_end"] == (AS_OF - timedelta(days=1)).isoformat()
-    assert perf["rows"] == int(in_window.arr_delay.notna().sum()) and perf["unlabelled"] == int(in_window.arr_delay.isna().sum())
+    assert perf["window_end"] == AS_OF.isoformat()
+    assert perf["rows"] == int(landed.sum()) and perf["unlabelled"] == int(in_window.arr_delay.isna().sum())
+    assert perf["label_pending"] == int((in_window.arr_delay.notna() & ~landed).sum())
     assert perf["unlabelled"] > 0  # cancelled flights: their label never arrives, they are not judged
     assert 0.5 < perf["champion"]["value"] < 1.0
     assert perf["breach"] is None  # min 0.55

@@ -87,7 +87,7 @@ def test_a_slice_of_the_year_frame_is_what_fetch_features_builds(spec, data, tmp
 
     as_of = datetime(2013, 3, 22, tzinfo=UTC)
     fetched = steps.fetch_features(spec, as_of=as_of, run_dir=tmp_path, feature_repo=feature_repo_ready)
-    window = data.between(as_of - spec.data.window, as_of)
+    window = data.labelled_by(spec.data.window.before(as_of), as_of, as_of)  # labels known at as_of
     assert features.fingerprint(window, timestamp=spec.data.timestamp)["sha256"] == fetched["sha256"]
     assert fetched["features"] == data.features
 
@@ -246,7 +246,7 @@ def test_cli_table_and_bad_input(spec, data, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "| policy | mean roc_auc | worst roc_auc | trainings | promotions |" in out
-    assert "| never | " in out and "| every | " in out and "2 steps of 7 days" in out
+    assert "| never | " in out and "| every | " in out and "2 steps of 7d" in out
     assert "goal for ctflow" in out
     assert main(["replay", "flight_delay", "--start", END, "--end", START, "--spec", str(spec_file), "--quiet"]) == 2
     assert "must be after start" in capsys.readouterr().err

@@ -103,7 +103,7 @@ def test_window_coverage_refuses_a_window_that_reaches_back_before_the_data(fram
     quality = Quality(min_rows=1000, min_window_coverage=0.9)
 
     def coverage(as_of: datetime):
-        rows = frame[(frame.scheduled_departure >= as_of - data.window) & (frame.scheduled_departure < as_of)]
+        rows = frame[(frame.scheduled_departure >= data.window.before(as_of)) & (frame.scheduled_departure < as_of)]
         report = check_quality(rows, quality=quality, data=data, features=["distance"], label="label", as_of=as_of)
         return next(r for r in report.rules if r.rule == "min_window_coverage")
 

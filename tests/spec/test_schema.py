@@ -10,7 +10,13 @@ import yaml
 
 from ctflow.cli import main
 from ctflow.spec import PipelineSpec
-from ctflow.spec.durations import DURATION_PATTERN, format_duration, parse_duration
+from ctflow.spec.durations import (
+    CALENDAR_PATTERN,
+    DURATION_PATTERN,
+    format_duration,
+    parse_calendar_duration,
+    parse_duration,
+)
 from ctflow.spec.schema import SCHEMA_ID, json_schema, markdown_reference
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -52,11 +58,12 @@ def test_duration_defaults_are_written_as_in_a_spec():
         prop
         for model in json_schema()["$defs"].values()
         for prop in model.get("properties", {}).values()
-        if prop.get("pattern") == DURATION_PATTERN and "default" in prop
+        if prop.get("pattern") in (DURATION_PATTERN, CALENDAR_PATTERN) and "default" in prop
     ]
-    assert len(durations) >= 6  # window, holdout, monitoring window and delay, retry_delay, task_timeout
+    assert len(durations) >= 5  # window, holdout, monitoring window (calendar), retry_delay, task_timeout
     for prop in durations:
-        assert format_duration(parse_duration(prop["default"])) == prop["default"], prop
+        parse = parse_duration if prop["pattern"] == DURATION_PATTERN else parse_calendar_duration
+        assert format_duration(parse(prop["default"])) == prop["default"], prop
 
 
 @pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
@@ -96,7 +103,7 @@ def test_markdown_reference_has_a_table_per_section():
     for section in ("top level", "schedule", "data", "data.label", "model.preprocessing", "monitoring.drift", "defaults"):
         assert f"\n#### `{section}`\n" in text, section
     assert "| `pipeline` | str | **required** |" in text
-    assert "| `window` | duration | `90d` |" in text
+    assert "| `window` | calendar duration | `90d` |" in text
     assert "| `strategy` | `direct` \\| `shadow` \\| `canary` | `\"direct\"` |" in text
 
 

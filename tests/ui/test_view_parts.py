@@ -169,7 +169,7 @@ def test_ct_params_explain_themselves(spec):
     schemas = {name: param.serialize()["schema"] for name, param in params.items()}
     assert all(schema.get("title") and schema.get("section") for schema in schemas.values())
     assert set(schemas["action"]["values_display"]) == {"train", "rollback"}
-    assert schemas["window_days"]["minimum"] == spec.data.holdout.days + 1
+    assert schemas["window_days"]["minimum"] == spec.data.holdout.longest().days + 1
     assert "60d" in params["window_days"].description and "reason" in params["force_promotion"].description
     ParamsDict(params).validate()
     # A plain retrain needs no reason: the field is nullable and empty by default, so Airflow's

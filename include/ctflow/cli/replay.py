@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from ctflow.contract import mlflow_tags
 
 if TYPE_CHECKING:
     from ctflow.core.replay import ReplayResult
+    from ctflow.spec.durations import CalendarDuration
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("pipeline", help="pipeline name: dags/specs/PIPELINE.yaml unless --spec is given")
     parser.add_argument("--start", required=True, type=_date, help="first step, YYYY-MM-DD (UTC)")
     parser.add_argument("--end", required=True, type=_date, help="end of the replay, YYYY-MM-DD, exclusive (UTC)")
-    parser.add_argument("--every", default="7d", type=_duration, help="step length, e.g. 7d (default 7d)")
+    parser.add_argument("--every", default="7d", type=_duration, help="step length, e.g. 7d, or 1mo for steps on month starts (default 7d)")
     parser.add_argument("--spec", type=Path, help="spec file (default: dags/specs/PIPELINE.yaml of the project)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per policy instead of the table")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write the timeline plot (PNG) here")
@@ -69,11 +70,11 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-def _duration(text: str) -> timedelta:
-    from ctflow.spec.durations import parse_duration
+def _duration(text: str) -> CalendarDuration:
+    from ctflow.spec.durations import parse_calendar_duration
 
     try:
-        return parse_duration(text)
+        return parse_calendar_duration(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -178,9 +179,8 @@ def _what_ifs(spec: Any, texts: list[str]) -> dict[str, tuple[Any, dict[str, Any
 
 def _report(result: ReplayResult, args: argparse.Namespace) -> str:
     lines = [
-        f"replay of {result.pipeline}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d} (exclusive), "
-        f"{len(result.policies[0].steps)} steps of {args.every.days or args.every} "
-        f"{'days' if args.every.days else ''}".rstrip(),
+        (f"replay of {result.pipeline}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d} (exclusive), "
+         f"{len(result.policies[0].steps)} steps of {args.every}"),
         "",
         result.table(),
         "",

@@ -68,6 +68,8 @@ class FeaturesFingerprint(StepResult):
     feature_service: str
     features: list[str]
     dropped_unlabelled: int = 0
+    #: Labelled rows of the window left out because their label was not known at as_of.
+    dropped_label_pending: int = 0
     positive_share: float | None = None
     seconds: float | None = None
     path: str | None = None

@@ -58,10 +58,11 @@ class Split:
 
 
 def split_window(spec: PipelineSpec, frame: pd.DataFrame, *, as_of: datetime) -> Split:
-    """The newest ``data.holdout`` of ``frame`` (the window as of ``as_of``) held out."""
+    """The newest ``data.holdout`` of ``frame`` (the window as of ``as_of``, its labels known at
+    ``as_of``: :func:`ctflow.core.labels.known_by`) held out."""
     from ctflow.core.training import split_by_time
 
-    holdout_start = as_of - spec.data.holdout
+    holdout_start = spec.data.holdout.before(as_of)
     train_rows, holdout_rows = split_by_time(frame, timestamp=spec.data.timestamp, holdout_start=holdout_start)
     return Split(frame, train_rows, holdout_rows, holdout_start)
 

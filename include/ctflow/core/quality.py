@@ -94,7 +94,9 @@ def check_quality(
     if quality.max_staleness is not None:
         add(_staleness_rule(frame, timestamp=data.timestamp, max_staleness=quality.max_staleness, as_of=as_of))
     if quality.min_window_coverage is not None:
-        add(_window_coverage(frame, timestamp=data.timestamp, window=window or data.window, as_of=as_of,
+        # A calendar window's length depends on where it ends: measure it back from as_of.
+        add(_window_coverage(frame, timestamp=data.timestamp, window=window or as_of - data.window.before(as_of),
+                             as_of=as_of,
                              minimum=quality.min_window_coverage))
     report.rules.extend(_range_rules(frame, quality=quality))
     if quality.label_balance is not None and rows:

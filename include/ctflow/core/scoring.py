@@ -126,14 +126,16 @@ def window_frame(
     feature_service: str,
     feature_repo: Path,
     labelled: bool = False,
+    known_by: datetime | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Entity rows of ``[start, end)`` with their point-in-time features, and facts about them.
 
     Without ``labelled`` the label source column is dropped (scoring must not see it); with it,
-    rows whose label is still unknown are dropped (and counted) and the derived label is added
-    as :data:`ctflow.core.steps.LABEL`.
+    rows whose label is missing, or not yet known at ``known_by`` (:mod:`ctflow.core.labels`),
+    are dropped (and counted) and the derived label is added as :data:`ctflow.core.steps.LABEL`.
     """
     from ctflow.core import features as feast
+    from ctflow.core.labels import known_by as label_known_by
     from ctflow.core.steps import derive_label, resolve_path
 
     rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp, start=start, end=end)
@@ -141,6 +143,7 @@ def window_frame(
     if labelled:
         rows, unlabelled = derive_label(rows, spec)
         facts["unlabelled"] = unlabelled
+        rows, facts["label_pending"] = label_known_by(rows, known_by) if known_by is not None else (rows, 0)
     else:
         rows = rows.drop(columns=[spec.data.label.column], errors="ignore")
     rows = rows.reset_index(drop=True)

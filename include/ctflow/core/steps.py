@@ -54,8 +54,10 @@ def fetch_features(
     window_days: int | None = None,
     feature_repo: Path | None = None,
 ) -> dict[str, Any]:
-    """Entity rows of ``[as_of - window, as_of)`` with labels, joined point-in-time with Feast."""
+    """Entity rows of ``[as_of - window, as_of)`` whose label is known at ``as_of``
+    (:mod:`ctflow.core.labels`), joined point-in-time with Feast."""
     from ctflow.core import features as feast
+    from ctflow.core.labels import known_by
 
     repo = Path(feature_repo or settings.feature_repo())
     if window_days is not None and (isinstance(window_days, bool) or not isinstance(window_days, int) or window_days <= 0):
@@ -66,6 +68,8 @@ def fetch_features(
     started = time.perf_counter()
     rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp, start=start, end=end)
     rows, unlabelled = derive_label(rows, spec)
+    # A backfill or replay finds every label in the table: keep only those known at as_of.
+    rows, pending = known_by(rows, as_of)
     service_features = feast.feature_names(repo, spec.data.features)
     known = [*map(str, rows.columns), *service_features]
     absent = [c for c in spec.data.columns if c not in known]
@@ -84,6 +88,7 @@ def fetch_features(
         "window_end": end.isoformat(),
         "as_of": as_of.isoformat(),
         "dropped_unlabelled": unlabelled,
+        "dropped_label_pending": pending,
         "feature_service": spec.data.features,
         "features": features,
         "positive_share": round(float(frame[LABEL].mean()), 4) if len(frame) and spec.model.task == "classification" else None,
@@ -91,14 +96,18 @@ def fetch_features(
         "path": str(run_dir / FRAME),
     }
     _write(run_dir / FEATURES, result)
-    log.info("training frame: %s rows in [%s, %s), %s features from %s (dropped %s unlabelled rows)",
-             result["rows"], start, end, len(features), spec.data.features, unlabelled)
+    log.info("training frame: %s rows in [%s, %s), %s features from %s (dropped %s unlabelled rows and %s whose "
+             "label was not known yet)", result["rows"], start, end, len(features), spec.data.features, unlabelled,
+             pending)
     return result
 
 
 def derive_label(rows: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, int]:
-    """Add :data:`LABEL` per the spec; rows whose label is unknown are dropped (and counted)."""
+    """Add :data:`LABEL` and :data:`~ctflow.core.labels.KNOWN_AT` (when it became known) per the spec;
+    rows whose label is unknown are dropped (and counted)."""
     import numpy as np
+
+    from ctflow.core.labels import with_known_at
 
     if spec.data.label.column not in rows.columns:
         raise ConfigurationError(
@@ -117,7 +126,7 @@ def derive_label(rows: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, 
         ops = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
                "==": np.equal, "!=": np.not_equal}
         rows[LABEL] = ops[op](values, number).astype("int64")
-    return rows, int((~known).sum())
+    return with_known_at(rows, spec), int((~known).sum())
 
 
 def check_quality(spec: PipelineSpec, *, as_of: datetime, run_dir: Path) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ctflow.spec.durations import CalendarDuration
+
 
 def resolve_as_of(
     override: str | datetime | None,
@@ -44,6 +46,6 @@ def as_of_from_events(extras: Iterable[Mapping[str, Any] | None]) -> datetime | 
     return max(m if m.tzinfo else m.replace(tzinfo=UTC) for m in moments)
 
 
-def window(as_of: datetime, length: timedelta) -> tuple[datetime, datetime]:
-    """``[as_of - length, as_of)``."""
-    return as_of - length, as_of
+def window(as_of: datetime, length: timedelta | CalendarDuration) -> tuple[datetime, datetime]:
+    """``[as_of - length, as_of)``, months counted on the calendar (a 1mo window ending Mar 1 starts Feb 1)."""
+    return CalendarDuration.of(length).before(as_of), as_of

@@ -22,7 +22,7 @@ def render_doc_md(spec: PipelineSpec, *, source_text: str | None = None, source_
         ("Owner", spec.owner),
         ("Schedule", f"train `{spec.schedule.train}`, monitor `{spec.schedule.monitor}`"),
         ("Features", f"Feast service `{data.features}` + entity columns {', '.join(data.columns) or '—'}"),
-        ("Label", f"`{data.label.column}` {data.label.positive_when or ''}".strip()),
+        ("Label", f"`{data.label.column}` {data.label.positive_when or ''}".strip() + _known(spec)),
         ("Window", f"{format_duration(data.window)} (newest {format_duration(data.holdout)} held out)"),
         ("Model", f"{model.task}: `{model.estimator}` {model.params or ''}"),
         ("Gate", (
@@ -36,3 +36,11 @@ def render_doc_md(spec: PipelineSpec, *, source_text: str | None = None, source_
     if source_text:
         text += f"\n#### Spec `{source_name or spec.pipeline}`\n\n```yaml\n{source_text.rstrip()}\n```\n"
     return text
+
+
+def _known(spec: PipelineSpec) -> str:
+    """When the label is known (training uses only labels known at the run's as-of time)."""
+    if spec.data.label.available_at:
+        return f"; known at `{spec.data.label.available_at}`"
+    after = spec.label_available_after
+    return f"; known {format_duration(after)} after the timestamp" if after else ""

@@ -29,7 +29,7 @@ def ct_params(spec: PipelineSpec) -> dict[str, Param]:
     is empty (``ctflow.core.steps``); the ctflow view refuses such triggers before they start.
     """
     window = spec.data.window
-    holdout_days = spec.data.holdout.days
+    holdout_days = spec.data.holdout.longest().days  # the override is in whole days
     return {
         "action": Param(
             "train",
@@ -94,7 +94,10 @@ def ct_params(spec: PipelineSpec) -> dict[str, Param]:
 def monitor_params(spec: PipelineSpec) -> dict[str, Param]:
     """The ``monitor_<name>`` trigger form: which window to judge, and whether to act on it."""
     monitoring = spec.monitoring
-    window, delay = format_duration(monitoring.window), format_duration(monitoring.ground_truth_delay)
+    window = format_duration(monitoring.window)
+    after = spec.label_available_after
+    delay = format_duration(after) if after else ""
+    labelled = f"[as of - {delay} - {window}, as of - {delay})" if after else f"[as of - {window}, as of)"
     return {
         "as_of": Param(
             None,
@@ -102,8 +105,8 @@ def monitor_params(spec: PipelineSpec) -> dict[str, Param]:
             format="date-time",
             title="As of",
             description=f"Judge the window ending at this instant (ISO date-time, UTC): rows of [as of - {window}, "
-            f"as of) are scored and checked for drift; performance is measured on [as of - {delay} - {window}, "
-            f"as of - {delay}), whose labels have arrived. Empty: the run's logical date. Re-running a window "
+            f"as of) are scored and checked for drift; performance is measured on the rows of {labelled} "
+            "whose labels are known at as of (data.label). Empty: the run's logical date. Re-running a window "
             "replaces its predictions.",
         ),
         "dry_run": Param(

@@ -78,8 +78,9 @@ class PredictionDriftOperator(MonitoringOperator):
 
 class PerformanceOperator(MonitoringOperator):
     """
-    The spec's metric on the ground-truth window ``[as_of - ground_truth_delay - window,
-    as_of - ground_truth_delay)``, for the champion and the challenger on the same rows.
+    The spec's metric on the ground-truth window ``[as_of - available_after - window,
+    as_of - available_after)`` (its rows whose label is known at ``as_of``: ``data.label``),
+    for the champion and the challenger on the same rows.
 
     With shadow/canary, records the window's winner; after ``registry.promote_after`` wins in a
     row the challenger becomes champion (compare-and-set, alias history), after as many losses it

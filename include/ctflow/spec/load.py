@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any, cast
 
 import yaml
@@ -17,7 +18,7 @@ from ctflow import settings
 from ctflow.spec import yaml_safe
 from ctflow.spec.checks import check_spec
 from ctflow.spec.errors import Problem, SpecError, did_you_mean
-from ctflow.spec.models import IDENTIFIER_PATTERN, PipelineSpec
+from ctflow.spec.models import IDENTIFIER_PATTERN, PipelineSpec, SpecDeprecationWarning
 
 Path_ = tuple[str | int, ...]
 
@@ -138,10 +139,18 @@ def parse_spec(text: str, filename: str = "<spec>") -> PipelineSpec:
         kind = kinds.get(type(data), f"a single {type(data).__name__} value")
         message = f"a spec is a YAML mapping (key: value), got {kind}"
         raise SpecError([Problem(filename, doc.lines.get((), 1), (), message)])
-    try:
-        spec = PipelineSpec.model_validate(data)
-    except ValidationError as err:
-        raise SpecError(_problems_from(err, doc, data)) from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpecDeprecationWarning)
+        try:
+            spec = PipelineSpec.model_validate(data)
+        except ValidationError as err:
+            raise SpecError(_problems_from(err, doc, data)) from None
+    for warning in caught:  # said once per spec, where it is written
+        if isinstance(warning.message, SpecDeprecationWarning):
+            found = warning.message
+            warnings.warn(f"{filename}:{_line_of(found.path, doc)}: {found}", FutureWarning, stacklevel=2)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     findings = check_spec(spec)
     if findings:
         raise SpecError([Problem(filename, _line_of(f.path, doc), f.path, f.message, f.suggestion) for f in findings])

@@ -8,6 +8,7 @@ whole spec live in :mod:`ctflow.spec.checks` so that their errors can point at a
 from __future__ import annotations
 
 import re
+import warnings
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
@@ -16,7 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from ctflow.contract import tasks
 from ctflow.spec.catalog import ESTIMATORS, METRIC_REGISTRY, METRICS, TaskType
-from ctflow.spec.durations import Duration, format_duration
+from ctflow.spec.durations import CalendarDuration, CalendarSpan, Duration, format_duration
 from ctflow.spec.errors import did_you_mean
 
 IDENTIFIER_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -41,6 +42,15 @@ CRON_PRESETS = {
     "@yearly": "0 0 1 1 *",
 }
 _COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+class SpecDeprecationWarning(FutureWarning):
+    """A spec key that still works but has a new spelling; ``path`` is the key (the loader adds file and line)."""
+
+    def __init__(self, path: tuple[str, ...], message: str):
+        super().__init__(f"{'.'.join(path)}: {message}")
+        self.path = path
+        self.message = message
 
 
 class Strict(BaseModel):
@@ -119,12 +129,32 @@ class Label(Strict):
     positive_when: str | None = Field(
         None, description="Derive a binary label, e.g. '> 15'. Rows with a missing source value are dropped."
     )
+    available_after: CalendarSpan | None = Field(
+        None,
+        description="When the label becomes known: this long after the row's timestamp (e.g. '1d', '1mo'). "
+                    "Training and holdout rows are those whose label is known at the run's as-of time; "
+                    "monitoring measures performance on the window this long before as-of. "
+                    "Default (and without available_at): known at the row's timestamp.",
+    )
+    available_at: Column | None = Field(
+        None,
+        description="When the label becomes known: a timestamp column of the entity table (e.g. an arrival "
+                    "time); a row whose value is missing never has a known label. Exclusive with available_after.",
+    )
 
     @field_validator("positive_when")
     @classmethod
     def _comparison(cls, value: str | None) -> str | None:
         if value is not None and not _COMPARISON.match(value):
             raise PydanticCustomError("comparison", f"expected a comparison such as '> 15' or '== 1', got {value!r}")
+        return value
+
+    @field_validator("available_at")
+    @classmethod
+    def _one_availability(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A field validator (available_after is validated first) so that the error points at available_at.
+        if value is not None and info.data.get("available_after") is not None:
+            raise ValueError("give available_after (a delay) or available_at (a column), not both")
         return value
 
     @property
@@ -149,9 +179,16 @@ class Data(Strict):
     columns: list[Column] = Field(
         default_factory=list, description="Entity-table columns used as features too (known at request time)."
     )
-    window: Duration = Field(timedelta(days=90), description="Training rows: [logical_date - window, logical_date).")
-    holdout: Duration = Field(
-        timedelta(days=14), validate_default=True, description="The newest part of the window, held out for evaluation."
+    window: CalendarSpan = Field(
+        CalendarDuration(0, timedelta(days=90)),
+        description="Training rows: [as_of - window, as_of), less those whose label is not known at as_of "
+                    "(see label.available_after / available_at: the newest end is cut). Calendar units "
+                    "('1mo', '1y') count months: a 1mo window ending Mar 1 starts Feb 1.",
+    )
+    holdout: CalendarSpan = Field(
+        CalendarDuration(0, timedelta(days=14)), validate_default=True,
+        description="The newest part of the window, [as_of - holdout, as_of), held out for evaluation "
+                    "(its rows whose label is known at as_of).",
     )
 
     @field_validator("label", mode="before", json_schema_input_type=str | Label)
@@ -161,10 +198,10 @@ class Data(Strict):
 
     @field_validator("holdout")
     @classmethod
-    def _holdout_inside_window(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+    def _holdout_inside_window(cls, value: CalendarDuration, info: ValidationInfo) -> CalendarDuration:
         # A field validator (window is validated first) so that the error points at holdout.
         window = info.data.get("window")
-        if window is not None and value >= window:
+        if window is not None and value.approx() >= window.approx():
             raise ValueError(
                 f"holdout ({format_duration(value)}) must be shorter than window ({format_duration(window)}), "
                 "or nothing is left to train on"
@@ -366,8 +403,12 @@ class Monitoring(Strict):
     """What the monitoring DAG watches and what it does about it."""
 
     reference: Literal["champion_training_data"] = "champion_training_data"
-    window: Duration = Field(timedelta(days=1), description="Rows scored per monitoring run.")
-    ground_truth_delay: Duration = Field(timedelta(days=1), description="How long after the timestamp labels arrive.")
+    window: CalendarSpan = Field(CalendarDuration(0, timedelta(days=1)), description="Rows scored per monitoring run.")
+    ground_truth_delay: CalendarSpan | None = Field(
+        None,
+        description="Deprecated: write data.label.available_after, which training and monitoring both read "
+                    "(this value is used as it when given).",
+    )
     min_rows: int = Field(
         100, ge=1,
         description="A window with fewer rows, or with no drift column holding this many usable (not missing, "
@@ -377,6 +418,17 @@ class Monitoring(Strict):
     prediction_drift: Drift = Field(default_factory=lambda: Drift(max_drifted_share=1.0))
     performance: Performance | None = None
     alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=_alerts_default)
+
+    @field_validator("ground_truth_delay")
+    @classmethod
+    def _deprecated_delay(cls, value: CalendarDuration | None) -> CalendarDuration | None:
+        if value is not None:
+            warnings.warn(SpecDeprecationWarning(
+                ("monitoring", "ground_truth_delay"),
+                f"deprecated: write data.label.available_after: {format_duration(value)} instead "
+                "(it now also keeps labels not yet known out of training)",
+            ), stacklevel=2)
+        return value
 
 
 class Runner(Strict):
@@ -416,6 +468,24 @@ class PipelineSpec(Strict):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     runner: Runner = Field(default_factory=Runner)
     defaults: Defaults = Field(default_factory=Defaults)
+
+    @field_validator("monitoring")
+    @classmethod
+    def _availability_once(cls, value: Monitoring, info: ValidationInfo) -> Monitoring:
+        # A field validator (data is validated first) so that the error points at monitoring.
+        data = info.data.get("data")
+        label = data.label if data is not None else None
+        if value.ground_truth_delay is not None and label and (label.available_after or label.available_at):
+            raise ValueError("ground_truth_delay (deprecated) and data.label.available_after/available_at both say "
+                             "when labels arrive: keep only data.label's")
+        return value
+
+    @property
+    def label_available_after(self) -> CalendarDuration | None:
+        """How long after its timestamp a row's label is known (``data.label.available_after``, or the
+        deprecated ``monitoring.ground_truth_delay``); None when ``available_at`` names a column or
+        the label is known at the timestamp. Read through :mod:`ctflow.core.labels`."""
+        return self.data.label.available_after or self.monitoring.ground_truth_delay
 
     @property
     def model_name(self) -> str:

@@ -14,7 +14,7 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import GenerateJsonSchema
 
 from ctflow.spec.catalog import ESTIMATORS, TaskType, metrics_for
-from ctflow.spec.durations import format_duration
+from ctflow.spec.durations import CalendarDuration, format_duration
 from ctflow.spec.models import CRON_PRESETS, PipelineSpec
 
 SCHEMA_ID = "https://ctflow.dev/schemas/ctflow-spec.schema.json"
@@ -23,7 +23,9 @@ SCHEMA_ID = "https://ctflow.dev/schemas/ctflow-spec.schema.json"
 class _SpecJsonSchema(GenerateJsonSchema):
     def encode_default(self, dft: Any) -> Any:
         # Defaults are encoded by their Python type, which would spell 90 days "P90D".
-        return format_duration(dft) if isinstance(dft, timedelta) else super().encode_default(dft)
+        if isinstance(dft, timedelta | CalendarDuration):
+            return format_duration(dft)
+        return super().encode_default(dft)
 
 
 def json_schema() -> dict[str, Any]:
@@ -98,7 +100,8 @@ def _task_metrics(task: TaskType) -> dict[str, Any]:
 
 def markdown_reference() -> str:
     """One table per section of the spec: key, type, default, meaning."""
-    out = ["Every key, its type and default. Unknown keys are errors. Durations read like `90d`, `12h`, `1d12h`."]
+    out = [("Every key, its type and default. Unknown keys are errors. Durations read like `90d`, `12h`, `1d12h`; "
+           "windows, holdouts and label delays may count calendar months: `1mo`, `3mo`, `1y` (Jan 31 + 1mo = Feb 28/29).")]
     for path, model in _sections(PipelineSpec, ""):
         out.append(f"\n#### `{path or 'top level'}`\n")
         if model.__doc__ and path:
@@ -145,6 +148,8 @@ def _type_name(annotation: Any) -> str:
         return "null"
     if annotation is timedelta:
         return "duration"
+    if annotation is CalendarDuration:
+        return "calendar duration"
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -154,6 +159,6 @@ def _default(field: FieldInfo) -> str:
     value = field.get_default(call_default_factory=True)  # no spec factory reads other fields
     if isinstance(value, BaseModel):
         return "(section)"
-    if isinstance(value, timedelta):
+    if isinstance(value, timedelta | CalendarDuration):
         return f"`{format_duration(value)}`"
     return f"`{json.dumps(value, default=str)}`"

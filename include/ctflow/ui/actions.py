@@ -169,9 +169,10 @@ async def retrain(request: Request, name: str, body: RetrainRequest = Body(...),
     if body.force_promotion and not body.reason:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
                             "force_promotion needs a reason: it goes into the alias history")
-    if body.window_days is not None and body.window_days <= spec.data.holdout.days:
+    holdout_days = spec.data.holdout.longest().days
+    if body.window_days is not None and body.window_days <= holdout_days:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                            f"window_days must be longer than the holdout ({spec.data.holdout.days} days)")
+                            f"window_days must be longer than the holdout ({holdout_days} days)")
     conf: dict[str, Any] = {"action": "train", "force_promotion": body.force_promotion, "dry_run": body.dry_run,
                             "reason": body.reason}
     if body.as_of is not None:

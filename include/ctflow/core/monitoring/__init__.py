@@ -10,10 +10,10 @@
    (``reference/profile`` of its MLflow run, written at training time);
 3. :func:`prediction_drift` — the window's champion scores against its training-time holdout
    scores (``reference/scores.npy``);
-4. :func:`performance` — on the **ground-truth window** ``[as_of - ground_truth_delay - window,
-   as_of - ground_truth_delay)``: every row there has had ``ground_truth_delay`` for its label to
-   arrive, so its label is known at ``as_of``. Those rows (with their labels from the entity table,
-   unknown labels dropped) are scored by the champion and the challenger, the *same* rows for
+4. :func:`performance` — on the **ground-truth window** ``[as_of - available_after - window,
+   as_of - available_after)`` (``data.label``; no shift with ``available_at``), of which only the
+   rows whose label is known at ``as_of`` count (:mod:`ctflow.core.labels`). Those rows (with
+   their labels from the entity table, unknown labels dropped) are scored by the champion and the challenger, the *same* rows for
    both whatever the strategy, and the spec's metric compared. The result is recorded per window
    (``ctflow_performance``); a challenger that wins/loses ``registry.promote_after`` windows in a
    row is promoted (registry compare-and-set + alias history) or retired;

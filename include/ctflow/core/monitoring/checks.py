@@ -21,7 +21,6 @@ from ctflow.core.monitoring.files import (
     read_result,
     write_result,
 )
-from ctflow.core.timing import window as time_window
 
 if TYPE_CHECKING:
     from ctflow.spec import PipelineSpec
@@ -114,8 +113,10 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
 
 
 def ground_truth_window(spec: PipelineSpec, as_of: datetime) -> tuple[datetime, datetime]:
-    """``[as_of - ground_truth_delay - window, as_of - ground_truth_delay)``: labels known by ``as_of``."""
-    return time_window(as_of - spec.monitoring.ground_truth_delay, spec.monitoring.window)
+    """``[as_of - available_after - window, as_of - available_after)``: :func:`ctflow.core.labels.ground_truth_window`."""
+    from ctflow.core.labels import ground_truth_window as window
+
+    return window(spec, as_of)
 
 
 def performance(
@@ -156,8 +157,9 @@ def performance(
         challenger = ServingModel.of(registry, registry.get_version(scored["challenger"]["version"]), "challenger", spec)
     repo = Path(feature_repo or settings.feature_repo())
     frame, facts = window_frame(spec, start=start, end=end, feature_service=champion.feature_service,
-                                feature_repo=repo, labelled=True)
-    result.update(rows=facts["rows"], unlabelled=facts["unlabelled"], champion={"version": champion.number, "value": None})
+                                feature_repo=repo, labelled=True, known_by=as_of)
+    result.update(rows=facts["rows"], unlabelled=facts["unlabelled"], label_pending=facts["label_pending"],
+                  champion={"version": champion.number, "value": None})
     if frame.empty:
         result["reason"] = f"no labelled rows in the ground-truth window [{start}, {end}) yet"
         return _finish_performance(run_dir, result, started)
@@ -182,7 +184,7 @@ def performance(
             challenger_frame = frame
             if challenger.feature_service != champion.feature_service:
                 challenger_frame, _ = window_frame(spec, start=start, end=end, feature_service=challenger.feature_service,
-                                                   feature_repo=repo, labelled=True)
+                                                   feature_repo=repo, labelled=True, known_by=as_of)
             challenger_value = perf.metric_value(spec.model.task, metric, challenger_frame[LABEL].to_numpy(),
                                                  challenger.score(challenger_frame, spec.model.task),
                                                  threshold=spec.model.threshold)

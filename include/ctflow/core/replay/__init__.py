@@ -12,8 +12,9 @@ Three policies are compared on the same real rows:
 ``every``
     retrain at every step and always deploy.
 
-At each step ``t_k = start + k * every`` each policy may train, then its current model is
-scored on the rows of ``[t_k, t_k + every)`` with the spec's ``evaluation.metric``.
+At each step ``t_k = start + k * every`` (on the calendar: ``1mo`` steps stay on month starts)
+each policy may train, then its current model is scored on the rows of ``[t_k, t_{k+1})`` with
+the spec's ``evaluation.metric``.
 
 How the replay maps the DAGs' behaviour onto steps (documented approximations):
 
@@ -23,7 +24,9 @@ How the replay maps the DAGs' behaviour onto steps (documented approximations):
   row, as of that row's timestamp, so a slice holds exactly the rows and values that
   ``steps.fetch_features`` would build for that window, in the same order.
 * **Training** is ``steps.train``'s own fit without MLflow (:func:`ctflow.core.fit.fit_candidate`):
-  the window ``[t_k - data.window, t_k)``, the newest ``data.holdout`` of it held out, the
+  the window ``[t_k - data.window, t_k)`` less the rows whose label was not known at ``t_k``
+  (:meth:`ReplayFrame.labelled_by`: the frame holds every label the table has today, a step
+  sees only those known then), the newest ``data.holdout`` of it held out, the
   spec's pipeline, ``evaluation.compute_metrics`` and ``slice_metrics`` on the holdout. Each
   ``t_k`` is trained at most once and shared by every policy that trains then
   (:class:`ModelBank`): the three policies' first models are one fit.
@@ -34,8 +37,8 @@ How the replay maps the DAGs' behaviour onto steps (documented approximations):
   data drift of ``monitoring.drift.columns`` (default: the model's features) against the
   champion's reference profile (its training rows, as ``steps.train`` stores it), breach when
   the drifted share reaches ``max_drifted_share``; and ``monitoring.performance`` on the rows
-  whose labels have arrived by ``t_k`` (``[t_{k-1}, t_k)`` shifted back by
-  ``monitoring.ground_truth_delay``). The monitoring DAG checks ``monitoring.window`` (daily)
+  whose labels are known at ``t_k`` (``[t_{k-1}, t_k)`` shifted back by
+  ``data.label.available_after``, filtered by when each label became known). The monitoring DAG checks ``monitoring.window`` (daily)
   windows; the replay checks one window per step, and a breach retrains as of the next step.
 * **Data quality** (``quality``) is checked before each ctflow training, as in the DAG; a
   window that fails is not trained on. ``never`` and ``every`` do not check.

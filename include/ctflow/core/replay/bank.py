@@ -60,7 +60,8 @@ class ModelBank:
         self._quality: dict[tuple[datetime, str], QualityReport] = {}
 
     def window(self, as_of: datetime) -> pd.DataFrame:
-        return self.data.between(as_of - self.spec.data.window, as_of)
+        """The training window as of ``as_of``: its rows whose label was known then."""
+        return self.data.labelled_by(self.spec.data.window.before(as_of), as_of, as_of)
 
     def train(self, as_of: datetime) -> Candidate:
         if as_of in self._models:

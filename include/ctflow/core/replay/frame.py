@@ -35,9 +35,20 @@ class ReplayFrame:
         ts = self.frame[self.timestamp]
         return self.frame.loc[(ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))]
 
+    def labelled_by(self, start: datetime, end: datetime, as_of: datetime) -> pd.DataFrame:
+        """Rows of ``[start, end)`` whose label is known at ``as_of``: what ``steps.fetch_features``
+        (or monitoring's performance) would get at ``as_of``, whatever the table holds today."""
+        from ctflow.core.labels import known_by
+
+        return known_by(self.between(start, end), as_of)[0]
+
 
 def load_frame(spec: PipelineSpec, start: datetime, end: datetime, *, feature_repo: Path | None = None) -> ReplayFrame:
     """Rows of ``[start - data.window, end)`` with labels and point-in-time features: one Feast call.
+
+    Every label of the range is in it, with the moment it became known
+    (:data:`ctflow.core.labels.KNOWN_AT`): :meth:`ReplayFrame.labelled_by` is how a step sees only
+    the labels known at its ``as_of``.
 
     The same functions as ``steps.fetch_features`` (``features.load_entity_rows``,
     ``steps.derive_label``, ``features.get_historical_features``) over the whole range.
@@ -49,13 +60,14 @@ def load_frame(spec: PipelineSpec, start: datetime, end: datetime, *, feature_re
 
     repo = Path(feature_repo or settings.feature_repo())
     started = time.perf_counter()
+    first = spec.data.window.before(as_utc(start))
     rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp,
-                                  start=as_utc(start) - spec.data.window, end=as_utc(end))
+                                  start=first, end=as_utc(end))
     rows, unlabelled = derive_label(rows, spec)
     frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
     service = feast.feature_names(repo, spec.data.features)
     names = feature_candidates(spec, service)
     seconds = time.perf_counter() - started
     log.info("replay frame: %s labelled rows of [%s, %s) joined with %s in %.1f s", len(frame),
-             (as_utc(start) - spec.data.window).date(), as_utc(end).date(), spec.data.features, seconds)
+             first.date(), as_utc(end).date(), spec.data.features, seconds)
     return ReplayFrame(frame, names, spec.data.timestamp, unlabelled, seconds)

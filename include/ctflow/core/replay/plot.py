@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ctflow.core.replay.format import fmt as _fmt
 from ctflow.core.replay.results import CTFLOW, EVERY, NEVER, POLICIES, ReplayResult
+from ctflow.spec.durations import CalendarDuration
 
 _COLOURS = {NEVER: "#9e9e9e", CTFLOW: "#1f77b4", EVERY: "#ff7f0e"}
 _WHAT_IF_COLOURS = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728", "#7f7f7f",
@@ -56,7 +57,7 @@ def plot_timeline(result: ReplayResult, path: str | Path, *, title: str | None =
         ys = [s.metric for s in ct.steps if s.promoted and s.metric is not None]
         top.scatter(xs, ys, marker="^", s=70, color=_COLOURS[CTFLOW], edgecolor="black", zorder=4,
                     label="ctflow: new champion deployed")
-    top.set_ylabel(f"weekly {result.metric}" if result.every == timedelta(days=7) else f"{result.metric} per step")
+    top.set_ylabel(f"weekly {result.metric}" if result.every == CalendarDuration(0, timedelta(days=7)) else f"{result.metric} per step")
     top.grid(alpha=0.3)
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False, labelspacing=1.0)
     top.set_title(title or f"Replay of {result.pipeline}: {result.start:%Y-%m-%d} to {result.end:%Y-%m-%d}, "

@@ -126,10 +126,12 @@ def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous:
         record.drifted_columns = drift.drifted_columns
         data = {"available": True, **drift.to_dict(), "drifted_columns": drift.drifted_columns}
     if monitoring.performance is not None:
-        delay = monitoring.ground_truth_delay
-        start, end = previous.start - delay, step.start - delay
-        labelled = bank.data.between(start, end)
-        value = bank.metrics(champion, labelled, ("labelled", previous.index, delay)).get(monitoring.performance.metric)
+        # The previous step's rows, moved back by the label delay, whose labels are known at this step.
+        delay = spec.label_available_after
+        start, end = (previous.start, step.start) if delay is None else (delay.before(previous.start),
+                                                                          delay.before(step.start))
+        labelled = bank.data.labelled_by(start, end, step.start)
+        value = bank.metrics(champion, labelled, ("labelled", previous.index, str(delay))).get(monitoring.performance.metric)
         record.monitored_metric = value
         perf = {"available": value is not None, "breach": monitoring.performance.breach(value),
                 "metric": monitoring.performance.metric, "champion": {"version": champion.id, "value": value},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from ctflow.core.replay.format import round_metric as _round
 
 if TYPE_CHECKING:
     from ctflow.spec.catalog import TaskType
+    from ctflow.spec.durations import CalendarDuration
 
 NEVER, CTFLOW, EVERY = "never", "ctflow", "every"
 POLICIES = (NEVER, CTFLOW, EVERY)
@@ -157,11 +158,16 @@ class ReplayResult:
     metric: str
     start: datetime
     end: datetime
-    every: timedelta
+    every: CalendarDuration
     policies: list[PolicyResult]
     fits: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def _every_seconds(self) -> float:
+        # A calendar step ("1mo") has no fixed length: its average one.
+        return self.every.approx().total_seconds()
 
     def policy(self, name: str) -> PolicyResult:
         return next(p for p in self.policies if p.policy == name)
@@ -171,7 +177,7 @@ class ReplayResult:
         every = self.policy(EVERY)
         return [
             {**p.to_dict(reference=every, steps=steps), "metric": self.metric, "start": self.start.isoformat(),
-             "end": self.end.isoformat(), "every_seconds": self.every.total_seconds()}
+             "end": self.end.isoformat(), "every": str(self.every), "every_seconds": self._every_seconds}
             for p in self.policies
         ]
 
@@ -231,6 +237,7 @@ class ReplayResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "pipeline": self.pipeline, "task": self.task, "metric": self.metric, "start": self.start.isoformat(),
-            "end": self.end.isoformat(), "every_seconds": self.every.total_seconds(), "fits": self.fits,
+            "end": self.end.isoformat(), "every": str(self.every), "every_seconds": self._every_seconds,
+            "fits": self.fits,
             "seconds": self.seconds, "notes": self.notes, "policies": self.records(),
         }

@@ -14,6 +14,7 @@ from ctflow.core.replay.frame import ReplayFrame
 from ctflow.core.replay.policies import _run_ctflow, _run_fixed
 from ctflow.core.replay.results import EVERY, NEVER, ReplayResult
 from ctflow.core.replay.timeline import ReplayError, as_utc, make_steps
+from ctflow.spec.durations import CalendarDuration
 
 if TYPE_CHECKING:
     from ctflow.spec import PipelineSpec
@@ -28,7 +29,7 @@ def replay(
     *,
     start: datetime | date | str,
     end: datetime | date | str,
-    every: timedelta,
+    every: timedelta | CalendarDuration,
     what_if: Mapping[str, tuple[PipelineSpec, Mapping[str, Any]]] | None = None,
     threads: int | None = 1,
 ) -> ReplayResult:
@@ -43,6 +44,7 @@ def replay(
     """
     started, cpu = time.perf_counter(), time.process_time()
     start, end = as_utc(start), as_utc(end)
+    every = CalendarDuration.of(every)
     steps = make_steps(start, end, every)
     for variant_name, (variant, _) in (what_if or {}).items():
         _check_variant(spec, variant, variant_name)
@@ -72,8 +74,9 @@ def replay(
         ]
     first = bank.train(steps[0].start).train_rows  # fitted already: every policy trains at step 0
     earliest = first[spec.data.timestamp].min() if len(first) else None
-    if earliest is not None and earliest > pd.Timestamp(start - spec.data.window) + timedelta(days=1):
-        notes.append(f"the first training window starts at {start - spec.data.window:%Y-%m-%d} but the data at "
+    first_start = spec.data.window.before(start)
+    if earliest is not None and earliest > pd.Timestamp(first_start) + timedelta(days=1):
+        notes.append(f"the first training window starts at {first_start:%Y-%m-%d} but the data at "
                      f"{earliest:%Y-%m-%d}: the first model trains on {len(first)} rows only")
     return ReplayResult(
         pipeline=spec.pipeline, task=spec.model.task, metric=spec.evaluation.metric, start=start, end=end,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from ctflow.exceptions import CtflowError
+from ctflow.spec.durations import CalendarDuration
 from ctflow.spec.models import cron_expression
 
 
@@ -22,18 +23,25 @@ class Step:
     end: datetime
 
 
-def make_steps(start: datetime, end: datetime, every: timedelta) -> list[Step]:
-    """``[start, end)`` cut every ``every``; the last step may be shorter."""
+def make_steps(start: datetime, end: datetime, every: timedelta | CalendarDuration) -> list[Step]:
+    """``[start, end)`` cut every ``every``; the last step may be shorter.
+
+    Step ``k`` starts at ``start`` moved by ``k`` times ``every`` on the calendar, not by adding
+    ``every`` to the previous step: ``1mo`` steps from Jan 31 start Feb 29, Mar 31, Apr 30, and
+    from a month's first day they stay on month starts (31-day steps drift off them).
+    """
     start, end = as_utc(start), as_utc(end)
-    if every <= timedelta(0):
-        raise ReplayError(f"the step must be positive, got {every}")
+    step = CalendarDuration.of(every)
+    if step.months < 0 or step.approx() <= timedelta(0):
+        raise ReplayError(f"the step must be positive, got {step}")
     if end <= start:
         raise ReplayError(f"end {end.date()} must be after start {start.date()}")
     out: list[Step] = []
     moment = start
     while moment < end:
-        out.append(Step(len(out), moment, min(moment + every, end)))
-        moment += every
+        following = CalendarDuration(step.months * (len(out) + 1), step.delta * (len(out) + 1)).after(start)
+        out.append(Step(len(out), moment, min(following, end)))
+        moment = following
     return out
 
 

@@ -12,6 +12,7 @@ The contract:
 * ``data.label.column`` is one of its columns and fits the task: numeric for regression;
   binary for classification (0/1 or true/false, or numeric with ``positive_when``). Multiclass
   is not supported: a label with more than two values is an error naming them;
+* ``data.label.available_at``, when given, is one of its columns, of a timestamp type;
 * ``data.features`` is a feature service of the pipeline's Feast repository; the entity table has
   every join key of its views, and none of its feature names is already an entity-table column;
 * ``data.columns``, ``model.categorical``, ``model.exclude``, ``quality.ranges``,
@@ -74,11 +75,27 @@ def _entity_table(spec: PipelineSpec, table: EntityTable) -> Iterator[Finding]:
         yield Finding(("data", "timestamp"), f"column {data.timestamp!r} of {where} is {table.columns[data.timestamp]}, "
                       "not a timestamp: store it as a parquet timestamp (pandas: pd.to_datetime(...))",
                       _closest_of_kind(data.timestamp, table.columns, "time"))
+    yield from _label_known_at(spec, table)
     if data.label.column not in table.columns:
         yield Finding(("data", "label", "column"), f"{where} has no column {data.label.column!r}; it has: "
                       f"{_list(names)}", did_you_mean(data.label.column, names))
     else:
         yield from _label(spec, table)
+
+
+def _label_known_at(spec: PipelineSpec, table: EntityTable) -> Iterator[Finding]:
+    """``label.available_at`` names the column saying when each label became known: it must be a time."""
+    column = spec.data.label.available_at
+    if column is None:
+        return
+    where, field = f"the entity table {spec.data.entities}", ("data", "label", "available_at")
+    if column not in table.columns:
+        yield Finding(field, f"{where} has no column {column!r}; it has: {_list(list(table.columns))}",
+                      did_you_mean(column, list(table.columns)))
+    elif table.columns[column] != "time":
+        yield Finding(field, f"column {column!r} of {where} is {table.columns[column]}, not a timestamp: "
+                      "store when each label became known as a parquet timestamp",
+                      _closest_of_kind(column, table.columns, "time"))
 
 
 def _label(spec: PipelineSpec, table: EntityTable) -> Iterator[Finding]:

@@ -35,10 +35,11 @@ class DagRunOutcome:
     seconds: float
     run_id: str | None
     failed: dict[str, str]  # task id -> the last error line of its log
+    blocked: list[str]  # tasks not run because an upstream task failed
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and self.run_id is not None and not self.failed
+        return self.returncode == 0 and self.run_id is not None and not self.failed and not self.blocked
 
 
 def environment(project: Path, home: Path) -> dict[str, str]:
@@ -74,8 +75,9 @@ def dags_test(dag_id: str, date: str, env: dict[str, str], logs: Path) -> DagRun
     seconds = time.perf_counter() - started
     run_id, states = _latest_run(dag_id)
     log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
-    failed = {task: _reason(task, log_text) for task, state in states.items() if state in ("failed", "upstream_failed")}
-    return DagRunOutcome(dag_id, date, result.returncode, log_file, seconds, run_id, failed)
+    failed = {task: _reason(task, log_text) for task, state in states.items() if state == "failed"}
+    blocked = sorted(task for task, state in states.items() if state == "upstream_failed")
+    return DagRunOutcome(dag_id, date, result.returncode, log_file, seconds, run_id, failed, blocked)
 
 
 def run_folder(outcome: DagRunOutcome) -> Path | None:

@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"ctflow run {args.dag} {spec.pipeline}: {dag_id} as of {args.as_of} FAILED (log: {outcome.log_file})")
         for task, reason in sorted(outcome.failed.items()):
             print(f"  failed task {task}: {reason}")
+        if outcome.blocked:
+            print(f"  not run (an upstream task failed): {', '.join(outcome.blocked)}")
         if not outcome.failed:
             print(f"  airflow dags test exited {outcome.returncode}; see the log")
         return EXIT_FAILED

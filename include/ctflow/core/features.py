@@ -16,6 +16,7 @@ import difflib
 import functools
 import hashlib
 import json
+import os
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -26,10 +27,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ctflow import settings
 from ctflow.exceptions import ConfigurationError, CtflowError
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore
+
+    from ctflow.spec import PipelineSpec
 
 # Feast looks for the entity timestamp under this name when the frame has several datetime columns.
 _EVENT_TIMESTAMP = "event_timestamp"
@@ -216,7 +220,8 @@ def _store_for(repo_path: str | Path) -> tuple[FeatureStore, Path]:
     if not (repo / "feature_store.yaml").is_file():
         raise FeatureConfigurationError(
             f"{repo} is not a Feast repository: it has no feature_store.yaml", field="feature repository",
-            fix="point $CTFLOW_FEATURE_REPO (or the ctflow_feast connection) at the folder of feature_store.yaml",
+            fix="point the spec's data.feature_repo (or $CTFLOW_FEATURE_REPO, or the ctflow_feast connection) at the "
+                "folder of feature_store.yaml",
         )
     return _cached_store(str(repo)), repo
 
@@ -225,7 +230,42 @@ def _store_for(repo_path: str | Path) -> tuple[FeatureStore, Path]:
 def _cached_store(repo: str) -> FeatureStore:
     from feast import FeatureStore
 
-    return FeatureStore(repo_path=repo)
+    return FeatureStore(repo_path=repo, fs_yaml_file=store_config(Path(repo)))
+
+
+def store_config(repo: Path) -> Path:
+    """The store config of ``repo``: ``$FEAST_FS_YAML_FILE_PATH`` if that file is in ``repo``, else its
+    ``feature_store.yaml``.
+
+    Feast applies the variable to every repository it opens; the production stack sets it for the
+    project's ``feature_repo/``, so a pipeline's own repository (``data.feature_repo``) would be
+    opened with another repository's registry and project.
+    """
+    chosen = os.environ.get("FEAST_FS_YAML_FILE_PATH")
+    if chosen and Path(chosen).resolve().parent == repo.resolve():
+        return Path(chosen).resolve()
+    return repo / "feature_store.yaml"
+
+
+def pipeline_repo(spec: PipelineSpec, given: str | Path | None = None) -> Path:
+    """The Feast repository of ``spec``'s pipeline.
+
+    The spec's ``data.feature_repo`` (confined to the project like every spec path, checked again
+    when opened) wins over ``given`` (the deployment's: the ``ctflow_feast`` connection, or
+    ``--feature-repo``), which wins over :func:`ctflow.settings.feature_repo`: a pipeline that
+    names its repository is never read from another team's.
+    """
+    from ctflow.spec.paths import PathOutsideError, resolve_spec_path
+
+    if spec.data.feature_repo is not None:
+        try:
+            return resolve_spec_path(spec.data.feature_repo)
+        except PathOutsideError as err:
+            raise FeatureConfigurationError(
+                str(err), field="data.feature_repo",
+                fix="keep the Feast repository inside the project, or add its folder to $CTFLOW_DATA_ROOTS",
+            ) from err
+    return Path(given or settings.feature_repo()).resolve()
 
 
 def _service(store: FeatureStore, name: str, repo: Path) -> FeatureService:

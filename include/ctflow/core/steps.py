@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctflow import settings
 from ctflow.contract import mlflow_tags
 from ctflow.core import fit
 from ctflow.core.run_files import read_result as _read
@@ -57,9 +56,10 @@ def fetch_features(
     """Entity rows of ``[as_of - window, as_of)`` whose label is known at ``as_of``
     (:mod:`ctflow.core.labels`), joined point-in-time with Feast."""
     from ctflow.core import features as feast
+    from ctflow.core.features import pipeline_repo
     from ctflow.core.labels import known_by
 
-    repo = Path(feature_repo or settings.feature_repo())
+    repo = pipeline_repo(spec, feature_repo)
     if window_days is not None and (isinstance(window_days, bool) or not isinstance(window_days, int) or window_days <= 0):
         raise ConfigurationError(f"window_days is {window_days!r}, which is no window", field="params.window_days",
                                  fix="give a whole number of days > 0, or leave it out for data.window")

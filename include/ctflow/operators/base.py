@@ -155,7 +155,7 @@ class CtflowOperator(BaseOperator):
             run_key=self.run_key,
             run_dir=self.run_dir,
             tracking_uri=lambda: self.tracking_uri,
-            feature_repo=lambda: self.feast_hook.repo_path(),  # noqa: PLW0108 - the hook is made only if a step needs it
+            feature_repo=lambda: self.feast_hook.repo_path(self.spec),
             predictions_url=self.predictions_url,
             spec_text=self.spec_text,
         )

@@ -144,7 +144,7 @@ class CtflowDockerOperator(DockerOperator):
             run_key=self.run_key,
             run_dir=lambda: None,  # the container finds its folder from --run-key
             tracking_uri=lambda: MlflowHook(mlflow_conn_id=self.mlflow_conn_id).tracking_uri(),
-            feature_repo=lambda: FeastHook(feast_conn_id=self.feast_conn_id).repo_path(),
+            feature_repo=lambda: FeastHook(feast_conn_id=self.feast_conn_id).repo_path(self.spec),
             predictions_url=lambda: None,
             spec_text=lambda: None,  # the container reads --spec
         )

@@ -134,6 +134,8 @@ def _paths(spec: PipelineSpec) -> Iterator[Finding]:
         value: object = spec
         for part in path:
             value = getattr(value, part)
+        if value is None:  # an optional path left to the deployment's default
+            continue
         try:
             resolve_spec_path(str(value))
         except PathOutsideError as err:

@@ -27,12 +27,14 @@ Kind = str  # "time" | "number" | "bool" | "text" | "other"
 
 
 def feature_repo_for(spec: PipelineSpec) -> Path:
-    """The Feast repository of ``spec``: ``$CTFLOW_FEATURE_REPO``, else the project's ``feature_repo/``.
-
-    The one place the data contract asks where a pipeline's features live, so that a per-spec
-    repository setting needs a change here only.
+    """The Feast repository of ``spec``: its ``data.feature_repo``, else ``$CTFLOW_FEATURE_REPO``,
+    else the project's ``feature_repo/`` (the order :func:`ctflow.core.features.pipeline_repo` uses
+    at run time, minus the deployment's connection, which validation cannot read).
     """
-    del spec  # every spec shares the deployment's repository for now
+    if spec.data.feature_repo is not None:
+        from ctflow.spec.paths import resolve_spec_path
+
+        return resolve_spec_path(spec.data.feature_repo)
     return settings.feature_repo()
 
 

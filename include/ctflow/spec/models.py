@@ -176,6 +176,12 @@ class Data(Strict):
     timestamp: Column = Field(description="Entity-row timestamp: features are joined as of this time.")
     label: Label
     features: str = Field(description="Feast FeatureService that provides the point-in-time features.")
+    feature_repo: str | None = Field(
+        None,
+        description="The pipeline's Feast repository (the folder of feature_store.yaml), relative to the project; "
+                    "it must stay inside the project or $CTFLOW_DATA_ROOTS. null: the deployment's (connection "
+                    "ctflow_feast, else $CTFLOW_FEATURE_REPO, else feature_repo/).",
+    )
     columns: list[Column] = Field(
         default_factory=list, description="Entity-table columns used as features too (known at request time)."
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from ctflow import settings
 
 #: Fields of :class:`~ctflow.spec.models.PipelineSpec` that name a file, as paths into the spec.
-PATH_FIELDS: tuple[tuple[str, ...], ...] = (("data", "entities"),)
+PATH_FIELDS: tuple[tuple[str, ...], ...] = (("data", "entities"), ("data", "feature_repo"))
 
 
 class PathOutsideError(ValueError):

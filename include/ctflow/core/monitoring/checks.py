@@ -133,9 +133,9 @@ def performance(
 ) -> dict[str, Any]:
     """The metric on the ground-truth window for champion and challenger (same rows); record it;
     promote or retire the challenger after ``registry.promote_after`` consecutive wins/losses."""
-    from ctflow import settings
     from ctflow.core import performance as perf
     from ctflow.core import tracking
+    from ctflow.core.features import pipeline_repo
     from ctflow.core.predictions import PerformanceRecord, PredictionStore
     from ctflow.core.registry import ModelRegistry
     from ctflow.core.scoring import ServingModel, window_frame
@@ -155,7 +155,7 @@ def performance(
     challenger = None
     if scored.get("challenger"):
         challenger = ServingModel.of(registry, registry.get_version(scored["challenger"]["version"]), "challenger", spec)
-    repo = Path(feature_repo or settings.feature_repo())
+    repo = pipeline_repo(spec, feature_repo)
     frame, facts = window_frame(spec, start=start, end=end, feature_service=champion.feature_service,
                                 feature_repo=repo, labelled=True, known_by=as_of)
     result.update(rows=facts["rows"], unlabelled=facts["unlabelled"], label_pending=facts["label_pending"],

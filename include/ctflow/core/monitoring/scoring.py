@@ -48,14 +48,14 @@ def score_batch(
     """
     import numpy as np
 
-    from ctflow import settings
     from ctflow.core import tracking
+    from ctflow.core.features import pipeline_repo
     from ctflow.core.predictions import PredictionStore, entity_keys
     from ctflow.core.registry import ModelRegistry
     from ctflow.core.scoring import ServingModel, canary_mask, join_keys, window_frame
 
     started = time.perf_counter()
-    repo = Path(feature_repo or settings.feature_repo())
+    repo = pipeline_repo(spec, feature_repo)
     start, end = time_window(as_of, spec.monitoring.window)
     tracking.client(tracking_uri)  # model URIs resolve against this registry
     registry = ModelRegistry(spec.model_name, tracking_uri=tracking_uri)

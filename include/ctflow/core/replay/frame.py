@@ -53,12 +53,12 @@ def load_frame(spec: PipelineSpec, start: datetime, end: datetime, *, feature_re
     The same functions as ``steps.fetch_features`` (``features.load_entity_rows``,
     ``steps.derive_label``, ``features.get_historical_features``) over the whole range.
     """
-    from ctflow import settings
     from ctflow.core import features as feast
+    from ctflow.core.features import pipeline_repo
     from ctflow.core.fit import feature_candidates
     from ctflow.core.steps import derive_label, resolve_path
 
-    repo = Path(feature_repo or settings.feature_repo())
+    repo = pipeline_repo(spec, feature_repo)
     started = time.perf_counter()
     first = spec.data.window.before(as_utc(start))
     rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp,

@@ -1,0 +1,53 @@
+"""``ctflow run``: usage and spec errors exit 2 before anything runs; a failed run exits 1 naming the
+failed task and its rule (successful runs: tests/cli/test_readme_walkthrough.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import DAGS_FOLDER, PROJECT, run_cli, write_dags_folder
+
+
+def test_an_unknown_pipeline_is_a_usage_error_with_the_closest_name():
+    result = run_cli("ctflow", "run", "ct", "us_employmnt", "--as-of", "2013-01-01")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no valid spec of pipeline 'us_employmnt'" in result.stderr
+    assert "did you mean 'us_employment'?" in result.stderr and "flight_delay" in result.stderr
+
+
+def test_a_date_that_is_no_date_is_a_usage_error():
+    result = run_cli("ctflow", "run", "monitor", "flight_delay", "--as-of", "last tuesday")
+    assert result.returncode == 2 and "--as-of 'last tuesday' is not a date" in result.stderr
+
+
+def test_an_invalid_spec_is_reported_as_its_problems(tmp_path):
+    (tmp_path / "dags" / "specs").mkdir(parents=True)
+    (tmp_path / "dags" / "specs" / "broken.yaml").write_text("pipeline: broken\nowner: me\n")
+    result = run_cli("ctflow", "run", "ct", "broken", "--as-of", "2013-01-01", env={"CTFLOW_PROJECT": str(tmp_path)})
+    assert result.returncode == 2 and "broken.yaml" in result.stderr and "schedule" in result.stderr, result.stderr
+
+
+@pytest.mark.integration
+def test_a_failed_run_exits_1_naming_the_failed_task_and_its_rule(airflow_db, tmp_path):
+    example = PROJECT / "feature_repo" / "us_employment"
+    bootstrap = subprocess.run([sys.executable, str(example / "bootstrap.py")], capture_output=True, text=True,
+                               timeout=600)
+    assert bootstrap.returncode == 0, bootstrap.stdout[-2000:] + bootstrap.stderr[-2000:]
+    spec = (DAGS_FOLDER / "specs" / "us_employment.yaml").read_text()
+    for old, new in (("pipeline: us_employment", "pipeline: employment_too_few_rows"),
+                     ("min_rows: 300", "min_rows: 100000"),
+                     ("entities: feature_repo/us_employment/", f"entities: {example}/"),
+                     ("feature_repo: feature_repo/us_employment", f"feature_repo: {example}")):
+        assert old in spec, old
+        spec = spec.replace(old, new)
+    write_dags_folder(tmp_path / "dags", {"employment_too_few_rows.yaml": spec})
+    env = {"CTFLOW_PROJECT": str(tmp_path), "CTFLOW_DATA_ROOTS": str(example), "CTFLOW_HOME": str(tmp_path / "home"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"}
+    result = run_cli("ctflow", "run", "ct", "employment_too_few_rows", "--as-of", "2012-01-01", env=env, timeout=900)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "failed task training.check_data_quality: FAIL min_rows observed 528 (expected >= 100000)" in result.stdout
+    blocked = "promotion.promote, promotion.register, training.evaluate, training.train"
+    assert f"not run (an upstream task failed): {blocked}" in result.stdout

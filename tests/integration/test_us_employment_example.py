@@ -1,0 +1,91 @@
+"""The shipped second example, us_employment: a monthly regression panel with its own Feast repository.
+
+Its features are lagged by publication (month M's figures are known on the 8th of M+1), which is
+checked on the point-in-time join itself; then, through Airflow as the demo runs: a first
+training promotes, a second is gated against the champion re-scored on the same holdout, and a
+monitoring run scores a month and measures the champion's mae on the month whose labels are out.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from tests.conftest import DAGS_FOLDER, PROJECT, task_states
+
+pytestmark = pytest.mark.integration
+
+REPO = PROJECT / "feature_repo" / "us_employment"
+
+
+@pytest.fixture(scope="module")
+def example_repo():
+    result = subprocess.run([sys.executable, str(REPO / "bootstrap.py")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return REPO
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db, example_repo):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
+    return {dag_id: bag.get_dag(dag_id) for dag_id in ("ct_us_employment", "monitor_us_employment")}
+
+
+def _run_dir(dag_run):
+    from ctflow import settings
+    from ctflow.core.run_files import read_result
+
+    folder = settings.run_dir(f"{dag_run.dag_id}/{dag_run.run_id}")
+    return lambda name: read_result(folder / name)
+
+
+def test_features_are_last_months_published_figures_never_the_labels_month(example_repo):
+    from ctflow.core import features
+
+    rows = features.load_entity_rows(example_repo / "data" / "industry_months.parquet", timestamp="predicted_at",
+                                     start=datetime(2011, 1, 1, tzinfo=UTC), end=datetime(2012, 1, 1, tzinfo=UTC))
+    frame = features.get_historical_features(example_repo, "employment_change_v1", rows, timestamp="predicted_at")
+    assert len(frame) == 12 * 22 and frame["change_1m_pct"].notna().all()
+    labels = rows.set_index(["industry", "predicted_at"])["change_pct"]
+    previous = labels.rename(lambda t: t + pd.DateOffset(months=1), level="predicted_at")
+    joined = frame.set_index(["industry", "predicted_at"])["change_1m_pct"]
+    common = joined.index.intersection(previous.index)
+    assert len(common) == 11 * 22
+    # Each row sees the change of the month before its own: its own month's is its label.
+    assert (joined[common] - previous[common]).abs().max() < 1e-9
+    assert ((joined - labels).abs() > 1e-9).mean() > 0.95
+    assert (rows["label_known_at"] > rows["predicted_at"]).all()
+
+
+def test_trains_twice_gated_on_the_same_holdout_then_monitors(dags):
+    from ctflow.core.registry import ModelRegistry
+
+    ct, monitor = dags["ct_us_employment"], dags["monitor_us_employment"]
+    first = ct.test(logical_date=datetime(2012, 1, 1, tzinfo=UTC))
+    assert first.state == "success", task_states(first)
+    gate = _run_dir(first)("gate.json")
+    assert gate["decision"] == "promote" and "no champion yet" in gate["reason"]
+
+    second = ct.test(logical_date=datetime(2013, 1, 1, tzinfo=UTC))
+    assert second.state == "success", task_states(second)
+    files = _run_dir(second)
+    trained, gate = files("train.json"), files("gate.json")
+    assert {"mae", "rmse", "r2"} <= set(trained["metrics"]) and trained["holdout_rows"] == 3 * 22
+    assert "champion v1 on mae" in gate["reason"], gate  # the champion, re-scored on this holdout
+    assert files("register.json")["version"] == "2"
+    registry = ModelRegistry("us_employment")
+    expected = "2" if gate["decision"] == "promote" else "1"
+    assert registry.champion().version == expected
+
+    watched = monitor.test(logical_date=datetime(2013, 2, 15, tzinfo=UTC))
+    assert watched.state == "success", task_states(watched)
+    report = _run_dir(watched)("report.json")
+    assert report["rows_scored"] == 22 and str(report["champion_version"]) == expected
+    assert report["performance"]["available"] and report["performance"]["metric"] == "mae"
+    assert report["data_drift"]["state"] != "insufficient_data"

@@ -117,6 +117,21 @@ def asset_events(uri: str) -> list[dict]:
         return [{"extra": r[0], "dag_id": r[1], "task_id": r[2]} for r in rows]
 
 
+#: Session fixtures that make an Airflow DB, Feast data or an MLflow store: a test that uses one is
+#: an ``integration`` test, else ``make test-fast`` (``-m "not integration and not scheduler"``)
+#: would pay for them.
+INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_state", "api_deployment"})
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [f"{item.nodeid} uses {', '.join(sorted(INTEGRATION_FIXTURES.intersection(item.fixturenames)))}"
+                for item in items
+                if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError("mark these tests @pytest.mark.integration (tests/README.md):\n" + "\n".join(unmarked))
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 

@@ -7,13 +7,16 @@ do not linger) when the context exits.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -187,10 +190,7 @@ def running_airflow(
     }
     if "MLFLOW_REGISTRY_URI" not in (extra_env or {}):
         env.pop("MLFLOW_REGISTRY_URI", None)  # a leftover of an in-process test must not redirect the registry
-    migrated = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True,
-                              timeout=300)
-    if migrated.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
+    migrate_sqlite(home / "airflow.db", env)
     deployment = Airflow(home=home, env=env, api=f"http://127.0.0.1:{port}")
     commands = {name: [str(BIN / "airflow"), name] for name in components}
     if "api-server" in commands:
@@ -208,6 +208,42 @@ def running_airflow(
     finally:
         for process in deployment.processes.values():
             stop(process)
+
+
+#: Settings that differ between deployments without changing what ``airflow db migrate`` creates.
+_PER_DEPLOYMENT = ("AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__API__PORT",
+                   "AIRFLOW__API__BASE_URL", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+                   "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__LOGGING__BASE_LOG_FOLDER")
+_MIGRATED: dict[tuple, Path] = {}
+
+
+def migrate_sqlite(db: Path, env: dict[str, str]) -> None:
+    """``db`` (the deployment's SQLite file, per ``env``) as ``airflow db migrate`` leaves it.
+
+    The real command runs once per configuration and session, into a template; each deployment
+    gets a copy of it: a migration is seconds of CPU, and an empty migrated DB holds nothing of
+    the deployment (no DAG, bundle, user or path), so the copy is the same file it would make.
+    A DB that is not this SQLite file is migrated in place.
+    """
+    if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") != f"sqlite:///{db}":
+        _migrate(env)
+        return
+    key = tuple(sorted((k, v) for k, v in env.items() if k.startswith("AIRFLOW__") and k not in _PER_DEPLOYMENT))
+    if key not in _MIGRATED:
+        template = Path(tempfile.mkdtemp(prefix="ctflow-airflow-db-")) / "airflow.db"
+        atexit.register(shutil.rmtree, template.parent, True)
+        _migrate({**env, "AIRFLOW_HOME": str(template.parent),
+                  "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{template}"})
+        _MIGRATED[key] = template
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_MIGRATED[key], db)
+
+
+def _migrate(env: dict[str, str]) -> None:
+    migrated = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True,
+                              timeout=300)
+    if migrated.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{migrated.stdout[-3000:]}\n{migrated.stderr[-3000:]}")
 
 
 def stop(process: subprocess.Popen, timeout: float = 20) -> None:

@@ -9,24 +9,44 @@ Airflow finds it through the ``airflow.plugins`` entry point of the installed pa
 (``pyproject.toml``), so ``pip install ctflow`` is enough: no file in the plugins folder. It is
 not also listed under ``plugins`` in :mod:`ctflow.provider_info`: Airflow loads both sources and
 reports the second plugin of the same name as an import error.
+
+Every Airflow process loads the plugins (the scheduler, the dag-processor, each task's runner),
+but only the api-server mounts the app: the view (FastAPI, Jinja, MLflow readers) is imported
+when Airflow first reads ``fastapi_apps`` or ``external_views``, not when the plugin is loaded.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
 from ctflow.links import MlflowRunLink, ModelVersionLink, MonitoringReportLink
-from ctflow.ui.app import URL_PREFIX, app, view_href
 
 
 class CtflowPlugin(AirflowPlugin):
-    """ctflow's view and extra links in the Airflow UI (see the module docs)."""
+    """ctflow's view and extra links in the Airflow UI (see the module docs).
+
+    Airflow reads the attributes of the plugin's instance, so the view's two lists are
+    cached properties that import :mod:`ctflow.ui.app` on first use (see the module docs).
+    """
 
     name = "ctflow"
     # AirflowPlugin declares these as plain class attributes; Airflow reads them, nobody mutates them.
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "ctflow pipelines"}]  # noqa: RUF012
-    external_views = [  # noqa: RUF012
-        {"name": "ctflow", "href": view_href("/"), "url_route": "ctflow", "destination": "nav"},
-        {"name": "ctflow", "href": view_href("/dag/{DAG_ID}"), "url_route": "ctflow-dag", "destination": "dag"},
-    ]
     operator_extra_links = [MlflowRunLink(), ModelVersionLink(), MonitoringReportLink()]  # noqa: RUF012
+
+    @functools.cached_property  # one list per plugin: Airflow removes what it refuses from it
+    def fastapi_apps(self) -> list[dict[str, Any]]:
+        from ctflow.ui.app import URL_PREFIX, app
+
+        return [{"app": app, "url_prefix": URL_PREFIX, "name": "ctflow pipelines"}]
+
+    @functools.cached_property  # one list per plugin: Airflow removes what it refuses from it
+    def external_views(self) -> list[dict[str, Any]]:
+        from ctflow.ui.app import view_href
+
+        return [
+            {"name": "ctflow", "href": view_href("/"), "url_route": "ctflow", "destination": "nav"},
+            {"name": "ctflow", "href": view_href("/dag/{DAG_ID}"), "url_route": "ctflow-dag", "destination": "dag"},
+        ]

@@ -65,6 +65,7 @@ def _spec_file(tmp_path: Path, *changes: tuple[str, str]) -> Path:
     return path
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("change", "needles"),
     [
@@ -111,6 +112,7 @@ def test_check_quality_refuses_a_frame_without_the_spec_columns_with_exit_3():
     assert report["passed"] is False and report["rules"][0]["rule"] == "required_columns"
 
 
+@pytest.mark.integration
 def test_a_valid_step_still_runs_and_prints_its_json(feature_repo_ready):
     result = run_step("fetch_features", "--spec", SPEC, "--run-key", "ok/fetch", "--as-of", "2013-03-01",
                       "--window-days", "28")

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -28,19 +27,19 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 
 def measured(*args: str) -> tuple[int, str, float, float]:
-    """Exit code, output, seconds and peak RSS (MB) of ``ctflow *args``.
+    """Exit code, output, CPU seconds (user + system) and peak RSS (MB) of ``ctflow *args``.
 
-    RSS comes from GNU time, whose own small process starts the CLI: a child forked from this
-    (large) test process would report this process's pages as its peak.
+    Both come from GNU time, whose own small process starts the CLI: a child forked from this
+    (large) test process would report this process's pages as its peak. CPU time, not wall-clock
+    time: on a shared machine the wall clock measures the neighbours, the CPU time the work done.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        rss_file = Path(tmp) / "rss"
-        start = time.monotonic()
-        result = subprocess.run([TIME, "-f", "%M", "-o", str(rss_file), str(CTFLOW), *args], capture_output=True,
-                                text=True, cwd=PROJECT, env={**os.environ, **SECRET_ENV}, timeout=60)
-        seconds = time.monotonic() - start
-        rss_kb = int(rss_file.read_text().split()[-1])
-    return result.returncode, result.stdout + result.stderr, seconds, rss_kb / 1024
+        usage_file = Path(tmp) / "usage"
+        result = subprocess.run([TIME, "-f", "%M %U %S", "-o", str(usage_file), str(CTFLOW), *args],
+                                capture_output=True, text=True, cwd=PROJECT, env={**os.environ, **SECRET_ENV},
+                                timeout=600)
+        rss_kb, user, system = usage_file.read_text().split()[-3:]
+    return result.returncode, result.stdout + result.stderr, float(user) + float(system), int(rss_kb) / 1024
 
 
 NAMES = [
@@ -61,7 +60,7 @@ def test_validate_answers_each_hostile_file_quickly_with_one_clear_error(corpus,
     folder, expected = corpus
     code, output, seconds, rss = measured("validate", str(folder / name))
     assert code == 1, output
-    assert seconds < MAX_SECONDS and rss < MAX_RSS_MB, f"{name}: {seconds:.1f} s, {rss:.0f} MB"
+    assert seconds < MAX_SECONDS and rss < MAX_RSS_MB, f"{name}: {seconds:.1f} s CPU, {rss:.0f} MB"
     assert "Traceback" not in output and "Error:" not in output, output
     problems = [line for line in output.splitlines() if line.startswith(str(folder / name))]
     assert len(problems) == 1 or name == "secret_refs.yaml", output
@@ -73,7 +72,7 @@ def test_validate_over_the_folder_reports_every_file(corpus):
     folder, expected = corpus
     code, output, seconds, rss = measured("validate", str(folder))
     assert code == 1
-    assert seconds < 3 * MAX_SECONDS and rss < MAX_RSS_MB, f"{seconds:.1f} s, {rss:.0f} MB"
+    assert seconds < 3 * MAX_SECONDS and rss < MAX_RSS_MB, f"{seconds:.1f} s CPU, {rss:.0f} MB"
     assert "Traceback" not in output
     for name, fragment in expected.items():
         assert any(name in line and fragment in line for line in output.splitlines()), f"{name}:\n{output}"

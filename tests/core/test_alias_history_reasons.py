@@ -56,6 +56,7 @@ def _gated_run(home: Path, name: str, model_uri: tuple[str, str], *, champion: s
     return run_dir
 
 
+@pytest.mark.integration
 def test_the_gate_reason_stays_and_the_trigger_reason_is_kept_beside_it(home, model_uri):
     first = _gated_run(home, "first", model_uri, champion=None)
     plain = steps.promote(SPEC, run_dir=first, actor="airflow:ct_history_reasons/run1", run_key="r1")

@@ -129,6 +129,7 @@ def _scored_window(run_dir: Path, run_id: str, frame: pd.DataFrame) -> Path:
     return run_dir
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["empty", "all-missing", "too-few"])
 def test_monitoring_reports_insufficient_data_and_alerts_without_retraining(home, reference_run, name):
     from mlflow import MlflowClient
@@ -155,6 +156,7 @@ def test_monitoring_reports_insufficient_data_and_alerts_without_retraining(home
     assert INSUFFICIENT_DATA not in decision["retrain_kinds"]
 
 
+@pytest.mark.integration
 def test_a_usable_window_is_not_insufficient(home, reference_run):
     run_dir = _scored_window(home / "runs" / "calm", reference_run, REFERENCE.sample(500, random_state=4))
     data = monitoring.data_drift(SPEC, run_dir=run_dir)

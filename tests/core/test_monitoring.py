@@ -81,6 +81,7 @@ def champion(home: Path, feature_repo_ready):
 # --------------------------------------------------------------------------- the steps, for real
 
 
+@pytest.mark.integration
 def test_monitoring_steps_on_a_real_champion(champion, home):
     spec = _spec()
     run_dir = home / "monitor-1"
@@ -149,6 +150,7 @@ def test_monitoring_steps_on_a_real_champion(champion, home):
     assert monitoring.actions(spec, run_dir=run_dir, dry_run=True)["emit"] is False
 
 
+@pytest.mark.integration
 def test_no_champion_is_skipped_with_a_reason_and_asks_for_a_training_if_the_spec_says_so(home, feature_repo_ready):
     run_dir = home / "nobody"
     run_dir.mkdir()
@@ -172,6 +174,7 @@ def test_no_champion_is_skipped_with_a_reason_and_asks_for_a_training_if_the_spe
     assert monitoring.actions(cold, run_dir=run_dir, dry_run=True)["emit"] is False
 
 
+@pytest.mark.integration
 def test_a_breach_soon_after_a_training_is_alerted_not_retrained(champion, home):
     """schedule.retrain_cooldown, against the newest training MLflow knows (the champion's fit)."""
     from ctflow.core import tracking
@@ -203,6 +206,7 @@ def test_a_breach_soon_after_a_training_is_alerted_not_retrained(champion, home)
     assert monitoring.actions(_spec(), run_dir=run_dir, last_trained=last - timedelta(days=7))["emit"] is True
 
 
+@pytest.mark.integration
 def test_shadow_scores_every_row_twice_and_canary_splits_rows(champion, home):
     from ctflow.core.registry import ModelRegistry
 
@@ -284,6 +288,7 @@ def _window(run_dir: Path, run_id: str, frame: pd.DataFrame) -> Path:
     return run_dir
 
 
+@pytest.mark.integration
 def test_shifted_feature_is_detected_and_unshifted_window_is_not(reference_run, home):
     spec = _spec(monitoring={"drift": _spec().monitoring.drift.model_copy(update={"max_drifted_share": 0.3})})
     rng = np.random.default_rng(1)
@@ -329,6 +334,7 @@ def tiny_models(home: Path):
     return registry, versions, (x[300:], y[300:])
 
 
+@pytest.mark.integration
 def test_challenger_is_promoted_after_n_wins_and_retired_after_n_losses(tiny_models, home):
     from ctflow.core.performance import metric_value
 
@@ -527,6 +533,7 @@ def test_predictions_store_on_postgresql():
             store.engine.dispose()
 
 
+@pytest.mark.integration
 def test_the_view_reads_what_the_monitoring_steps_wrote(champion, home):
     """The ctflow view's reader on a real breaching monitoring run: the status, drift share, performance,
     breaches and per-feature drift it shows are the ones the steps computed and MLflow recorded."""

@@ -130,6 +130,7 @@ def _worker_promote(args: tuple[Env, str, str, str]) -> dict:
 # -- registration ----------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_register_is_idempotent_per_run_key(env: Env) -> None:
     registry = _registry(env, "idempotent")
     first = registry.register(env.model_uri, run_key="ct_test/manual__2026-01-01T00:00:00+00:00", run_id=env.run_id, tags={mlflow_tags.GATE: "passed"})
@@ -145,6 +146,7 @@ def test_register_is_idempotent_per_run_key(env: Env) -> None:
     assert ModelVersionInfo.from_dict(json.loads(json.dumps(first.to_dict()))) == first
 
 
+@pytest.mark.integration
 def test_concurrent_registrations_of_one_run_create_one_version(env: Env, pool) -> None:
     results = pool.map(_worker_register, [(env, "racing-register", "ct_test/retried")] * WORKERS, chunksize=1)
     assert results == ["1"] * WORKERS
@@ -154,6 +156,7 @@ def test_concurrent_registrations_of_one_run_create_one_version(env: Env, pool) 
 # -- promotion -------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_promote_is_compare_and_set(env: Env) -> None:
     registry = _registry(env, "cas")
     v1, v2, v3 = (_register(env, registry, f"run{i}") for i in (1, 2, 3))
@@ -181,6 +184,7 @@ def test_promote_is_compare_and_set(env: Env) -> None:
         registry.promote("99", reason="r", actor="pytest", expected_current=v3)
 
 
+@pytest.mark.integration
 def test_gate_failed_version_cannot_hold_an_alias(env: Env) -> None:
     registry = _registry(env, "gate")
     failed = _register(env, registry, "bad", **{mlflow_tags.GATE: "failed"})
@@ -191,6 +195,7 @@ def test_gate_failed_version_cannot_hold_an_alias(env: Env) -> None:
     assert registry.champion() is None and registry.history() == []
 
 
+@pytest.mark.integration
 def test_concurrent_promotions_end_with_the_best_and_a_consistent_history(env: Env, pool) -> None:
     registry = _registry(env, "racing-promote")
     baseline = _register(env, registry, "baseline", **{"metric.roc_auc": "0.50"})
@@ -215,6 +220,7 @@ def test_concurrent_promotions_end_with_the_best_and_a_consistent_history(env: E
 # -- rollback and history --------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_rollback_walks_back_along_earlier_holders(env: Env) -> None:
     registry = _registry(env, "rollback")
     v1, v2, v3, v4 = (_register(env, registry, f"run{i}") for i in (1, 2, 3, 4))
@@ -234,6 +240,7 @@ def test_rollback_walks_back_along_earlier_holders(env: Env) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.integration
 def test_rollback_does_not_bounce_between_two_versions(env: Env) -> None:
     registry = _registry(env, "bounce")
     v1, v2 = _register(env, registry, "a"), _register(env, registry, "b")
@@ -244,6 +251,7 @@ def test_rollback_does_not_bounce_between_two_versions(env: Env) -> None:
     assert registry.champion().version == v1
 
 
+@pytest.mark.integration
 def test_rollback_with_nothing_to_roll_back_to(env: Env) -> None:
     registry = _registry(env, "no-history")
     with pytest.raises(NothingToRollBackError, match="no earlier holder"):
@@ -253,6 +261,7 @@ def test_rollback_with_nothing_to_roll_back_to(env: Env) -> None:
         registry.rollback(reason="panic", actor="oncall")
 
 
+@pytest.mark.integration
 def test_retried_rollback_of_one_run_happens_once(env: Env) -> None:
     registry = _registry(env, "rollback-retry")
     v1, v2, v3 = (_register(env, registry, f"run{i}") for i in (1, 2, 3))
@@ -263,6 +272,7 @@ def test_retried_rollback_of_one_run_happens_once(env: Env) -> None:
     assert registry.champion().version == "2"
 
 
+@pytest.mark.integration
 def test_history_records_every_move(env: Env) -> None:
     registry = _registry(env, "history")
     v1, v2 = _register(env, registry, "a"), _register(env, registry, "b")
@@ -287,6 +297,7 @@ def test_history_records_every_move(env: Env) -> None:
     assert AliasMove.from_dict(json.loads(json.dumps(retired.to_dict()))) == retired
 
 
+@pytest.mark.integration
 def test_changes_outside_ctflow_and_interrupted_moves_are_reconciled(env: Env) -> None:
     registry = _registry(env, "reconcile")
     v1, v2, v3 = (_register(env, registry, f"run{i}") for i in (1, 2, 3))
@@ -309,6 +320,7 @@ def test_changes_outside_ctflow_and_interrupted_moves_are_reconciled(env: Env) -
     assert [(c.action, c.version, c.previous) for c in registry.history()][-2:] == [("rollback", "1", "2"), ("promote", "3", "1")]
 
 
+@pytest.mark.integration
 def test_reads_before_the_model_exists(env: Env) -> None:
     registry = _registry(env, "never-created")
     assert registry.champion() is None and registry.history() == [] and registry.alias_version("challenger") is None
@@ -382,6 +394,7 @@ def test_file_lock_excludes_other_holders_and_times_out(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.integration
 def test_default_lock_lives_in_ctflow_home(env: Env) -> None:
     assert ModelRegistry("default-lock", tracking_uri=env.tracking_uri).lock.directory == Path(os.environ["CTFLOW_HOME"]).resolve() / "locks"
 

@@ -20,6 +20,7 @@ def _restore_fluent_tracking_uri():
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 
 
+@pytest.mark.integration
 def test_client_leaves_the_process_environment_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///configured.db")
     tracking.client(f"sqlite:///{tmp_path / 'other.db'}")
@@ -29,6 +30,7 @@ def test_client_leaves_the_process_environment_alone(tmp_path, monkeypatch):
     assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
 
 
+@pytest.mark.integration
 def test_a_killed_tries_running_run_is_marked_failed_and_finished_runs_are_kept(tmp_path):
     client = tracking.client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = tracking.ensure_experiment(client, "abandoned")

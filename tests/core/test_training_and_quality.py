@@ -133,6 +133,7 @@ def test_window_coverage_is_off_unless_the_spec_asks_for_it(frame):
     assert report.passed and "min_window_coverage" not in {r.rule for r in report.rules}
 
 
+@pytest.mark.integration
 def test_the_quality_step_judges_coverage_against_the_window_the_run_fetched(tmp_path, feature_repo_ready):
     """Real Feast: a run that asked for 10 days (params.window_days) is not refused for lacking 60."""
     from ctflow.core import steps

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ctflow.provider_info import get_provider_info
-from tests.conftest import PROJECT, json_output, run_cli
+from tests.conftest import PROJECT, json_output
 
 CTFLOW_TYPES = {
     "ctflow_mlflow": ("ctflow.hooks.mlflow.MlflowHook", "mlflow_conn_id"),
@@ -43,57 +43,70 @@ def bare_airflow(tmp_path_factory) -> dict[str, str]:
     }
 
 
-def airflow_json(env: dict[str, str], *args: str):
-    result = run_cli("airflow", *args, "-o", "json", env=env)
+#: Airflow's own command line (``airflow.__main__.main``, what the ``airflow`` script runs), once per
+#: command, in one process: the answers are the CLI's, without paying Airflow's start-up per command.
+#: Then what the api-server's ``/ui/connections/hook_meta`` answers, i.e. what the connection form shows.
+AIRFLOW_COMMANDS = """
+import contextlib, io, json, sys
+from airflow.__main__ import main
+answers = {}
+for command in json.loads(sys.argv[1]):
+    sys.argv = ["airflow", *command, "-o", "json"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main()
+    answers[" ".join(command)] = out.getvalue()
+from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+answers["hook_meta"] = json.dumps([m.model_dump() for m in HookMetaService.hook_meta_data()
+                                   if (m.connection_type or "").startswith("ctflow_")])
+print(json.dumps(answers))
+"""
+COMMANDS = (("plugins",), ("providers", "list"), ("providers", "hooks"), ("providers", "widgets"),
+            ("providers", "links"))
+
+
+@pytest.fixture(scope="module")
+def cli_answers(bare_airflow) -> dict[str, object]:
+    """The JSON each of :data:`COMMANDS` prints, keyed by the command (``"providers list"``), and
+    the connection forms' ``hook_meta``."""
+    result = subprocess.run([sys.executable, "-c", AIRFLOW_COMMANDS, json.dumps(COMMANDS)],
+                            env={**os.environ, **bare_airflow}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json_output(result.stdout)
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    return {command: json_output(text) for command, text in answers.items()}
 
 
-def test_the_plugin_is_found_through_its_entry_point(bare_airflow):
-    plugins = airflow_json(bare_airflow, "plugins")
-    [ctflow] = [p for p in plugins if p["name"] == "ctflow"]
+def test_the_plugin_is_found_through_its_entry_point(cli_answers):
+    [ctflow] = [p for p in cli_answers["plugins"] if p["name"] == "ctflow"]
     assert "group='airflow.plugins'" in ctflow["source"] and "ctflow.plugin:CtflowPlugin" in ctflow["source"]
     assert [app["url_prefix"] for app in ctflow["fastapi_apps"]] == ["/ctflow"]
     assert {view["url_route"] for view in ctflow["external_views"]} == {"ctflow", "ctflow-dag"}
     assert len(ctflow["operator_extra_links"]) == 3
 
 
-def test_the_provider_and_its_connection_types_are_registered(bare_airflow):
-    providers = airflow_json(bare_airflow, "providers", "list")
-    [ctflow] = [p for p in providers if p["package_name"] == "ctflow"]
+def test_the_provider_and_its_connection_types_are_registered(cli_answers):
+    [ctflow] = [p for p in cli_answers["providers list"] if p["package_name"] == "ctflow"]
     assert ctflow["version"] == "0.1.0"
 
-    hooks = {h["connection_type"]: h for h in airflow_json(bare_airflow, "providers", "hooks")}
+    hooks = {h["connection_type"]: h for h in cli_answers["providers hooks"]}
     for conn_type, (hook_class, conn_id_attribute) in CTFLOW_TYPES.items():
         assert hooks[conn_type]["class"] == hook_class
         assert hooks[conn_type]["conn_id_attribute_name"] == conn_id_attribute
         assert hooks[conn_type]["package_name"] == "ctflow"
 
-    widgets = {w["connection_parameter_name"]: w for w in airflow_json(bare_airflow, "providers", "widgets")}
+    widgets = {w["connection_parameter_name"]: w for w in cli_answers["providers widgets"]}
     assert {name for name in widgets if name.startswith("extra__ctflow_")} == {
         "extra__ctflow_mlflow__tracking_uri", "extra__ctflow_mlflow__ui_url", "extra__ctflow_feast__repo_path",
         "extra__ctflow_predictions__sqlalchemy_url", "extra__ctflow_webhook__path", "extra__ctflow_webhook__headers",
     }
 
-    links = airflow_json(bare_airflow, "providers", "links")
+    links = cli_answers["providers links"]
     assert {"ctflow.links.MlflowRunLink", "ctflow.links.ModelVersionLink",
             "ctflow.links.MonitoringReportLink"} <= {link["extra_link_class_name"] for link in links}
 
 
-#: What the api-server's ``/ui/connections/hook_meta`` answers, i.e. what the connection form shows.
-HOOK_META = """
-import json
-from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
-print(json.dumps([m.model_dump() for m in HookMetaService.hook_meta_data()
-                  if (m.connection_type or "").startswith("ctflow_")]))
-"""
-
-
-def test_the_connection_form_shows_ctflows_fields(bare_airflow):
-    result = subprocess.run([sys.executable, "-c", HOOK_META], env={**os.environ, **bare_airflow},
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    forms = {m["connection_type"]: m for m in json.loads(result.stdout.strip().splitlines()[-1])}
+def test_the_connection_form_shows_ctflows_fields(cli_answers):
+    forms = {m["connection_type"]: m for m in cli_answers["hook_meta"]}
     assert {t: forms[t]["hook_name"] for t in forms} == {
         "ctflow_mlflow": "ctflow MLflow", "ctflow_feast": "ctflow Feast",
         "ctflow_predictions": "ctflow predictions store", "ctflow_webhook": "ctflow alert webhook"}
@@ -104,16 +117,19 @@ def test_the_connection_form_shows_ctflows_fields(bare_airflow):
     assert forms["ctflow_mlflow"]["extra_fields"]["tracking_uri"]["schema"]["title"] == "Tracking URI"
 
 
-#: The plugins Airflow loads, and its plugin import errors, with a given plugins folder.
+#: The plugins Airflow loads, and its plugin import errors, with a given plugins folder; and
+#: whether loading them imported the view (only the api-server, which mounts it, should pay for it).
 LOADED_PLUGINS = """
-import json
+import json, sys
 from airflow import plugins_manager
 plugins, errors = plugins_manager._get_plugins()
-print(json.dumps({"names": [p.name for p in plugins], "errors": errors}))
+plugins_manager.get_operator_extra_links()
+print(json.dumps({"names": [p.name for p in plugins], "errors": errors,
+                  "view_imported": [m for m in ("ctflow.ui.app", "fastapi") if m in sys.modules]}))
 """
 
 
-def test_the_projects_plugins_folder_does_not_load_ctflow_twice(bare_airflow):
+def test_the_projects_plugins_folder_does_not_load_ctflow_twice_nor_import_the_view(bare_airflow):
     # deploy/, docker-compose.yml and the UI tests point the plugins folder at the project's plugins/.
     env = {**os.environ, **bare_airflow, "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins")}
     result = subprocess.run([sys.executable, "-c", LOADED_PLUGINS], env=env, capture_output=True, text=True,
@@ -121,6 +137,7 @@ def test_the_projects_plugins_folder_does_not_load_ctflow_twice(bare_airflow):
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["names"].count("ctflow") == 1 and loaded["errors"] == {}
+    assert "ctflow.ui.app" not in loaded["view_imported"], loaded
 
 
 def test_provider_info_passes_airflows_schemas_and_matches_the_hooks():

@@ -59,6 +59,7 @@ def _comparable(result: dict) -> dict:
     return {k: v for k, v in result.items() if k not in RUN_SPECIFIC}
 
 
+@pytest.mark.integration
 def test_docker_command_line_and_in_process_operators_give_the_same_results(connections, capsys):
     """The real core, twice per step: through the in-process operator, and through the
     ``ctflow run-step`` command line the DockerOperator builds (what its container would run),
@@ -104,6 +105,7 @@ def test_docker_command_line_and_in_process_operators_give_the_same_results(conn
         assert tracking.find_run(client, experiment, key, "candidate") is not None, key
 
 
+@pytest.mark.integration
 def test_a_refused_frame_fails_for_good_in_process_and_on_the_command_line(connections, capsys):
     """As of 2013-01-20 the 28-day window is two-thirds covered (the data begins on January 1):
     check_quality refuses it. In process: AirflowFailException (no retries). On the container's

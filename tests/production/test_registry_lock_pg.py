@@ -85,6 +85,7 @@ def test_lock_for_follows_ctflow_lock_url(tmp_path, monkeypatch):
         lock_for(environ={"CTFLOW_LOCK_URL": "redis://cache:6379/0"})
 
 
+@pytest.mark.integration
 def test_model_registry_default_lock_comes_from_the_environment(tmp_path, monkeypatch):
     from ctflow.core.registry import ModelRegistry
 

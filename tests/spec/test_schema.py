@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 
@@ -18,8 +19,6 @@ from ctflow.spec.durations import (
     parse_duration,
 )
 from ctflow.spec.schema import SCHEMA_ID, json_schema, markdown_reference
-
-jsonschema = pytest.importorskip("jsonschema")
 
 PROJECT = Path(__file__).resolve().parents[2]
 COMMITTED = PROJECT / "dags" / "specs" / "ctflow-spec.schema.json"

@@ -1,4 +1,10 @@
-"""A real Airflow deployment with the ctflow plugin, on a temp DAGs folder and MLflow DB."""
+"""A real Airflow deployment with the ctflow plugin, on a temp DAGs folder and MLflow DB.
+
+One deployment (scheduler, dag-processor, triggerer, api-server) serves the API, CSRF and browser
+tests of this package: starting Airflow costs far more than any of those tests. It reads the
+view's state (:mod:`tests.ui.state`) and never runs ``ct_flight_delay`` (left paused: a queued
+run stays queued); only the browser's approval test runs a DAG, of its own pipeline.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,20 @@ from tests.harness import Airflow, running_airflow
 
 PLUGINS_FOLDER = PROJECT / "plugins"
 MLFLOW_UI = "http://mlflow.example.test:5000"
+APPROVAL = "flight_delay_approval"
+#: A small, quick variant of the demo spec that waits for a human before promoting (the browser's
+#: approval test runs it; the other tests leave it alone).
+APPROVAL_SPEC = demo_spec(
+    ("pipeline: flight_delay", f"pipeline: {APPROVAL}"),
+    ("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier"),
+    ("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 4}"),
+    ("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}"),
+    ("window: 60d", "window: 21d"),
+    ("holdout: 14d", "holdout: 7d"),
+    ("min_rows: 20000", "min_rows: 1000"),
+    ("slices: [origin]", "slices: []"),
+    ("approval: auto", "approval: manual"),
+)
 
 
 def dags_folder(root: Path, extra_specs: dict[str, str] | None = None, *, spec_text: str | None = None) -> Path:
@@ -43,13 +63,14 @@ def built_ui_state(tmp_path_factory, feature_repo_ready):
 
 @pytest.fixture(scope="package")
 def api_deployment(tmp_path_factory, built_ui_state):
-    """An api-server with the ctflow plugin (and a dag-processor, so ``ct_flight_delay`` exists,
-    paused: a queued run stays queued) over the view's MLflow state; shared by the API tests."""
-    root = tmp_path_factory.mktemp("ui-api")
+    """The package's Airflow deployment with the ctflow plugin over the view's MLflow state, with
+    ``flight_delay`` (paused: a queued run stays queued) and the approval pipeline (see the module
+    docs); ``(airflow, built_ui_state)``."""
+    assert "approval: manual" in APPROVAL_SPEC and "window: 21d" in APPROVAL_SPEC
+    root = tmp_path_factory.mktemp("ui-airflow")
     built = built_ui_state
-    folder = dags_folder(root, spec_text=built.spec_text)
-    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri),
-                         components=("api-server", "dag-processor")) as airflow:
+    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC}, spec_text=built.spec_text)
+    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri)) as airflow:
         wait_parsed(airflow, "ct_flight_delay")
         yield airflow, built
 

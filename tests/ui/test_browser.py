@@ -22,11 +22,10 @@ from urllib.parse import quote
 import pytest
 
 from ctflow.contract import mlflow_tags
-from tests.conftest import PROJECT, demo_spec
-from tests.harness import running_airflow
+from tests.conftest import PROJECT
 from tests.ui import state as ui_state
 from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
-from tests.ui.conftest import airflow_env, dags_folder, wait_parsed
+from tests.ui.conftest import APPROVAL, wait_parsed
 
 pytestmark = [
     pytest.mark.integration,
@@ -36,31 +35,13 @@ pytestmark = [
 ]
 
 ARTIFACTS = Path(os.environ.get("CTFLOW_TEST_ARTIFACTS", PROJECT / "test-artifacts" / "ui"))
-APPROVAL = "flight_delay_approval"
-# A small, quick variant of the demo spec that waits for a human before promoting.
-APPROVAL_SPEC = demo_spec(
-    ("pipeline: flight_delay", f"pipeline: {APPROVAL}"),
-    ("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.tree.DecisionTreeClassifier"),
-    ("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_depth: 4}"),
-    ("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}"),
-    ("window: 60d", "window: 21d"),
-    ("holdout: 14d", "holdout: 7d"),
-    ("min_rows: 20000", "min_rows: 1000"),
-    ("slices: [origin]", "slices: []"),
-    ("approval: auto", "approval: manual"),
-)
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, built_ui_state):
-    assert "approval: manual" in APPROVAL_SPEC and "window: 21d" in APPROVAL_SPEC
+def deployment(api_deployment):
+    """The package's deployment (tests/ui/conftest.py): its scheduler runs the approval pipeline."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    root = tmp_path_factory.mktemp("ui-browser")
-    built = built_ui_state
-    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC}, spec_text=built.spec_text)
-    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri)) as airflow:
-        wait_parsed(airflow, "ct_flight_delay")
-        yield airflow, built
+    return api_deployment
 
 
 def test_view_shows_pipeline_and_retrain_queues_a_run(deployment):
@@ -149,7 +130,9 @@ def test_approving_in_airflow_promotes_the_candidate(deployment):
         page.screenshot(path=str(ARTIFACTS / "approval-form.png"), full_page=True)
         page.locator("#element_note").fill("Looks good on the March holdout")
         page.get_by_role("button", name="Approve").click()
-        page.wait_for_timeout(1500)
+        # The form's answer reached Airflow: the task no longer waits for input (a state, not a sleep).
+        airflow.wait_for_task(dag_id, run_id, "promotion.approve", lambda ti: ti["state"] != "awaiting_input",
+                              timeout=300, interval=1)
         page.screenshot(path=str(ARTIFACTS / "approval-done.png"), full_page=True)
 
     run = airflow.wait_for_run(dag_id, run_id, timeout=900)

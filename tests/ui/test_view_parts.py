@@ -198,6 +198,7 @@ def test_approval_body_compares_candidate_with_champion(spec):
     assert list(task.serialized_params) == ["note"]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("choice,decision", [("Approve", "approved"), ("Reject", "rejected")])
 def test_approval_records_the_decision(spec, choice, decision, tmp_path):
     """In the CT DAG of a manual-approval spec, so the task has promote downstream: on Reject, Airflow's

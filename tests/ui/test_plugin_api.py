@@ -205,3 +205,23 @@ def test_rollback_needs_a_reason_and_triggers_a_rollback_run(deployment):
     run = airflow.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{response.json()['dag_run_id']}").json()
     assert run["conf"] == {"action": "rollback", "reason": "v2 misbehaves on JFK"}
     assert run["triggering_user_name"] == "admin"
+
+
+def test_errors_are_readable_pages_and_sentences(deployment):
+    """A bad as-of date is one sentence in ``detail`` (what the page shows), an unknown pipeline a
+    page that says so, with the closest name; nothing is triggered."""
+    airflow, _ = deployment
+    admin = _login(airflow, "admin")
+    before = len(dag_runs(airflow, DAG_ID))
+    response = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/retrain", admin,
+                     json={"as_of": "2013-13-45", "dry_run": True, "force_promotion": False})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail.startswith("as_of: not a valid date") and "'2013-13-45'" in detail
+    assert len(dag_runs(airflow, DAG_ID)) == before
+    page = _call(airflow, "GET", "/ctflow/pipelines/flight_dely", admin)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Pipeline not found</h1>" in page.text and html_text("did you mean 'flight_delay'?") in page.text
+    api = _call(airflow, "GET", "/ctflow/api/pipelines/flight_dely", admin)
+    assert api.status_code == 404 and api.json() == {
+        "detail": "no valid ctflow spec defines pipeline 'flight_dely'; did you mean 'flight_delay'?"}

@@ -262,17 +262,12 @@ def test_run_lists_are_paged_and_filtered_and_a_triggered_run_can_be_followed(de
     assert _call(airflow, "GET", f"{path}/runs/no_such_run", admin).status_code == 404
 
 
-def test_a_paused_dag_is_said_and_can_be_unpaused_by_who_may_trigger(deployment):
+def test_a_paused_dag_is_said_and_only_who_may_trigger_may_unpause_it(deployment):
+    """The unpause itself is exercised by the browser test, on a deployment of its own: here queued
+    runs of the shared deployment (rollbacks among them) must stay queued."""
     airflow, _ = deployment
     admin, viewer = _login(airflow, "admin"), _login(airflow, "viewer")
     assert 'id="paused-warning"' in _call(airflow, "GET", "/ctflow/pipelines/flight_delay", admin).text
     refused = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/unpause", viewer, json={})
     assert refused.status_code == 403, refused.text
     assert airflow.request("GET", f"/api/v2/dags/{DAG_ID}").json()["is_paused"] is True
-    try:
-        response = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/unpause", admin, json={})
-        assert response.status_code == 200 and response.json() == {"dag_id": DAG_ID, "paused": False}, response.text
-        assert airflow.request("GET", f"/api/v2/dags/{DAG_ID}").json()["is_paused"] is False
-        assert 'id="paused-warning"' not in _call(airflow, "GET", "/ctflow/pipelines/flight_delay", admin).text
-    finally:  # the other tests expect queued runs to stay queued (there is no scheduler here anyway)
-        airflow.request("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": True})

@@ -1,5 +1,6 @@
 """Screenshots of the ctflow view for the docs, from a running deployment (e.g. ``make up`` after
-``make demo``)::
+``make demo``; ``tests/ui/test_browser.py`` takes the same ones on the view's test state, into
+``$CTFLOW_TEST_ARTIFACTS``)::
 
     python -m tests.ui.screenshots --api http://127.0.0.1:8080 --airflow-home .ctflow/airflow --out docs/screenshots
 """
@@ -28,7 +29,12 @@ def main() -> int:
         page.goto(f"{args.api}/ctflow/pipelines/{args.pipeline}")
         page.locator("#metric-chart").wait_for()
         page.screenshot(path=str(args.out / "ctflow-pipeline.png"), full_page=True)
-    print(f"wrote {args.out / 'ctflow-view.png'} and {args.out / 'ctflow-pipeline.png'}")
+        page.evaluate("window.localStorage.setItem('theme', 'dark')")  # Airflow's dark theme
+        page.reload()
+        page.locator("#metric-chart").wait_for()
+        page.screenshot(path=str(args.out / "ctflow-pipeline-dark.png"), full_page=True)
+        page.evaluate("window.localStorage.setItem('theme', 'light')")
+    print(f"wrote ctflow-view.png, ctflow-pipeline.png and ctflow-pipeline-dark.png to {args.out}")
     return 0
 
 

@@ -15,7 +15,9 @@ Screenshots go to ``$CTFLOW_TEST_ARTIFACTS`` (default: ``test-artifacts/ui`` und
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,7 +27,8 @@ from ctflow.contract import mlflow_tags
 from tests.conftest import PROJECT
 from tests.ui import state as ui_state
 from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
-from tests.ui.conftest import APPROVAL, wait_parsed
+from tests.harness import running_airflow
+from tests.ui.conftest import APPROVAL, APPROVAL_SPEC, airflow_env, dags_folder, wait_parsed
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,13 +41,23 @@ ARTIFACTS = Path(os.environ.get("CTFLOW_TEST_ARTIFACTS", PROJECT / "test-artifac
 
 
 @pytest.fixture(scope="module")
-def deployment(api_deployment):
-    """The package's deployment (tests/ui/conftest.py): its scheduler runs the approval pipeline."""
+def deployment(tmp_path_factory, built_ui_state):
+    """A deployment of its own, not the package's: this test unpauses ``ct_flight_delay`` and follows a
+    retrain to its end, so the scheduler would also run the runs other tests queued there (rollbacks
+    that move the shared store's champion). Its scheduler runs the approval pipeline too."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return api_deployment
+    root = tmp_path_factory.mktemp("ui-browser")
+    # A copy of the view state's MLflow DB (artifacts stay where the steps wrote them): the retrain
+    # this test follows to its end logs a run, which the other deployments must not see.
+    shutil.copy(Path(built_ui_state.tracking_uri.removeprefix("sqlite:///")), root / "mlflow.db")
+    built = dataclasses.replace(built_ui_state, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC}, spec_text=built.spec_text)
+    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri)) as airflow:
+        wait_parsed(airflow, "ct_flight_delay")
+        yield airflow, built
 
 
-def test_view_shows_pipeline_and_retrain_queues_a_run(deployment):
+def test_view_shows_pipeline_and_a_retrain_is_followed_to_its_end(deployment):
     from ctflow.contract import monitoring as names
 
     airflow, built = deployment
@@ -88,6 +101,21 @@ def test_view_shows_pipeline_and_retrain_queues_a_run(deployment):
         assert row.locator(".reason").inner_text() == turned_down["gate"]["reason"]
         assert "not registered" in row.inner_text() and "lost to champion" in row.inner_text()
         page.screenshot(path=str(ARTIFACTS / "ctflow-pipeline-in-airflow.png"), full_page=True)
+        # The page alone (the docs' screenshots), then in Airflow's dark theme: no white frame.
+        page.goto(f"{airflow.api}/ctflow/pipelines/flight_delay")
+        page.locator("#metric-chart").wait_for()
+        page.screenshot(path=str(ARTIFACTS / "ctflow-pipeline.png"), full_page=True)
+        page.evaluate("window.localStorage.setItem('theme', 'dark')")
+        page.reload()
+        page.locator("#metric-chart").wait_for()
+        assert page.locator("html").get_attribute("class") == "dark"
+        background = page.locator("body").evaluate("el => getComputedStyle(el).backgroundColor")
+        assert background == "rgb(22, 24, 29)", background
+        page.screenshot(path=str(ARTIFACTS / "ctflow-pipeline-dark.png"), full_page=True)
+        page.evaluate("window.localStorage.setItem('theme', 'light')")
+        frame = ctflow_frame(page, airflow.api)
+        frame.locator("tr[data-pipeline=flight_delay] a.pipeline-name").click()
+        frame.locator("#metric-chart").wait_for()
 
         form = frame.locator("#retrain-form")
         form.locator("input[name=as_of]").fill("2013-10-01T00:00:00Z")
@@ -98,12 +126,24 @@ def test_view_shows_pipeline_and_retrain_queues_a_run(deployment):
         triggered = frame.locator("#triggered-run")
         triggered.wait_for()
         run_id = triggered.get_attribute("data-run-id")
+        # ct_flight_delay is paused: the view says so and offers to unpause it, as this user.
+        note = frame.locator("#paused-note")
+        assert "is paused" in note.inner_text()
         page.screenshot(path=str(ARTIFACTS / "ctflow-retrain-queued.png"))
-
-    run = airflow.request("GET", f"/api/v2/dags/ct_flight_delay/dagRuns/{run_id}").json()
-    assert run["state"] == "queued" and run["triggering_user_name"] == "admin"
-    assert run["conf"]["action"] == "train" and run["conf"]["dry_run"] is True
-    assert run["conf"]["as_of"] == "2013-10-01T00:00:00+00:00"
+        run = airflow.request("GET", f"/api/v2/dags/ct_flight_delay/dagRuns/{run_id}").json()
+        assert run["state"] == "queued" and run["triggering_user_name"] == "admin"
+        assert run["conf"]["action"] == "train" and run["conf"]["dry_run"] is True
+        assert run["conf"]["as_of"] == "2013-10-01T00:00:00+00:00"
+        note.locator("button").click()
+        frame.locator("#paused-note", has_text="is unpaused").wait_for()
+        # The page follows the run to its end, then reloads: the run is listed with its final state.
+        finished = airflow.wait_for_run("ct_flight_delay", run_id, timeout=900)
+        row = frame.locator(f'#runs tr:has(a[title="{run_id}"])')
+        row.wait_for(timeout=120_000)
+        assert row.locator(".state").inner_text() == finished["state"] == "success", (
+            airflow.failed_tasks("ct_flight_delay", run_id))
+        assert "admin" in row.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "ctflow-retrain-done.png"), full_page=True)
 
 
 def test_approving_in_airflow_promotes_the_candidate(deployment):

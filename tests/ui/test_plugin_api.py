@@ -10,6 +10,7 @@ import re
 
 import pytest
 import requests
+from markupsafe import escape
 
 from tests.ui import state as ui_state
 from tests.ui.conftest import MLFLOW_UI, dag_runs, login_token
@@ -205,3 +206,68 @@ def test_rollback_needs_a_reason_and_triggers_a_rollback_run(deployment):
     run = airflow.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{response.json()['dag_run_id']}").json()
     assert run["conf"] == {"action": "rollback", "reason": "v2 misbehaves on JFK"}
     assert run["triggering_user_name"] == "admin"
+
+
+def test_errors_are_readable_pages_and_sentences(deployment):
+    """A bad as-of date is one sentence in ``detail`` (what the page shows), an unknown pipeline a
+    page that says so, with the closest name; nothing is triggered."""
+    airflow, _ = deployment
+    admin = _login(airflow, "admin")
+    before = len(dag_runs(airflow, DAG_ID))
+    response = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/retrain", admin,
+                     json={"as_of": "2013-13-45", "dry_run": True, "force_promotion": False})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and detail.startswith("as_of: not a valid date") and "'2013-13-45'" in detail
+    assert len(dag_runs(airflow, DAG_ID)) == before
+    page = _call(airflow, "GET", "/ctflow/pipelines/flight_dely", admin)
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Pipeline not found</h1>" in page.text and str(escape("did you mean 'flight_delay'?")) in page.text
+    api = _call(airflow, "GET", "/ctflow/api/pipelines/flight_dely", admin)
+    assert api.status_code == 404 and api.json() == {
+        "detail": "no valid ctflow spec defines pipeline 'flight_dely'; did you mean 'flight_delay'?"}
+
+
+def test_run_lists_are_paged_and_filtered_and_a_triggered_run_can_be_followed(deployment):
+    """Every run of ct_ is reachable page by page (10 a page), filtered by state; a triggered run's
+    state is what the page polls, with the user who triggered it."""
+    airflow, _ = deployment
+    admin = _login(airflow, "admin")
+    triggered = None
+    while len(dag_runs(airflow, DAG_ID)) < 12:
+        response = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/retrain", admin,
+                         json={"dry_run": True, "force_promotion": False})
+        assert response.status_code == 200 and response.json()["paused"] is True, response.text
+        triggered = response.json()["dag_run_id"]
+    every = {r["dag_run_id"]: r["state"] for r in dag_runs(airflow, DAG_ID)}
+    path = "/ctflow/api/pipelines/flight_delay"
+    first, second = (_call(airflow, "GET", path, admin, params={"runs_page": n}).json() for n in (1, 2))
+    assert first["ct_runs_page"] == {"page": 1, "size": 10, "state": None, "total": len(every),
+                                     "pages": -(-len(every) // 10)}
+    shown = [r["run_id"] for r in first["ct_runs"] + second["ct_runs"]]
+    assert len(first["ct_runs"]) == 10 and sorted(shown) == sorted(every)  # each once, none lost
+    for state in ("queued", "failed"):
+        page = _call(airflow, "GET", path, admin, params={"runs_state": state}).json()
+        assert page["ct_runs_page"]["total"] == sum(s == state for s in every.values())
+        assert {r["state"] for r in page["ct_runs"]} <= {state}
+    bad = _call(airflow, "GET", path, admin, params={"runs_state": "done"})
+    assert bad.status_code == 422 and bad.json()["detail"].startswith("runs_state: Input should be 'queued'")
+    html = _call(airflow, "GET", "/ctflow/pipelines/flight_delay", admin, params={"runs_page": 2}).text
+    assert f"page 2 of {-(-len(every) // 10)}" in html and 'rel="prev"' in html
+    # What the page polls after a trigger: the run's state, whether it has finished, who started it.
+    if triggered is not None:
+        run = _call(airflow, "GET", f"{path}/runs/{triggered}", admin).json()
+        assert (run["run_id"], run["state"], run["finished"], run["triggered_by"]) == (triggered, "queued", False,
+                                                                                         "admin")
+    assert _call(airflow, "GET", f"{path}/runs/no_such_run", admin).status_code == 404
+
+
+def test_a_paused_dag_is_said_and_only_who_may_trigger_may_unpause_it(deployment):
+    """The unpause itself is exercised by the browser test, on a deployment of its own: here queued
+    runs of the shared deployment (rollbacks among them) must stay queued."""
+    airflow, _ = deployment
+    admin, viewer = _login(airflow, "admin"), _login(airflow, "viewer")
+    assert 'id="paused-warning"' in _call(airflow, "GET", "/ctflow/pipelines/flight_delay", admin).text
+    refused = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/unpause", viewer, json={})
+    assert refused.status_code == 403, refused.text
+    assert airflow.request("GET", f"/api/v2/dags/{DAG_ID}").json()["is_paused"] is True

@@ -3,6 +3,7 @@
 =================================================  ===================================================
 ``POST /ctflow/api/pipelines/{name}/retrain``      trigger ``ct_<name>`` (``action=train``)
 ``POST /ctflow/api/pipelines/{name}/rollback``     trigger ``ct_<name>`` (``action=rollback``, reason)
+``POST /ctflow/api/pipelines/{name}/unpause``      unpause ``ct_<name>`` (a triggered run then starts)
 =================================================  ===================================================
 
 A browser sends Airflow's login cookie (``_token``, SameSite=Lax) with requests from any page of
@@ -200,14 +201,61 @@ async def rollback(request: Request, name: str, body: RollbackRequest = Body(...
 # -- forwarding to Airflow's REST API --------------------------------------------------------
 
 
+@router.post("/api/pipelines/{name}/unpause")
+async def unpause(request: Request, name: str, user=Depends(acting_user)):
+    """Unpause ``ct_<name>`` (``PATCH /api/v2/dags/ct_<name>`` as the caller), so a queued run starts."""
+    from starlette.concurrency import run_in_threadpool
+
+    spec = await run_in_threadpool(_ui()._spec_for_action, user, name)
+    response = await _forward(request, "PATCH", f"/api/v2/dags/{quote(spec.ct_dag_id, safe='')}",
+                              {"is_paused": False})
+    payload = _json(response)
+    if response.status_code >= 400:
+        return JSONResponse(payload, status_code=response.status_code)
+    return {"dag_id": spec.ct_dag_id, "paused": payload.get("is_paused")}
+
+
 async def _trigger(request: Request, dag_id: str, conf: dict[str, Any], note: str):
-    """``POST /api/v2/dags/{dag_id}/dagRuns`` as the caller; Airflow's answer is passed on."""
+    """``POST /api/v2/dags/{dag_id}/dagRuns`` as the caller; Airflow's answer is passed on, with
+    whether the DAG is paused (a run of a paused DAG stays queued until it is unpaused)."""
+    from starlette.concurrency import run_in_threadpool
+
+    body = {"logical_date": None, "conf": conf, "note": note}
+    response = await _forward(request, "POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", body)
+    payload = _json(response)
+    if response.status_code >= 400:
+        return JSONResponse(payload, status_code=response.status_code)
+    airflow_root = _ui()._airflow_root(request)
+    return {
+        "dag_id": payload.get("dag_id", dag_id),
+        "dag_run_id": payload.get("dag_run_id"),
+        "state": payload.get("state"),
+        "conf": payload.get("conf", conf),
+        "url": f"{airflow_root}/dags/{dag_id}/runs/{quote(str(payload.get('dag_run_id')), safe='')}",
+        "paused": await run_in_threadpool(_paused, dag_id),
+    }
+
+
+def _paused(dag_id: str) -> bool | None:
+    from ctflow.ui.airflow_runs import airflow_state
+
+    return airflow_state([dag_id]).get(dag_id, {}).get("paused")
+
+
+def _json(response) -> dict[str, Any]:
+    try:
+        return response.json()
+    except ValueError:
+        return {"detail": response.text[:500]}
+
+
+async def _forward(request: Request, method: str, api_path: str, body: dict[str, Any]):
+    """``method api_path`` on Airflow's REST API with the caller's own token."""
     import httpx
 
     token = _caller_token(request)
-    body = {"logical_date": None, "conf": conf, "note": note}
     airflow_root = _ui()._airflow_root(request)
-    path = f"{airflow_root}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
+    path = f"{airflow_root}{api_path}"
     root = _api_server_app()
     if root is not None:  # in-process: the same app, middlewares, permissions and audit log
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=root, client=("127.0.0.1", 0)),
@@ -218,20 +266,7 @@ async def _trigger(request: Request, dag_id: str, conf: dict[str, Any], note: st
         base = airflow_conf.get("api", "base_url", fallback="") or "http://127.0.0.1:8080"
         client = httpx.AsyncClient(base_url=base.rstrip("/").removesuffix(airflow_root), timeout=60)
     async with client:
-        response = await client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {"detail": response.text[:500]}
-    if response.status_code >= 400:
-        return JSONResponse(payload, status_code=response.status_code)
-    return {
-        "dag_id": payload.get("dag_id", dag_id),
-        "dag_run_id": payload.get("dag_run_id"),
-        "state": payload.get("state"),
-        "conf": payload.get("conf", conf),
-        "url": f"{airflow_root}/dags/{dag_id}/runs/{quote(str(payload.get('dag_run_id')), safe='')}",
-    }
+        return await client.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
 
 
 def _caller_token(request: Request) -> str:

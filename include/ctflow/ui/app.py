@@ -26,18 +26,20 @@ import contextlib
 import functools
 import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 log = logging.getLogger(__name__)
 
 URL_PREFIX = "/ctflow"
+#: Query parameters of run lists: a 1-based page, and one Airflow run state (or all).
+RunsPage = Annotated[int, Query(ge=1, le=100_000)]
+RunsState = Annotated[Literal["queued", "running", "success", "failed"] | None, Query()]
 HERE = Path(__file__).parent
 
 
@@ -97,7 +99,7 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
         return _render(request, user, "overview.html", data=payload, specs_folder=_shown_path(data.specs_folder()))
 
     @app.get("/pipelines/{name}", response_class=HTMLResponse, include_in_schema=False)
-    async def pipeline_page(request: Request, name: str):
+    async def pipeline_page(request: Request, name: str, runs_page: RunsPage = 1, runs_state: RunsState = None):
         user = await _page_user(request)
         if isinstance(user, RedirectResponse):
             return user
@@ -105,7 +107,12 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
 
         from ctflow.ui.chart import metric_timeline_svg
 
-        payload = await run_in_threadpool(_detail, request, user, name)
+        try:
+            payload = await run_in_threadpool(_detail, request, user, name, _runs(runs_page, runs_state))
+        except HTTPException as err:  # an unknown or forbidden pipeline: a page, not a JSON body
+            return _render(request, user, "message.html", status_code=err.status_code,
+                           heading="Pipeline not found" if err.status_code == 404 else "Not allowed",
+                           message=str(err.detail))
         bound = payload.get("thresholds", {}).get(payload["metric"], {})
         chart = metric_timeline_svg(payload["timeline"], metric=payload["metric"], floor=bound.get("min"),
                                     ceiling=bound.get("max"))
@@ -130,13 +137,25 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
         return await run_in_threadpool(_overview, request, user)
 
     @app.get("/api/pipelines/{name}")
-    async def get_pipeline(request: Request, name: str) -> dict[str, Any]:
+    async def get_pipeline(request: Request, name: str, runs_page: RunsPage = 1,
+                           runs_state: RunsState = None) -> dict[str, Any]:
         user = await _api_user(request)
         from starlette.concurrency import run_in_threadpool
 
-        return await run_in_threadpool(_detail, request, user, name)
+        return await run_in_threadpool(_detail, request, user, name, _runs(runs_page, runs_state))
 
+    @app.get("/api/pipelines/{name}/runs/{run_id:path}")
+    async def get_run(request: Request, name: str, run_id: str) -> dict[str, Any]:
+        """One run of ``ct_<name>``: what the page polls to follow a run it triggered to its end."""
+        user = await _api_user(request)
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(_run, request, user, name, run_id)
+
+    from ctflow.ui import errors
     from ctflow.ui.actions import router as actions  # retrain, rollback
+
+    errors.install(app)
 
     app.include_router(actions)
     return app
@@ -190,6 +209,8 @@ def _may_all(user) -> bool:
 
 
 def _user_name(user) -> str:
+    if user is None:  # a page rendered before the caller is known (an invalid request)
+        return ""
     try:
         return user.get_name()
     except Exception:
@@ -199,10 +220,13 @@ def _user_name(user) -> str:
 def _visible_spec(user, name: str):
     """The loaded spec of pipeline ``name`` if the user may read its DAG; 404 otherwise (403 if forbidden)."""
     from ctflow.ui import data
+    from ctflow.ui.errors import unknown_pipeline
 
-    item = data.find_spec(name)
+    loaded = [i for i in data.load_specs() if i.spec is not None]
+    item = next((i for i in loaded if i.spec.pipeline == name), None)
     if item is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no valid ctflow spec defines pipeline {name!r}")
+        known = [i.spec.pipeline for i in loaded if _may(user, i.spec.ct_dag_id)]
+        raise HTTPException(status.HTTP_404_NOT_FOUND, unknown_pipeline(name, known))
     if not _may(user, item.spec.ct_dag_id):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
     return item
@@ -227,11 +251,28 @@ def _overview(request: Request, user) -> dict[str, Any]:
     return data.overview(data.Sources.default(_airflow_root(request)), visible=visible, show_invalid=_may_all(user))
 
 
-def _detail(request: Request, user, name: str) -> dict[str, Any]:
+def _runs(page: int, state: str | None):
+    from ctflow.ui.airflow_runs import RunPage
+    from ctflow.ui.data import RECENT_RUNS
+
+    return RunPage(size=RECENT_RUNS, page=page, state=state)
+
+
+def _run(request: Request, user, name: str, run_id: str) -> dict[str, Any]:
+    from ctflow.ui.airflow_runs import run_state
+
+    dag_id = _visible_spec(user, name).spec.ct_dag_id
+    run = run_state(dag_id, run_id)
+    if run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dag_id} has no run {run_id!r}")
+    return {**run, "dag_id": dag_id, "finished": run["state"] in ("success", "failed")}
+
+
+def _detail(request: Request, user, name: str, runs=None) -> dict[str, Any]:
     from ctflow.ui import data
 
     item = _visible_spec(user, name)
-    payload = data.detail(item, data.Sources.default(_airflow_root(request)))
+    payload = data.detail(item, data.Sources.default(_airflow_root(request)), runs)
     payload["rollback_to"] = _rollback_target(item.spec)
     payload["may_trigger"] = _may(user, item.spec.ct_dag_id, method="POST", run=True)
     return payload
@@ -283,42 +324,20 @@ def _templates():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, num=_num, pct=_pct, decision=_decision)
+    from ctflow.ui.formats import FILTERS
+
+    env.filters.update(FILTERS)
     return env
 
 
-def _render(request: Request, user, template: str, **context: Any) -> HTMLResponse:
+def _render(request: Request, user, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    from ctflow.ui.formats import zone_name
+
     html = _templates().get_template(template).render(
-        base=_base(request), airflow_root=_airflow_root(request), user=_user_name(user), **context
+        base=_base(request), airflow_root=_airflow_root(request), user=_user_name(user), timezone=zone_name(),
+        **context
     )
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
-
-
-def _when(value: str | None) -> str:
-    if not value:
-        return "—"
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return str(value)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M") if (moment.hour or moment.minute) else moment.strftime("%Y-%m-%d")
-
-
-def _num(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
-
-
-def _pct(value: Any) -> str:
-    return f"{value:.0%}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
-
-
-_DECISIONS = {"promote": "passed", "reject_champion": "lost to champion", "reject_floor": "below a floor"}
-
-
-def _decision(value: str | None) -> str:
-    return _DECISIONS.get(value or "", value or "—")
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 app = create_app()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 WIDTH, HEIGHT = 820, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 24, 24, 58
+#: Room a label takes, in SVG units (12 px bold version labels, 11 px ``YYYY-MM-DD`` dates).
+CHAR_WIDTH, LABEL_HEIGHT, DATE_LABEL_WIDTH = 7.5, 14, 70
 
 
 def metric_timeline_svg(
@@ -30,11 +33,31 @@ def metric_timeline_svg(
         *_axes(frame, metric, floor=floor, ceiling=ceiling),
         *_versions_line(frame, valued),
     ]
-    step = max(1, len(valued) // 12)  # at most ~12 date labels
+    spacing = frame.plot_w / len(valued)
+    step = max(1, math.ceil(DATE_LABEL_WIDTH / spacing))  # date labels never overlap
+    labelled = _version_labels(frame, valued)
     for i, p in enumerate(valued):
-        out += _point(frame, i, p, metric, date_label=i % step == 0)
+        out += _point(frame, i, p, metric, date_label=i % step == 0, version_label=i in labelled)
     out += [_legend(frame), "</svg>"]
     return "".join(out)
+
+
+def _version_labels(frame: _Frame, valued: list[dict[str, Any]]) -> set[int]:
+    """Which registered points get their ``vN`` label: the champion always, then the others, newest
+    first, only where the label's box does not overlap one already placed (the tooltip has them all)."""
+    placed: list[tuple[float, float, float]] = []  # (left, right, y) of each label
+    chosen = set()
+    registered = [i for i, p in enumerate(valued) if p.get("version")]
+    order = sorted(registered, key=lambda i: ("champion" not in valued[i].get("aliases", []), -i))
+    for i in order:
+        p = valued[i]
+        half = (len(f"v{p['version']}") * CHAR_WIDTH) / 2 + 2
+        x, y = frame.x(i), frame.y(p["value"]) - 14
+        if any(x - half < right and left < x + half and abs(y - ly) < LABEL_HEIGHT for left, right, ly in placed):
+            continue
+        placed.append((x - half, x + half, y))
+        chosen.add(i)
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -102,7 +125,8 @@ def _classes(p: dict[str, Any]) -> list[str]:
     return ["point", kind, *(f"alias-{a}" for a in p.get("aliases", []))]
 
 
-def _point(frame: _Frame, i: int, p: dict[str, Any], metric: str, *, date_label: bool) -> list[str]:
+def _point(frame: _Frame, i: int, p: dict[str, Any], metric: str, *, date_label: bool,
+           version_label: bool) -> list[str]:
     """One candidate's marker with its tooltip, version label and (every few points) its date."""
     cx, cy = frame.x(i), frame.y(p["value"])
     when = (p.get("as_of") or p.get("started") or "")[:10]
@@ -115,7 +139,7 @@ def _point(frame: _Frame, i: int, p: dict[str, Any], metric: str, *, date_label:
                    f'M{cx - 5:.1f},{cy + 5:.1f} L{cx + 5:.1f},{cy - 5:.1f}"/>')
     else:
         out.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6"/>')
-    if p.get("version"):
+    if p.get("version") and version_label:
         label = escape(f"v{p['version']}")
         out.append(f'<text class="point-label" x="{cx:.1f}" y="{cy - 14:.1f}" text-anchor="middle">{label}</text>')
     out.append("</g>")
@@ -133,5 +157,5 @@ def _legend(frame: _Frame) -> str:
         '<g class="point candidate"><circle cx="260" cy="-4" r="5"/></g><text x="270" y="0">not registered (gated out / dry run)</text>'
         '<g class="point failed"><path class="cross" d="M511,-8 L519,0 M511,0 L519,-8"/></g>'
         '<text x="526" y="0">below a floor</text>'
-        f'<text x="{frame.plot_w}" y="0" text-anchor="end" class="muted">as of (UTC)</text></g>'
+        f'<text x="{frame.plot_w}" y="0" text-anchor="end" class="muted">data as of (UTC)</text></g>'
     )

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from ctflow import links
 from ctflow.contract import mlflow_tags, tasks
+from ctflow.ui.airflow_runs import RunPage, airflow_state, triggering_users
+from ctflow.ui.airflow_runs import iso as _iso
 
 if TYPE_CHECKING:
     from ctflow.factory.discover import LoadedSpec
@@ -48,10 +50,6 @@ def load_specs() -> list[LoadedSpec]:
     from ctflow.factory.discover import load_folder
 
     return load_folder(specs_folder())
-
-
-def find_spec(name: str) -> LoadedSpec | None:
-    return next((item for item in load_specs() if item.spec is not None and item.spec.pipeline == name), None)
 
 
 def tracking_uri() -> str:
@@ -171,25 +169,28 @@ def summary(spec: PipelineSpec, sources: Sources, *, client=None, airflow: dict 
 # -- one pipeline ---------------------------------------------------------------------------
 
 
-def detail(item: LoadedSpec, sources: Sources) -> dict[str, Any]:
-    """Everything the pipeline page shows."""
+def detail(item: LoadedSpec, sources: Sources, runs: RunPage | None = None) -> dict[str, Any]:
+    """Everything the pipeline page shows; ``runs``: which page of the CT runs (default: the newest)."""
     from ctflow.core.registry import ModelRegistry
     from ctflow.ui import monitoring
 
     spec = item.spec
     assert spec is not None
     client = sources.client()
-    airflow = airflow_state([spec.ct_dag_id, spec.monitor_dag_id], runs=RECENT_RUNS)
+    runs = runs or RunPage(size=RECENT_RUNS)
+    airflow = airflow_state([spec.ct_dag_id], runs=runs)
+    airflow.update(airflow_state([spec.monitor_dag_id], runs=RECENT_RUNS))
     data = summary(spec, sources, client=client, airflow=airflow)
     registry = ModelRegistry(spec.model_name, tracking_uri=sources.tracking_uri)
     versions = versions_with_aliases(registry)
     data["versions"] = [_version_view(v, client, spec.evaluation.metric, sources) for v in reversed(versions)]
     data["timeline"] = timeline(spec, client, versions, sources)
-    data["history"] = [
-        {**change.to_dict(), "run_url": _actor_run_url(change.actor, sources)}
-        for change in reversed(registry.history())
-    ]
-    data["ct_runs"] = [_run_view(r, spec.ct_dag_id, sources) for r in airflow.get(spec.ct_dag_id, {}).get("runs", [])]
+    data["history"] = _history(registry.history(), sources)
+    ct = airflow.get(spec.ct_dag_id, {})
+    data["ct_runs"] = [_run_view(r, spec.ct_dag_id, sources) for r in ct.get("runs", [])]
+    total = ct.get("total", 0)
+    data["ct_runs_page"] = {"page": runs.page, "size": runs.size, "state": runs.state, "total": total,
+                            "pages": max(1, -(-total // runs.size))}
     data["monitor_runs"] = [
         _run_view(r, spec.monitor_dag_id, sources) for r in airflow.get(spec.monitor_dag_id, {}).get("runs", [])
     ]
@@ -261,71 +262,6 @@ def _point(run_id, experiment_id, tags, start_ms, value, version, sources: Sourc
 # -- Airflow --------------------------------------------------------------------------------
 
 
-def airflow_state(dag_ids: list[str], *, runs: int = 1) -> dict[str, dict[str, Any]]:
-    """Per known DAG: paused, next run, and the newest ``runs`` runs (with the gate's XCom for CT runs)."""
-    if not dag_ids:
-        return {}
-    try:
-        from airflow.models.dag import DagModel
-        from airflow.models.dagrun import DagRun
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-    except ImportError:  # not inside Airflow
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    with create_session() as session:
-        for dag in session.scalars(select(DagModel).where(DagModel.dag_id.in_(dag_ids))):
-            nxt = dag.next_dagrun_create_after or dag.next_dagrun
-            out[dag.dag_id] = {
-                "paused": dag.is_paused,
-                "next_run": None if dag.is_paused else _iso(nxt),
-                "next_logical_date": _iso(dag.next_dagrun),
-                "runs": [],
-            }
-        for dag_id in out:
-            found = session.scalars(
-                select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(runs)
-            ).all()
-            for run in found:
-                record = {
-                    "run_id": run.run_id,
-                    "state": str(run.state.value if hasattr(run.state, "value") else run.state),
-                    "run_type": str(run.run_type.value if hasattr(run.run_type, "value") else run.run_type),
-                    "logical_date": _iso(run.logical_date),
-                    "run_after": _iso(run.run_after),
-                    "start_date": _iso(run.start_date),
-                    "end_date": _iso(run.end_date),
-                    "conf": run.conf or {},
-                    # what the run is about: params.as_of, else the logical date, else when it ran
-                    "as_of": (run.conf or {}).get("as_of") or _iso(run.logical_date) or _iso(run.run_after),
-                    "triggered_by": getattr(run, "triggering_user_name", None),
-                    "gate": None,
-                }
-                if tasks.is_ct_dag(dag_id):
-                    row = session.scalars(
-                        XComModel.get_many(key="return_value", run_id=run.run_id, dag_ids=dag_id, task_ids=tasks.EVALUATE)
-                    ).first()
-                    gate = XComModel.deserialize_value(row) if row is not None else None
-                    if isinstance(gate, dict):
-                        record["gate"] = {k: gate.get(k) for k in ("decision", "reason", "metric", "candidate",
-                                                                    "champion", "champion_version")}
-                    # A run waiting for a human shows "running" in Airflow; say what it waits for.
-                    record["awaiting_approval"] = _awaiting_approval(session, dag_id, run.run_id)
-                out[dag_id]["runs"].append(record)
-    return out
-
-
-def _awaiting_approval(session, dag_id: str, run_id: str) -> bool:
-    """Whether the run's approval task waits for a human's answer (Airflow's ``awaiting_input``)."""
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import select
-
-    state = session.scalar(select(TaskInstance.state).where(
-        TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == tasks.APPROVE))
-    return str(getattr(state, "value", state)) == "awaiting_input"
-
-
 def versions_with_aliases(registry) -> list:
     """Every version, oldest first, with its aliases (MLflow's version search leaves them out)."""
     from dataclasses import replace
@@ -390,20 +326,34 @@ def _run_view(run: dict[str, Any], dag_id: str, sources: Sources) -> dict[str, A
     return view
 
 
-def _actor_run_url(actor: str | None, sources: Sources) -> str | None:
-    """``airflow:ct_x/manual__...`` → that run's page in Airflow."""
+def _history(changes: list, sources: Sources) -> list[dict[str, Any]]:
+    """The alias history, newest first; "by" is the user who triggered the run that moved the alias
+    (Airflow's ``triggering_user_name``), else the actor the registry recorded."""
+    runs = {change.actor: _actor_run(change.actor) for change in changes}
+    users = triggering_users([key for key in runs.values() if key])
+    out = []
+    for change in reversed(changes):
+        key = runs[change.actor]
+        out.append({**change.to_dict(), "run_url": sources.run_url(*key) if key else None,
+                    "by": users.get(key) if key else None})
+        out[-1]["by"] = out[-1]["by"] or _actor_name(change.actor)
+    return out
+
+
+def _actor_run(actor: str | None) -> tuple[str, str] | None:
+    """``airflow:ct_x/manual__...`` → ``(ct_x, manual__...)``."""
     if not actor or not actor.startswith("airflow:") or "/" not in actor:
         return None
     dag_id, _, run_id = actor[len("airflow:"):].partition("/")
-    return sources.run_url(dag_id, run_id)
+    return dag_id, run_id
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="seconds")
+def _actor_name(actor: str | None) -> str:
+    """Who the registry recorded, when no user is known: a scheduled run says so, not its id."""
+    key = _actor_run(actor)
+    if key is None:
+        return actor or "—"
+    return "schedule" if key[1].startswith(("scheduled__", "asset_triggered__")) else key[1]
 
 
 def _iso_ms(ms: int | None) -> str | None:

@@ -29,6 +29,29 @@
 
 (function () {
   "use strict";
+  // Wall-clock times (<time class="clock">) are written in Airflow's default time zone; if the user
+  // picked another zone in Airflow's UI (kept in localStorage "timezone", same origin), use it.
+  var zone = null;
+  try {
+    var saved = window.localStorage.getItem("timezone");
+    if (saved) zone = saved.charAt(0) === '"' ? JSON.parse(saved) : saved;
+  } catch (err) { zone = null; }
+  if (!zone || zone === document.body.getAttribute("data-timezone")) return;
+  var format;
+  try {
+    format = new Intl.DateTimeFormat("sv-SE", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+  } catch (err) { return; }  // not a zone this browser knows: keep Airflow's default
+  Array.prototype.forEach.call(document.querySelectorAll("time.clock[datetime]"), function (el) {
+    el.textContent = format.format(new Date(el.getAttribute("datetime")));
+    el.title = "wall-clock time in " + zone + " (your Airflow setting)";
+  });
+  var shown = document.getElementById("shown-zone");
+  if (shown) shown.textContent = zone;
+})();
+
+(function () {
+  "use strict";
   var body = document.body;
   var base = body.getAttribute("data-base") || "";
   var airflowRoot = body.getAttribute("data-airflow-root") || "";
@@ -93,21 +116,85 @@
           show("error", text("Refused (" + response.status + "): " + detail));
           return;
         }
-        var span = document.createElement("span");
-        span.id = "triggered-run";
-        span.setAttribute("data-run-id", payload.dag_run_id);
-        span.appendChild(text((action === "rollback" ? "Rollback" : "Training") + " run queued: "));
-        var a = document.createElement("a");
-        a.href = airflowRoot + "/dags/" + encodeURIComponent(payload.dag_id) + "/runs/" + encodeURIComponent(payload.dag_run_id);
-        a.target = "_top";
-        a.textContent = payload.dag_run_id;
-        span.appendChild(a);
-        span.appendChild(text(" (" + payload.state + ")"));
-        show("ok", span);
+        follow(payload, action === "rollback" ? "Rollback" : "Training");
       });
     }).catch(function (err) {
       button.disabled = false;
       show("error", text("Request failed: " + err));
+    });
+  }
+
+  // The triggered run, followed to its end: its state every few seconds, then the page reloads to
+  // show what the run changed. On a paused DAG it says so and offers to unpause it.
+  function follow(run, label) {
+    var span = document.createElement("span");
+    span.id = "triggered-run";
+    span.setAttribute("data-run-id", run.dag_run_id);
+    span.appendChild(text(label + " run "));
+    var a = document.createElement("a");
+    a.href = airflowRoot + "/dags/" + encodeURIComponent(run.dag_id) + "/runs/" + encodeURIComponent(run.dag_run_id);
+    a.target = "_top";
+    a.textContent = run.dag_run_id;
+    span.appendChild(a);
+    span.appendChild(text(": "));
+    var state = document.createElement("b");
+    state.id = "triggered-state";
+    state.textContent = run.state;
+    span.appendChild(state);
+    if (run.paused) {
+      var warn = document.createElement("span");
+      warn.className = "warn";
+      warn.id = "paused-note";
+      warn.appendChild(text(" · " + run.dag_id + " is paused: the run waits until it is unpaused. "));
+      var unpause = document.createElement("button");
+      unpause.type = "button";
+      unpause.textContent = "Unpause " + run.dag_id;
+      unpause.addEventListener("click", function () { unpauseDag(unpause, warn); });
+      warn.appendChild(unpause);
+      span.appendChild(warn);
+    }
+    show(run.paused ? "warn" : "ok", span);
+    poll(run, state);
+  }
+
+  function poll(run, state) {
+    fetch(base + "/api/pipelines/" + encodeURIComponent(pipeline) + "/runs/" + encodeURIComponent(run.dag_run_id), {
+      credentials: "same-origin", headers: { "Accept": "application/json" }
+    }).then(function (response) { return response.ok ? response.json() : null; }).then(function (now) {
+      if (now) state.textContent = now.state + (now.awaiting_approval ? " (awaiting approval)" : "");
+      if (now && now.finished) {
+        state.setAttribute("data-finished", now.state);
+        window.location.reload();
+        return;
+      }
+      window.setTimeout(function () { poll(run, state); }, 3000);
+    }).catch(function () { window.setTimeout(function () { poll(run, state); }, 10000); });
+  }
+
+  function unpauseDag(button, note) {
+    button.disabled = true;
+    fetch(base + "/api/pipelines/" + encodeURIComponent(pipeline) + "/unpause", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" }, body: "{}"
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (payload) {
+        if (!response.ok) {
+          button.disabled = false;
+          note.appendChild(text(" Refused (" + response.status + "): " + (payload.detail || "")));
+          return;
+        }
+        var banner = document.getElementById("paused-warning");
+        note.textContent = (note === banner ? "" : " · ") + payload.dag_id + " is unpaused: queued runs start.";
+        if (banner && note !== banner) banner.remove();
+      });
+    });
+  }
+
+  var pausedButton = document.getElementById("unpause-button");
+  if (pausedButton) {
+    pausedButton.addEventListener("click", function () {
+      var banner = document.getElementById("paused-warning");
+      unpauseDag(pausedButton, banner);
     });
   }
 

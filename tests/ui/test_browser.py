@@ -25,9 +25,9 @@ import pytest
 
 from ctflow.contract import mlflow_tags
 from tests.conftest import PROJECT
+from tests.harness import running_airflow
 from tests.ui import state as ui_state
 from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
-from tests.harness import running_airflow
 from tests.ui.conftest import APPROVAL, APPROVAL_SPEC, airflow_env, dags_folder, wait_parsed
 
 pytestmark = [

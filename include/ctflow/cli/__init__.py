@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ctflow import __version__
 
 #: Subcommand modules, in the order ``ctflow --help`` lists them.
-COMMANDS = ("validate", "render", "schema", "init", "registry", "run_step", "drift", "replay", "demo")
+COMMANDS = ("validate", "render", "schema", "init", "registry", "run_step", "predict", "drift", "replay", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

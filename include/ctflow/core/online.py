@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def materialize(spec: PipelineSpec, *, as_of: datetime, feature_repo: Path | None = None) -> dict[str, Any]:
+def materialize(
+    spec: PipelineSpec, *, as_of: datetime, feature_repo: Path | None = None, dry_run: bool = False
+) -> dict[str, Any]:
     """Materialize the views of ``spec.data.features`` up to ``as_of``; what was done per view.
 
     Incremental: a view materialized before continues from the end of its last interval
@@ -36,8 +38,10 @@ def materialize(spec: PipelineSpec, *, as_of: datetime, feature_repo: Path | Non
     event timestamp, not at ``as_of - ttl`` as Feast would: a static view stamped once before
     any window (the demo's aircraft) would otherwise never reach the online store. Idempotent:
     a view already materialized up to ``as_of`` or later is left alone, so a re-run or an older
-    run (a backfill) never writes, nor moves values back in time.
+    run (a backfill) never writes, nor moves values back in time. A dry run changes nothing: it skips.
     """
+    if dry_run:
+        return {"skipped": True, "reason": "dry run: the online store is left as it is"}
     from ctflow.core import features as feast
 
     store, repo = feast._store_for(feature_repo or settings.feature_repo())

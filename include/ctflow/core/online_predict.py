@@ -19,7 +19,7 @@ from typing import Any
 
 from ctflow.contract import mlflow_tags
 from ctflow.core import features as feast
-from ctflow.core.online import online_features
+from ctflow.core.online import OnlineFeatures, online_features
 from ctflow.exceptions import ConfigurationError
 
 
@@ -65,15 +65,19 @@ class OnlinePredictor:
         schema = self.model.metadata.get_input_schema()
         return [(column.name, column.type.name) for column in schema.inputs] if schema else []
 
+    def input_row(self, request: dict[str, Any]) -> tuple[dict[str, Any], OnlineFeatures]:
+        """The model's input row for ``request``: its signature's columns, from the request or the online store."""
+        online = online_features(self.store, self.feature_service, request)
+        row = {name: _typed(request[name] if name in request else online.values.get(name), kind, name)
+               for name, kind in self.input_columns()}
+        return row, online
+
     def predict(self, request: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
         """The score of ``request`` (entity keys and request-time columns), with the features used."""
         import numpy as np
         import pandas as pd
 
-        online = online_features(self.store, self.feature_service, request)
-        row: dict[str, Any] = {}
-        for name, kind in self.input_columns():
-            row[name] = _typed(request[name] if name in request else online.values.get(name), kind, name)
+        row, online = self.input_row(request)
         output = np.asarray(self.model.predict(pd.DataFrame([row])), dtype="float64")
         ages = online.ages(now or datetime.now(UTC))
         result: dict[str, Any] = {"model": self.model_name, "version": self.version,

@@ -16,32 +16,12 @@ from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
-import yaml
 
 from ctflow.spec import parse_spec
 from tests.integration.test_served_model import AS_OF, MODEL, SPEC_TEXT, champion, home  # noqa: F401 - fixtures
+from tests.online_store import fresh_repo
 
 pytestmark = pytest.mark.integration
-
-
-def _repo(folder: Path, source: Path, online_store: dict) -> Path:
-    """A Feast repository of ``source``'s definitions, applied to its own new registry, with its own online store
-    (so no materialization of another test shows)."""
-    import importlib.util
-
-    from feast import FeatureStore
-
-    folder.mkdir()
-    config = yaml.safe_load((source / "feature_store.yaml").read_text())
-    config.update(registry=str(folder / "registry.db"), online_store=online_store)
-    (folder / "feature_store.yaml").write_text(yaml.safe_dump(config))
-    loader = importlib.util.spec_from_file_location("ctflow_test_feature_definitions", source / "feature_definitions.py")
-    definitions = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(definitions)
-    kinds = ("Entity", "FeatureView", "FeatureService")
-    objects = [value for value in vars(definitions).values() if type(value).__name__ in kinds]
-    FeatureStore(repo_path=str(folder)).apply(objects)
-    return folder
 
 
 def _flight() -> dict:
@@ -102,7 +82,7 @@ def _materialize_and_predict(repo: Path) -> dict:
 
 
 def test_materialize_then_predict_with_the_sqlite_online_store(champion, tmp_path: Path, feature_repo_ready):  # noqa: F811
-    repo = _repo(tmp_path / "repo", feature_repo_ready, {"type": "sqlite", "path": str(tmp_path / "online.db")})
+    repo = fresh_repo(tmp_path / "repo", {"type": "sqlite", "path": str(tmp_path / "online.db")}, feature_repo_ready)
     _materialize_and_predict(repo)
 
     code, out = _predict(repo, _flight(), "--as-of", AS_OF.isoformat())
@@ -122,7 +102,7 @@ def test_materialize_then_predict_with_redis(champion, tmp_path: Path, feature_r
     with throwaway_redis_dbs(1) as (db,):
         connection = topology.feast_redis_connection_string(
             host=redis.hostname or "127.0.0.1", port=redis.port or 6379, db=db, password=redis.password)
-        repo = _repo(tmp_path / "repo", feature_repo_ready, {"type": "redis", "connection_string": connection})
+        repo = fresh_repo(tmp_path / "repo", {"type": "redis", "connection_string": connection}, feature_repo_ready)
         _materialize_and_predict(repo)
         import redis as client
 

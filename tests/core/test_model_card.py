@@ -39,3 +39,12 @@ def test_a_first_version_has_no_champion_to_compare_with():
     card = model_card(SPEC, fetched=FETCHED, trained={**TRAINED, "slices": {}}, gate=gate, lineage={})
     assert "| champion | none | none |" in card and "Slices" not in card
     assert "code `unknown`, spec sha256 `not recorded`" in card
+
+
+def test_a_threshold_chosen_by_a_rule_says_which():
+    spec = parse_spec(demo_spec(("categorical: [carrier, origin, dest]",
+                                 "categorical: [carrier, origin, dest]\n  decision_threshold: {rule: precision_at, target: 0.6}")))
+    gate = {"decision": "promote", "reason": "no champion yet", "candidate": TRAINED["metrics"], "champion": None,
+            "champion_version": None}
+    card = model_card(spec, fetched=FETCHED, trained={**TRAINED, "decision_threshold": 0.41234567}, gate=gate, lineage={})
+    assert "a row is positive at P >= 0.4123 (chosen on the holdout by rule `precision_at 0.6`)" in card

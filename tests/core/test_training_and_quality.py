@@ -192,3 +192,25 @@ def test_the_serving_signature_declares_nullable_numbers_and_optional_columns(fr
                       "carrier": ("string", True), "origin": ("string", True)}
     assert signature.outputs.inputs[0].shape == (-1, 2)
     assert serving_signature(rows, fs, classes=None).outputs.inputs[0].type.name == "double"
+
+
+def test_a_threshold_rule_is_chosen_on_the_holdout_and_meets_its_target(frame):
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    from ctflow.core.threshold import choose
+
+    fs = infer_features(frame, ["carrier", "origin", "dest", "distance", "dep_hour"], model())
+    train, holdout = split_by_time(frame, timestamp="scheduled_departure", holdout_start=datetime(2013, 2, 15, tzinfo=UTC))
+    scores = predict_scores(build_pipeline(model(), fs).fit(train[fs.all], train.label), holdout[fs.all], "classification")
+    y = holdout.label.to_numpy()
+
+    best = choose(model(decision_threshold={"rule": "max_f1"}), y, scores)
+    grid = np.unique(scores)[:: max(1, len(np.unique(scores)) // 200)]  # no threshold of the grid beats it
+    assert f1_score(y, scores >= best) >= max(f1_score(y, scores >= t) for t in grid) - 1e-12
+    at_precision = choose(model(decision_threshold={"rule": "precision_at", "target": 0.5}), y, scores)
+    assert precision_score(y, scores >= at_precision) >= 0.5
+    at_recall = choose(model(decision_threshold={"rule": "recall_at", "target": 0.8}), y, scores)
+    assert recall_score(y, scores >= at_recall) >= 0.8 > recall_score(y, scores > at_recall)
+    # Unreachable: the default; fixed and none: the spec's.
+    assert choose(model(decision_threshold={"rule": "precision_at", "target": 0.999}), y, scores) == 0.5
+    assert choose(model(decision_threshold=0.3), y, scores) == 0.3 and choose(model(), y, scores) == 0.5

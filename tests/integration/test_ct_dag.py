@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ctflow.contract import mlflow_tags
-from tests.conftest import DAGS_FOLDER, TEST_ENV, asset_events, demo_spec, run_cli
+from tests.conftest import DAGS_FOLDER, TEST_ENV, asset_events, demo_spec, run_cli, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +86,8 @@ def test_first_run_trains_logs_and_promotes(first_run, registry):
     # The promotion moved the champion: announced on the promoted asset (through promote's alias).
     last = asset_events(PROMOTED)[-1]
     assert (last["task_id"], last["extra"]["version"], last["extra"]["by"]) == ("promotion.promote", "1", "ct")
+    # ... and the feature service's views were brought into the online store up to the run's as_of.
+    assert task_states(first_run)["materialize_online"] == "success"
 
 
 def test_worse_model_is_gated_out_and_champion_stays(first_run, registry, dags_folder_with):

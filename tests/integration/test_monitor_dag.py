@@ -71,6 +71,7 @@ def test_dry_run_scores_reports_and_emits_nothing(dry_run, champion):
     states = task_states(dry_run)
     assert {states[t] for t in ("score_batch", "data_drift", "prediction_drift", "performance", "report")} == {"success"}
     assert states["act_on_breach"] == "skipped"
+    assert states["materialize_online"] == "skipped"  # a dry run leaves the online store alone
 
     run_dir = settings.runs_dir() / "monitor_flight_delay" / dry_run.run_id.replace(":", "_").replace("+", "_")
     scored = json.loads((run_dir / "score.json").read_text())

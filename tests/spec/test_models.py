@@ -242,3 +242,17 @@ def test_decision_threshold_defaults_to_one_half_for_classifiers_and_is_refused_
     assert Model.model_validate(regressor).threshold is None
     with pytest.raises(ValidationError, match="decision_threshold applies to classification, not to task 'regression'"):
         Model.model_validate({**regressor, "decision_threshold": 0.5})
+
+
+def test_a_decision_threshold_rule_names_its_target_when_it_needs_one():
+    from ctflow.spec.models import Model, ThresholdRule
+
+    classifier = {"task": "classification", "estimator": "sklearn.linear_model.LogisticRegression"}
+    rule = Model.model_validate({**classifier, "decision_threshold": {"rule": "precision_at", "target": 0.8}})
+    assert rule.decision_threshold == ThresholdRule(rule="precision_at", target=0.8)
+    assert rule.threshold == 0.5  # until the fit chooses one
+    assert Model.model_validate({**classifier, "decision_threshold": {"rule": "max_f1"}}).threshold == 0.5
+    with pytest.raises(ValidationError, match="rule recall_at needs a target"):
+        Model.model_validate({**classifier, "decision_threshold": {"rule": "recall_at"}})
+    with pytest.raises(ValidationError, match="rule max_f1 takes no target"):
+        Model.model_validate({**classifier, "decision_threshold": {"rule": "max_f1", "target": 0.5}})

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ctflow import __version__
 
 #: Subcommand modules, in the order ``ctflow --help`` lists them.
-COMMANDS = ("validate", "render", "schema", "init", "registry", "run_step", "drift", "replay", "run", "demo")
+COMMANDS = ("validate", "render", "schema", "init", "registry", "run_step", "run", "predict", "drift", "replay", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,8 @@ REGISTER = f"{PROMOTION_GROUP}.register"
 APPROVE = f"{PROMOTION_GROUP}.approve"
 PROMOTE = f"{PROMOTION_GROUP}.promote"
 ROLLBACK = "rollback"
+#: In both DAGs: the feature service's views brought up to the run's as_of in the online store.
+MATERIALIZE_ONLINE = "materialize_online"
 
 # --- monitor_<pipeline> ----------------------------------------------------------------------
 SCORE_BATCH = "score_batch"

@@ -78,6 +78,8 @@ class FittedCandidate:
     metrics: dict[str, float]
     fit_seconds: float
     fit_cpu_seconds: float
+    #: The classifier's decision threshold (fixed, or chosen on the holdout by the spec's rule); None: regression.
+    threshold: float | None = None
 
     @property
     def train_rows(self) -> pd.DataFrame:
@@ -99,6 +101,7 @@ def fit_candidate(spec: PipelineSpec, split: Split, *, candidates: Sequence[str]
     :param split: from :func:`split_window`, with both sides non-empty (:meth:`Split.checked`).
     """
     from ctflow.core.evaluation import compute_metrics
+    from ctflow.core.threshold import choose as choose_threshold
     from ctflow.core.training import build_pipeline, infer_features, predict_scores
 
     features = infer_features(split.frame, list(candidates), spec.model)
@@ -108,8 +111,10 @@ def fit_candidate(spec: PipelineSpec, split: Split, *, candidates: Sequence[str]
     pipeline.fit(train_rows[features.all], train_rows[LABEL])
     fit_seconds, fit_cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     scores = predict_scores(pipeline, holdout_rows[features.all], spec.model.task)
-    metrics = compute_metrics(spec.model.task, holdout_rows[LABEL].to_numpy(), scores, threshold=spec.model.threshold)
-    return FittedCandidate(pipeline, features, split, scores, metrics, fit_seconds, fit_cpu_seconds)
+    labels = holdout_rows[LABEL].to_numpy()
+    threshold = choose_threshold(spec.model, labels, scores)
+    metrics = compute_metrics(spec.model.task, labels, scores, threshold=threshold)
+    return FittedCandidate(pipeline, features, split, scores, metrics, fit_seconds, fit_cpu_seconds, threshold)
 
 
 __all__ = ["LABEL", "FittedCandidate", "Split", "feature_candidates", "fit_candidate", "split_window"]

@@ -28,6 +28,10 @@ def model_card(
     code and spec versions, and known limits. ``lineage``: the training run's tags."""
     task = spec.model.task
     threshold = trained.get("decision_threshold")
+    rule = spec.model.decision_threshold
+    if threshold is not None and not isinstance(rule, (float, type(None))):  # a ThresholdRule: say how it was chosen
+        target = f" {rule.target}" if rule.target is not None else ""
+        threshold = f"{threshold:.4f} (chosen on the holdout by rule `{rule.rule}{target}`)"
     lines = [
         f"**{spec.pipeline}**: {spec.description or task} ({task}, `{spec.model.estimator}`)",
         "",

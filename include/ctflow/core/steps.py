@@ -195,14 +195,14 @@ def train(
     }
     if spec_text:
         tags["ctflow.spec_sha256"] = tracking.text_sha256(spec_text)
-    threshold = spec.model.threshold
-    if threshold is not None:
-        tags[mlflow_tags.DECISION_THRESHOLD] = str(threshold)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.pipeline} as of {as_of:%Y-%m-%d %H:%M}", tags=tags) as run:
         # Fitted inside the run: a fit that fails leaves a FAILED run with the run's tags.
         fitted = fit_candidate(spec, split, candidates=fetched["features"])
         pipeline, features, scores, metrics = fitted.pipeline, fitted.features, fitted.holdout_scores, fitted.metrics
         fit_seconds, y_holdout = fitted.fit_seconds, fitted.holdout_labels
+        threshold = fitted.threshold  # a rule's is known only now, chosen on the holdout
+        if threshold is not None:
+            mlflow.set_tag(mlflow_tags.DECISION_THRESHOLD, str(threshold))
         mlflow.log_params({
             "estimator": spec.model.estimator,
             **{f"param.{k}": v for k, v in spec.model.params.items()},
@@ -315,13 +315,15 @@ def score_version(spec: PipelineSpec, version: str, run_dir: Path, *, tracking_u
 
     from ctflow.core import tracking
     from ctflow.core.evaluation import compute_metrics
+    from ctflow.core.threshold import of_version
     from ctflow.core.training import predict_scores
 
-    tracking.client(tracking_uri)
+    client = tracking.client(tracking_uri)
     holdout = pd.read_parquet(run_dir / "holdout.parquet")
     model = mlflow.sklearn.load_model(f"models:/{spec.model_name}/{version}")
     scores = predict_scores(model, holdout, spec.model.task)
-    return compute_metrics(spec.model.task, holdout[LABEL].to_numpy(), scores, threshold=spec.model.threshold)
+    threshold = of_version(spec.model, client.get_model_version(spec.model_name, str(version)).tags)
+    return compute_metrics(spec.model.task, holdout[LABEL].to_numpy(), scores, threshold=threshold)
 
 
 def register(

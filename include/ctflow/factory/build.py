@@ -23,7 +23,7 @@ from ctflow.factory.docs import render_doc_md
 from ctflow.factory.params import ct_params, monitor_params
 from ctflow.operators import OPERATORS, ChooseActionOperator
 from ctflow.runners import runner_for
-from ctflow.steps import ct, monitor
+from ctflow.steps import ct, monitor, online
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -48,7 +48,7 @@ def build_dags(
 
 
 def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: str | None = None) -> DAG:
-    """``ct_<name>``: features -> data checks -> train -> gate -> register -> [approve] -> promote.
+    """``ct_<name>``: features -> data checks -> train -> gate -> register -> [approve] -> promote -> materialize.
 
     Each task is its step's declaration (:mod:`ctflow.steps.ct`) run by an operator: the
     deployment's subclass if one is registered (:mod:`ctflow.extensions`), else ctflow's. Steps
@@ -56,6 +56,7 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
     with ``docker`` the four training steps run ``ctflow run-step`` in a container of the spec's
     image; the registry steps stay in the worker. A deployment's steps at ``ct.after_evaluate``
     run between the gate and registration, those at ``ct.after_promote`` after the promotion.
+    ``materialize_online`` brings the feature service's views into Feast's online store after a promotion.
     """
     runner = runner_for(spec.runner.kind)
     with DAG(
@@ -87,6 +88,8 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
             promote = task(ct.PROMOTE, **_ct_promotion(spec))
             approval = [_approval_task(spec)] if spec.registry.approval == "manual" else []
             chain(register, *approval, promote, *_extra_tasks("ct.after_promote", common))
+        # Only after a promotion (the new champion may read another service); monitoring keeps it fresh.
+        promote >> task(online.MATERIALIZE)
         rollback = task(ct.ROLLBACK, outlets=[promoted_asset(spec.pipeline)])
         choose >> [training[0], rollback]
         training[-1] >> register
@@ -118,6 +121,7 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
     """``monitor_<name>``: score the window -> drift, prediction drift, performance -> report -> act.
 
     A deployment's steps at ``monitor.after_report`` run between the report and ``act_on_breach``.
+    ``materialize_online``, beside them, keeps the online store up to the window's end.
     ``act_on_breach`` has the breach asset as outlet and is skipped (so emits nothing) unless a
     breach retrains, or there is no champion and ``retrain_on`` has ``no_champion``. With
     shadow/canary, ``performance`` may promote the challenger; it then announces the new
@@ -148,6 +152,7 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
         # none_failed: it still runs when scoring was skipped for want of a champion (cold start).
         act = task(monitor.ACT_ON_BREACH, outlets=[breach_asset(spec.pipeline)], trigger_rule="none_failed")
         score >> checks >> report
+        task(online.MATERIALIZE)  # on its own: the online store does not wait for the window's verdict
         chain(report, *_extra_tasks("monitor.after_report", common), act)
     return dag
 

@@ -9,6 +9,7 @@ from ctflow.operators.monitoring import (
     PredictionDriftOperator,
     ScoreBatchOperator,
 )
+from ctflow.operators.online import MaterializeOnlineOperator
 from ctflow.operators.promotion import (
     ChooseActionOperator,
     PromoteModelOperator,
@@ -28,7 +29,7 @@ OPERATORS: dict[str, type[CtflowOperator]] = {
     cls.declaration.name: cls  # type: ignore[union-attr]
     for cls in (
         FetchFeaturesOperator, DataQualityOperator, TrainModelOperator, EvaluateGateOperator,
-        RegisterModelOperator, PromoteModelOperator, RollbackModelOperator,
+        RegisterModelOperator, PromoteModelOperator, RollbackModelOperator, MaterializeOnlineOperator,
         ScoreBatchOperator, DataDriftOperator, PredictionDriftOperator, PerformanceOperator,
         MonitoringReportOperator, ActOnBreachOperator,
     )
@@ -43,6 +44,7 @@ __all__ = [
     "DataQualityOperator",
     "EvaluateGateOperator",
     "FetchFeaturesOperator",
+    "MaterializeOnlineOperator",
     "MonitoringReportOperator",
     "PerformanceOperator",
     "PredictionDriftOperator",

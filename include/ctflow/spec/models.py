@@ -252,6 +252,23 @@ class Preprocessing(Strict):
     max_categories: int = Field(30, ge=2)
 
 
+class ThresholdRule(Strict):
+    """A decision threshold chosen on the holdout after the fit."""
+
+    rule: Literal["max_f1", "precision_at", "recall_at"] = Field(
+        description="max_f1: the threshold of the best F1 on the holdout. precision_at: the lowest threshold whose "
+                    "holdout precision reaches target (the most recall at that precision). recall_at: the highest "
+                    "threshold whose holdout recall reaches target. When no threshold reaches target, 0.5.",
+    )
+    target: float | None = Field(None, gt=0, lt=1, description="The precision or recall to reach (precision_at, recall_at).")
+
+    @model_validator(mode="after")
+    def _target_iff_needed(self) -> ThresholdRule:
+        if (self.rule == "max_f1") != (self.target is None):
+            raise ValueError(f"rule {self.rule} {'takes no' if self.rule == 'max_f1' else 'needs a'} target")
+        return self
+
+
 class Model(Strict):
     """The scikit-learn estimator and how to prepare its inputs."""
 
@@ -267,12 +284,14 @@ class Model(Strict):
     exclude: list[Column] = Field(default_factory=list, description="Feature columns not to train on.")
     preprocessing: Preprocessing = Field(default_factory=Preprocessing)
     seed: int = 42
-    decision_threshold: float | None = Field(
-        None, gt=0, lt=1,
+    decision_threshold: Annotated[float, Field(gt=0, lt=1)] | ThresholdRule | None = Field(
+        None,
         description="Classification: a row is labelled positive when its probability of the positive class is at "
-                    "least this (default 0.5). The label metrics (accuracy, precision, recall, f1) use it, and it is "
-                    "logged with the run and tagged on the model version, so that a consumer of the served "
-                    "probabilities reproduces ctflow's labels.",
+                    "least this (default 0.5), or a rule choosing it on the holdout after the fit "
+                    "({rule: max_f1}, {rule: precision_at, target: 0.8}, {rule: recall_at, target: 0.6}; the label "
+                    "metrics of that holdout are then optimistic). The label metrics (accuracy, precision, recall, "
+                    "f1) use it, and the threshold is logged with the run and tagged on the model version, so that "
+                    "a consumer of the served probabilities reproduces ctflow's labels.",
     )
 
     @field_validator("estimator")
@@ -295,10 +314,11 @@ class Model(Strict):
 
     @property
     def threshold(self) -> float | None:
-        """The decision threshold of a classifier (default 0.5); None for regression."""
+        """The fixed decision threshold of a classifier (default 0.5, also before a rule has chosen one);
+        None for regression. A rule's choice is the trained version's (``ctflow.decision_threshold``)."""
         if self.task != "classification":
             return None
-        return 0.5 if self.decision_threshold is None else self.decision_threshold
+        return self.decision_threshold if isinstance(self.decision_threshold, float) else 0.5
 
 
 class Bounded:

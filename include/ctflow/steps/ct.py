@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ctflow.contract import results, tasks
+from ctflow.steps.online import MATERIALIZE
 from ctflow.steps.protocol import StepDeclaration
 
 _STEPS = "ctflow.core.steps"
@@ -72,5 +73,5 @@ ROLLBACK = StepDeclaration(
 
 #: Every CT step by name, in run order.
 STEPS: dict[str, StepDeclaration] = {
-    step.name: step for step in (FETCH_FEATURES, CHECK_QUALITY, TRAIN, EVALUATE, REGISTER, PROMOTE, ROLLBACK)
+    step.name: step for step in (FETCH_FEATURES, CHECK_QUALITY, TRAIN, EVALUATE, REGISTER, PROMOTE, MATERIALIZE, ROLLBACK)
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ctflow.contract import tasks
+from ctflow.steps.online import MATERIALIZE
 from ctflow.steps.protocol import StepDeclaration
 
 _MONITORING = "ctflow.core.monitoring"
@@ -46,5 +47,5 @@ ACT_ON_BREACH = StepDeclaration(
 )
 
 STEPS: dict[str, StepDeclaration] = {
-    step.name: step for step in (SCORE_BATCH, DATA_DRIFT, PREDICTION_DRIFT, PERFORMANCE, REPORT, ACT_ON_BREACH)
+    step.name: step for step in (MATERIALIZE, SCORE_BATCH, DATA_DRIFT, PREDICTION_DRIFT, PERFORMANCE, REPORT, ACT_ON_BREACH)
 }

@@ -140,6 +140,7 @@ def performance(
     from ctflow.core.registry import ModelRegistry
     from ctflow.core.scoring import ServingModel, window_frame
     from ctflow.core.steps import LABEL
+    from ctflow.core.threshold import of_version
 
     started = time.perf_counter()
     scored = read_result(run_dir / SCORE)
@@ -166,7 +167,7 @@ def performance(
 
     y_true = frame[LABEL].to_numpy()
     champion_value = perf.metric_value(spec.model.task, metric, y_true, champion.score(frame, spec.model.task),
-                                       threshold=spec.model.threshold)
+                                       threshold=of_version(spec.model, champion.version.tags))
     result["champion"]["value"] = champion_value
     if spec.model.task == "classification":
         result["positive_share"] = round(float(y_true.mean()), 4)
@@ -187,7 +188,7 @@ def performance(
                                                    feature_repo=repo, labelled=True, known_by=as_of)
             challenger_value = perf.metric_value(spec.model.task, metric, challenger_frame[LABEL].to_numpy(),
                                                  challenger.score(challenger_frame, spec.model.task),
-                                                 threshold=spec.model.threshold)
+                                                 threshold=of_version(spec.model, challenger.version.tags))
         except Exception as err:  # noqa: BLE001 - a broken challenger must not stop judging the champion
             log.warning("challenger v%s cannot score the ground-truth window: %s", challenger.number, err)
             result["challenger_error"] = f"{type(err).__name__}: {err}"

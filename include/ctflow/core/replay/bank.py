@@ -38,6 +38,7 @@ class Candidate:
     holdout_rows: pd.DataFrame
     fit_seconds: float = 0.0
     error: str | None = None
+    threshold: float | None = None
 
 
 class ModelBank:
@@ -77,7 +78,7 @@ class ModelBank:
             return candidate
         fitted = fit_candidate(spec, split, candidates=self.data.features)
         candidate = Candidate(key, as_of, fitted.pipeline, fitted.features, fitted.metrics, fitted.train_rows,
-                              fitted.holdout_rows, fitted.fit_seconds)
+                              fitted.holdout_rows, fitted.fit_seconds, threshold=fitted.threshold)
         self._scores[(key, ("holdout", key))] = fitted.holdout_scores
         self._models[as_of] = candidate
         self.fits += 1
@@ -106,8 +107,9 @@ class ModelBank:
 
         if not len(rows):
             return {}
+        threshold = self.spec.model.threshold if model.threshold is None else model.threshold
         return compute_metrics(self.spec.model.task, rows[LABEL].to_numpy(), self.scores(model, rows, key),
-                               threshold=self.spec.model.threshold)
+                               threshold=threshold)
 
     def on_holdout(self, model: Candidate, candidate: Candidate) -> dict[str, float]:
         """``model`` scored on ``candidate``'s holdout: what ``steps.evaluate`` gives the gate."""

@@ -6,7 +6,8 @@ windows of the monitoring window's length vary *within the reference*: at traini
 reference rows are cut into consecutive sub-windows of that length, each is compared with the
 rest of the reference by the column's method, and the statistics (the empirical null) are saved
 in the reference profile. At monitoring a column drifts when its statistic is beyond the null's
-``quantile``, so monitoring still reads only the new window.
+``quantile``, so monitoring still reads only the new window. Sub-windows overlap (one starts every
+quarter window) so that a reference of a few windows still gives a null of a couple dozen values.
 
 Statistics are compared as *surprise*: the method's statistic (KS distance, chi-squared, ``|z|``,
 PSI, Wasserstein, Jensen-Shannon), never the p-value: on tens of thousands of rows the p-values of
@@ -27,7 +28,9 @@ import numpy as np
 #: Fewer reference sub-windows than this say too little about the null: the column stays raw.
 MIN_WINDOWS = 3
 #: At most this many sub-windows (evenly spread) are measured: the cost is one profile of the rest each.
-MAX_WINDOWS = 16
+MAX_WINDOWS = 24
+#: Sub-windows start every 1/STRIDES_PER_WINDOW of a window.
+STRIDES_PER_WINDOW = 4
 
 
 @dataclass(frozen=True)
@@ -56,19 +59,22 @@ def surprise(method: str, statistic: float) -> float:
 
 
 def window_slices(times: np.ndarray, window: timedelta) -> list[np.ndarray]:
-    """Row indices of the consecutive whole ``window``-long sub-windows of ``times`` (datetime64),
-    at most :data:`MAX_WINDOWS` of them, evenly spread."""
+    """Row indices of ``window``-long sub-windows of ``times`` (datetime64), starting every quarter
+    window (overlapping: more of them make the null's upper quantiles less coarse), at most
+    :data:`MAX_WINDOWS` evenly spread; none when fewer than :data:`MIN_WINDOWS` whole windows fit."""
     if not len(times):
         return []
     ns = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
     width = int(window.total_seconds() * 1e9)
     start, end = int(ns.min()), int(ns.max())
-    count = (end - start) // width if width > 0 else 0
-    if count < MIN_WINDOWS:
+    if width <= 0 or (end - start) // width < MIN_WINDOWS:
         return []
-    chosen = np.unique(np.linspace(0, count - 1, min(count, MAX_WINDOWS)).round().astype(int))
-    which = (ns - start) // width
-    return [np.flatnonzero(which == i) for i in chosen]
+    stride = max(width // STRIDES_PER_WINDOW, 1)
+    starts = np.arange(start, end - width + 1, stride)
+    chosen = starts[np.unique(np.linspace(0, len(starts) - 1, min(len(starts), MAX_WINDOWS)).round().astype(int))]
+    order = np.argsort(ns, kind="stable")
+    ordered = ns[order]
+    return [order[np.searchsorted(ordered, s): np.searchsorted(ordered, s + width)] for s in chosen]
 
 
 def calibrate(

@@ -79,8 +79,12 @@ def _compare(ref: ColumnProfile, cur: ColumnProfile, method: str, threshold: flo
         return ColumnDrift(ref.name, method, math.nan, None, limit, False, ref.kind, **counts)
     statistic, p_value = measure(method, ref, cur)
     if null is not None and null.method == method:
-        # the threshold is on the statistic, also for the tests (see .calibration)
+        # the threshold is on the statistic, also for the tests (see .calibration). For a distance,
+        # calibration only ever raises the threshold: a column that barely varies within the
+        # reference (a stable traffic mix) would otherwise drift on any small, harmless change.
         bound = null.limit(quantile)
+        if p_value is None:
+            bound = max(bound, limit)
         drifted = surprise(method, statistic) > bound
         return ColumnDrift(ref.name, method, float(statistic), p_value, bound, bool(drifted), ref.kind, **counts,
                            calibrated=True)

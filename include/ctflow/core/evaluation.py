@@ -66,6 +66,7 @@ def save_plots(
     seed: int = 0,
     importance_rows: int = 4000,
     threshold: float | None = None,
+    importances: pd.Series | None = None,
 ) -> list[Path]:
     """PNG plots of the holdout: ROC and PR curves + confusion matrix, or residuals and
     predicted-vs-actual; and permutation feature importances. Returns the files written."""
@@ -111,7 +112,8 @@ def save_plots(
         ax.set(xlabel="residual", title="Residuals (holdout)")
         save(fig, "residuals.png")
 
-    importances = permutation_importances(task, model, frame, y_true, features, rows=importance_rows, seed=seed)
+    if importances is None:  # the caller may have computed them already (steps.train keeps them for drift)
+        importances = permutation_importances(task, model, frame, y_true, features, rows=importance_rows, seed=seed)
     if importances is not None:
         top = importances.head(20)[::-1]
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1.2))

@@ -232,9 +232,11 @@ def train(
             for column, groups in slices.items() for value, result in groups.items()
             for name, v in result.items() if name in (spec.evaluation.metric, "rows")
         })
+        importances = evaluation.permutation_importances(spec.model.task, pipeline, holdout_rows, y_holdout,
+                                                         features.all, rows=4000, seed=spec.model.seed)
         plots = evaluation.save_plots(spec.model.task, y_holdout, scores, model=pipeline, frame=holdout_rows,
                                       features=features.all, folder=run_dir / "plots", seed=spec.model.seed,
-                                      threshold=threshold)
+                                      threshold=threshold, importances=importances)
         for plot in plots:
             mlflow.log_artifact(str(plot), "plots")
         mlflow.log_dict({"numeric": features.numeric, "categorical": features.categorical,
@@ -243,7 +245,8 @@ def train(
         mlflow.log_dict(slices, "slices.json")
         if spec_text:
             mlflow.log_text(spec_text, "spec.yaml")
-        _log_reference(run_dir, train_rows, features.all, holdout_scores=scores)
+        _log_reference(spec, run_dir, train_rows, features.all, holdout_scores=scores,
+                       importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
         _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
         model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold)
         result = {
@@ -467,10 +470,12 @@ def resolve_path(path: str) -> Path:
                                  fix="keep the file inside the project, or add its folder to $CTFLOW_DATA_ROOTS") from err
 
 
-def _log_reference(run_dir: Path, train_rows: pd.DataFrame, features: list[str], *, holdout_scores: np.ndarray) -> None:
-    """Store what monitoring compares against, computed once, with the model's run."""
+def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, features: list[str], *,
+                   holdout_scores: np.ndarray, importances: dict[str, float] | None = None) -> None:
+    """Store what monitoring compares against, computed once, with the model's run: the profile
+    (with its calibration and the features' importances, :mod:`ctflow.core.drift.reference`)."""
     try:
-        from ctflow.core import drift
+        from ctflow.core.drift.reference import reference_profile
     except ImportError:  # monitoring not installed in this build
         return
     import mlflow
@@ -478,7 +483,7 @@ def _log_reference(run_dir: Path, train_rows: pd.DataFrame, features: list[str],
 
     folder = run_dir / "reference"
     folder.mkdir(exist_ok=True)
-    profile = drift.ReferenceProfile.from_frame(train_rows, columns=features)
+    profile = reference_profile(spec, train_rows, features, importances)
     profile.save(folder / "profile")
     np.save(folder / "scores.npy", np.asarray(holdout_scores, dtype="float64"))
     mlflow.log_artifacts(str(folder), "reference")

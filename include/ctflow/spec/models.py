@@ -409,6 +409,17 @@ class Drift(Strict):
     threshold: float | None = Field(None, gt=0, description="p-value below / distance above which a column drifts.")
     max_drifted_share: float = Field(0.3, gt=0, le=1)
     columns: list[Column] | None = Field(None, description="Default: every model feature.")
+    calibration: Literal["reference", "none"] = Field(
+        "reference",
+        description="reference: a column drifts when its statistic is unusual for a window of monitoring.window "
+                    "compared with such windows within the reference (its empirical null, stored at training); "
+                    "none: the raw test against threshold. Applies to data drift only.")
+    calibration_quantile: float = Field(
+        0.95, gt=0, le=1, description="Quantile of the reference's null above which a calibrated column drifts.")
+    weighting: Literal["importance", "none"] = Field(
+        "importance",
+        description="importance: the drifted share counts each column by its permutation importance to the "
+                    "champion, so drift in a feature the model ignores does not retrain it; none: each counts once.")
 
 
 class Performance(Strict, Bounded):

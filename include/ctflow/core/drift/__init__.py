@@ -88,7 +88,7 @@ from typing import TYPE_CHECKING, Any
 # ``report`` need no numpy, and ``ctflow.core.monitoring`` imports ``sufficiency`` at module
 # level, so importing a light submodule must not run the numpy-heavy ones through this file.
 _HOMES: dict[str, str] = {
-    **dict.fromkeys(("AUTO_LARGE_SAMPLE", "auto_method", "column_drift", "dataset_drift",
+    **dict.fromkeys(("AUTO_LARGE_SAMPLE", "auto_method", "calibrate_profile", "column_drift", "dataset_drift",
                      "dataset_drift_from_profile", "prediction_drift"), "compare"),
     **dict.fromkeys(("PROFILE_FORMAT", "PROFILE_VERSION", "ColumnProfile", "ReferenceProfile"), "profile"),
     **dict.fromkeys(("DEFAULT_THRESHOLDS", "METHODS", "NUMERIC_ONLY_METHODS", "P_VALUE_METHODS", "ColumnDrift",
@@ -99,6 +99,7 @@ if TYPE_CHECKING:
     from ctflow.core.drift.compare import (
         AUTO_LARGE_SAMPLE,
         auto_method,
+        calibrate_profile,
         column_drift,
         dataset_drift,
         dataset_drift_from_profile,
@@ -142,6 +143,7 @@ __all__ = [  # the names _HOMES loads lazily (a literal list, so tools read it)
     "Kind",
     "ReferenceProfile",
     "auto_method",
+    "calibrate_profile",
     "column_drift",
     "dataset_drift",
     "dataset_drift_from_profile",

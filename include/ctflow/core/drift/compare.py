@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
+import numpy as np
+
 from ctflow.core.drift import sufficiency
+from ctflow.core.drift.calibration import Null, calibrate, surprise, weighted_share
 from ctflow.core.drift.methods import aligned_counts, measure
 from ctflow.core.drift.profile import ColumnProfile, ReferenceProfile, profile_from_raw
 from ctflow.core.drift.readers import check_columns, column_names, get_column, map_columns, read_column, row_count
@@ -55,20 +60,73 @@ def _check_method(method: str | None, *, allow_auto: bool = True) -> None:
             f"unknown drift method {method!r}{suggest(method, choices)}; choose from {', '.join(choices)}")
 
 
-def _compare(ref: ColumnProfile, cur: ColumnProfile, method: str, threshold: float | None) -> ColumnDrift:
+#: Default quantile of the reference's null above which a calibrated column drifts.
+CALIBRATION_QUANTILE = 0.95
+
+
+def _compare(ref: ColumnProfile, cur: ColumnProfile, method: str, threshold: float | None,
+             null: Null | None = None, quantile: float = CALIBRATION_QUANTILE) -> ColumnDrift:
     if method == "auto":
-        method = auto_method(ref, cur)
+        method = null.method if null is not None else auto_method(ref, cur)
     if method in NUMERIC_ONLY_METHODS and ref.kind != "numeric":
         raise DriftInputError(
             f"method {method!r} needs a numeric column but {ref.name!r} is categorical; "
             "choose a categorical method (cat_method / --cat-method)")
     limit = DEFAULT_THRESHOLDS[method] if threshold is None else float(threshold)
-    counts = dict(n_reference=ref.n, n_current=cur.n, missing_reference=ref.n_missing, missing_current=cur.n_missing)
+    counts: dict[str, Any] = dict(n_reference=ref.n, n_current=cur.n, missing_reference=ref.n_missing,
+                                  missing_current=cur.n_missing)
     if ref.n == 0 or cur.n == 0:
         return ColumnDrift(ref.name, method, math.nan, None, limit, False, ref.kind, **counts)
     statistic, p_value = measure(method, ref, cur)
+    if null is not None and null.method == method:
+        # the threshold is on the statistic, also for the tests (see .calibration). For a distance,
+        # calibration only ever raises the threshold: a column that barely varies within the
+        # reference (a stable traffic mix) would otherwise drift on any small, harmless change.
+        bound = null.limit(quantile)
+        if p_value is None:
+            bound = max(bound, limit)
+        drifted = surprise(method, statistic) > bound
+        return ColumnDrift(ref.name, method, float(statistic), p_value, bound, bool(drifted), ref.kind, **counts,
+                           calibrated=True)
     drifted = p_value < limit if p_value is not None else statistic >= limit
     return ColumnDrift(ref.name, method, float(statistic), p_value, limit, bool(drifted), ref.kind, **counts)
+
+
+def _chosen(ref: ColumnProfile, method: str, num_method: str | None, cat_method: str | None) -> str:
+    return (num_method if ref.kind == "numeric" else cat_method) or method or "auto"
+
+
+def calibrate_profile(
+    profile: ReferenceProfile,
+    frame: Any,
+    *,
+    times: Any,
+    window: timedelta,
+    method: str = "auto",
+    num_method: str | None = None,
+    cat_method: str | None = None,
+    min_rows: int = 1,
+) -> ReferenceProfile:
+    """``profile`` (built from ``frame``) with the empirical null of each column for windows of
+    ``window`` (:mod:`.calibration`); ``times`` are the rows' timestamps. A reference shorter than
+    three windows gets no null: its columns are then compared raw."""
+    for m in (method, num_method, cat_method):
+        _check_method(m)
+    names = profile.names
+    forced_kinds = {name: col.kind for name, col in profile.columns.items()}
+
+    def build(rows: Any, columns: Sequence[str]) -> ReferenceProfile:
+        return ReferenceProfile.from_frame(
+            rows, list(columns), categorical=[n for n in columns if forced_kinds[n] == "categorical"],
+            numerical=[n for n in columns if forced_kinds[n] == "numeric"])
+
+    def choose(ref: ColumnProfile, cur: ColumnProfile) -> str:
+        chosen = _chosen(ref, method, num_method, cat_method)
+        return auto_method(ref, cur) if chosen == "auto" else chosen
+
+    nulls = calibrate(frame, names, times=np.asarray(times), window=window, choose=choose, build=build,
+                      measure=measure, min_rows=min_rows)
+    return dataclasses.replace(profile, nulls=nulls)
 
 
 def _current_profile(ref: ColumnProfile, values: Any) -> ColumnProfile:
@@ -86,8 +144,17 @@ def dataset_drift_from_profile(
     threshold: float | None = None,
     max_drifted_share: float = 0.5,
     min_rows: int = 1,
+    calibration: str = "none",
+    quantile: float = CALIBRATION_QUANTILE,
+    weighting: str = "none",
 ) -> DriftResult:
-    """Drift of ``current`` against a saved reference profile (see :func:`dataset_drift`)."""
+    """Drift of ``current`` against a saved reference profile (see :func:`dataset_drift`).
+
+    ``calibration="reference"``: a column with an empirical null in the profile drifts when its
+    statistic is beyond the null's ``quantile`` (``threshold`` then applies to the other columns
+    only). ``weighting="importance"``: the drifted share counts each column by its importance in
+    the profile (:func:`.calibration.weighted_share`).
+    """
     for m in (method, num_method, cat_method):
         _check_method(m)
     names = list(columns) if columns is not None else profile.names
@@ -99,13 +166,19 @@ def dataset_drift_from_profile(
 
     def compare(name: str) -> ColumnDrift:
         ref = profile.columns[name]
-        chosen = (num_method if ref.kind == "numeric" else cat_method) or method or "auto"
-        return _compare(ref, _current_profile(ref, get_column(current, name)), chosen, threshold)
+        chosen = _chosen(ref, method, num_method, cat_method)
+        null = profile.nulls.get(name) if calibration == "reference" else None
+        if null is not None and chosen not in ("auto", null.method):
+            null = None  # calibrated for another method: raw
+        result = _compare(ref, _current_profile(ref, get_column(current, name)), chosen, threshold, null, quantile)
+        if weighting == "importance" and profile.importances:
+            result = dataclasses.replace(result, weight=profile.importances.get(name, 0.0))
+        return result
 
     n_rows = row_count(current)
     results = map_columns(compare, names, n_rows)
     evaluated = [r for r in results if not math.isnan(r.statistic)]
-    share = sum(r.drifted for r in evaluated) / len(evaluated) if evaluated else 0.0
+    share = weighted_share([r.drifted for r in evaluated], [r.weight for r in evaluated]) if evaluated else 0.0
     insufficient = sufficiency.insufficient_reason(
         rows=n_rows, usable=[(r.column, r.n_reference, r.n_current) for r in results], min_rows=min_rows)
     drifted = not insufficient and bool(evaluated) and share >= max_drifted_share

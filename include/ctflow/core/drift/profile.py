@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ctflow.core.drift.calibration import Null
 from ctflow.core.drift.readers import (
     RawColumn,
     check_columns,
@@ -160,6 +161,10 @@ class ReferenceProfile:
 
     columns: dict[str, ColumnProfile]
     skipped: tuple[str, ...] = field(default=())
+    #: Per column, the empirical null of windows of the monitoring window's length (:mod:`.calibration`).
+    nulls: dict[str, Null] = field(default_factory=dict)
+    #: Per column, its permutation importance to the model this profile is the reference of.
+    importances: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_frame(
@@ -214,6 +219,9 @@ class ReferenceProfile:
             header["columns"].append({
                 "name": col.name, "kind": col.kind, "n": col.n, "n_missing": col.n_missing,
                 "is_integer": col.is_integer, "mean": json_float(col.mean), "std": json_float(col.std),
+                # optional keys: a profile without them (older, or uncalibrated) compares raw
+                **({"null": self.nulls[col.name].to_dict()} if col.name in self.nulls else {}),
+                **({"importance": json_float(self.importances[col.name])} if col.name in self.importances else {}),
             })
             if col.kind == "numeric":
                 arrays[f"{i}.values"], arrays[f"{i}.cum_counts"] = col.values, col.cum_counts
@@ -238,7 +246,13 @@ class ReferenceProfile:
                 if header.get("version") != PROFILE_VERSION:
                     raise DriftInputError(f"{path}: unsupported profile version {header.get('version')}")
                 profiles: dict[str, ColumnProfile] = {}
+                nulls: dict[str, Null] = {}
+                importances: dict[str, float] = {}
                 for i, meta in enumerate(header["columns"]):
+                    if meta.get("null") is not None:
+                        nulls[meta["name"]] = Null.from_dict(meta["null"])
+                    if meta.get("importance") is not None:
+                        importances[meta["name"]] = float(meta["importance"])
                     common = dict(
                         name=meta["name"], kind=meta["kind"], n=int(meta["n"]), n_missing=int(meta["n_missing"]),
                         is_integer=bool(meta["is_integer"]),
@@ -255,5 +269,5 @@ class ReferenceProfile:
             if isinstance(exc, DriftInputError):
                 raise
             raise DriftInputError(f"cannot read drift profile {path}: {exc}") from exc
-        return cls(profiles, tuple(header.get("skipped", ())))
+        return cls(profiles, tuple(header.get("skipped", ())), nulls, importances)
 

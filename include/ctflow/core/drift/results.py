@@ -63,11 +63,15 @@ class ColumnDrift:
     n_current: int = 0
     missing_reference: int = 0
     missing_current: int = 0
+    #: The threshold comes from the reference's empirical null (:mod:`.calibration`), not the default.
+    calibrated: bool = False
+    #: The column's weight in the drifted share (its importance to the model), None when unweighted.
+    weight: float | None = None
 
     @property
     def score(self) -> float:
-        """The value compared to ``threshold``: the p-value or the distance."""
-        if self.method in P_VALUE_METHODS:
+        """The value compared to ``threshold``: the p-value or the distance (the statistic when calibrated)."""
+        if self.method in P_VALUE_METHODS and not self.calibrated:
             return math.nan if self.p_value is None else self.p_value
         return self.statistic
 
@@ -85,6 +89,8 @@ class ColumnDrift:
             "n_current": int(self.n_current),
             "missing_reference": int(self.missing_reference),
             "missing_current": int(self.missing_current),
+            "calibrated": bool(self.calibrated),
+            "weight": json_float(self.weight),
         }
 
 

@@ -48,7 +48,8 @@ def data_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = 
     frame = pd.read_parquet(run_dir / WINDOW_FRAME)
     outcome = drift.dataset_drift_from_profile(profile, frame, columns=columns, method=config.method,
                                                threshold=config.threshold, max_drifted_share=config.max_drifted_share,
-                                               min_rows=spec.monitoring.min_rows)
+                                               min_rows=spec.monitoring.min_rows, calibration=config.calibration,
+                                               quantile=config.calibration_quantile, weighting=config.weighting)
     result = {
         "available": True,
         **outcome.to_dict(),

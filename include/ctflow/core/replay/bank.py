@@ -56,7 +56,8 @@ class ModelBank:
         self.fit_cpu_seconds = 0.0
         self._models: dict[datetime, Candidate] = {}
         self._scores: dict[tuple[str, Any], np.ndarray] = {}
-        self._profiles: dict[tuple[str, tuple[str, ...]], ReferenceProfile] = {}
+        self._profiles: dict[tuple[Any, ...], ReferenceProfile] = {}
+        self._importances: dict[str, dict[str, float] | None] = {}
         self._slices: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self._quality: dict[tuple[datetime, str], QualityReport] = {}
 
@@ -127,14 +128,31 @@ class ModelBank:
             self._slices[key] = slice_metrics(self.spec.model.task, rows, rows[LABEL].to_numpy(), scores, list(columns))
         return self._slices[key]
 
-    def profile(self, model: Candidate, columns: Sequence[str]) -> ReferenceProfile:
-        """The model's reference profile: its training rows, as ``steps.train`` stores it."""
-        from ctflow.core.drift import ReferenceProfile
+    def profile(self, model: Candidate, spec: PipelineSpec) -> ReferenceProfile:
+        """The model's reference profile as ``steps.train`` stores it, under ``spec``'s drift settings
+        (a what-if may change them): its training rows, calibrated, with its feature importances."""
+        from ctflow.core.drift.reference import reference_profile
 
-        key = (model.id, tuple(columns))
+        assert model.features is not None  # only trained candidates are monitored
+        drift = spec.monitoring.drift
+        key = (model.id, drift.calibration, drift.method, spec.monitoring.window, spec.monitoring.min_rows)
         if key not in self._profiles:
-            self._profiles[key] = ReferenceProfile.from_frame(model.train_rows, columns=list(columns))
+            importances = self.importances(model)
+            self._profiles[key] = reference_profile(spec, model.train_rows, model.features.all, importances)
         return self._profiles[key]
+
+    def importances(self, model: Candidate) -> dict[str, float] | None:
+        """The model's permutation importances on its holdout, as ``steps.train`` computes them."""
+        from ctflow.core.evaluation import permutation_importances
+        from ctflow.core.fit import LABEL
+
+        if model.id not in self._importances:
+            assert model.features is not None and model.pipeline is not None
+            rows = model.holdout_rows
+            found = permutation_importances(self.spec.model.task, model.pipeline, rows, rows[LABEL].to_numpy(),
+                                            model.features.all, rows=4000, seed=self.spec.model.seed)
+            self._importances[model.id] = None if found is None else {str(k): float(v) for k, v in found.items()}
+        return self._importances[model.id]
 
     def quality(self, spec: PipelineSpec, as_of: datetime) -> QualityReport:
         """The data-quality report of the training window as of ``as_of`` under ``spec.quality``."""

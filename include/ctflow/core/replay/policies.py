@@ -118,9 +118,11 @@ def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous:
     perf: dict[str, Any] = {"available": False}
     if len(previous_rows):
         columns = monitoring.drift.columns or champion.features.all
+        config = monitoring.drift
         drift = dataset_drift_from_profile(
-            bank.profile(champion, columns), previous_rows, columns=columns, method=monitoring.drift.method,
-            threshold=monitoring.drift.threshold, max_drifted_share=monitoring.drift.max_drifted_share,
+            bank.profile(champion, spec), previous_rows, columns=columns, method=config.method,
+            threshold=config.threshold, max_drifted_share=config.max_drifted_share,
+            calibration=config.calibration, quantile=config.calibration_quantile, weighting=config.weighting,
         )
         record.drift_share = drift.drifted_share
         record.drifted_columns = drift.drifted_columns

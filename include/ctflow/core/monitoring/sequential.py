@@ -1,0 +1,122 @@
+"""A challenger judged by an A/B test that stays valid however often monitoring looks.
+
+"Won ``promote_after`` windows in a row" has no error rate: a coin-flip challenger wins three
+windows in a row one time in eight. Here each labelled row gives a loss difference
+``d = loss(champion) - loss(challenger)`` (positive: the challenger is better): on the same rows
+(shadow, paired) or, when each row was served by one model at random (canary), the
+inverse-propensity difference ``d = loss * (1[champion] / (1 - p) - 1[challenger] / p)``, whose
+mean is the same difference. The running sums of ``d`` feed an asymptotic confidence sequence
+(the normal-mixture boundary of Howard et al. 2021 and Waudby-Smith et al. 2023): with
+probability ``1 - alpha`` it covers the true mean difference at *every* look, so stopping at the
+first look that excludes 0 keeps the false-promotion rate under ``alpha / 2``.
+
+Decision, with a minimum effect ``delta`` worth a change (in loss units):
+
+* promote when the lower bound is above 0 and the estimate is at least ``delta``;
+* retire when the upper bound is below ``delta`` (it cannot be better by ``delta``: symmetric);
+* keep otherwise.
+
+Pure arithmetic on running sums (``n``, ``sum``, ``sum of squares``) that a store can keep per
+challenger; no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+PROMOTE, RETIRE, KEEP = "promote", "retire", "keep"
+#: The sample size the mixture is tuned to be tightest at (rows); the bound is valid at every n.
+DEFAULT_TUNE_N = 10_000
+
+
+def row_losses(y_true: Any, scores: Any) -> np.ndarray:
+    """Per-row loss: Brier score for classification (probability of the positive class), squared
+    error for regression; both proper, so the better-calibrated, sharper model has the lower mean."""
+    y = np.asarray(y_true, dtype=float)
+    s = np.asarray(scores, dtype=float)
+    return (s - y) ** 2
+
+
+def paired_differences(champion_loss: Any, challenger_loss: Any) -> np.ndarray:
+    """Shadow: both models scored every row."""
+    return np.asarray(champion_loss, dtype=float) - np.asarray(challenger_loss, dtype=float)
+
+
+def randomized_differences(loss: Any, served_by_challenger: Any, fraction: float) -> np.ndarray:
+    """Canary: each row's loss under the model that served it (the challenger with probability
+    ``fraction``); the inverse-propensity weights make each row's mean the loss difference."""
+    loss = np.asarray(loss, dtype=float)
+    on = np.asarray(served_by_challenger, dtype=bool)
+    return np.where(on, -loss / fraction, loss / (1.0 - fraction))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Running sums of the per-row differences: what a store keeps between windows."""
+
+    n: int = 0
+    total: float = 0.0
+    total_sq: float = 0.0
+
+    def add(self, differences: Any) -> Evidence:
+        d = np.asarray(differences, dtype=float)
+        d = d[np.isfinite(d)]
+        return Evidence(self.n + len(d), self.total + float(d.sum()), self.total_sq + float(np.dot(d, d)))
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else math.nan
+
+    @property
+    def variance(self) -> float:
+        if self.n < 2:
+            return math.nan
+        return max(self.total_sq / self.n - self.mean ** 2, 0.0)
+
+
+def radius(n: int, variance: float, alpha: float, tune_n: int = DEFAULT_TUNE_N) -> float:
+    """Half-width of the two-sided ``1 - alpha`` normal-mixture confidence sequence after ``n`` rows."""
+    if n < 2 or not math.isfinite(variance):
+        return math.inf
+    rho2 = (-2.0 * math.log(alpha) + math.log(-2.0 * math.log(alpha) + 1.0)) / tune_n
+    v = n * variance * rho2 + 1.0
+    return math.sqrt(2.0 * v / (n * n * rho2) * math.log(math.sqrt(v) / alpha))
+
+
+@dataclass(frozen=True)
+class SequentialVerdict:
+    action: str
+    mean: float
+    lower: float
+    upper: float
+    n: int
+    alpha: float
+    min_effect: float
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(evidence: Evidence, *, alpha: float = 0.05, min_effect: float = 0.0, min_rows: int = 100,
+           tune_n: int = DEFAULT_TUNE_N) -> SequentialVerdict:
+    """Promote, retire or keep the challenger on the evidence so far (see the module docstring)."""
+    mean = evidence.mean
+    half = radius(evidence.n, evidence.variance, alpha, tune_n) if evidence.n >= min_rows else math.inf
+    lower, upper = mean - half, mean + half
+    interval = f"loss difference {mean:.5g} in [{lower:.5g}, {upper:.5g}] ({1 - alpha:.0%}, {evidence.n} rows)"
+    if lower > 0 and mean >= min_effect:
+        action, why = PROMOTE, f"challenger better: {interval}"
+    elif upper < min_effect:
+        action, why = RETIRE, f"challenger not better by {min_effect:g}: {interval}"
+    else:
+        action, why = KEEP, f"undecided: {interval}" if evidence.n >= min_rows else f"{evidence.n} rows so far"
+    return SequentialVerdict(action, mean, lower, upper, evidence.n, alpha, min_effect, why)
+
+
+__all__ = ["KEEP", "PROMOTE", "RETIRE", "Evidence", "SequentialVerdict", "decide", "paired_differences",
+           "radius", "randomized_differences", "row_losses"]

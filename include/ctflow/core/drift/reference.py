@@ -28,7 +28,8 @@ def reference_profile(spec: PipelineSpec, rows: Any, features: Sequence[str],
         import pandas as pd
 
         times = pd.to_datetime(rows[timestamp], utc=True).dt.tz_localize(None).to_numpy()
-        profile = calibrate_profile(profile, rows, times=times, window=spec.monitoring.window,
+        # Sub-windows of the monitoring window's average length: the null needs a length, not a moment.
+        profile = calibrate_profile(profile, rows, times=times, window=spec.monitoring.window.approx(),
                                     method=config.method, min_rows=spec.monitoring.min_rows)
     if importances:
         profile = dataclasses.replace(profile, importances={k: float(v) for k, v in importances.items()

@@ -13,20 +13,40 @@ reports the second plugin of the same name as an import error.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
 from ctflow.links import MlflowRunLink, ModelVersionLink, MonitoringReportLink
-from ctflow.ui.app import URL_PREFIX, app, view_href
+
+
+class _UiAttribute:
+    """A plugin attribute computed from :mod:`ctflow.ui.app` when first read.
+
+    Every task process loads every plugin (for macros) but reads only ``macros`` and the
+    links; importing the UI (FastAPI, Starlette, Jinja) there cost each task start ~1 s here.
+    """
+
+    def __init__(self, make):
+        self.make = make
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type) -> list[dict[str, Any]]:
+        value = self.make(importlib.import_module("ctflow.ui.app"))
+        setattr(owner, self.name, value)  # computed once
+        return value
 
 
 class CtflowPlugin(AirflowPlugin):
     """ctflow's view and extra links in the Airflow UI (see the module docs)."""
 
     name = "ctflow"
-    # AirflowPlugin declares these as plain class attributes; Airflow reads them, nobody mutates them.
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "ctflow pipelines"}]  # noqa: RUF012
-    external_views = [  # noqa: RUF012
-        {"name": "ctflow", "href": view_href("/"), "url_route": "ctflow", "destination": "nav"},
-        {"name": "ctflow", "href": view_href("/dag/{DAG_ID}"), "url_route": "ctflow-dag", "destination": "dag"},
-    ]
+    fastapi_apps = _UiAttribute(lambda ui: [{"app": ui.app, "url_prefix": ui.URL_PREFIX, "name": "ctflow pipelines"}])
+    external_views = _UiAttribute(lambda ui: [
+        {"name": "ctflow", "href": ui.view_href("/"), "url_route": "ctflow", "destination": "nav"},
+        {"name": "ctflow", "href": ui.view_href("/dag/{DAG_ID}"), "url_route": "ctflow-dag", "destination": "dag"},
+    ])
     operator_extra_links = [MlflowRunLink(), ModelVersionLink(), MonitoringReportLink()]  # noqa: RUF012

@@ -9,7 +9,7 @@ parses every DAG file in a fork of its own; so here each file is parsed by Airfl
 ``ctflow.operators`` (untimed, as in ``benchmarks/parse.py``). Reported per file: parse
 seconds (wall, and CPU, as the machine may be shared) and peak RSS; per size: the slowest
 file, the sum of all files, and the sum per spec. ``--shards`` splits the pipelines over that many loader files
-(``auto``: one per 250 specs, see docs/parse_scale.md). ``--cache both`` parses every folder
+(``auto``: one per 250 specs, see benchmarks/parse_scale.md). ``--cache both`` parses every folder
 twice with the validated-spec cache: cold (empty) then warm (what every later parse sees),
 and once with the cache off; the three are measured side by side in one run.
 """

@@ -53,8 +53,8 @@ def folder() -> Path | None:
     value = os.environ.get(CACHE_ENV, "")
     if value.lower() == "off":
         return None
-    path = Path(value) if value else settings.home() / "cache" / "specs"
-    try:
+    try:  # a read-only home turns the cache off, it never fails a parse
+        path = Path(value) if value else settings.home() / "cache" / "specs"
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = path.stat()
     except OSError:

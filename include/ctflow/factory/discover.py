@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import time
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ctflow.spec import PipelineSpec, Problem, SpecError, parse_spec
+from ctflow.spec import cache as spec_cache
 from ctflow.spec.errors import did_you_mean
 from ctflow.spec.load import read_spec_text
 
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 SPEC_PATTERNS = ("*.yaml", "*.yml")
+#: Seconds the error reporter spends building specs no loader has built yet (a cold cache); the rest
+#: are built by their shard's loader, which records the outcome for the reporter's next parse.
+BUILD_CHECK_BUDGET = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +41,10 @@ class LoadedSpec:
     text: str | None = None
     spec: PipelineSpec | None = None
     error: SpecError | None = None
+    #: What the cross-spec rules need, known without ``spec`` for a cached spec outside the shard.
+    pipeline: str | None = None
+    after: list[str] = field(default_factory=list)
+    cache_key: str | None = None
 
 
 def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -42,25 +52,49 @@ def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted({p for pattern in SPEC_PATTERNS for p in folder.glob(pattern) if p.is_file() or p.is_symlink()})
 
 
-def load_folder(folder: str | os.PathLike[str], *, only: set[str] | None = None) -> list[LoadedSpec]:
-    """Load every spec of ``folder`` (or only the files whose stems are in ``only``)."""
+def in_shard(path: Path, shard: tuple[int, int] | None) -> bool:
+    """Whether spec ``path`` belongs to shard ``(index, count)``: a hash of its file name, so
+    adding or removing a spec moves no other spec to another loader file."""
+    return shard is None or zlib.crc32(path.stem.encode()) % shard[1] == shard[0]
+
+
+def load_folder(
+    folder: str | os.PathLike[str],
+    *,
+    only: set[str] | None = None,
+    shard: tuple[int, int] | None = None,
+    full: bool = True,
+) -> list[LoadedSpec]:
+    """Load every spec of ``folder`` (or only the files whose stems are in ``only``).
+
+    Specs outside ``shard``, and all specs when ``full`` is false, may come back from the
+    spec cache without ``spec`` (only ``pipeline`` and ``after``, what the cross-spec rules need).
+    """
     folder = Path(folder)
+    cache_dir = spec_cache.folder()
     loaded = []
     for path in spec_files(folder):
         if only is not None and path.stem not in only:
             continue
-        loaded.append(load_one(path, display_name=_display_name(path, folder)))
+        wanted = full and in_shard(path, shard)
+        loaded.append(load_one(path, display_name=_display_name(path, folder), full=wanted, cache_dir=cache_dir))
     if only is None:
         _check_across(loaded)
     return loaded
 
 
-def load_one(path: Path, *, display_name: str | None = None) -> LoadedSpec:
+def load_one(
+    path: Path, *, display_name: str | None = None, full: bool = True, cache_dir: Path | bool | None = True
+) -> LoadedSpec:
     """Load one spec file; whatever goes wrong becomes ``item.error``, never an exception.
 
     A symbolic link that leads out of the file's folder is not followed (a specs folder holds
     its specs; a link to ``/etc`` or another team's folder is refused the same way everywhere).
+    With ``full`` false, a cached valid spec is not rebuilt from its entry (``spec`` stays None).
+    ``cache_dir``: the spec cache's folder, None for none, True to look it up.
     """
+    if cache_dir is True:
+        cache_dir = spec_cache.folder()
     item = LoadedSpec(path=path, display_name=display_name or str(path))
     if _leaves(path, path.parent):
         message = "is a symbolic link to a file outside its folder, which is not followed: copy the spec here"
@@ -68,7 +102,7 @@ def load_one(path: Path, *, display_name: str | None = None) -> LoadedSpec:
         return item
     try:
         item.text = read_spec_text(path, item.display_name)
-        item.spec = parse_spec(item.text, item.display_name)
+        _validate(item, full, cache_dir or None)
     except SpecError as err:
         item.error = err
     except Exception as err:  # a bug or an input no rule foresaw: this spec fails, the others load
@@ -78,20 +112,48 @@ def load_one(path: Path, *, display_name: str | None = None) -> LoadedSpec:
     return item
 
 
+def _validate(item: LoadedSpec, full: bool, cache_dir: Path | None) -> None:
+    """``item.spec`` (or, with ``full`` false, only what the cross-spec rules need) from the
+    cache, else from validating ``item.text``; raises :class:`SpecError`."""
+    assert item.text is not None
+    if cache_dir is not None:
+        item.cache_key = spec_cache.key(item.text)
+        entry = spec_cache.get(cache_dir, item.cache_key)
+        if entry is not None:
+            item.spec = spec_cache.spec_of(entry) if full else None
+            if item.spec is not None or not full:
+                item.pipeline, item.after = entry["pipeline"], list(entry["after"])
+                return
+    item.spec = parse_spec(item.text, item.display_name)
+    item.pipeline, item.after = item.spec.pipeline, list(item.spec.schedule.after)
+    if cache_dir is not None and item.cache_key is not None:
+        spec_cache.put(cache_dir, item.cache_key, item.spec)
+
+
+def _full_spec(item: LoadedSpec) -> PipelineSpec | None:
+    """The spec of a valid item loaded without it (``full`` false)."""
+    if item.spec is None and item.error is None and item.text is not None:
+        _validate(item, True, spec_cache.folder())
+    return item.spec
+
+
 def _leaves(path: Path, folder: Path) -> bool:
     """Whether ``path``, a symbolic link, leads outside ``folder``."""
     return path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
 
 
-def build_folder(folder: str | os.PathLike[str], *, dag_id: str | None = None) -> dict[str, DAG]:
-    """DAGs of the valid specs in ``folder``, by dag_id. With ``dag_id`` (a task is running),
-    only the spec that makes it is loaded and built."""
+def build_folder(
+    folder: str | os.PathLike[str], *, dag_id: str | None = None, shard: tuple[int, int] | None = None
+) -> dict[str, DAG]:
+    """DAGs of the valid specs in ``folder`` (of ``shard`` only, see :func:`in_shard`), by dag_id.
+    With ``dag_id`` (a task is running), only the spec that makes it is loaded and built."""
     from ctflow.factory.build import build_dags
 
     only = _stems_for(dag_id, folder) if dag_id else None
+    cache_dir = spec_cache.folder()
     dags: dict[str, DAG] = {}
-    for item in load_folder(folder, only=only):
-        if item.spec is None:
+    for item in load_folder(folder, only=only, shard=shard):
+        if item.spec is None or not in_shard(item.path, shard):
             continue
         try:
             built = build_dags(item.spec, source_text=item.text, source_name=item.display_name,
@@ -99,7 +161,11 @@ def build_folder(folder: str | os.PathLike[str], *, dag_id: str | None = None) -
         except Exception:
             # ctflow_spec_errors.py reports it as an import error (folder_errors builds it too).
             log.exception("cannot build the DAGs of spec %s; the other specs' DAGs are built", item.display_name)
+            if cache_dir is not None and item.cache_key:
+                spec_cache.record_build(cache_dir, item.cache_key, ok=False)
             continue
+        if cache_dir is not None and item.cache_key:
+            spec_cache.record_build(cache_dir, item.cache_key, ok=True)
         for dag in built:
             if dag_id is None or dag.dag_id == dag_id:
                 dags[dag.dag_id] = dag
@@ -111,16 +177,25 @@ def folder_errors(folder: str | os.PathLike[str]) -> list[SpecError]:
 
     Building again here is the price of the two-file loader: the file that builds DAGs must not
     raise (Airflow would drop all of its DAGs), so this one, which defines none, reports the failure.
+    With the spec cache on, a spec a loader has built (same bytes, ctflow and Airflow) is not
+    built again, and specs no loader has built yet are built for at most
+    :data:`BUILD_CHECK_BUDGET` seconds (their loader builds them and records the outcome).
     """
     from ctflow.factory.build import build_dags
 
+    cache_dir = spec_cache.folder()
+    deadline = time.monotonic() + BUILD_CHECK_BUDGET
     errors = []
-    for item in load_folder(folder):
+    for item in load_folder(folder, full=cache_dir is None):
         if item.error:
             errors.append(item.error)
             continue
+        built = cache_dir is not None and item.cache_key and spec_cache.built_marker(cache_dir, item.cache_key).exists()
+        if built or (cache_dir is not None and time.monotonic() > deadline):
+            continue
         try:
-            build_dags(item.spec, source_text=item.text, source_name=item.display_name, source_path=str(item.path))
+            build_dags(_full_spec(item), source_text=item.text, source_name=item.display_name,  # type: ignore[arg-type]
+                       source_path=str(item.path))
         except Exception as err:  # noqa: BLE001 - reported as this spec's error
             message = f"its DAGs cannot be built: {type(err).__name__}: {err}"
             errors.append(SpecError([Problem(item.display_name, None, (), message)]))
@@ -146,18 +221,18 @@ def _display_name(path: Path, folder: Path) -> str:
 def _check_across(loaded: list[LoadedSpec]) -> None:
     # Pair each item with its spec up front: _fail clears item.spec, and one file may have
     # several cross-spec problems (an unknown name and a cycle), all reported together.
-    valid = [(item, item.spec) for item in loaded if item.spec is not None]
+    valid = [(item, item.pipeline, list(item.after)) for item in loaded if item.error is None and item.pipeline]
     invalid = {item.path.stem: item.display_name for item in loaded if item.error}
     by_name: dict[str, LoadedSpec] = {}
-    for item, spec in valid:
-        if spec.pipeline in by_name:
-            first = by_name[spec.pipeline].display_name
-            _fail(item, ("pipeline",), f"pipeline {spec.pipeline!r} is already defined in {first}")
+    for item, pipeline, _ in valid:
+        if pipeline in by_name:
+            first = by_name[pipeline].display_name
+            _fail(item, ("pipeline",), f"pipeline {pipeline!r} is already defined in {first}")
         else:
-            by_name[spec.pipeline] = item
+            by_name[pipeline] = item
     known = set(by_name)
-    for item, spec in valid:
-        for i, upstream in enumerate(spec.schedule.after):
+    for item, _, after in valid:
+        for i, upstream in enumerate(after):
             if upstream in known:
                 continue
             if upstream in invalid:  # by convention pipeline x is in x.yaml
@@ -165,11 +240,7 @@ def _check_across(loaded: list[LoadedSpec]) -> None:
             else:
                 _fail(item, ("schedule", "after", i), f"no pipeline named {upstream!r} in this folder",
                       did_you_mean(upstream, known))
-    graph = {
-        spec.pipeline: [u for u in spec.schedule.after if u in known]
-        for item, spec in valid
-        if by_name[spec.pipeline] is item
-    }
+    graph = {pipeline: [u for u in after if u in known] for item, pipeline, after in valid if by_name[pipeline] is item}
     for cycle in _cycles(graph):
         text = " -> ".join([*cycle, cycle[0]])
         for name in cycle:

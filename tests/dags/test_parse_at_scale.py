@@ -1,0 +1,90 @@
+"""Parsing many specs: shard loader files and the validated-spec cache (benchmarks/parse_scale.py
+measures the speed; these check that neither changes what is built or reported)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from ctflow.factory.discover import in_shard, load_folder
+from ctflow.factory.shards import shard_of, write_loaders
+from ctflow.spec import cache as spec_cache
+from tests.conftest import demo_spec
+
+NAMES = [f"p{i}" for i in range(7)]
+BROKEN = demo_spec(("pipeline: flight_delay", "pipeline: broken_one"), ("max_iter: 200", "max_iter: many"))
+
+
+def _specs(*names: str) -> dict[str, str]:
+    return {f"{n}.yaml": demo_spec(("pipeline: flight_delay", f"pipeline: {n}")) for n in names}
+
+
+@pytest.fixture
+def spec_cache_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "spec-cache"
+    monkeypatch.setenv(spec_cache.CACHE_ENV, str(folder))
+    return folder
+
+
+def test_shard_loaders_build_every_dag_once_and_a_bad_spec_stays_isolated(dags_folder_with, spec_cache_dir):
+    folder = dags_folder_with({**_specs(*NAMES), "broken_one.yaml": BROKEN})
+    loaders = write_loaders(folder, 3)
+    assert sorted(p.name for p in folder.glob("ctflow_pipelines*.py")) == [p.name for p in loaders]
+    bag = DagBag(dag_folder=str(folder))
+    expected = {f"{kind}_{n}" for n in NAMES for kind in ("ct", "monitor")}
+    assert set(bag.dag_ids) == expected
+    by_file: dict[str, set[str]] = {}
+    for dag in bag.dags.values():
+        by_file.setdefault(dag.fileloc.rsplit("/", 1)[-1], set()).add(dag.dag_id)
+    for loader in loaders:  # each spec's DAGs come from the one loader of its shard
+        shard = shard_of(loader)
+        assert by_file.get(loader.name, set()) == {
+            f"{kind}_{n}" for n in NAMES if in_shard(folder / "specs" / f"{n}.yaml", shard) for kind in ("ct", "monitor")
+        }
+    assert list(bag.import_errors) == [str(folder / "ctflow_spec_errors.py")]
+    assert "broken_one.yaml" in next(iter(bag.import_errors.values()))
+
+
+def test_a_cached_spec_is_the_validated_one_and_a_changed_file_is_validated_again(dags_folder_with, spec_cache_dir):
+    folder = dags_folder_with(_specs("p0", "p1"))
+    (fresh,) = [i for i in load_folder(folder / "specs") if i.pipeline == "p0"]
+    assert fresh.cache_key and (spec_cache_dir / f"{fresh.cache_key}.json").is_file()
+    (cached,) = [i for i in load_folder(folder / "specs") if i.pipeline == "p0"]
+    assert cached.spec == fresh.spec
+    (folder / "specs" / "p0.yaml").write_text(BROKEN.replace("pipeline: broken_one", "pipeline: p0"))
+    (changed,) = [i for i in load_folder(folder / "specs") if i.path.stem == "p0"]
+    assert changed.spec is None and changed.error and "max_iter" in str(changed.error)
+
+
+def test_a_tampered_entry_is_not_trusted(dags_folder_with, spec_cache_dir):
+    folder = dags_folder_with(_specs("p0"))
+    (item,) = load_folder(folder / "specs")
+    entry_path = spec_cache_dir / f"{item.cache_key}.json"
+    head, spec = entry_path.read_text().split("\n", 1)
+    tampered = json.loads(spec)
+    tampered["model"]["params"]["max_iter"] = "many"  # what validation would refuse
+    tampered["surprise"] = True
+    entry_path.write_text(head + "\n" + json.dumps(tampered))
+    (again,) = load_folder(folder / "specs")
+    assert again.spec == item.spec  # validated from the file again, and the entry rewritten
+    assert json.loads(entry_path.read_text().split("\n", 1)[1])["model"]["params"]["max_iter"] == 200
+
+
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv(spec_cache.CACHE_ENV, str(shared))
+    assert spec_cache.folder() is None
+    monkeypatch.setenv(spec_cache.CACHE_ENV, "off")
+    assert spec_cache.folder() is None
+
+
+def test_the_key_follows_interpolated_variables(monkeypatch):
+    text = demo_spec(("owner: data-science-flights", "owner: ${CTFLOW_SPEC_TEAM}"))
+    monkeypatch.setenv("CTFLOW_SPEC_TEAM", "a")
+    first = spec_cache.key(text)
+    monkeypatch.setenv("CTFLOW_SPEC_TEAM", "b")
+    assert spec_cache.key(text) != first

@@ -100,7 +100,7 @@ def test_typed_results_give_back_the_dict_the_core_returned(spec):
     assert typed.moved is False and typed.to_xcom() == move
 
     fingerprint = {"rows": 3, "start": "a", "end": "b", "sha256": "f" * 64, "window_start": "w0", "window_end": "w1",
-                   "as_of": "w1", "dropped_unlabelled": 0, "feature_service": "s", "features": ["x"],
+                   "as_of": "w1", "dropped_unlabelled": 0, "dropped_label_pending": 0, "feature_service": "s", "features": ["x"],
                    "positive_share": 0.2, "seconds": 1.0, "path": "/p"}
     typed = results.parse(results.FeaturesFingerprint, fingerprint)
     assert typed.extra == {"start": "a", "end": "b", "sha256": "f" * 64} and typed.to_xcom() == fingerprint

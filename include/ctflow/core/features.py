@@ -27,7 +27,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ctflow import settings
 from ctflow.exceptions import ConfigurationError, CtflowError
 
 if TYPE_CHECKING:
@@ -248,24 +247,18 @@ def store_config(repo: Path) -> Path:
 
 
 def pipeline_repo(spec: PipelineSpec, given: str | Path | None = None) -> Path:
-    """The Feast repository of ``spec``'s pipeline.
+    """The Feast repository of ``spec``'s pipeline (:func:`ctflow.spec.data_sources.feature_repo_for`),
+    a repository outside the project being a configuration error of ``data.feature_repo``."""
+    from ctflow.spec.data_sources import feature_repo_for
+    from ctflow.spec.paths import PathOutsideError
 
-    The spec's ``data.feature_repo`` (confined to the project like every spec path, checked again
-    when opened) wins over ``given`` (the deployment's: the ``ctflow_feast`` connection, or
-    ``--feature-repo``), which wins over :func:`ctflow.settings.feature_repo`: a pipeline that
-    names its repository is never read from another team's.
-    """
-    from ctflow.spec.paths import PathOutsideError, resolve_spec_path
-
-    if spec.data.feature_repo is not None:
-        try:
-            return resolve_spec_path(spec.data.feature_repo)
-        except PathOutsideError as err:
-            raise FeatureConfigurationError(
-                str(err), field="data.feature_repo",
-                fix="keep the Feast repository inside the project, or add its folder to $CTFLOW_DATA_ROOTS",
-            ) from err
-    return Path(given or settings.feature_repo()).resolve()
+    try:
+        return feature_repo_for(spec, given)
+    except PathOutsideError as err:
+        raise FeatureConfigurationError(
+            str(err), field="data.feature_repo",
+            fix="keep the Feast repository inside the project, or add its folder to $CTFLOW_DATA_ROOTS",
+        ) from err
 
 
 def _service(store: FeatureStore, name: str, repo: Path) -> FeatureService:
@@ -310,19 +303,9 @@ def _feature_kinds(service: FeatureService) -> dict[str, str]:
 
 
 def _join_keys(store: FeatureStore, service: FeatureService) -> list[str]:
-    from feast.errors import FeatureViewNotFoundException
+    from ctflow.spec.data_sources import join_keys_by_view
 
-    keys: list[str] = []
-    for projection in service.feature_view_projections:
-        if projection.join_key_map:
-            keys.extend(projection.join_key_map.values())
-            continue
-        try:
-            view = store.get_feature_view(projection.name)
-        except FeatureViewNotFoundException:  # an on-demand view: its sources bring their own keys
-            continue
-        keys.extend(column.name for column in view.entity_columns)
-    return list(dict.fromkeys(keys))
+    return list(join_keys_by_view(store, service))
 
 
 def _check_entity_columns(

@@ -26,16 +26,39 @@ SAMPLE_ROWS = 100_000
 Kind = str  # "time" | "number" | "bool" | "text" | "other"
 
 
-def feature_repo_for(spec: PipelineSpec) -> Path:
-    """The Feast repository of ``spec``: its ``data.feature_repo``, else ``$CTFLOW_FEATURE_REPO``,
-    else the project's ``feature_repo/`` (the order :func:`ctflow.core.features.pipeline_repo` uses
-    at run time, minus the deployment's connection, which validation cannot read).
+def feature_repo_for(spec: PipelineSpec, given: str | Path | None = None) -> Path:
+    """The Feast repository of ``spec``'s pipeline, the one rule for validation and run time.
+
+    The spec's ``data.feature_repo`` (confined to the project like every spec path; raises
+    :class:`ctflow.spec.paths.PathOutsideError` outside it) wins over ``given`` (the deployment's:
+    the ``ctflow_feast`` connection, or ``--feature-repo``), which wins over
+    :func:`ctflow.settings.feature_repo`: a pipeline that names its repository is never read
+    from another team's.
     """
     if spec.data.feature_repo is not None:
         from ctflow.spec.paths import resolve_spec_path
 
         return resolve_spec_path(spec.data.feature_repo)
-    return settings.feature_repo()
+    return Path(given or settings.feature_repo()).resolve()
+
+
+def join_keys_by_view(store: Any, service: Any) -> dict[str, str]:
+    """The entity columns Feast feature service ``service`` joins on (key -> the first view joining
+    on it), in the order its views name them; an on-demand view brings no keys of its own."""
+    from feast.errors import FeatureViewNotFoundException
+
+    keys: dict[str, str] = {}
+    for projection in service.feature_view_projections:
+        if projection.join_key_map:
+            names = list(projection.join_key_map.values())
+        else:
+            try:
+                names = [column.name for column in store.get_feature_view(projection.name).entity_columns]
+            except FeatureViewNotFoundException:  # an on-demand view: its sources bring their own keys
+                continue
+        for name in names:
+            keys.setdefault(name, projection.name)
+    return keys
 
 
 @dataclass(frozen=True)
@@ -114,7 +137,7 @@ def read_feature_service(repo: Path, name: str) -> FeatureServiceColumns | Unava
     if not (repo / "feature_store.yaml").is_file():
         return Unavailable(f"{repo} is not a Feast repository (no feature_store.yaml): set $CTFLOW_FEATURE_REPO "
                            "to the folder of feature_store.yaml, or create feature_repo/ in the project")
-    from feast.errors import FeatureServiceNotFoundException, FeatureViewNotFoundException
+    from feast.errors import FeatureServiceNotFoundException
 
     try:
         store = _store(str(repo))
@@ -134,19 +157,10 @@ def read_feature_service(repo: Path, name: str) -> FeatureServiceColumns | Unava
         detail = " ".join(str(err).split())  # one line per problem, whatever Feast's message looks like
         return Unavailable(f"cannot read the registry of Feast repository {repo}: {type(err).__name__}: {detail[:300]}")
     features: dict[str, Kind] = {}
-    keys: dict[str, str] = {}
     for projection in service.feature_view_projections:
         for feast_field in projection.features:
             features.setdefault(feast_field.name, _feast_kind(feast_field.dtype))
-        if projection.join_key_map:
-            keys.update(dict.fromkeys(projection.join_key_map.values(), projection.name))
-            continue
-        try:
-            view = store.get_feature_view(projection.name)
-        except FeatureViewNotFoundException:  # an on-demand view: its sources bring their own keys
-            continue
-        keys.update({column.name: projection.name for column in view.entity_columns if column.name not in keys})
-    return FeatureServiceColumns(features, keys)
+    return FeatureServiceColumns(features, join_keys_by_view(store, service))
 
 
 @functools.lru_cache(maxsize=8)

@@ -77,11 +77,29 @@ def _source_start(view: FeatureView, as_of: datetime) -> datetime:
     source = view.batch_source
     path = Path(getattr(source, "path", "") or "")
     if path.suffix == ".parquet" and path.is_file():
-        column = pq.read_table(path, columns=[source.timestamp_field]).column(0)
-        earliest = pc.min(column).as_py()
+        earliest = _parquet_min(pq.ParquetFile(path), source.timestamp_field)
+        if earliest is None:  # a writer that kept no statistics: read the column itself
+            earliest = pc.min(pq.read_table(path, columns=[source.timestamp_field]).column(0)).as_py()
         if earliest is not None:
             return feast._utc(earliest).to_pydatetime()
     return as_of - view.ttl if view.ttl else as_of
+
+
+def _parquet_min(parquet: Any, column: str) -> Any:
+    """The least value of ``column`` from the row groups' statistics (the footer only), or None
+    when a row group has none: the source may hold years of rows, read at every monitoring run."""
+    meta = parquet.metadata
+    # The physical column (nested columns make it differ from the arrow field's position).
+    index = next((i for i in range(meta.num_columns) if meta.schema.column(i).path == column), None)
+    if index is None:
+        return None
+    minima = []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        minima.append(stats.min)
+    return min(minima, default=None)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,110 @@
+"""Issue #15's findings, each put back into a copy of the code: the test that guards it must fail.
+
+Each :class:`Mutation` re-creates one defect the audit of d8686a7 found (a reader that uses the old
+metric name, a tag that only counts as a breach when it says "true", a rejection recorded after
+Airflow's skip has already raised, ...) as a textual change of today's source, and names the tests
+that must catch it. ``python -m tests.proof.run`` applies each one to a throw-away copy of the
+repository (``git worktree``), runs those tests there and records whether they failed; the table
+it writes is ``tests/proof/results.md``. A guard that still passes with its defect back is a
+finding of its own.
+
+Not collected by pytest (no ``test_`` prefix): every row runs real tests, some of them minutes long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutation:
+    finding: str  # the issue's numbering: "1", "6", "11 (report link)" ...
+    what: str  # the defect, as the audit saw it
+    path: str  # file changed, relative to the repository root
+    old: str  # today's text (must occur exactly once)
+    new: str  # the defect put back
+    tests: tuple[str, ...]  # pytest node ids that must fail with the defect
+
+
+VIEW_STATE = "tests/ui/test_view_parts.py::test_the_views_data_on_the_state_the_steps_made"
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "1", "the view read `data_drift.drifted_share`, the writer logs `data_drift.share`",
+        "include/ctflow/ui/monitoring.py",
+        "share = _metric(metrics, names.DRIFT_SHARE_METRIC)",
+        'share = _metric(metrics, "data_drift.drifted_share")',
+        (VIEW_STATE,),
+    ),
+    Mutation(
+        "1", "the view read per-feature drift from `data_drift.json` at the run's root",
+        "include/ctflow/ui/monitoring.py",
+        "data = _json_artifact(client, run, names.DATA_DRIFT_ARTIFACT, listed)",
+        'data = _json_artifact(client, run, "data_drift.json", listed)',
+        (VIEW_STATE,),
+    ),
+    Mutation(
+        "2", "catchup did not reach the DAGs",
+        "include/ctflow/factory/build.py",
+        '"catchup": schedule.catchup,',
+        '"catchup": False,',
+        ("tests/dags/test_schedule_wiring.py::test_timezone_start_end_and_catchup_reach_both_dags",),
+    ),
+    Mutation(
+        "3", "`run-step` argument errors exited 1 (argparse's usage) instead of 2",
+        "include/ctflow/cli/run_step.py",
+        "parser.exit(EXIT_CONFIGURATION,",
+        "parser.exit(1,",
+        ("tests/cli/test_run_step_cli.py::test_bad_arguments_exit_2_with_one_line",),
+    ),
+    Mutation(
+        "6", "`ctflow.breach=drift` counted as a breach only when it said true/1/yes",
+        "include/ctflow/contract/monitoring.py",
+        "return [] if kinds == [NO_BREACH] else sorted(set(kinds))",
+        'return ["drift"] if tag.strip().lower() in ("true", "1", "yes") else []',
+        ("tests/ui/test_view_parts.py::test_monitoring_summary_without_the_steps_verdict_judges_the_metrics",
+         VIEW_STATE),
+    ),
+    Mutation(
+        "7", "Reject: Airflow's skip raised before ctflow recorded the decision",
+        "include/ctflow/operators/approval.py",
+        "            self._record_decision(context, event)\n            raise",
+        "            raise",
+        ("tests/ui/test_view_parts.py::test_approval_records_the_decision",),
+    ),
+    Mutation(
+        "8", "the trigger form's `reason` was a required string: Trigger stayed disabled",
+        "include/ctflow/factory/params.py",
+        '            None,\n            type=["null", "string"],',
+        '            "",\n            type="string",\n            minLength=1,',
+        ("tests/ui/test_view_parts.py::test_ct_params_explain_themselves",),
+    ),
+    Mutation(
+        "9", "a retrain of a paused DAG said \"queued\" and nothing about the pause",
+        "include/ctflow/ui/actions.py",
+        '"paused": await run_in_threadpool(_paused, dag_id),',
+        '"paused": None,',
+        ("tests/ui/test_plugin_api.py::test_a_paused_dag_is_said_and_only_who_may_trigger_may_unpause_it",),
+    ),
+    Mutation(
+        "10", "the gate's reason only in a tooltip: the view's data had no reason per candidate",
+        "include/ctflow/ui/data.py",
+        '"reason": tags.get(mlflow_tags.GATE_REASON),',
+        '"reason": None,',
+        (VIEW_STATE,),
+    ),
+    Mutation(
+        "11", "the monitoring report's extra link read `run_id`; the task returns `mlflow_run_id`",
+        "include/ctflow/links.py",
+        'run_id = value.get("run_id") or value.get("mlflow_run_id")',
+        'run_id = value.get("run_id")',
+        ("tests/ui/test_links_on_real_state.py::test_the_report_link_of_a_real_monitoring_run",),
+    ),
+    Mutation(
+        "11", "times always in UTC, whatever Airflow's zone",
+        "include/ctflow/ui/formats.py",
+        "def airflow_timezone() -> tzinfo:\n",
+        "def airflow_timezone() -> tzinfo:\n    return UTC\n",
+        ("tests/ui/test_view_format.py::test_times_follow_airflows_zone_and_data_dates_stay_utc",),
+    ),
+)

@@ -62,8 +62,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "include/ctflow/contract/monitoring.py",
         "return [] if kinds == [NO_BREACH] else sorted(set(kinds))",
         'return ["drift"] if tag.strip().lower() in ("true", "1", "yes") else []',
-        ("tests/ui/test_view_parts.py::test_monitoring_summary_without_the_steps_verdict_judges_the_metrics",
-         VIEW_STATE),
+        ("tests/ui/test_view_parts.py::test_monitoring_summary_without_the_steps_verdict_judges_the_metrics",),
     ),
     Mutation(
         "7", "Reject: Airflow's skip raised before ctflow recorded the decision",
@@ -75,8 +74,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "8", "the trigger form's `reason` was a required string: Trigger stayed disabled",
         "include/ctflow/factory/params.py",
-        '            None,\n            type=["null", "string"],',
-        '            "",\n            type="string",\n            minLength=1,',
+        'a plain retrain needs no reason.\n            None,\n            type=["null", "string"],',
+        'a plain retrain needs no reason.\n            "",\n            type="string",\n            minLength=1,',
         ("tests/ui/test_view_parts.py::test_ct_params_explain_themselves",),
     ),
     Mutation(
@@ -106,5 +105,47 @@ MUTATIONS: tuple[Mutation, ...] = (
         "def airflow_timezone() -> tzinfo:\n",
         "def airflow_timezone() -> tzinfo:\n    return UTC\n",
         ("tests/ui/test_view_format.py::test_times_follow_airflows_zone_and_data_dates_stay_utc",),
+    ),
+    Mutation(
+        "12", "status pills below WCAG AA (light theme): a green text on its pale green",
+        "include/ctflow/ui/static/ctflow.css",
+        "--ok: light-dark(#137333, #6fd08a);",
+        "--ok: light-dark(#34a853, #6fd08a);",
+        ("tests/ui/test_contrast.py::test_every_text_colour_on_its_background_meets_wcag_aa",),
+    ),
+    Mutation(
+        "12", "no dark mode: the light palette's muted text kept on the dark background",
+        "include/ctflow/ui/static/ctflow.css",
+        "--muted: light-dark(#525e6f, #a9b2c0);",
+        "--muted: light-dark(#525e6f, #525e6f);",
+        ("tests/ui/test_contrast.py::test_every_text_colour_on_its_background_meets_wcag_aa",),
+    ),
+    Mutation(
+        "12", "a bad as-of date answered with pydantic's raw error list",
+        "include/ctflow/ui/errors.py",
+        'return "; ".join(parts) or "invalid request"',
+        "return str(errors)",
+        ("tests/ui/test_errors.py",),
+    ),
+    Mutation(
+        "12", "version labels overlap when there are many candidates",
+        "include/ctflow/ui/chart.py",
+        "            continue\n        placed.append",
+        "            pass\n        placed.append",
+        ("tests/ui/test_view_format.py",),
+    ),
+    Mutation(
+        "12", "date labels overlap when there are many candidates",
+        "include/ctflow/ui/chart.py",
+        "step = max(1, math.ceil(DATE_LABEL_WIDTH / spacing))",
+        "step = 1",
+        ("tests/ui/test_view_format.py",),
+    ),
+    Mutation(
+        "4", "a drift share off by half still passed `0 <= share <= 1`",
+        "include/ctflow/core/drift/compare.py",
+        "share = weighted_share(",
+        "share = 0.5 * weighted_share(",
+        ("tests/core/test_drift.py", "tests/core/test_drift_calibration.py"),
     ),
 )

@@ -83,7 +83,7 @@ def test_cli_text_verdict_and_min_rows(files):
 
 SPEC = parse_spec(demo_spec(
     ("pipeline: flight_delay", "pipeline: insufficient"),
-    ("    columns: [carrier, origin, dest, distance, dep_hour, day_of_week]\n", "    columns: [a, b]\n"),
+    ("    max_drifted_share: 0.3\n", "    max_drifted_share: 0.3\n    columns: [a, b]\n"),  # the reference's columns
 ))
 
 

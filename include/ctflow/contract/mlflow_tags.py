@@ -28,6 +28,9 @@ AS_OF = "ctflow.as_of"
 DECISION_THRESHOLD = "ctflow.decision_threshold"
 #: What the served model returns (a key of the logged model's metadata): ``predict_proba`` or ``predict``.
 OUTPUT = "ctflow.output"
+#: Which rows the candidate's permutation importances were measured on: ``holdout``, or ``training``
+#: when the holdout is too small to permute (drift weighting needs what the model relies on).
+IMPORTANCE_ROWS = "ctflow.importance_rows"
 #: The code that trained the run (git commit or package version).
 CODE_VERSION = "ctflow.code_version"
 #: sha256 of the spec text and of the training frame a candidate run was trained from (lineage).

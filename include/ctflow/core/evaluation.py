@@ -123,6 +123,19 @@ def save_plots(
     return written
 
 
+def model_reliance(
+    task: str, model: Pipeline, *, holdout: pd.DataFrame, y_holdout: np.ndarray, training: pd.DataFrame,
+    y_training: np.ndarray, features: list[str], rows: int, seed: int
+) -> tuple[pd.Series | None, str]:
+    """What the model relies on: permutation importances on the holdout, or on the training rows when
+    the holdout is too small to permute (a monthly panel holds tens of rows), which would otherwise
+    turn drift weighting off without a word. Returns the importances and which rows gave them."""
+    found = permutation_importances(task, model, holdout, y_holdout, features, rows=rows, seed=seed)
+    if found is not None:
+        return found, "holdout"
+    return permutation_importances(task, model, training, y_training, features, rows=rows, seed=seed), "training"
+
+
 def permutation_importances(
     task: str, model: Pipeline, frame: pd.DataFrame, y_true: np.ndarray, features: list[str], *, rows: int, seed: int
 ) -> pd.Series | None:

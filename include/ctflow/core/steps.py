@@ -232,8 +232,11 @@ def train(
             for column, groups in slices.items() for value, result in groups.items()
             for name, v in result.items() if name in (spec.evaluation.metric, "rows")
         })
-        importances = evaluation.permutation_importances(spec.model.task, pipeline, holdout_rows, y_holdout,
-                                                         features.all, rows=4000, seed=spec.model.seed)
+        importances, importance_rows = evaluation.model_reliance(
+            spec.model.task, pipeline, holdout=holdout_rows, y_holdout=y_holdout, training=train_sample,
+            y_training=train_sample[LABEL].to_numpy(), features=features.all, rows=4000, seed=spec.model.seed)
+        if importances is not None:
+            mlflow.set_tag(mlflow_tags.IMPORTANCE_ROWS, importance_rows)
         plots = evaluation.save_plots(spec.model.task, y_holdout, scores, model=pipeline, frame=holdout_rows,
                                       features=features.all, folder=run_dir / "plots", seed=spec.model.seed,
                                       threshold=threshold, importances=importances)

@@ -142,15 +142,18 @@ class ModelBank:
         return self._profiles[key]
 
     def importances(self, model: Candidate) -> dict[str, float] | None:
-        """The model's permutation importances on its holdout, as ``steps.train`` computes them."""
-        from ctflow.core.evaluation import permutation_importances
+        """The model's permutation importances, as ``steps.train`` computes them (:func:`.model_reliance`)."""
+        from ctflow.core.evaluation import model_reliance
         from ctflow.core.fit import LABEL
 
         if model.id not in self._importances:
             assert model.features is not None and model.pipeline is not None
-            rows = model.holdout_rows
-            found = permutation_importances(self.spec.model.task, model.pipeline, rows, rows[LABEL].to_numpy(),
-                                            model.features.all, rows=4000, seed=self.spec.model.seed)
+            holdout, training = model.holdout_rows, model.train_rows
+            training = training.sample(min(len(training), 20000), random_state=self.spec.model.seed)
+            found, _ = model_reliance(self.spec.model.task, model.pipeline, holdout=holdout,
+                                      y_holdout=holdout[LABEL].to_numpy(), training=training,
+                                      y_training=training[LABEL].to_numpy(), features=model.features.all,
+                                      rows=4000, seed=self.spec.model.seed)
             self._importances[model.id] = None if found is None else {str(k): float(v) for k, v in found.items()}
         return self._importances[model.id]
 

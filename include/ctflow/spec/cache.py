@@ -15,6 +15,9 @@ others, or the cache is off. ``$CTFLOW_SPEC_CACHE`` names the folder (default
 A second kind of entry, ``<key>-<airflow version>.built``, records that a spec's DAGs were
 built; the error reporter then need not build them again (see
 :func:`ctflow.factory.discover.folder_errors`).
+
+A third, ``index-<folder hash>.json``, holds every spec's cross-spec facts for one specs folder
+(:mod:`ctflow.spec.cache_index`).
 """
 
 from __future__ import annotations

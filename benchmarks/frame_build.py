@@ -118,12 +118,23 @@ def main(argv: list[str] | None = None) -> int:
 def run_side(side: str, *, repo: Path, service: str, rows: int | None, out: Path) -> int:
     """One side, in this (child) process: time and memory of the join, the frame written to ``out``."""
     kind = SIDES[side]
-    if kind is not None:  # ctflow's path reads the store from this file (as production's FEAST_FS_YAML_FILE_PATH)
-        config = yaml.safe_load((repo / "feature_store.yaml").read_text())
-        config["offline_store"] = {"type": kind}
-        chosen = out.with_suffix(".yaml")
-        chosen.write_text(yaml.safe_dump(config))
-        os.environ["FEAST_FS_YAML_FILE_PATH"] = str(chosen)
+    if kind is None:
+        return _run_side(side, kind, repo=repo, service=service, rows=rows, out=out)
+    # ctflow's path reads the store from this file (as production's FEAST_FS_YAML_FILE_PATH), which it
+    # honours only inside the repository (ctflow.core.features.store_config): elsewhere the side would
+    # silently use the repository's own feature_store.yaml.
+    config = yaml.safe_load((repo / "feature_store.yaml").read_text())
+    config["offline_store"] = {"type": kind}
+    chosen = repo / f".frame_build_{side}_{os.getpid()}.yaml"
+    chosen.write_text(yaml.safe_dump(config))
+    os.environ["FEAST_FS_YAML_FILE_PATH"] = str(chosen)
+    try:
+        return _run_side(side, kind, repo=repo, service=service, rows=rows, out=out)
+    finally:
+        chosen.unlink(missing_ok=True)
+
+
+def _run_side(side: str, kind: str | None, *, repo: Path, service: str, rows: int | None, out: Path) -> int:
     from ctflow.core import features
 
     entity_rows = features.load_entity_rows(repo / "data" / "flights.parquet", timestamp=TIMESTAMP,
@@ -148,6 +159,9 @@ def run_side(side: str, *, repo: Path, service: str, rows: int | None, out: Path
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = _peak_rss_mb()
 
+    if kind is not None:  # the store this side meant to measure is the one that answered
+        store, _ = features._store_for(repo)
+        assert store.config.offline_store.type == kind, (store.config.offline_store.type, kind)
     frame[names].to_parquet(out)
     print(json.dumps({"side": side, "rows": len(entity_rows), "features": names, "setup": setup,
                       "seconds": seconds, "cpu": cpu, "before_mb": before, "peak_mb": peak}))

@@ -181,6 +181,44 @@ def test_a_service_needs_only_its_own_keys(repo, flights):
         features.get_historical_features(repo, V1, flights.drop(columns="route").head(5), timestamp=TIMESTAMP)
 
 
+def test_the_frame_holds_feasts_own_retrieval_cell_for_cell(repo, flights, tmp_path):
+    """ctflow turns Feast's Arrow result into its frame itself (reordered and cast on the Arrow side):
+    every cell is the one Feast's own DuckDB store gives through ``to_df``, in entity-row order."""
+    import pyarrow as pa
+    import yaml
+    from feast import FeatureStore
+
+    rows = pd.concat([flights.sample(2000, random_state=5), flights.head(30)]).iloc[::-1]  # shuffled, repeated
+    rows.loc[rows.index[:40], "tailnum"] = None  # no aircraft
+    rows.index = [f"r{i % 13}" for i in range(len(rows))]
+    joined = features.get_historical_features(repo, V1, rows, timestamp=TIMESTAMP)
+
+    config = yaml.safe_load((repo / "feature_store.yaml").read_text())
+    config["offline_store"] = {"type": "duckdb"}  # Feast's own store, not the ASOF one
+    (tmp_path / "duckdb.yaml").write_text(yaml.safe_dump(config))
+    store = FeatureStore(repo_path=str(repo), fs_yaml_file=tmp_path / "duckdb.yaml")
+    request = pd.DataFrame({
+        "event_timestamp": rows[TIMESTAMP].to_numpy(),
+        **{key: rows[key].astype(pd.ArrowDtype(pa.string())).to_numpy() for key in ("origin", "carrier", "route", "tailnum")},
+        "__row": np.arange(len(rows)),
+    })
+    own = store.get_historical_features(entity_df=request, features=store.get_feature_service(V1)).to_df()
+    own = own.sort_values("__row", ignore_index=True)
+
+    assert own["__row"].tolist() == list(range(len(rows)))
+    for name in V1_FEATURES:
+        mine, theirs = joined[name].reset_index(drop=True), own[name]
+        missing = mine.isna().to_numpy()
+        assert (missing == theirs.isna().to_numpy()).all(), name
+        if str(mine.dtype) == "float64":
+            assert np.array_equal(mine.to_numpy(), pd.to_numeric(theirs).to_numpy("float64"), equal_nan=True), name
+        elif str(mine.dtype) == "datetime64[ns, UTC]":
+            assert (mine[~missing] == pd.to_datetime(theirs[~missing], utc=True)).all(), name
+        else:
+            assert mine.dtype == object and (mine[~missing] == theirs[~missing].astype(object)).all(), name
+            assert all(value is None for value in mine[missing]), name
+
+
 def test_unknown_feature_service(repo, flights):
     with pytest.raises(FeatureStoreError) as raised:
         features.get_historical_features(repo, "flight_delay_v2", flights.head(5), timestamp=TIMESTAMP)

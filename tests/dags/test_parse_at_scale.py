@@ -4,6 +4,7 @@ measures the speed; these check that neither changes what is built or reported).
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -88,3 +89,72 @@ def test_the_key_follows_interpolated_variables(monkeypatch):
     first = spec_cache.key(text)
     monkeypatch.setenv("CTFLOW_SPEC_TEAM", "b")
     assert spec_cache.key(text) != first
+
+
+# --- the folder index: a loader file reads only its own shard's specs ---------------------------
+
+
+def _index_path(cache_dir):
+    (path,) = cache_dir.glob("index-*.json")
+    return path
+
+
+def _facts(folder, **kwargs):
+    return {i.path.stem: (i.pipeline, i.after, i.error is None) for i in load_folder(folder / "specs", **kwargs)}
+
+
+def test_specs_outside_the_shard_come_from_the_folder_index_unread(dags_folder_with, spec_cache_dir):
+    folder = dags_folder_with({**_specs("p0", "p1", "p2"), "broken_one.yaml": BROKEN})
+    first = load_folder(folder / "specs", full=False)
+    assert all(i.text is not None for i in first)  # no index yet: every file was read
+    again = {i.path.stem: i for i in load_folder(folder / "specs", full=False)}
+    assert {stem for stem, i in again.items() if i.text is None} == {"p0", "p1", "p2"}  # the invalid one is read
+    assert [(i.pipeline, i.after, i.cache_key) for i in first] == [
+        (again[i.path.stem].pipeline, again[i.path.stem].after, again[i.path.stem].cache_key) for i in first]
+    shard = (0, 2)
+    built = {i.path.stem for i in load_folder(folder / "specs", shard=shard) if i.spec is not None}
+    assert built == {n for n in ("p0", "p1", "p2") if in_shard(folder / "specs" / f"{n}.yaml", shard)}
+
+
+def test_a_changed_spec_is_not_taken_from_a_stale_index(dags_folder_with, spec_cache_dir):
+    folder = dags_folder_with(_specs("p0", "p1"))
+    load_folder(folder / "specs", full=False)
+    path = folder / "specs" / "p1.yaml"
+    before = path.stat()
+    # Same size, and the old modification time put back: the change time still tells.
+    path.write_text(path.read_text().replace("pipeline: p1", "pipeline: q1"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert _facts(folder, full=False)["p1"] == ("q1", [], True)
+
+
+def test_an_index_entry_follows_the_variables_the_spec_reads(dags_folder_with, spec_cache_dir, monkeypatch):
+    monkeypatch.setenv("CTFLOW_SPEC_NAME", "first")
+    folder = dags_folder_with({"p0.yaml": demo_spec(("pipeline: flight_delay", "pipeline: ${CTFLOW_SPEC_NAME}"))})
+    assert _facts(folder, full=False)["p0"][0] == "first"
+    monkeypatch.setenv("CTFLOW_SPEC_NAME", "second")
+    assert _facts(folder, full=False)["p0"][0] == "second"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong types", "other folder", "other text"])
+def test_a_corrupt_index_is_not_trusted(dags_folder_with, spec_cache_dir, damage):
+    folder = dags_folder_with(_specs("p0", "p1"))
+    expected = _facts(folder, full=False)
+    index = _index_path(spec_cache_dir)
+    data = json.loads(index.read_text())
+    entry = data["specs"]["p1.yaml"]
+    entry["pipeline"] = "p0"  # were it trusted: a duplicate name, p1 would fail
+    if damage == "truncated":
+        index.write_text(json.dumps(data)[:-40])
+    elif damage == "wrong types":
+        entry["after"] = "p0"
+        index.write_text(json.dumps(data))
+    elif damage == "other folder":
+        data["folder"] = str(folder.parent / "elsewhere")
+        index.write_text(json.dumps(data))
+    else:  # an index scanned as the file changed: its text is checked against the recorded digest
+        data["scanned_ns"] = (folder / "specs" / "p1.yaml").stat().st_mtime_ns
+        entry["sha256"] = "0" * 64
+        index.write_text(json.dumps(data))
+    assert _facts(folder, full=False) == expected
+    assert json.loads(index.read_text())["specs"]["p1.yaml"]["pipeline"] == "p1"  # and the index is rewritten

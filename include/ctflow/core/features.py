@@ -27,6 +27,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ctflow.core.feature_frame import (
+    DTYPES,
+    NotOneRowPerEntityRowError,
+    as_utc,
+    feature_columns,
+    objects_with_none,
+)
 from ctflow.exceptions import ConfigurationError, CtflowError
 
 if TYPE_CHECKING:
@@ -124,7 +131,7 @@ def load_entity_rows(
     low, high = (pa.scalar(bound, type=kind) for bound in bounds)
     table = pq.read_table(path, columns=wanted, filters=[(timestamp, ">=", low), (timestamp, "<", high)])
     frame = table.to_pandas()
-    frame[timestamp] = _as_utc(frame[timestamp])
+    frame[timestamp] = as_utc(frame[timestamp])
     return frame
 
 
@@ -155,27 +162,30 @@ def get_historical_features(
     keys = _join_keys(store, service)
     _check_entity_columns(entity_rows, timestamp=timestamp, keys=keys, features=list(kinds), service=feature_service)
     if entity_rows.empty:
-        empty = pd.DataFrame({name: pd.Series([], dtype=_EMPTY_DTYPES[kind]) for name, kind in kinds.items()})
+        empty = pd.DataFrame({name: pd.Series([], dtype=DTYPES[kind]) for name, kind in kinds.items()})
         return _beside(entity_rows, empty)
 
     # Feast gets only what it joins on: the other columns cannot be mangled on the way.
     request = pd.DataFrame(
         {
-            _EVENT_TIMESTAMP: _as_utc(entity_rows[timestamp]).reset_index(drop=True),
+            _EVENT_TIMESTAMP: as_utc(entity_rows[timestamp]).reset_index(drop=True),
             **{key: _key_values(entity_rows[key]) for key in keys},
             _ROW: np.arange(len(entity_rows), dtype="int64"),
         }
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # ibis <-> duckdb API churn, not ours to fix
-        joined = store.get_historical_features(entity_df=request, features=service).to_df()
-    joined = joined.sort_values(_ROW, kind="stable", ignore_index=True)
-    if len(joined) != len(request) or not np.array_equal(joined[_ROW].to_numpy(), request[_ROW].to_numpy()):
-        raise FeatureStoreError(
-            f"Feast returned {len(joined)} rows for {len(request)} entity rows of {feature_service!r}: "
-            "the point-in-time join must return exactly one row per entity row"
-        )
-    return _beside(entity_rows, pd.DataFrame({name: _normalise(joined[name], kind) for name, kind in kinds.items()}))
+        job = store.get_historical_features(entity_df=request, features=service)
+        try:
+            # Arrow, not to_df (to_arrow().to_pandas() plus a copy): the frame is built once, and the
+            # table is passed on unreferenced so that its buffers are freed as it is converted.
+            columns = feature_columns(job.to_arrow(), kinds, row=_ROW, rows=len(request))
+        except NotOneRowPerEntityRowError as error:
+            raise FeatureStoreError(
+                f"Feast returned {error.returned} rows for {len(request)} entity rows of {feature_service!r}: "
+                "the point-in-time join must return exactly one row per entity row"
+            ) from None
+    return _beside(entity_rows, columns)
 
 
 def feature_names(repo_path: str | Path, feature_service: str) -> list[str]:
@@ -196,7 +206,7 @@ def fingerprint(frame: pd.DataFrame, *, timestamp: str) -> dict[str, Any]:
         canonical = frame.apply(_canonical_column)
         hashes = pd.util.hash_pandas_object(canonical, index=False).to_numpy()
         digest.update(hashes.astype("<u8", copy=False).tobytes())
-    times = _as_utc(frame[timestamp]).dropna()
+    times = as_utc(frame[timestamp]).dropna()
     return {
         "rows": len(frame),
         "start": times.min().isoformat() if len(times) else None,
@@ -206,9 +216,14 @@ def fingerprint(frame: pd.DataFrame, *, timestamp: str) -> dict[str, Any]:
 
 
 def _beside(entity_rows: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
-    """Columns side by side by position, under the entity rows' index (which may repeat labels)."""
-    combined = pd.concat([entity_rows.reset_index(drop=True), features.reset_index(drop=True)], axis=1)
-    return combined.set_axis(entity_rows.index, axis=0)
+    """Columns side by side by position, under the entity rows' index (which may repeat labels).
+
+    The entity columns are copied once, so the caller's frame and the result never share memory;
+    the feature columns are not copied again.
+    """
+    own = entity_rows.copy()
+    features.index = own.index  # the very same index object: concat neither aligns nor reindexes
+    return pd.concat([own, features], axis=1, copy=False)
 
 
 # --- Feast access ----------------------------------------------------------------------------
@@ -328,48 +343,22 @@ def _check_entity_columns(
 
 # --- values ----------------------------------------------------------------------------------
 
-_EMPTY_DTYPES = {"number": "float64", "time": "datetime64[ns, UTC]", "other": "object"}
-
-
 def _utc(moment: datetime | pd.Timestamp | str) -> pd.Timestamp:
     value = pd.Timestamp(moment)
     return value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-
-
-def _as_utc(values: pd.Series) -> pd.Series:
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
-    if pd.api.types.is_datetime64_dtype(values.dtype):
-        return values.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
-    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
 
 
 def _key_values(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         return values.reset_index(drop=True)
     # Text keys as Arrow strings: an all-missing column stays a string column for the join.
-    return _objects_with_none(values).astype(pd.ArrowDtype(pa.string())).reset_index(drop=True)
-
-
-def _normalise(values: pd.Series, kind: str) -> pd.Series:
-    if kind == "number":
-        return pd.to_numeric(values, errors="coerce").astype("float64")
-    if kind == "time":
-        return _as_utc(values)
-    return _objects_with_none(values)
-
-
-def _objects_with_none(values: pd.Series) -> pd.Series:
-    """``values`` as Python objects with ``None`` for every kind of missing marker (NaN, NaT, pd.NA)."""
-    as_objects = values.astype(object)
-    # pandas accepts other=None (the stubs do not): None is the one marker every consumer reads alike.
-    return as_objects.where(as_objects.notna(), None)  # type: ignore[call-overload]
+    return objects_with_none(values).astype(pd.ArrowDtype(pa.string())).reset_index(drop=True)
 
 
 def _canonical_column(values: pd.Series) -> pd.Series:
     # One representation per kind of content, so equal data hashes equally.
     if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
-        return _as_utc(values)
+        return as_utc(values)
     if isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values.dtype):
-        return _objects_with_none(values)
+        return objects_with_none(values)
     return values

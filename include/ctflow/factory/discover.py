@@ -9,6 +9,7 @@ and cycles) are checked here because no single file can see them.
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import time
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ctflow.spec import PipelineSpec, Problem, SpecError, parse_spec
 from ctflow.spec import cache as spec_cache
+from ctflow.spec.cache_index import Facts, FolderIndex
 from ctflow.spec.errors import did_you_mean
 from ctflow.spec.load import read_spec_text
 
@@ -48,8 +50,15 @@ class LoadedSpec:
 
 
 def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The folder's ``*.yaml`` and ``*.yml`` files and links to files (a link is judged on loading), by name."""
     folder = Path(folder)
-    return sorted({p for pattern in SPEC_PATTERNS for p in folder.glob(pattern) if p.is_file() or p.is_symlink()})
+    try:
+        with os.scandir(folder) as entries:  # the entry's type comes with the listing: no stat per file
+            names = sorted(entry.name for entry in entries if any(fnmatch.fnmatchcase(entry.name, pattern)
+                           for pattern in SPEC_PATTERNS) and (entry.is_symlink() or entry.is_file()))
+    except OSError:  # a missing or unreadable folder holds no specs, as glob found none
+        return []
+    return [folder / name for name in names]
 
 
 def in_shard(path: Path, shard: tuple[int, int] | None) -> bool:
@@ -72,15 +81,40 @@ def load_folder(
     """
     folder = Path(folder)
     cache_dir = spec_cache.folder()
+    # Specs loaded without ``spec`` come from the folder's index when their file is unchanged: a
+    # loader file then reads only its own shard's specs and entries, whatever the folder's size.
+    index = FolderIndex(cache_dir, folder) if cache_dir is not None and only is None else None
     loaded = []
     for path in spec_files(folder):
         if only is not None and path.stem not in only:
             continue
         wanted = full and in_shard(path, shard)
-        loaded.append(load_one(path, display_name=_display_name(path, folder), full=wanted, cache_dir=cache_dir))
+        display_name = _display_name(path, folder)
+        if index is None:
+            loaded.append(load_one(path, display_name=display_name, full=wanted, cache_dir=cache_dir))
+        else:
+            loaded.append(_load_indexed(path, display_name, wanted, cache_dir, index))
+    if index is not None:
+        index.save()
     if only is None:
         _check_across(loaded)
     return loaded
+
+
+def _load_indexed(path: Path, display_name: str, full: bool, cache_dir: Path | None, index: FolderIndex) -> LoadedSpec:
+    """:func:`load_one` through the folder's index: facts from it when they hold, into it when read."""
+    try:
+        status = path.lstat()
+    except OSError:
+        return load_one(path, display_name=display_name, full=full, cache_dir=cache_dir)
+    facts = None if full else index.facts(path, status)
+    if facts is not None:
+        return LoadedSpec(path=path, display_name=display_name, pipeline=facts.pipeline, after=list(facts.after),
+                          cache_key=facts.key)
+    item = load_one(path, display_name=display_name, full=full, cache_dir=cache_dir)
+    if item.error is None and item.text is not None and item.pipeline and item.cache_key:
+        index.record(path, status, item.text, Facts(item.cache_key, item.pipeline, tuple(item.after)))
+    return item
 
 
 def load_one(
@@ -132,9 +166,19 @@ def _validate(item: LoadedSpec, full: bool, cache_dir: Path | None) -> None:
 
 def _full_spec(item: LoadedSpec) -> PipelineSpec | None:
     """The spec of a valid item loaded without it (``full`` false)."""
-    if item.spec is None and item.error is None and item.text is not None:
+    if item.spec is None and item.error is None and _text_of(item) is not None:
         _validate(item, True, spec_cache.folder())
     return item.spec
+
+
+def _text_of(item: LoadedSpec) -> str | None:
+    """The spec's text, read now if it came from the folder's index (None if it cannot be read now)."""
+    if item.text is None:
+        try:
+            item.text = read_spec_text(item.path, item.display_name)
+        except SpecError:
+            return None
+    return item.text
 
 
 def _leaves(path: Path, folder: Path) -> bool:
@@ -276,7 +320,7 @@ def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
 def _fail(item: LoadedSpec, path: tuple, message: str, suggestion: str | None = None) -> None:
     from ctflow.spec.load import line_of_path
 
-    line = line_of_path(item.text or "", path)
+    line = line_of_path(_text_of(item) or "", path)
     earlier = item.error.problems if item.error else []
     item.error = SpecError([*earlier, Problem(item.display_name, line, path, message, suggestion)])
     item.spec = None

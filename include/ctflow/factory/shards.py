@@ -10,8 +10,9 @@ loader files, written by
     python -m ctflow.factory.shards <dags folder> <n>
 
 which replaces the folder's loader files (``n`` = 1 restores the single file). Every spec
-is still validated by every loader (the cross-spec rules need them all; the spec cache makes
-that cheap), and ``ctflow_spec_errors.py`` still reports every invalid spec.
+is still seen by every loader (the cross-spec rules need them all), but a loader reads only its
+own shard's specs: the others' facts come from the spec cache's folder index
+(:mod:`ctflow.spec.cache_index`) while their files are unchanged; and ``ctflow_spec_errors.py`` still reports every invalid spec.
 """
 
 from __future__ import annotations

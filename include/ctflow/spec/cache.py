@@ -15,6 +15,9 @@ others, or the cache is off. ``$CTFLOW_SPEC_CACHE`` names the folder (default
 A second kind of entry, ``<key>-<airflow version>.built``, records that a spec's DAGs were
 built; the error reporter then need not build them again (see
 :func:`ctflow.factory.discover.folder_errors`).
+
+A third, ``index-<folder hash>.json``, holds every spec's cross-spec facts for one specs folder
+(:mod:`ctflow.spec.cache_index`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ _REFERENCED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @cache
-def _versions() -> str:
+def versions() -> str:
+    """The versions a cached outcome depends on."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = []
@@ -66,14 +70,26 @@ def folder() -> Path | None:
 
 def key(text: str) -> str:
     """What a spec's validation outcome depends on, hashed."""
-    digest = hashlib.sha256(_versions().encode())
+    digest = hashlib.sha256(versions().encode())
     digest.update(b"\0" + text.encode("utf-8", "surrogatepass"))
-    for name in sorted(set(_REFERENCED.findall(text))):
+    digest.update(environment(referenced(text)))
+    return digest.hexdigest()
+
+
+def referenced(text: str) -> list[str]:
+    """The environment variables spec ``text`` interpolates (``${NAME}``), sorted."""
+    return sorted(set(_REFERENCED.findall(text)))
+
+
+def environment(names: list[str]) -> bytes:
+    """What a spec's outcome takes from the environment: the values of ``names`` it may read."""
+    parts = []
+    for name in names:
         if settings.spec_env_refusal(name):
             continue  # never read (the spec is invalid anyway, so never stored)
         value = os.environ.get(name)
-        digest.update(f"\0{name}={'' if value is None else 'set:' + value}".encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+        parts.append(f"\0{name}={'' if value is None else 'set:' + value}")
+    return "".join(parts).encode("utf-8", "surrogatepass")
 
 
 def get(cache_dir: Path, entry_key: str) -> dict[str, Any] | None:
@@ -104,7 +120,7 @@ def spec_of(entry: dict[str, Any]) -> PipelineSpec | None:
 
 def put(cache_dir: Path, entry_key: str, spec: PipelineSpec) -> None:
     head = json.dumps({"pipeline": spec.pipeline, "after": list(spec.schedule.after)}).encode()
-    _write(cache_dir / f"{entry_key}.json", head + b"\n" + spec.model_dump_json().encode())
+    write_atomically(cache_dir / f"{entry_key}.json", head + b"\n" + spec.model_dump_json().encode())
 
 
 def built_marker(cache_dir: Path, entry_key: str) -> Path:
@@ -123,14 +139,14 @@ def record_build(cache_dir: Path, entry_key: str, ok: bool) -> None:
     try:
         if ok:
             if not marker.exists():
-                _write(marker, b"")
+                write_atomically(marker, b"")
         else:
             marker.unlink(missing_ok=True)
     except OSError:
         pass  # a cache that cannot be written only costs time
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
     """Write atomically: a concurrent parse sees the old entry or the new one, never half of one."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

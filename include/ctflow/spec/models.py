@@ -454,6 +454,13 @@ class Monitoring(Strict):
     drift: Drift = Field(default_factory=Drift)
     prediction_drift: Drift = Field(default_factory=lambda: Drift(max_drifted_share=1.0))
     performance: Performance | None = None
+    estimated_performance: bool = Field(
+        True,
+        description="Estimate the champion's metric on each scoring window before its labels arrive (CBPE, "
+                    "calibrated on the holdout) and breach on a significant drop: below monitoring.performance's "
+                    "bounds, or below the holdout's estimate by more than its 3-sigma band. Classification only: "
+                    "regression is not supported yet and says so.",
+    )
     alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=_alerts_default)
 
     @field_validator("ground_truth_delay")

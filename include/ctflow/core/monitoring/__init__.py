@@ -9,7 +9,9 @@
 2. :func:`data_drift` — each feature of the window against the champion's reference profile
    (``reference/profile`` of its MLflow run, written at training time);
 3. :func:`prediction_drift` — the window's champion scores against its training-time holdout
-   scores (``reference/scores.npy``);
+   scores (``reference/scores.npy``); then :func:`estimated_performance`, the champion's metric
+   estimated from those scores before the window's labels arrive (CBPE, calibrated on the
+   holdout's labels ``reference/labels.npy``: :mod:`.estimate`);
 4. :func:`performance` — on the **ground-truth window** ``[as_of - available_after - window,
    as_of - available_after)`` (``data.label``; no shift with ``available_at``), of which only the
    rows whose label is known at ``as_of`` count (:mod:`ctflow.core.labels`). Those rows (with
@@ -35,7 +37,13 @@ from __future__ import annotations
 
 from ctflow.core.monitoring.alerts import alert_payload, alert_text, deliver_webhook, redact_url
 from ctflow.core.monitoring.challenger import judge_challenger
-from ctflow.core.monitoring.checks import data_drift, ground_truth_window, performance, prediction_drift
+from ctflow.core.monitoring.checks import (
+    data_drift,
+    estimated_performance,
+    ground_truth_window,
+    performance,
+    prediction_drift,
+)
 from ctflow.core.monitoring.decisions import actions
 from ctflow.core.monitoring.files import (
     ARM,
@@ -43,6 +51,7 @@ from ctflow.core.monitoring.files import (
     CHAMPION_SCORE,
     DATA_DRIFT,
     DATA_STATE_TAG,
+    ESTIMATED_PERFORMANCE,
     MONITORING_STAGE,
     NO_CHAMPION,
     PERFORMANCE,
@@ -66,6 +75,7 @@ __all__ = [
     "CHAMPION_SCORE",
     "DATA_DRIFT",
     "DATA_STATE_TAG",
+    "ESTIMATED_PERFORMANCE",
     "MONITORING_STAGE",
     "NO_CHAMPION",
     "PERFORMANCE",
@@ -80,6 +90,7 @@ __all__ = [
     "cooldown_reason",
     "data_drift",
     "deliver_webhook",
+    "estimated_performance",
     "ground_truth_window",
     "judge_challenger",
     "performance",

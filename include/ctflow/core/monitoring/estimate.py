@@ -17,7 +17,7 @@ Regression (direct loss estimation) is not supported yet.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -161,6 +161,8 @@ class Reference:
     threshold: float
     calibrator: Any | None  # a fitted IsotonicRegression, or None when the scores are calibrated
     probabilities: np.ndarray  # of the reference rows (cross-fitted when calibrated)
+    #: chunk size -> spread of the estimate over the reference's chunks of that size (computed once).
+    _spreads: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def fit(cls, metric: str, scores: Any, labels: Any, *, threshold: float = 0.5) -> Reference:
@@ -192,11 +194,12 @@ class Reference:
         size = min(rows, len(self.scores) // MIN_CHUNKS)
         if rows < 1 or size < MIN_CHUNK_ROWS:
             return None
-        chunks = [self.own_estimate(slice(i, i + size)) for i in range(0, len(self.scores) - size + 1, size)]
-        values = [v for v in chunks if v is not None]
-        if len(values) < 3:
-            return None
-        return BAND_STDS * float(np.std(values, ddof=1)) * float(np.sqrt(size / rows + size / len(self.scores)))
+        if size not in self._spreads:
+            chunks = [self.own_estimate(slice(i, i + size)) for i in range(0, len(self.scores) - size + 1, size)]
+            values = [v for v in chunks if v is not None]
+            self._spreads[size] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
+        spread = self._spreads[size]
+        return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / len(self.scores)))
 
 
 @dataclass(frozen=True)

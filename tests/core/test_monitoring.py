@@ -217,7 +217,7 @@ def test_the_estimated_metric_is_logged_beside_the_realized_one_and_a_big_estima
     from ctflow.core.registry import ModelRegistry
     from ctflow.core.scoring import ServingModel
 
-    spec = _spec()
+    spec = _spec(monitoring={"estimated_performance": True})  # the demo logs the estimate, acts on it only so
     run_dir = home / "estimated"
     run_dir.mkdir()
     monitoring.score_batch(spec, as_of=AS_OF, run_dir=run_dir, run_key="m/estimated")
@@ -248,12 +248,13 @@ def test_the_estimated_metric_is_logged_beside_the_realized_one_and_a_big_estima
                          "reason": f"champion v1 estimated roc_auc 0.5000 < min 0.55 on [{dropped['window_start']}, "
                                    f"{dropped['window_end']}), before its labels"}]
     # The reference's band alone calls it too: no floor in the spec.
-    unbounded = _spec(monitoring={"performance": None})
+    unbounded = _spec(monitoring={"performance": None, "estimated_performance": True})
     assert "below the reference's" in monitoring.estimated_performance(unbounded, run_dir=run_dir)["breach"]
+    # Switched off, the estimate and its verdict are still logged, and the policy does not act on them.
     off = _spec(monitoring={"estimated_performance": False})
     switched_off = monitoring.estimated_performance(off, run_dir=run_dir)
-    assert switched_off["reason"] == "monitoring.estimated_performance is off" and switched_off["breach"] is None
-    assert monitoring.assess(off, data={}, predictions={}, perf={}, estimated=dropped) == []
+    assert switched_off["value"] == dropped["value"] and switched_off["breach"] and not switched_off["enabled"]
+    assert monitoring.assess(off, data={}, predictions={}, perf={}, estimated=switched_off) == []
 
 
 @pytest.mark.integration

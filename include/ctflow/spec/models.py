@@ -456,10 +456,10 @@ class Monitoring(Strict):
     performance: Performance | None = None
     estimated_performance: bool = Field(
         True,
-        description="Estimate the champion's metric on each scoring window before its labels arrive (CBPE, "
-                    "calibrated on the holdout) and breach on a significant drop: below monitoring.performance's "
-                    "bounds, or below the holdout's estimate by more than its 3-sigma band. Classification only: "
-                    "regression is not supported yet and says so.",
+        description="Breach on a significant drop of the champion's metric as estimated on the scoring window "
+                    "before its labels arrive (CBPE, calibrated on the holdout): outside monitoring.performance's "
+                    "bounds, or worse than the holdout's estimate by more than its 3-sigma band. The estimate is "
+                    "logged either way. Classification only: regression is not supported yet and says so.",
     )
     alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=_alerts_default)
 

@@ -124,7 +124,9 @@ def estimated_performance(spec: PipelineSpec, *, run_dir: Path, tracking_uri: st
     :mod:`ctflow.core.monitoring.estimate`), against its labelled holdout (``reference/labels.npy``).
 
     ``breach``: the estimate is outside ``monitoring.performance``'s bounds, or worse than the
-    holdout's estimate by more than the band. Rides in the prediction-drift task: same inputs.
+    holdout's estimate by more than the band; the policy acts on it only when
+    ``monitoring.estimated_performance`` is on (``enabled``). Rides in the prediction-drift task:
+    same inputs.
     """
     import pandas as pd
 
@@ -163,8 +165,6 @@ def champion_reference(spec: PipelineSpec, champion: dict[str, Any], rows: int, 
 
     from ctflow.core.monitoring.estimate import SUPPORTED_TASKS, Reference
 
-    if not spec.monitoring.estimated_performance:
-        return None, "monitoring.estimated_performance is off"
     if spec.model.task not in SUPPORTED_TASKS:
         return None, f"performance estimation is not supported for {spec.model.task} yet"
     if rows < spec.monitoring.min_rows:

@@ -165,6 +165,8 @@ def _estimated_paragraph(estimated: dict[str, Any]) -> str:
             f"{_rounded(estimated['upper'])}]" if estimated.get("lower") is not None else "")
     calibrated = ", calibrated on the holdout" if estimated.get("calibrated") else ""
     verdict = f" Breach: {estimated['breach']}" if estimated.get("breach") else ""
+    if verdict and not estimated.get("enabled"):
+        verdict += " (not acted on: monitoring.estimated_performance is off)"
     return (f"<p>Estimated {h.escape(estimated['metric'])} of this window's {estimated.get('rows')} scored rows, before "
             f"their labels (CBPE{calibrated}): <b>{_rounded(estimated['value'])}</b>{h.escape(band)}."
             f"{h.escape(verdict)}</p>")

@@ -98,7 +98,8 @@ def report(
            "decision": (perf.get("decision") or {}).get("action"),
            "decision_applied": (perf.get("decision") or {}).get("applied")},
         "estimated_performance": {k: estimated.get(k) for k in (
-            "available", "metric", "value", "reference", "lower", "upper", "calibrated", "breach", "reason")},
+            "available", "metric", "value", "reference", "lower", "upper", "calibrated", "breach", "enabled",
+            "reason")},
         "breaches": breaches,
         "breach": bool(breaches),
         "seconds": {"score_batch": scored.get("seconds"), "data_drift": data.get("seconds"),

@@ -27,7 +27,7 @@
 Each step writes its full result to ``run_dir`` as JSON and returns a small dict (XCom);
 :func:`read_result` reads such a file back (``read_result(run_dir / REPORT)``).
 
-One module per job: :mod:`.scoring` (1), :mod:`.checks` (2-4), :mod:`.challenger` (the
+One module per job: :mod:`.scoring` (1), :mod:`.checks` (2-4), :mod:`.estimated` over :mod:`.estimate` (3's estimate), :mod:`.challenger` (the
 challenger's record), :mod:`.reporting` and :mod:`.report_page` (5), :mod:`.decisions` (6, over
 :mod:`ctflow.core.policy`), :mod:`.alerts` (payload, text, webhook), :mod:`.files` (the run
 folder's files). Everything is re-exported here: callers use ``monitoring.score_batch(...)``.
@@ -37,14 +37,9 @@ from __future__ import annotations
 
 from ctflow.core.monitoring.alerts import alert_payload, alert_text, deliver_webhook, redact_url
 from ctflow.core.monitoring.challenger import judge_challenger
-from ctflow.core.monitoring.checks import (
-    data_drift,
-    estimated_performance,
-    ground_truth_window,
-    performance,
-    prediction_drift,
-)
+from ctflow.core.monitoring.checks import data_drift, ground_truth_window, performance, prediction_drift
 from ctflow.core.monitoring.decisions import actions
+from ctflow.core.monitoring.estimated import estimated_performance
 from ctflow.core.monitoring.files import (
     ARM,
     CHALLENGER_SCORE,

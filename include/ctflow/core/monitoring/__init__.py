@@ -27,8 +27,9 @@
 Each step writes its full result to ``run_dir`` as JSON and returns a small dict (XCom);
 :func:`read_result` reads such a file back (``read_result(run_dir / REPORT)``).
 
-One module per job: :mod:`.scoring` (1), :mod:`.checks` (2-4), :mod:`.estimated` over :mod:`.estimate` (3's estimate), :mod:`.challenger` (the
-challenger's record), :mod:`.reporting` and :mod:`.report_page` (5), :mod:`.decisions` (6, over
+One module per job: :mod:`.scoring` (1), :mod:`.checks` (2-4), :mod:`.estimated` over
+:mod:`.estimate` (3's estimate), :mod:`.challenger` (the challenger's record), :mod:`.reporting`
+and :mod:`.report_page` (5), :mod:`.decisions` (6, over
 :mod:`ctflow.core.policy`), :mod:`.alerts` (payload, text, webhook), :mod:`.files` (the run
 folder's files). Everything is re-exported here: callers use ``monitoring.score_batch(...)``.
 """

@@ -355,7 +355,10 @@ def test_shifted_feature_is_detected_and_unshifted_window_is_not(reference_run, 
     shifted = monitoring.data_drift(spec, run_dir=_window(home / "shifted", reference_run, current(1.5)))
     assert shifted["drifted"] and shifted["drifted_columns"] == ["a"]
     assert monitoring.assess(spec, data=shifted, predictions={}, perf={})[0]["kind"] == "drift"
-    assert not monitoring.prediction_drift(spec, run_dir=home / "calm")["drifted"]
+    calm_scores = monitoring.prediction_drift(spec, run_dir=home / "calm")
+    assert not calm_scores["drifted"]
+    # A reference without the holdout's labels (a model trained before they were kept): no estimate, and why.
+    assert "has no labelled holdout (reference/labels.npy)" in calm_scores["estimated"]["reason"]
 
 
 # --------------------------------------------------------------------------- challenger bookkeeping

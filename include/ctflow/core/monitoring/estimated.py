@@ -44,7 +44,7 @@ def estimated_performance(spec: PipelineSpec, *, run_dir: Path, tracking_uri: st
     metric = config.metric if config else spec.evaluation.metric
     result: dict[str, Any] = {"available": False, "metric": metric, "version": champion["version"], "value": None,
                               "breach": None, "enabled": spec.monitoring.estimated_performance,
-                              "window_start": scored["window_start"], "window_end": scored["window_end"]}
+                              "window_start": scored.get("window_start"), "window_end": scored.get("window_end")}
     current = pd.read_parquet(run_dir / WINDOW_FRAME, columns=[CHAMPION_SCORE])[CHAMPION_SCORE].dropna().to_numpy(float)
     reference, reason = champion_reference(spec, champion, len(current), run_dir=run_dir, tracking_uri=tracking_uri)
     if reference is not None:

@@ -194,16 +194,9 @@ def synthetic_files(rows: int) -> tuple[Path, Path]:
 
 
 def ensure_evidently() -> Path:
-    python = EVIDENTLY_VENV / "bin" / "python"
-    check = [str(python), "-c", "import evidently, sys; sys.exit(not evidently.__version__.startswith('0.7'))"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"creating Evidently venv at {EVIDENTLY_VENV} (cached for later runs) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(EVIDENTLY_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    EVIDENTLY_SPEC, "pandas<3", "pyarrow"], check=True)
-    subprocess.run(check, check=True)
-    return python
+    from library_venv import ensure_venv  # beside this script
+
+    return ensure_venv(EVIDENTLY_VENV, module="evidently", version="0.7", packages=[EVIDENTLY_SPEC, "pandas<3", "pyarrow"])
 
 
 # A tiny launcher (python -S: no site, ~10 MB) starts each measured command, so the

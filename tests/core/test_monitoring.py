@@ -206,6 +206,57 @@ def test_a_breach_soon_after_a_training_is_alerted_not_retrained(champion, home)
 
 
 @pytest.mark.integration
+def test_the_estimated_metric_is_logged_beside_the_realized_one_and_a_big_estimated_drop_breaches(champion, home):
+    """CBPE in the monitoring steps: on the champion's own window the estimate is logged and near
+    the realized metric; on a window whose features no longer tell the flights apart (every row
+    given one flight's features, scored by the real champion) it breaches before any label."""
+    from mlflow import MlflowClient
+
+    from ctflow.contract import monitoring as names
+    from ctflow.core.registry import ModelRegistry
+    from ctflow.core.scoring import ServingModel
+
+    spec = _spec(monitoring={"estimated_performance": True})  # the demo logs the estimate, acts on it only so
+    run_dir = home / "estimated"
+    run_dir.mkdir()
+    monitoring.score_batch(spec, as_of=AS_OF, run_dir=run_dir, run_key="m/estimated")
+    monitoring.data_drift(spec, run_dir=run_dir)
+    estimated = monitoring.prediction_drift(spec, run_dir=run_dir)["estimated"]
+    perf = monitoring.performance(spec, as_of=AS_OF, run_dir=run_dir, actor="test", run_key="m/estimated")
+    assert estimated["available"] and estimated["metric"] == "roc_auc" and estimated["breach"] is None
+    # The same day's labelled flights: the estimate made without their labels, and the realized value.
+    assert abs(perf["champion"]["estimated"] - perf["champion"]["value"]) < 0.1
+    summary = monitoring.report(spec, run_dir=run_dir, run_key="m/estimated")
+    metrics = MlflowClient().get_run(summary["mlflow_run_id"]).data.metrics
+    assert metrics[names.estimated_performance_metric("roc_auc")] == pytest.approx(estimated["value"])
+    assert summary["performance"]["champion_estimated"] == pytest.approx(perf["champion"]["estimated"])
+    assert summary["estimated_performance"]["value"] == pytest.approx(estimated["value"])
+    assert "estimated before the labels" in (run_dir / "report" / "report.html").read_text()
+    assert not [b for b in summary["breaches"] if b["what"] == "estimated_performance"]
+
+    frame = monitoring.read_frame(run_dir)
+    one_flight = frame[champion["features"]].iloc[[0] * len(frame)].set_axis(frame.index)
+    frame[champion["features"]] = one_flight
+    model = ServingModel.resolve(ModelRegistry(spec.model_name), "champion", spec)
+    frame[monitoring.CHAMPION_SCORE] = model.score(frame, spec.model.task)
+    frame.to_parquet(run_dir / monitoring.WINDOW_FRAME, index=False)
+    dropped = monitoring.estimated_performance(spec, run_dir=run_dir)
+    assert dropped["value"] == pytest.approx(0.5) and dropped["breach"] == "0.5000 < min 0.55"
+    breaches = monitoring.assess(spec, data={}, predictions={}, perf={}, estimated=dropped)
+    assert breaches == [{"kind": "performance", "what": "estimated_performance",
+                         "reason": f"champion v1 estimated roc_auc 0.5000 < min 0.55 on [{dropped['window_start']}, "
+                                   f"{dropped['window_end']}), before its labels"}]
+    # The reference's band alone calls it too: no floor in the spec.
+    unbounded = _spec(monitoring={"performance": None, "estimated_performance": True})
+    assert "below the reference's" in monitoring.estimated_performance(unbounded, run_dir=run_dir)["breach"]
+    # Switched off, the estimate and its verdict are still logged, and the policy does not act on them.
+    off = _spec(monitoring={"estimated_performance": False})
+    switched_off = monitoring.estimated_performance(off, run_dir=run_dir)
+    assert switched_off["value"] == dropped["value"] and switched_off["breach"] and not switched_off["enabled"]
+    assert monitoring.assess(off, data={}, predictions={}, perf={}, estimated=switched_off) == []
+
+
+@pytest.mark.integration
 def test_shadow_scores_every_row_twice_and_canary_splits_rows(champion, home):
     from ctflow.core.registry import ModelRegistry
 
@@ -303,7 +354,10 @@ def test_shifted_feature_is_detected_and_unshifted_window_is_not(reference_run, 
     shifted = monitoring.data_drift(spec, run_dir=_window(home / "shifted", reference_run, current(1.5)))
     assert shifted["drifted"] and shifted["drifted_columns"] == ["a"]
     assert monitoring.assess(spec, data=shifted, predictions={}, perf={})[0]["kind"] == "drift"
-    assert not monitoring.prediction_drift(spec, run_dir=home / "calm")["drifted"]
+    calm_scores = monitoring.prediction_drift(spec, run_dir=home / "calm")
+    assert not calm_scores["drifted"]
+    # A reference without the holdout's labels (a model trained before they were kept): no estimate, and why.
+    assert "has no labelled holdout (reference/labels.npy)" in calm_scores["estimated"]["reason"]
 
 
 # --------------------------------------------------------------------------- challenger bookkeeping

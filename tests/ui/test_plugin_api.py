@@ -110,8 +110,9 @@ def test_overview_lists_the_pipeline_with_champion_and_monitoring_as_mlflow_reco
     assert monitoring["drift_breach"] is ("drift" in kinds)
     realized = recorded.metrics[names.performance_metric("champion", "roc_auc")]
     floor = spec.monitoring.performance.min
+    estimated = recorded.metrics[names.estimated_performance_metric("roc_auc")]  # logged before the labels
     assert monitoring["performance"] == {"metric": "roc_auc", "value": pytest.approx(realized), "min": floor,
-                                         "max": None, "breach": realized < floor}
+                                         "max": None, "breach": realized < floor, "estimated": pytest.approx(estimated)}
     assert monitoring["performance"]["breach"] is ("performance" in kinds)
     assert monitoring["champion_version"] == champion
     assert row["dags"]["ct"] == {"dag_id": DAG_ID, "url": f"/dags/{DAG_ID}", "known": True, "paused": True}

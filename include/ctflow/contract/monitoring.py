@@ -49,12 +49,21 @@ def performance_metric(who: str, metric: str) -> str:
     return f"performance.{who}.{metric}"
 
 
+def estimated_performance_metric(metric: str) -> str:
+    """The champion's ``metric`` estimated on the scoring window before its labels arrive (CBPE)."""
+    return f"performance.estimated.{metric}"
+
+
 def prediction_drift_metric(who: str, field: str) -> str:
     """``statistic`` or ``p_value`` of the score-distribution test of ``who``."""
     return f"prediction_drift.{who}.{field}"
 
 
 # --- artifacts --------------------------------------------------------------------------------
+#: A training run's ``reference/`` files: its holdout's scores and, in the same order, labels.
+REFERENCE_FOLDER = "reference"
+REFERENCE_SCORES_FILE = "scores.npy"
+REFERENCE_LABELS_FILE = "labels.npy"
 #: The window's summary (breaches with their reasons, drift, performance): the run's own verdict.
 SUMMARY_ARTIFACT = "summary.json"
 #: Folder of the steps' result files; per-feature drift is ``results/data_drift.json``.

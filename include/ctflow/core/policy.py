@@ -23,13 +23,16 @@ SCHEDULE, NO_CHAMPION = "schedule", "no_champion"
 
 
 def assess(spec: PipelineSpec, *, data: dict[str, Any], predictions: dict[str, Any],
-           perf: dict[str, Any]) -> list[dict[str, Any]]:
+           perf: dict[str, Any], estimated: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The breaches of this window: ``[{"kind": "drift" | "performance" | "insufficient_data", "what", "reason"}]``.
 
     :param data: the data-drift step's result (``data_drift.json``).
     :param predictions: the prediction-drift step's result (``prediction_drift.json``).
     :param perf: the performance step's result (``performance.json``); its ``breach`` is the
         spec's bound check (:meth:`ctflow.spec.models.Bounded.breach`).
+    :param estimated: the performance estimate of the scoring window (``estimated_performance.json``);
+        a significant estimated drop is a ``performance`` breach (``what``: ``estimated_performance``)
+        raised before the window's labels arrive, when ``monitoring.estimated_performance`` is on.
 
     ``insufficient_data`` (too few rows or usable values to judge drift, ``monitoring.min_rows``)
     is alerted like a breach, since the window is not known to be healthy, and never retrains.
@@ -51,6 +54,12 @@ def assess(spec: PipelineSpec, *, data: dict[str, Any], predictions: dict[str, A
         breaches.append({"kind": "performance", "what": "performance",
                          "reason": f"champion v{perf['champion']['version']} {perf['metric']} {perf['breach']} on "
                                    f"[{perf['window_start']}, {perf['window_end']})"})
+    estimated = estimated or {}
+    if spec.monitoring.estimated_performance and estimated.get("available") and estimated.get("breach"):
+        breaches.append({"kind": "performance", "what": "estimated_performance",
+                         "reason": f"champion v{estimated['version']} estimated {estimated['metric']} "
+                                   f"{estimated['breach']} on [{estimated['window_start']}, "
+                                   f"{estimated['window_end']}), before its labels"})
     return breaches
 
 

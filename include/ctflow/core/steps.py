@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ctflow.contract import mlflow_tags
+from ctflow.contract import monitoring as names
 from ctflow.core import fit
 from ctflow.core.run_files import read_result as _read
 from ctflow.core.run_files import write_result as _write
@@ -248,8 +249,8 @@ def train(
         mlflow.log_dict(slices, "slices.json")
         if spec_text:
             mlflow.log_text(spec_text, "spec.yaml")
-        _log_reference(spec, run_dir, train_rows, features.all, holdout_scores=scores,
-                       importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
+        _log_reference(spec, run_dir, train_rows, features.all, holdout_scores=scores, holdout_labels=y_holdout,
+                       holdout_times=holdout_rows[spec.data.timestamp].to_numpy(), importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
         _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
         model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold)
         result = {
@@ -474,9 +475,12 @@ def resolve_path(path: str) -> Path:
 
 
 def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, features: list[str], *,
-                   holdout_scores: np.ndarray, importances: dict[str, float] | None = None) -> None:
+                   holdout_scores: np.ndarray, holdout_labels: np.ndarray, holdout_times: np.ndarray,
+                   importances: dict[str, float] | None = None) -> None:
     """Store what monitoring compares against, computed once, with the model's run: the profile
-    (with its calibration and the features' importances, :mod:`ctflow.core.drift.reference`)."""
+    (with its calibration and the features' importances, :mod:`ctflow.core.drift.reference`), and
+    the holdout's scores and labels in time order (prediction drift; the performance estimate
+    calibrates on them and measures its spread on consecutive chunks of them)."""
     try:
         from ctflow.core.drift.reference import reference_profile
     except ImportError:  # monitoring not installed in this build
@@ -484,12 +488,14 @@ def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, 
     import mlflow
     import numpy as np
 
-    folder = run_dir / "reference"
+    folder = run_dir / names.REFERENCE_FOLDER
     folder.mkdir(exist_ok=True)
     profile = reference_profile(spec, train_rows, features, importances)
     profile.save(folder / "profile")
-    np.save(folder / "scores.npy", np.asarray(holdout_scores, dtype="float64"))
-    mlflow.log_artifacts(str(folder), "reference")
+    order = np.argsort(holdout_times, kind="stable")
+    np.save(folder / names.REFERENCE_SCORES_FILE, np.asarray(holdout_scores, dtype="float64")[order])
+    np.save(folder / names.REFERENCE_LABELS_FILE, np.asarray(holdout_labels, dtype="float64")[order])
+    mlflow.log_artifacts(str(folder), names.REFERENCE_FOLDER)
 
 
 def _log_datasets(spec: PipelineSpec, parts: dict[str, Any], columns: list[str]) -> None:

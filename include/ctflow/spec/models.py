@@ -454,6 +454,13 @@ class Monitoring(Strict):
     drift: Drift = Field(default_factory=Drift)
     prediction_drift: Drift = Field(default_factory=lambda: Drift(max_drifted_share=1.0))
     performance: Performance | None = None
+    estimated_performance: bool = Field(
+        True,
+        description="Breach on a significant drop of the champion's metric as estimated on the scoring window "
+                    "before its labels arrive (CBPE, calibrated on the holdout): outside monitoring.performance's "
+                    "bounds, or worse than the holdout's estimate by more than its 3-sigma band. The estimate is "
+                    "logged either way. Classification only: regression is not supported yet and says so.",
+    )
     alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=_alerts_default)
 
     @field_validator("ground_truth_delay")

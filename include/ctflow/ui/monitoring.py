@@ -70,7 +70,8 @@ def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bo
         below = value is not None and perf.min is not None and value < perf.min
         above = value is not None and perf.max is not None and value > perf.max
         performance = {"metric": perf.metric, "value": value, "min": perf.min, "max": perf.max,
-                       "breach": bool(below or above)}
+                       "breach": bool(below or above),
+                       "estimated": _metric(metrics, names.estimated_performance_metric(perf.metric))}
     kinds = names.breach_kinds(tags.get(names.BREACH_TAG))
     if kinds is None:  # not written by the monitoring step: judge from the metrics
         kinds = (["drift"] if share is not None and share >= drift_cfg.max_drifted_share else []) + (

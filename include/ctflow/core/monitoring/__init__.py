@@ -9,7 +9,9 @@
 2. :func:`data_drift` — each feature of the window against the champion's reference profile
    (``reference/profile`` of its MLflow run, written at training time);
 3. :func:`prediction_drift` — the window's champion scores against its training-time holdout
-   scores (``reference/scores.npy``);
+   scores (``reference/scores.npy``); then :func:`estimated_performance`, the champion's metric
+   estimated from those scores before the window's labels arrive (CBPE, calibrated on the
+   holdout's labels ``reference/labels.npy``: :mod:`.estimate`);
 4. :func:`performance` — on the **ground-truth window** ``[as_of - available_after - window,
    as_of - available_after)`` (``data.label``; no shift with ``available_at``), of which only the
    rows whose label is known at ``as_of`` count (:mod:`ctflow.core.labels`). Those rows (with
@@ -25,8 +27,9 @@
 Each step writes its full result to ``run_dir`` as JSON and returns a small dict (XCom);
 :func:`read_result` reads such a file back (``read_result(run_dir / REPORT)``).
 
-One module per job: :mod:`.scoring` (1), :mod:`.checks` (2-4), :mod:`.challenger` (the
-challenger's record), :mod:`.reporting` and :mod:`.report_page` (5), :mod:`.decisions` (6, over
+One module per job: :mod:`.scoring` (1), :mod:`.checks` (2-4), :mod:`.estimated` over
+:mod:`.estimate` (3's estimate), :mod:`.challenger` (the challenger's record), :mod:`.reporting`
+and :mod:`.report_page` (5), :mod:`.decisions` (6, over
 :mod:`ctflow.core.policy`), :mod:`.alerts` (payload, text, webhook), :mod:`.files` (the run
 folder's files). Everything is re-exported here: callers use ``monitoring.score_batch(...)``.
 """
@@ -37,12 +40,14 @@ from ctflow.core.monitoring.alerts import alert_payload, alert_text, deliver_web
 from ctflow.core.monitoring.challenger import judge_challenger
 from ctflow.core.monitoring.checks import data_drift, ground_truth_window, performance, prediction_drift
 from ctflow.core.monitoring.decisions import actions
+from ctflow.core.monitoring.estimated import estimated_performance
 from ctflow.core.monitoring.files import (
     ARM,
     CHALLENGER_SCORE,
     CHAMPION_SCORE,
     DATA_DRIFT,
     DATA_STATE_TAG,
+    ESTIMATED_PERFORMANCE,
     MONITORING_STAGE,
     NO_CHAMPION,
     PERFORMANCE,
@@ -66,6 +71,7 @@ __all__ = [
     "CHAMPION_SCORE",
     "DATA_DRIFT",
     "DATA_STATE_TAG",
+    "ESTIMATED_PERFORMANCE",
     "MONITORING_STAGE",
     "NO_CHAMPION",
     "PERFORMANCE",
@@ -80,6 +86,7 @@ __all__ = [
     "cooldown_reason",
     "data_drift",
     "deliver_webhook",
+    "estimated_performance",
     "ground_truth_window",
     "judge_challenger",
     "performance",

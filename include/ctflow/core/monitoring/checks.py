@@ -1,4 +1,5 @@
-"""Monitoring steps 2 to 4: data drift, prediction drift and performance on the ground-truth window."""
+"""Monitoring steps 2 to 4: data drift, prediction drift (with the performance estimate) and performance on the
+ground-truth window."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ctflow.contract import monitoring as names
 from ctflow.core.monitoring.challenger import judge_challenger
+from ctflow.core.monitoring.estimated import estimated_on, estimated_performance
 from ctflow.core.monitoring.files import (
     CHALLENGER_SCORE,
     CHAMPION_SCORE,
     DATA_DRIFT,
+    ESTIMATED_PERFORMANCE,
     PERFORMANCE,
     PREDICTION_DRIFT,
     SCORE,
@@ -65,7 +69,8 @@ def data_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = 
 
 
 def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | None = None) -> dict[str, Any]:
-    """Drift of the window's scores against the training-time (holdout) scores, per model."""
+    """Drift of the window's scores against the training-time (holdout) scores, per model; then
+    what the champion's scores say of its performance (:func:`estimated_performance`)."""
     import numpy as np
     import pandas as pd
 
@@ -81,7 +86,7 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
         model = scored.get(who)
         if not model:
             continue
-        path = _reference(run_dir, model["run_id"], "scores.npy", tracking_uri=tracking_uri, who=who)
+        path = _reference(run_dir, model["run_id"], names.REFERENCE_SCORES_FILE, tracking_uri=tracking_uri, who=who)
         if path is None:
             result["models"][who] = {"version": model["version"], "available": False,
                                      "reason": "no training-time scores (reference/scores.npy)"}
@@ -110,6 +115,13 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
                  champion["method"], "p" if champion["p_value"] is not None else "distance",
                  champion["p_value"] if champion["p_value"] is not None else champion["statistic"],
                  champion["threshold"], "DRIFT" if champion["drifted"] else "ok")
+    try:
+        estimated = estimated_performance(spec, run_dir=run_dir, tracking_uri=tracking_uri)
+    except Exception as err:  # noqa: BLE001 - the estimate is a hint: a failure of it must not hide the drift verdict
+        log.warning("no performance estimate for champion v%s: %s: %s", champion.get("version"), type(err).__name__, err)
+        estimated = {"available": False, "reason": f"{type(err).__name__}: {err}"}
+        (run_dir / ESTIMATED_PERFORMANCE).unlink(missing_ok=True)  # no earlier try's estimate for this one
+    result["estimated"] = {k: v for k, v in estimated.items() if k in ("available", "metric", "value", "breach", "reason")}
     return result
 
 
@@ -167,9 +179,12 @@ def performance(
         return _finish_performance(run_dir, result, started)
 
     y_true = frame[LABEL].to_numpy()
-    champion_value = perf.metric_value(spec.model.task, metric, y_true, champion.score(frame, spec.model.task),
+    champion_scores = champion.score(frame, spec.model.task)
+    champion_value = perf.metric_value(spec.model.task, metric, y_true, champion_scores,
                                        threshold=of_version(spec.model, champion.version.tags))
     result["champion"]["value"] = champion_value
+    result["champion"]["estimated"] = estimated_on(spec, scored["champion"], champion_scores, run_dir=run_dir,
+                                                   tracking_uri=tracking_uri)
     if spec.model.task == "classification":
         result["positive_share"] = round(float(y_true.mean()), 4)
     if champion_value is None:

@@ -22,6 +22,7 @@ WINDOW_FRAME = "window.parquet"
 SCORE = "score.json"
 DATA_DRIFT = names.DATA_DRIFT_FILE
 PREDICTION_DRIFT = "prediction_drift.json"
+ESTIMATED_PERFORMANCE = "estimated_performance.json"
 PERFORMANCE = "performance.json"
 REPORT = "report.json"
 NO_CHAMPION = "no_champion.json"
@@ -71,6 +72,6 @@ def _small(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "path"}
 
 
-__all__ = ["ARM", "CHALLENGER_SCORE", "CHAMPION_SCORE", "DATA_DRIFT", "DATA_STATE_TAG", "MONITORING_STAGE", "NO_CHAMPION",
+__all__ = ["ARM", "CHALLENGER_SCORE", "CHAMPION_SCORE", "DATA_DRIFT", "DATA_STATE_TAG", "ESTIMATED_PERFORMANCE", "MONITORING_STAGE", "NO_CHAMPION",
            "PERFORMANCE", "PREDICTION_DRIFT", "REPORT", "SCORE", "WINDOW_FRAME", "read_frame", "read_result",
            "write_result"]

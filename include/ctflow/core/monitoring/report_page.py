@@ -96,9 +96,13 @@ def render_report(
     plots: list[Path],
     path: Path,
     render_html: Callable[..., Path],
+    *,
+    estimated: dict[str, Any] | None = None,
 ) -> Path:
     """The monitoring page: the drift report's page (:func:`ctflow.core.drift.report.render_html`,
-    passed in) or a stub when data drift is unavailable, with the window's other results and plots."""
+    passed in) or a stub when data drift is unavailable, with the window's other results and plots.
+
+    :param estimated: the scoring window's performance estimate (``estimated_performance.json``)."""
     import html as h
 
     title = f"ctflow monitoring: {spec.pipeline}, [{scored['window_start']}, {scored['window_end']})"
@@ -114,10 +118,11 @@ def render_report(
         return "<tr>" + "".join(f"<td>{h.escape('-' if c is None else str(c))}</td>" for c in cells) + "</tr>"
 
     breaches = "".join(f"<li><b>{h.escape(b['kind'])}</b>: {h.escape(b['reason'])}</li>" for b in summary["breaches"])
-    perf_rows = [row("champion", perf["champion"]["version"] if perf.get("champion") else None,
-                     _rounded(perf["champion"]["value"]) if perf.get("champion") else None)]
+    champion = perf.get("champion") or {}
+    perf_rows = [row("champion", champion.get("version"), _rounded(champion.get("value")),
+                     _rounded(champion.get("estimated")))]
     if perf.get("challenger"):
-        perf_rows.append(row("challenger", perf["challenger"]["version"], _rounded(perf["challenger"]["value"])))
+        perf_rows.append(row("challenger", perf["challenger"]["version"], _rounded(perf["challenger"]["value"]), None))
     decision = perf.get("decision") or {}
     preds_rows = [row(who, m.get("version"), m.get("method"), _rounded(m.get("statistic")), _rounded(m.get("p_value")),
                       m.get("threshold"), "drift" if m.get("drifted") else "ok")
@@ -132,7 +137,9 @@ def render_report(
 <p>{h.escape(perf['metric'])} on the ground-truth window [{h.escape(perf['window_start'])}, {h.escape(perf['window_end'])})
 ({perf.get('rows', 0)} labelled rows{'' if perf.get('available') else ': ' + h.escape(str(perf.get('reason')))}).
 {h.escape('Breach: ' + perf['breach']) if perf.get('breach') else ''}</p>
-<table><thead><tr><th>model</th><th>version</th><th>{h.escape(perf['metric'])}</th></tr></thead><tbody>{''.join(perf_rows)}</tbody></table>
+<table><thead><tr><th>model</th><th>version</th><th>{h.escape(perf['metric'])}</th><th>estimated before the labels</th></tr></thead>
+<tbody>{''.join(perf_rows)}</tbody></table>
+{_estimated_paragraph(estimated or {})}
 <p>{h.escape(decision.get('reason', '')) + (' &rarr; ' + h.escape(decision['action']) if decision else '')}</p>
 <h2>Prediction drift</h2>
 <table><thead><tr><th>model</th><th>version</th><th>method</th><th>statistic</th><th>p-value</th><th>threshold</th>
@@ -146,6 +153,23 @@ def render_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _estimated_paragraph(estimated: dict[str, Any]) -> str:
+    """The scoring window's estimated metric with its band, or why there is none."""
+    import html as h
+
+    if not estimated.get("available"):
+        return f"<p>Estimated performance of this window: not available ({h.escape(str(estimated.get('reason')))}).</p>"
+    band = (f", reference {_rounded(estimated['reference'])}, band [{_rounded(estimated['lower'])}, "
+            f"{_rounded(estimated['upper'])}]" if estimated.get("lower") is not None else "")
+    calibrated = ", calibrated on the holdout" if estimated.get("calibrated") else ""
+    verdict = f" Breach: {estimated['breach']}" if estimated.get("breach") else ""
+    if verdict and not estimated.get("enabled"):
+        verdict += " (not acted on: monitoring.estimated_performance is off)"
+    return (f"<p>Estimated {h.escape(estimated['metric'])} of this window's {estimated.get('rows')} scored rows, before "
+            f"their labels (CBPE{calibrated}): <b>{_rounded(estimated['value'])}</b>{h.escape(band)}."
+            f"{h.escape(verdict)}</p>")
 
 
 def _rounded(value: Any) -> Any:

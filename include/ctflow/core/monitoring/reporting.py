@@ -12,6 +12,7 @@ from ctflow.contract import mlflow_tags
 from ctflow.contract import monitoring as names
 from ctflow.core.monitoring.files import (
     DATA_DRIFT,
+    ESTIMATED_PERFORMANCE,
     MONITORING_STAGE,
     PERFORMANCE,
     PREDICTION_DRIFT,
@@ -51,6 +52,8 @@ def report(
     data = read_result(run_dir / DATA_DRIFT)
     preds = read_result(run_dir / PREDICTION_DRIFT)
     perf = read_result(run_dir / PERFORMANCE)
+    # A run folder of a version without the estimate has no such file: nothing estimated then.
+    estimated = read_result(run_dir / ESTIMATED_PERFORMANCE) if (run_dir / ESTIMATED_PERFORMANCE).exists() else {}
     client = tracking.client(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, spec.pipeline)
     earlier = tracking.find_run(client, experiment_id, run_key, MONITORING_STAGE)
@@ -58,7 +61,7 @@ def report(
         log.info("reusing MLflow monitoring run %s made by an earlier try of this run", earlier.info.run_id)
         return read_result(run_dir / REPORT)
 
-    breaches = assess(spec, data=data, predictions=preds, perf=perf)
+    breaches = assess(spec, data=data, predictions=preds, perf=perf, estimated=estimated)
     history = PredictionStore(predictions_url).performance_history(spec.pipeline, limit=120)
     folder = run_dir / "report"
     plots = folder / "plots"
@@ -90,16 +93,20 @@ def report(
                              **{k: (preds["models"].get("champion") or {}).get(k) for k in ("method", "statistic", "p_value")}},
         "performance": {k: perf.get(k) for k in ("available", "metric", "window_start", "window_end", "rows", "breach")}
         | {"champion": perf["champion"]["value"] if perf.get("champion") else None,
+           "champion_estimated": (perf.get("champion") or {}).get("estimated"),
            "challenger": (perf.get("challenger") or {}).get("value"),
            "decision": (perf.get("decision") or {}).get("action"),
            "decision_applied": (perf.get("decision") or {}).get("applied")},
+        "estimated_performance": {k: estimated.get(k) for k in (
+            "available", "metric", "value", "reference", "lower", "upper", "calibrated", "breach", "enabled",
+            "reason")},
         "breaches": breaches,
         "breach": bool(breaches),
         "seconds": {"score_batch": scored.get("seconds"), "data_drift": data.get("seconds"),
                     "prediction_drift": preds.get("seconds"), "performance": perf.get("seconds")},
     }
     html_path = render_report(spec, summary, scored, data, preds, perf, drift_result, written, folder / "report.html",
-                               render_html)
+                               render_html, estimated=estimated)
     tags = {
         mlflow_tags.RUN_KEY: run_key,
         mlflow_tags.STAGE: MONITORING_STAGE,
@@ -115,12 +122,13 @@ def report(
     }
     name = f"{spec.pipeline} monitoring {scored['window_start'][:16]} .. {scored['window_end'][:16]}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, tags=tags) as run:
-        mlflow.log_metrics(_metrics(summary, scored, data, preds, perf, time.perf_counter() - started))
+        mlflow.log_metrics(_metrics(summary, scored, data, preds, perf, estimated, time.perf_counter() - started))
         mlflow.log_artifact(str(html_path), names.REPORT_FOLDER)
         for plot in written:
             mlflow.log_artifact(str(plot), names.PLOTS_FOLDER)
-        for source in (SCORE, DATA_DRIFT, PREDICTION_DRIFT, PERFORMANCE):
-            mlflow.log_artifact(str(run_dir / source), names.RESULTS_FOLDER)
+        for source in (SCORE, DATA_DRIFT, PREDICTION_DRIFT, PERFORMANCE, ESTIMATED_PERFORMANCE):
+            if (run_dir / source).exists():
+                mlflow.log_artifact(str(run_dir / source), names.RESULTS_FOLDER)
         mlflow.log_dict(summary, names.SUMMARY_ARTIFACT)
         # What the task returns: the report link (ctflow.links.MonitoringReportLink) reads these.
         summary.update(mlflow_run_id=run.info.run_id, mlflow_experiment_id=experiment_id,
@@ -136,6 +144,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary for a task log, one fact per line."""
     perf = summary["performance"]
     data = summary["data_drift"]
+    estimated = summary.get("estimated_performance") or {}
     lines = [
         f"monitoring {summary['pipeline']} [{summary['window_start']}, {summary['window_end']}): "
         f"{summary['rows_scored']} rows, champion v{summary['champion_version']}"
@@ -146,7 +155,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                              if data["available"] else "not available"),
         "  prediction drift: " + ("DRIFT" if summary["prediction_drift"]["drifted"] else "ok"
                                    if summary["prediction_drift"]["available"] else "not available"),
+        "  estimated performance: " + (f"{estimated['metric']} {estimated['value']:.4f}"
+                                        + (f" (reference {estimated['reference']:.4f})"
+                                           if estimated.get("reference") is not None else "")
+                                        if estimated.get("available") else "not available"),
         "  performance: " + (f"{perf['metric']} champion {perf['champion']:.4f}"
+                              + (f" (estimated {perf['champion_estimated']:.4f})"
+                                 if perf.get("champion_estimated") is not None else "")
                               + (f", challenger {perf['challenger']:.4f}" if perf.get("challenger") is not None else "")
                               + (f" -> {perf['decision']}" if perf.get("decision") else "")
                               if perf["available"] else "not available yet"),
@@ -166,15 +181,17 @@ def _drift_result(data: dict[str, Any]) -> DriftResult:
 
 
 def _metrics(summary: dict[str, Any], scored: dict[str, Any], data: dict[str, Any], preds: dict[str, Any],
-             perf: dict[str, Any], report_seconds: float) -> dict[str, float]:
+             perf: dict[str, Any], estimated: dict[str, Any], report_seconds: float) -> dict[str, float]:
     """The monitoring run's metrics: the run's own, then data drift, prediction drift and
-    performance; unknown and non-finite values are left out."""
+    performance (realized and estimated); unknown and non-finite values are left out."""
     metrics = {
         **_run_metrics(summary, scored, report_seconds),
         **_data_drift_metrics(data),
         **_prediction_drift_metrics(preds),
         **_performance_metrics(perf),
     }
+    if estimated.get("available"):
+        metrics[names.estimated_performance_metric(estimated["metric"])] = estimated["value"]
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
 

@@ -1,0 +1,82 @@
+"""CBPE (:mod:`ctflow.core.monitoring.estimate`) on labels drawn from the scores themselves.
+
+When labels are Bernoulli draws of the model's scores, the model is calibrated by construction,
+so the estimate made without labels must land near the metric computed with them, for every
+estimated metric and several score distributions; and it must follow a shift of the scores.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from ctflow.core.evaluation import compute_metrics
+from ctflow.core.monitoring.estimate import ESTIMATORS, Reference, estimate_window, needs_calibration
+from ctflow.spec.catalog import higher_is_better
+
+SHAPES = [(2, 5), (1, 1), (0.5, 3)]
+
+
+def _calibrated(rng: np.random.Generator, shape: tuple[float, float], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = rng.beta(*shape, rows)
+    return scores, (rng.random(rows) < scores).astype(float)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("metric", sorted(ESTIMATORS))
+def test_the_estimate_of_a_calibrated_model_is_its_realized_metric(metric, shape):
+    rng = np.random.default_rng(zlib.crc32(repr((metric, shape)).encode()))
+    reference = Reference.fit(metric, *_calibrated(rng, shape, 20_000), threshold=0.4)
+    scores, labels = _calibrated(rng, shape, 5_000)
+    realized = compute_metrics("classification", labels, scores, threshold=0.4)[metric]
+    estimate = estimate_window(reference, scores, higher_is_better=higher_is_better("classification", metric))
+    # The estimate is an expectation over the labels; the realized metric is one draw of them.
+    # Its spread over draws, measured here, bounds how far the two may be apart.
+    draws = [compute_metrics("classification", (rng.random(len(scores)) < scores).astype(float), scores,
+                             threshold=0.4)[metric] for _ in range(20)]
+    assert abs(estimate.value - realized) <= 4 * np.std(draws) + 1e-3
+    # Around the mean of the draws, up to the calibration's own noise when one was fitted (20,000 rows).
+    assert abs(estimate.value - np.mean(draws)) <= (2 if estimate.calibrated else 1) * np.std(draws) + 1e-3
+    assert estimate.drop is None  # same distribution as the reference: no significant drop
+
+
+def test_a_miscalibrated_model_is_calibrated_on_the_reference_first():
+    rng = np.random.default_rng(7)
+    truth, labels = _calibrated(rng, (2, 5), 20_000)
+    squashed = truth**3  # same ranking, far too low probabilities
+    assert needs_calibration(squashed, labels) and not needs_calibration(truth, labels)
+    reference = Reference.fit("accuracy", squashed, labels)
+    window_truth, window_labels = _calibrated(rng, (2, 5), 5_000)
+    realized = compute_metrics("classification", window_labels, window_truth**3)["accuracy"]
+    raw = ESTIMATORS["accuracy"][0](window_truth**3, window_truth**3, 0.5)  # trusting the scores as they are
+    estimate = estimate_window(reference, window_truth**3, higher_is_better=True)
+    assert estimate.calibrated and abs(estimate.value - realized) < 0.02 < abs(raw - realized)
+
+
+def test_the_estimate_follows_a_shift_of_the_scores_and_a_big_drop_is_significant():
+    rng = np.random.default_rng(11)
+    reference = Reference.fit("roc_auc", *_calibrated(rng, (2, 5), 20_000))
+    same = estimate_window(reference, rng.beta(2, 5, 5_000), higher_is_better=True)
+    # Scores bunched in the middle: the model no longer separates the classes (if calibrated).
+    bunched_scores, bunched_labels = _calibrated(rng, (30, 30), 5_000)
+    bunched = estimate_window(reference, bunched_scores, higher_is_better=True)
+    assert same.drop is None and abs(same.value - same.reference) < same.band
+    assert bunched.value < same.value - 0.1
+    assert abs(bunched.value - compute_metrics("classification", bunched_labels, bunched_scores)["roc_auc"]) < 0.03
+    assert bunched.drop is not None and "below the reference's" in bunched.drop
+    # Spread shrinks with the window's rows: a bigger window has a narrower band.
+    assert reference.band(20_000) < reference.band(2_000)
+
+
+def test_no_band_from_a_reference_too_small_to_measure_its_spread():
+    rng = np.random.default_rng(3)
+    reference = Reference.fit("roc_auc", *_calibrated(rng, (2, 5), 300))
+    estimate = estimate_window(reference, rng.beta(2, 5, 1_000), higher_is_better=True)
+    assert estimate.value is not None and estimate.band is None and estimate.drop is None
+
+
+def test_a_metric_without_an_estimate_is_refused_by_name():
+    with pytest.raises(ValueError, match="no performance estimate for 'rmse'"):
+        Reference.fit("rmse", [0.1, 0.9], [0.0, 1.0])

@@ -12,9 +12,12 @@ first look that excludes 0 keeps the false-promotion rate under ``alpha / 2``.
 
 Decision, with a minimum effect ``delta`` worth a change (in loss units):
 
-* promote when the lower bound is above 0 and the estimate is at least ``delta``;
-* retire when the upper bound is below ``delta`` (it cannot be better by ``delta``: symmetric);
+* promote when the lower bound is above ``delta`` (better by more than ``delta``);
+* retire when the upper bound is below ``delta`` (not better by ``delta``: symmetric);
 * keep otherwise.
+
+With ``delta = 0`` (the default) a challenger no better than the champion is promoted with
+probability at most ``alpha / 2``; with ``delta > 0``, one improving by ``delta`` or less.
 
 Pure arithmetic on running sums (``n``, ``sum``, ``sum of squares``) that a store can keep per
 challenger; no I/O.
@@ -52,6 +55,20 @@ def randomized_differences(loss: Any, served_by_challenger: Any, fraction: float
     loss = np.asarray(loss, dtype=float)
     on = np.asarray(served_by_challenger, dtype=bool)
     return np.where(on, -loss / fraction, loss / (1.0 - fraction))
+
+
+def window_evidence(y_true: Any, champion_scores: Any, challenger_scores: Any, *,
+                    served_by_challenger: Any = None, fraction: float | None = None) -> Evidence:
+    """One window's evidence: paired differences when both models' losses count (shadow), else
+    the inverse-propensity ones of the model that served each row (canary: ``served_by_challenger``,
+    the challenger serving a row with probability ``fraction``)."""
+    champion_loss, challenger_loss = row_losses(y_true, champion_scores), row_losses(y_true, challenger_scores)
+    if served_by_challenger is None:
+        return Evidence().add(paired_differences(champion_loss, challenger_loss))
+    if fraction is None:
+        raise ValueError("canary evidence needs the fraction of rows the challenger serves")
+    on = np.asarray(served_by_challenger, dtype=bool)
+    return Evidence().add(randomized_differences(np.where(on, challenger_loss, champion_loss), on, fraction))
 
 
 @dataclass(frozen=True)
@@ -109,8 +126,8 @@ def decide(evidence: Evidence, *, alpha: float = 0.05, min_effect: float = 0.0, 
     half = radius(evidence.n, evidence.variance, alpha, tune_n) if evidence.n >= min_rows else math.inf
     lower, upper = mean - half, mean + half
     interval = f"loss difference {mean:.5g} in [{lower:.5g}, {upper:.5g}] ({1 - alpha:.0%}, {evidence.n} rows)"
-    if lower > 0 and mean >= min_effect:
-        action, why = PROMOTE, f"challenger better: {interval}"
+    if lower > min_effect:
+        action, why = PROMOTE, f"challenger better by more than {min_effect:g}: {interval}"
     elif upper < min_effect:
         action, why = RETIRE, f"challenger not better by {min_effect:g}: {interval}"
     else:
@@ -119,4 +136,4 @@ def decide(evidence: Evidence, *, alpha: float = 0.05, min_effect: float = 0.0, 
 
 
 __all__ = ["KEEP", "PROMOTE", "RETIRE", "Evidence", "SequentialVerdict", "decide", "paired_differences",
-           "radius", "randomized_differences", "row_losses"]
+           "radius", "randomized_differences", "row_losses", "window_evidence"]

@@ -85,11 +85,9 @@ def verdict(spec: PipelineSpec, record: PerformanceRecord, store: Any) -> dict[s
         return {"rule": "streak", **streak.to_dict(), "reason": f"{streak.reason} on {record.metric}"}
     totals = store.challenger_evidence(spec.pipeline, **pair, until=record.window_end)
     evidence = sequential.Evidence(totals.rows, totals.total, totals.total_sq)
-    test = sequential.decide(evidence, alpha=config.alpha, min_effect=config.min_effect)
-    action, reason = test.action, f"{versions}: {test.reason} over {totals.windows} window(s)"
-    if action != sequential.KEEP and totals.windows < config.promote_after:
-        action, reason = sequential.KEEP, f"{reason}; would {test.action} but waits for {config.promote_after} windows"
+    test = sequential.decide(evidence, alpha=config.alpha, min_effect=config.min_effect, windows=totals.windows,
+                             min_windows=config.promote_after)
     bounds = {k: v if math.isfinite(v) else None for k, v in (("mean", test.mean), ("lower", test.lower),
                                                                ("upper", test.upper))}  # JSON for XCom
-    return {"rule": "sequential", **test.to_dict(), **bounds, "action": action, "reason": reason,
-            "windows": totals.windows, "needed": config.promote_after}
+    return {"rule": "sequential", **test.to_dict(), **bounds, "reason": f"{versions}: {test.reason}",
+            "needed": config.promote_after}

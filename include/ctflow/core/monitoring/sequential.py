@@ -84,6 +84,10 @@ class Evidence:
         d = d[np.isfinite(d)]
         return Evidence(self.n + len(d), self.total + float(d.sum()), self.total_sq + float(np.dot(d, d)))
 
+    def __add__(self, other: Evidence) -> Evidence:
+        """Pooled evidence of two sets of rows (sums add)."""
+        return Evidence(self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
+
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else math.nan
@@ -114,14 +118,19 @@ class SequentialVerdict:
     alpha: float
     min_effect: float
     reason: str
+    windows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def decide(evidence: Evidence, *, alpha: float = 0.05, min_effect: float = 0.0, min_rows: int = 100,
-           tune_n: int = DEFAULT_TUNE_N) -> SequentialVerdict:
-    """Promote, retire or keep the challenger on the evidence so far (see the module docstring)."""
+           windows: int = 0, min_windows: int = 0, tune_n: int = DEFAULT_TUNE_N) -> SequentialVerdict:
+    """Promote, retire or keep the challenger on the evidence so far (see the module docstring).
+
+    ``windows``: how many monitoring windows the evidence comes from; before ``min_windows`` of
+    them the verdict is keep whatever the bounds (one odd week does not change the champion;
+    waiting only makes the test more careful, it stays valid)."""
     mean = evidence.mean
     half = radius(evidence.n, evidence.variance, alpha, tune_n) if evidence.n >= min_rows else math.inf
     lower, upper = mean - half, mean + half
@@ -132,7 +141,11 @@ def decide(evidence: Evidence, *, alpha: float = 0.05, min_effect: float = 0.0, 
         action, why = RETIRE, f"challenger not better by {min_effect:g}: {interval}"
     else:
         action, why = KEEP, f"undecided: {interval}" if evidence.n >= min_rows else f"{evidence.n} rows so far"
-    return SequentialVerdict(action, mean, lower, upper, evidence.n, alpha, min_effect, why)
+    if windows:
+        why = f"{why} over {windows} window(s)"
+    if action != KEEP and windows < min_windows:
+        action, why = KEEP, f"{why}; would {action} but waits for {min_windows} windows"
+    return SequentialVerdict(action, mean, lower, upper, evidence.n, alpha, min_effect, why, windows)
 
 
 __all__ = ["KEEP", "PROMOTE", "RETIRE", "Evidence", "SequentialVerdict", "decide", "paired_differences",

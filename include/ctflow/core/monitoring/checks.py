@@ -23,6 +23,7 @@ from ctflow.core.monitoring.files import (
 )
 
 if TYPE_CHECKING:
+    from ctflow.core.monitoring.sequential import Evidence
     from ctflow.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -206,8 +207,8 @@ def performance(
         pipeline=spec.pipeline, window_start=start, window_end=end, metric=metric, rows=len(frame),
         champion_version=champion.number, champion_value=champion_value,
         challenger_version=challenger.number if challenger else None, challenger_value=challenger_value,
-        challenger_won=won, **({"loss_diff_rows": evidence.n, "loss_diff_sum": evidence.total,
-                                "loss_diff_sum_sq": evidence.total_sq} if evidence is not None else {}),
+        challenger_won=won, loss_diff_rows=evidence.n if evidence else None,
+        loss_diff_sum=evidence.total if evidence else None, loss_diff_sum_sq=evidence.total_sq if evidence else None,
     )
     result["decision"] = judge_challenger(spec, record, store=PredictionStore(predictions_url), registry=registry,
                                           actor=actor, run_key=run_key, dry_run=dry_run)
@@ -219,7 +220,7 @@ def performance(
 
 
 def _loss_differences(spec: PipelineSpec, frame: Any, champion_scores: Any, challenger_scores: Any, *,
-                      repo: Path, feature_service: str) -> Any:
+                      repo: Path, feature_service: str) -> Evidence | None:
     """The window's per-row loss differences for the sequential test: paired on every row (shadow),
     or each row's loss under the model the canary's hash gave it, inverse-propensity weighted."""
     from ctflow.core.monitoring.sequential import window_evidence

@@ -1,7 +1,9 @@
 """Simulated A/B tests of a challenger: false promotions (A/A) and power (+0.01 AUC).
 
-Compares the sequential test of ``ctflow.core.monitoring.sequential`` with the streak rule
-("won ``promote_after`` windows in a row"), on the same simulated windows.
+Compares the sequential test of ``ctflow.core.monitoring.sequential``, as monitoring applies it
+(``registry.challenger_test: sequential``: each window's loss differences from ``window_evidence``,
+pooled, decided by ``decide`` no earlier than ``promote_after`` windows), with the streak rule
+(``challenger_test: streak``: won ``promote_after`` windows in a row), on the same simulated windows.
 
     uv run --frozen python benchmarks/ab_test.py [--runs 200] [--windows 26] [--rows 2000]
 
@@ -24,9 +26,7 @@ from ctflow.core.monitoring.sequential import (
     RETIRE,
     Evidence,
     decide,
-    paired_differences,
-    randomized_differences,
-    row_losses,
+    window_evidence,
 )
 
 BASE = -1.4
@@ -74,14 +74,15 @@ def simulate(mode: str, runs: int, windows: int, rows: int, champion_noise: floa
         for w in range(1, windows + 1):
             y, a, b = _window(rows, champion_noise, challenger_noise, rng)
             if mode == "shadow":
-                d = paired_differences(row_losses(y, a), row_losses(y, b))
+                window = window_evidence(y, a, b)
                 won = roc_auc_score(y, b) > roc_auc_score(y, a)
             else:
                 on = rng.random(rows) < fraction
-                d = randomized_differences(row_losses(y, np.where(on, b, a)), on, fraction)
+                window = window_evidence(y, a, b, served_by_challenger=on, fraction=fraction)
                 won = roc_auc_score(y[on], b[on]) > roc_auc_score(y[~on], a[~on])
             if not seq_done:
-                verdict = decide(evidence := evidence.add(d))
+                evidence += window  # as the store's per-window sums add up
+                verdict = decide(evidence, windows=w, min_windows=promote_after)
                 if verdict.action in (PROMOTE, RETIRE):
                     seq_done = True
                     seq_promoted += verdict.action == PROMOTE

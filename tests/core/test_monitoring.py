@@ -284,8 +284,42 @@ def test_shadow_scores_every_row_twice_and_canary_splits_rows(champion, home):
         served = frame[monitoring.ARM] == "challenger"
         assert frame.loc[served, monitoring.CHAMPION_SCORE].isna().all()
         assert frame.loc[~served, monitoring.CHALLENGER_SCORE].isna().all()
+        _judged_by_the_sequential_test(home, as_of, store)
     finally:
         registry.retire("challenger", reason="test over", actor="test")
+
+
+def _judged_by_the_sequential_test(home: Path, as_of: datetime, store: PredictionStore) -> None:
+    """The performance step of the shadow and canary runs above: the loss differences it records
+    and the evidence the monitoring run logs. The challenger is the champion's own model."""
+    from mlflow import MlflowClient
+
+    from ctflow.contract import monitoring as names
+
+    shadow_spec = _spec(registry={"strategy": "shadow"})
+    shadow = monitoring.performance(shadow_spec, as_of=as_of, run_dir=home / "s", actor="test", run_key="m/shadow")
+    recorded = store.performance_history("monitor_core", until=as_of)[-1]
+    assert recorded.loss_diff_rows == shadow["rows"] > 0  # the same rows for both: every difference is 0
+    assert recorded.loss_diff_sum == recorded.loss_diff_sum_sq == 0
+    decision = shadow["decision"]
+    assert (decision["rule"], decision["action"], decision["n"], decision["windows"]) == ("sequential", "keep",
+                                                                                        shadow["rows"], 1)
+    monitoring.data_drift(shadow_spec, run_dir=home / "s")
+    monitoring.prediction_drift(shadow_spec, run_dir=home / "s")
+    summary = monitoring.report(shadow_spec, run_dir=home / "s", run_key="m/shadow")
+    run = MlflowClient().get_run(summary["mlflow_run_id"])
+    assert run.data.metrics[names.CHALLENGER_ROWS_METRIC] == shadow["rows"]
+    assert run.data.metrics[names.CHALLENGER_ESTIMATE_METRIC] == 0
+    assert names.CHALLENGER_LOWER_METRIC in run.data.metrics and names.CHALLENGER_UPPER_METRIC in run.data.metrics
+    assert run.data.tags[names.CHALLENGER_DECISION_TAG] == "keep"
+    assert run.data.tags[names.CHALLENGER_TEST_TAG] == "sequential"
+
+    canary_spec = _spec(registry={"strategy": "canary", "canary_fraction": 0.3})
+    canary = monitoring.performance(canary_spec, as_of=as_of, run_dir=home / "c", actor="test", run_key="m/canary")
+    recorded = store.performance_history("monitor_core", until=as_of)[-1]
+    assert recorded.loss_diff_rows == canary["rows"] == shadow["rows"]  # the window's shadow result replaced
+    # One model against itself, each row weighted by the arm the hash served it from: not 0 row by row.
+    assert recorded.loss_diff_sum_sq > 0 and canary["decision"]["action"] == "keep"
 
 
 # --------------------------------------------------------------------------- canary split
@@ -392,7 +426,8 @@ def test_challenger_is_promoted_after_n_wins_and_retired_after_n_losses(tiny_mod
     from ctflow.core.performance import metric_value
 
     registry, versions, (x, y) = tiny_models
-    spec = _spec(registry={"model": "tiny_bookkeeping", "strategy": "shadow", "promote_after": 2})
+    spec = _spec(registry={"model": "tiny_bookkeeping", "strategy": "shadow", "challenger_test": "streak",
+                 "promote_after": 2})
     spec = spec.model_copy(update={"pipeline": "tiny_bookkeeping"})
     store = PredictionStore(f"sqlite:///{home / 'bookkeeping.db'}")
 
@@ -582,6 +617,12 @@ def test_predictions_store_on_postgresql():
                 store.record_performance(PerformanceRecord("p", end - timedelta(days=1), end, "roc_auc", 10, "1", 0.7,
                                                            "2", 0.8, won))
             assert store.streak("p", challenger_version="2", champion_version="1", until=datetime(2013, 2, 3)) == (2, 0)
+            end = datetime(2013, 2, 3)
+            store.record_performance(PerformanceRecord("p", end - timedelta(days=1), end, "roc_auc", 10, "1", 0.7, "2",
+                                                       0.8, True, loss_diff_rows=10, loss_diff_sum=0.5,
+                                                       loss_diff_sum_sq=0.25))
+            totals = store.challenger_evidence("p", challenger_version="2", champion_version="1", until=end)
+            assert (totals.windows, totals.rows, totals.total, totals.total_sq) == (1, 10, 0.5, 0.25)
         finally:
             store.engine.dispose()
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from ctflow.spec import PipelineSpec, load_spec
 from ctflow.spec.durations import format_duration, parse_duration
-from ctflow.spec.models import Bound, Data, Label, Runner, Schedule
+from ctflow.spec.models import Bound, Data, Label, Registry, Runner, Schedule
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOOD = FIXTURES / "good_specs"
@@ -62,6 +62,7 @@ def test_minimal_spec_gets_the_documented_defaults(minimal: PipelineSpec):
     # registry: the model is registered under the pipeline name
     r = s.registry
     assert (r.model, r.strategy, r.approval, r.canary_fraction, r.promote_after) == (None, "direct", "auto", 0.1, 3)
+    assert (r.challenger_test, r.alpha, r.min_effect) == ("sequential", 0.05, 0.0)
     assert s.model_name == "minimal"
     # monitoring
     m = s.monitoring
@@ -109,6 +110,18 @@ def test_specs_are_immutable(minimal: PipelineSpec):
         minimal.owner = "someone-else"  # type: ignore[misc]
     with pytest.raises(ValidationError):
         minimal.data.window = timedelta(days=1)  # type: ignore[misc]
+
+
+def test_the_challenger_test_takes_a_known_rule_and_a_sound_alpha():
+    assert Registry.model_validate({"challenger_test": "streak", "promote_after": 2}).challenger_test == "streak"
+    with pytest.raises(ValidationError, match="'sequential' or 'streak'"):
+        Registry.model_validate({"challenger_test": "bayes"})
+    with pytest.raises(ValidationError, match="less than 0.5"):
+        Registry.model_validate({"alpha": 0.5})
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        Registry.model_validate({"min_effect": -0.01})
+    with pytest.raises(ValidationError, match="extra_forbidden|Extra inputs"):
+        Registry.model_validate({"confidence": 0.95})
 
 
 def test_unknown_keys_are_errors_in_nested_models_too():

@@ -37,6 +37,19 @@ DRIFTED_COLUMNS_METRIC = "data_drift.drifted_columns"
 INSUFFICIENT_METRIC = "insufficient_data"
 DRIFT_INSUFFICIENT_METRIC = "data_drift.insufficient_data"
 BREACHES_METRIC = "breaches"
+#: The challenger's sequential test after this window (``registry.challenger_test: sequential``),
+#: over every window of this challenger against this champion: the mean per-row loss difference
+#: (champion minus challenger: above 0 favours the challenger), its confidence bounds, and the
+#: labelled rows and windows it rests on. Bounds are logged once finite (enough rows).
+CHALLENGER_ESTIMATE_METRIC = "challenger_test.estimate"
+CHALLENGER_LOWER_METRIC = "challenger_test.lower"
+CHALLENGER_UPPER_METRIC = "challenger_test.upper"
+CHALLENGER_ROWS_METRIC = "challenger_test.rows"
+CHALLENGER_WINDOWS_METRIC = "challenger_test.windows"
+#: What the window decided for the challenger (``keep``, ``promote``, ``retire``), and by which
+#: rule (``sequential`` or ``streak``): tags, so the view can list why a champion changed.
+CHALLENGER_DECISION_TAG = "ctflow.challenger_decision"
+CHALLENGER_TEST_TAG = "ctflow.challenger_test"
 
 
 def column_drift_metric(column_key: str) -> str:

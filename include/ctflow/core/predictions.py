@@ -14,7 +14,10 @@ Two tables, created on first use (SQLAlchemy Core, no Airflow here):
     One row per pipeline and ground-truth window: the metric of the champion and, when there is
     one, of the challenger on the same rows, and whether the challenger won. It is both the
     metric-over-time history of the report and the bookkeeping of a challenger's consecutive
-    wins and losses (:meth:`PredictionStore.streak`). Also replaced per window.
+    wins and losses (:meth:`PredictionStore.streak`). With a challenger it also keeps the window's
+    per-row loss differences (champion minus challenger) as running sums (rows, sum, sum of
+    squares), which :meth:`PredictionStore.challenger_evidence` adds up for the sequential test
+    (:mod:`ctflow.core.monitoring.sequential`). Also replaced per window.
 
 Where: :func:`default_url` is ``$CTFLOW_PREDICTIONS_URL`` (e.g. a PostgreSQL URL in production),
 else a SQLite file ``predictions.db`` under :func:`ctflow.settings.home`. Timestamps are stored as
@@ -88,6 +91,9 @@ performance = Table(
     Column("challenger_version", String(32), nullable=True),
     Column("challenger_value", Float, nullable=True),
     Column("challenger_won", Boolean, nullable=True),
+    Column("loss_diff_rows", Integer, nullable=True),
+    Column("loss_diff_sum", Float, nullable=True),
+    Column("loss_diff_sum_sq", Float, nullable=True),
     Column("recorded_at", DateTime, nullable=False),
     Column("run_key", String(512), nullable=True),
     Index("ix_ctflow_performance_window", "pipeline", "window_end"),
@@ -125,7 +131,27 @@ def _engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     metadata.create_all(engine)
+    _add_missing_columns(engine, performance)
     return engine
+
+
+def _add_missing_columns(engine: Engine, table: Table) -> None:
+    """Add the nullable columns a store made by an older ctflow lacks (``create_all`` only makes
+    missing tables); their rows read as null: windows recorded before the column existed."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    for column in table.columns:
+        if column.name in present or not column.nullable:
+            continue
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+        except DBAPIError:  # another process added it first
+            if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                raise
 
 
 @dataclass(frozen=True)
@@ -142,6 +168,10 @@ class PerformanceRecord:
     challenger_version: str | None = None
     challenger_value: float | None = None
     challenger_won: bool | None = None
+    #: The window's per-row loss differences (champion minus challenger): rows, sum, sum of squares.
+    loss_diff_rows: int | None = None
+    loss_diff_sum: float | None = None
+    loss_diff_sum_sq: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
@@ -253,6 +283,33 @@ class PredictionStore:
             else:
                 break
         return wins, losses
+
+    def challenger_evidence(
+        self, pipeline: str, *, challenger_version: str, champion_version: str, until: datetime
+    ) -> EvidenceTotals:
+        """The loss differences of this challenger against this champion summed over every recorded
+        window ending at or before ``until`` (not only consecutive ones: the test pools them all)."""
+        query = select(
+            func.count(), func.sum(performance.c.loss_diff_rows), func.sum(performance.c.loss_diff_sum),
+            func.sum(performance.c.loss_diff_sum_sq),
+        ).where(
+            performance.c.pipeline == pipeline, performance.c.challenger_version == challenger_version,
+            performance.c.champion_version == champion_version, performance.c.window_end <= utc_naive(until),
+            performance.c.loss_diff_rows > 0,
+        )
+        with self.engine.connect() as conn:
+            windows, rows, total, total_sq = conn.execute(query).one()
+        return EvidenceTotals(int(windows), int(rows or 0), float(total or 0.0), float(total_sq or 0.0))
+
+
+@dataclass(frozen=True)
+class EvidenceTotals:
+    """Summed loss differences of a challenger against a champion, and over how many windows."""
+
+    windows: int
+    rows: int
+    total: float
+    total_sq: float
 
 
 def _window(table: Table, pipeline: str, start: datetime, end: datetime) -> ColumnElement[bool]:

@@ -82,9 +82,9 @@ class PerformanceOperator(MonitoringOperator):
     as_of - available_after)`` (its rows whose label is known at ``as_of``: ``data.label``),
     for the champion and the challenger on the same rows.
 
-    With shadow/canary, records the window's winner; after ``registry.promote_after`` wins in a
-    row the challenger becomes champion (compare-and-set, alias history), after as many losses it
-    is retired. ``params.dry_run`` leaves the registry alone. When the task has an
+    With shadow/canary, records the window's result and the per-row loss differences; when
+    ``registry.challenger_test`` decides (by default a sequential test over all the pair's
+    windows), the challenger becomes champion (compare-and-set, alias history) or is retired. ``params.dry_run`` leaves the registry alone. When the task has an
     :class:`~airflow.sdk.AssetAlias` outlet, a promotion emits ``promoted_uri`` through it.
 
     :param promoted_uri: asset URI announcing a new champion (``ctflow://<pipeline>/promoted``).

@@ -400,7 +400,32 @@ class Registry(Strict):
         "retires it; the first candidate of a model becomes champion.",
     )
     canary_fraction: float = Field(0.1, gt=0, lt=1)
-    promote_after: int = Field(3, ge=1, description="Shadow/canary: consecutive winning windows before promotion.")
+    challenger_test: Literal["sequential", "streak"] = Field(
+        "sequential",
+        description="Shadow/canary: how monitoring decides. sequential: an A/B test on the per-row loss difference "
+        "(Brier score for classification, squared error for regression; rows scored by both models for shadow, "
+        "inverse-propensity weighted for canary), summed over every window of this challenger against this "
+        "champion; it promotes when the confidence bound shows the challenger better by more than min_effect and "
+        "retires when it shows it is not, and stays valid however many windows are looked at (false promotion "
+        "at most alpha/2). streak: promote after promote_after consecutive windows won on the monitoring metric "
+        "(retire after as many lost); no error rate: an equal challenger is promoted sooner or later.",
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=0.5,
+        description="challenger_test sequential: the confidence sequence covers the true loss difference at every "
+        "window with probability 1 - alpha, so an equal challenger is promoted with probability at most alpha/2.",
+    )
+    min_effect: float = Field(
+        0.0, ge=0,
+        description="challenger_test sequential: the mean per-row loss improvement (Brier score or squared error, "
+        "champion minus challenger) worth a change. Promote when the lower bound is above it, retire when the "
+        "upper bound is below it.",
+    )
+    promote_after: int = Field(
+        3, ge=1,
+        description="Shadow/canary, challenger_test streak: consecutive winning (or losing) windows before promotion "
+        "(retirement). sequential: the fewest windows with labelled rows before the test may decide.",
+    )
     approval: Literal["auto", "manual"] = "auto"
 
 

@@ -17,8 +17,10 @@
    rows whose label is known at ``as_of`` count (:mod:`ctflow.core.labels`). Those rows (with
    their labels from the entity table, unknown labels dropped) are scored by the champion and the challenger, the *same* rows for
    both whatever the strategy, and the spec's metric compared. The result is recorded per window
-   (``ctflow_performance``); a challenger that wins/loses ``registry.promote_after`` windows in a
-   row is promoted (registry compare-and-set + alias history) or retired;
+   (``ctflow_performance``) with the per-row loss differences of the pair; when
+   ``registry.challenger_test`` decides (:mod:`ctflow.core.monitoring.sequential` by default,
+   or ``promote_after`` windows won/lost in a row), the challenger is promoted (registry
+   compare-and-set + alias history) or retired;
 5. :func:`report` — HTML report and PNG plots logged to an MLflow monitoring run, the
    computational metrics, and the summary (breaches included);
 6. :func:`actions` — whether to alert and to emit the breach event; :func:`deliver_webhook`

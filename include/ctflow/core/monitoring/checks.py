@@ -27,6 +27,7 @@ from ctflow.core.monitoring.files import (
 )
 
 if TYPE_CHECKING:
+    from ctflow.core.monitoring.sequential import Evidence
     from ctflow.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,9 @@ def performance(
     predictions_url: str | None = None,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """The metric on the ground-truth window for champion and challenger (same rows); record it;
-    promote or retire the challenger after ``registry.promote_after`` consecutive wins/losses."""
+    """The metric on the ground-truth window for champion and challenger (same rows) and their per-row
+    loss differences; record them; promote, retire or keep the challenger as ``registry.challenger_test``
+    decides (:func:`ctflow.core.monitoring.challenger.judge_challenger`)."""
     from ctflow.core import performance as perf
     from ctflow.core import tracking
     from ctflow.core.features import pipeline_repo
@@ -195,28 +197,32 @@ def performance(
         result["breach"] = config.breach(champion_value)
         result["bounds"] = {"min": config.min, "max": config.max}
 
-    challenger_value = won = None
+    challenger_value = won = evidence = None
     if challenger is not None:
         try:
             challenger_frame = frame
             if challenger.feature_service != champion.feature_service:
                 challenger_frame, _ = window_frame(spec, start=start, end=end, feature_service=challenger.feature_service,
                                                    feature_repo=repo, labelled=True, known_by=as_of)
+            challenger_scores = challenger.score(challenger_frame, spec.model.task)
             challenger_value = perf.metric_value(spec.model.task, metric, challenger_frame[LABEL].to_numpy(),
-                                                 challenger.score(challenger_frame, spec.model.task),
-                                                 threshold=of_version(spec.model, challenger.version.tags))
+                                                 challenger_scores, threshold=of_version(spec.model, challenger.version.tags))
+            evidence = _loss_differences(spec, frame, champion_scores, challenger_scores, repo=repo,
+                                         feature_service=champion.feature_service)
         except Exception as err:  # noqa: BLE001 - a broken challenger must not stop judging the champion
             log.warning("challenger v%s cannot score the ground-truth window: %s", challenger.number, err)
             result["challenger_error"] = f"{type(err).__name__}: {err}"
         won = perf.challenger_wins(spec.model.task, metric, challenger_value, champion_value,
                                    spec.evaluation.versus_champion.min_improvement)
-        result["challenger"] = {"version": challenger.number, "value": challenger_value, "won": won}
+        result["challenger"] = {"version": challenger.number, "value": challenger_value, "won": won,
+                                "loss_difference": evidence.mean if evidence and evidence.n else None}
 
     record = PerformanceRecord(
         pipeline=spec.pipeline, window_start=start, window_end=end, metric=metric, rows=len(frame),
         champion_version=champion.number, champion_value=champion_value,
         challenger_version=challenger.number if challenger else None, challenger_value=challenger_value,
-        challenger_won=won,
+        challenger_won=won, loss_diff_rows=evidence.n if evidence else None,
+        loss_diff_sum=evidence.total if evidence else None, loss_diff_sum_sq=evidence.total_sq if evidence else None,
     )
     result["decision"] = judge_challenger(spec, record, store=PredictionStore(predictions_url), registry=registry,
                                           actor=actor, run_key=run_key, dry_run=dry_run)
@@ -225,6 +231,28 @@ def performance(
              f", challenger v{challenger.number} = {challenger_value}" if challenger else "",
              f" — BREACH: {result['breach']}" if result["breach"] else "")
     return _finish_performance(run_dir, result, started)
+
+
+def _loss_differences(spec: PipelineSpec, frame: Any, champion_scores: Any, challenger_scores: Any, *,
+                      repo: Path, feature_service: str) -> Evidence | None:
+    """The window's per-row loss differences for the sequential test: paired on every row (shadow),
+    or each row's loss under the model the canary's hash gave it, inverse-propensity weighted."""
+    from ctflow.core.monitoring.sequential import window_evidence
+    from ctflow.core.predictions import entity_keys
+    from ctflow.core.scoring import canary_mask, join_keys
+    from ctflow.core.steps import LABEL
+
+    if len(challenger_scores) != len(frame):  # another feature service keeps every row in order; if not, no pairs
+        log.warning("challenger scored %s rows, champion %s: no loss differences this window",
+                    len(challenger_scores), len(frame))
+        return None
+    y_true = frame[LABEL].to_numpy(dtype="float64")
+    if spec.registry.strategy != "canary":
+        return window_evidence(y_true, champion_scores, challenger_scores)
+    served = canary_mask(entity_keys(frame, join_keys(repo, feature_service)), spec.registry.canary_fraction,
+                         salt=spec.model_name)  # the rows the scoring step gave the challenger
+    return window_evidence(y_true, champion_scores, challenger_scores, served_by_challenger=served,
+                           fraction=spec.registry.canary_fraction)
 
 
 def _finish_performance(run_dir: Path, result: dict[str, Any], started: float) -> dict[str, Any]:

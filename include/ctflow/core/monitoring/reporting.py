@@ -96,7 +96,8 @@ def report(
            "champion_estimated": (perf.get("champion") or {}).get("estimated"),
            "challenger": (perf.get("challenger") or {}).get("value"),
            "decision": (perf.get("decision") or {}).get("action"),
-           "decision_applied": (perf.get("decision") or {}).get("applied")},
+           "decision_applied": (perf.get("decision") or {}).get("applied"),
+           "decision_reason": (perf.get("decision") or {}).get("reason")},
         "estimated_performance": {k: estimated.get(k) for k in (
             "available", "metric", "value", "reference", "lower", "upper", "calibrated", "breach", "enabled",
             "reason")},
@@ -118,6 +119,7 @@ def report(
         names.BREACH_TAG: names.breach_tag({b["kind"] for b in breaches}),
         names.DATA_STATE_TAG: summary["data_drift"]["state"],
         **({names.CHALLENGER_VERSION_TAG: str(summary["challenger_version"])} if summary["challenger_version"] else {}),
+        **_decision_tags(perf.get("decision")),
         **(lineage or {}),
     }
     name = f"{spec.pipeline} monitoring {scored['window_start'][:16]} .. {scored['window_end'][:16]}"
@@ -248,7 +250,19 @@ def _performance_metrics(perf: dict[str, Any]) -> dict[str, float | None]:
         metrics["performance.rows"] = perf["rows"]
         if (perf.get("challenger") or {}).get("value") is not None:
             metrics[names.performance_metric("challenger", perf["metric"])] = perf["challenger"]["value"]
+    decision = perf.get("decision") or {}
+    if decision.get("rule") == "sequential":
+        metrics.update({names.CHALLENGER_ESTIMATE_METRIC: decision["mean"], names.CHALLENGER_LOWER_METRIC: decision["lower"],
+                        names.CHALLENGER_UPPER_METRIC: decision["upper"], names.CHALLENGER_ROWS_METRIC: decision["n"],
+                        names.CHALLENGER_WINDOWS_METRIC: decision["windows"]})
     return metrics
+
+
+def _decision_tags(decision: dict[str, Any] | None) -> dict[str, str]:
+    """The challenger decision's action and rule, when the window judged a challenger."""
+    if not decision:
+        return {}
+    return {names.CHALLENGER_DECISION_TAG: decision["action"], names.CHALLENGER_TEST_TAG: decision["rule"]}
 
 
 def _metric_key(name: str) -> str:

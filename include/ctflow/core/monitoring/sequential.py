@@ -12,9 +12,12 @@ first look that excludes 0 keeps the false-promotion rate under ``alpha / 2``.
 
 Decision, with a minimum effect ``delta`` worth a change (in loss units):
 
-* promote when the lower bound is above 0 and the estimate is at least ``delta``;
-* retire when the upper bound is below ``delta`` (it cannot be better by ``delta``: symmetric);
+* promote when the lower bound is above ``delta`` (better by more than ``delta``);
+* retire when the upper bound is below ``delta`` (not better by ``delta``: symmetric);
 * keep otherwise.
+
+With ``delta = 0`` (the default) a challenger no better than the champion is promoted with
+probability at most ``alpha / 2``; with ``delta > 0``, one improving by ``delta`` or less.
 
 Pure arithmetic on running sums (``n``, ``sum``, ``sum of squares``) that a store can keep per
 challenger; no I/O.
@@ -54,6 +57,20 @@ def randomized_differences(loss: Any, served_by_challenger: Any, fraction: float
     return np.where(on, -loss / fraction, loss / (1.0 - fraction))
 
 
+def window_evidence(y_true: Any, champion_scores: Any, challenger_scores: Any, *,
+                    served_by_challenger: Any = None, fraction: float | None = None) -> Evidence:
+    """One window's evidence: paired differences when both models' losses count (shadow), else
+    the inverse-propensity ones of the model that served each row (canary: ``served_by_challenger``,
+    the challenger serving a row with probability ``fraction``)."""
+    champion_loss, challenger_loss = row_losses(y_true, champion_scores), row_losses(y_true, challenger_scores)
+    if served_by_challenger is None:
+        return Evidence().add(paired_differences(champion_loss, challenger_loss))
+    if fraction is None:
+        raise ValueError("canary evidence needs the fraction of rows the challenger serves")
+    on = np.asarray(served_by_challenger, dtype=bool)
+    return Evidence().add(randomized_differences(np.where(on, challenger_loss, champion_loss), on, fraction))
+
+
 @dataclass(frozen=True)
 class Evidence:
     """Running sums of the per-row differences: what a store keeps between windows."""
@@ -66,6 +83,10 @@ class Evidence:
         d = np.asarray(differences, dtype=float)
         d = d[np.isfinite(d)]
         return Evidence(self.n + len(d), self.total + float(d.sum()), self.total_sq + float(np.dot(d, d)))
+
+    def __add__(self, other: Evidence) -> Evidence:
+        """Pooled evidence of two sets of rows (sums add)."""
+        return Evidence(self.n + other.n, self.total + other.total, self.total_sq + other.total_sq)
 
     @property
     def mean(self) -> float:
@@ -97,26 +118,35 @@ class SequentialVerdict:
     alpha: float
     min_effect: float
     reason: str
+    windows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def decide(evidence: Evidence, *, alpha: float = 0.05, min_effect: float = 0.0, min_rows: int = 100,
-           tune_n: int = DEFAULT_TUNE_N) -> SequentialVerdict:
-    """Promote, retire or keep the challenger on the evidence so far (see the module docstring)."""
+           windows: int = 0, min_windows: int = 0, tune_n: int = DEFAULT_TUNE_N) -> SequentialVerdict:
+    """Promote, retire or keep the challenger on the evidence so far (see the module docstring).
+
+    ``windows``: how many monitoring windows the evidence comes from; before ``min_windows`` of
+    them the verdict is keep whatever the bounds (one odd week does not change the champion;
+    waiting only makes the test more careful, it stays valid)."""
     mean = evidence.mean
     half = radius(evidence.n, evidence.variance, alpha, tune_n) if evidence.n >= min_rows else math.inf
     lower, upper = mean - half, mean + half
     interval = f"loss difference {mean:.5g} in [{lower:.5g}, {upper:.5g}] ({1 - alpha:.0%}, {evidence.n} rows)"
-    if lower > 0 and mean >= min_effect:
-        action, why = PROMOTE, f"challenger better: {interval}"
+    if lower > min_effect:
+        action, why = PROMOTE, f"challenger better by more than {min_effect:g}: {interval}"
     elif upper < min_effect:
         action, why = RETIRE, f"challenger not better by {min_effect:g}: {interval}"
     else:
         action, why = KEEP, f"undecided: {interval}" if evidence.n >= min_rows else f"{evidence.n} rows so far"
-    return SequentialVerdict(action, mean, lower, upper, evidence.n, alpha, min_effect, why)
+    if windows:
+        why = f"{why} over {windows} window(s)"
+    if action != KEEP and windows < min_windows:
+        action, why = KEEP, f"{why}; would {action} but waits for {min_windows} windows"
+    return SequentialVerdict(action, mean, lower, upper, evidence.n, alpha, min_effect, why, windows)
 
 
 __all__ = ["KEEP", "PROMOTE", "RETIRE", "Evidence", "SequentialVerdict", "decide", "paired_differences",
-           "radius", "randomized_differences", "row_losses"]
+           "radius", "randomized_differences", "row_losses", "window_evidence"]

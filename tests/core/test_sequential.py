@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ctflow.core.monitoring.sequential import (
     KEEP,
@@ -74,3 +75,28 @@ def test_the_boundary_shrinks_with_rows_and_a_minimum_effect_retires_a_tiny_gain
     assert decide(tiny).action == PROMOTE
     assert decide(tiny, min_effect=0.01).action == RETIRE
     assert decide(Evidence().add([0.5] * 50)).action == KEEP  # fewer rows than min_rows
+
+
+def test_rows_randomized_by_key_count_as_one_unit_per_key():
+    """The canary routes by entity key: rows of one key share a coin flip, so the evidence must be
+    one unit per key (its mean unchanged), or an equal challenger would be promoted far above alpha."""
+    from ctflow.core.monitoring.sequential import clustered, window_evidence
+
+    rng = np.random.default_rng(7)
+    false_promotions = {"rows": 0, "keys": 0}
+    for _ in range(200):
+        keys = np.repeat(np.arange(60), 50)  # 60 keys of 50 rows, a new draw of keys each run
+        hardness = rng.uniform(0.05, 0.6, 60)[keys]  # some keys are harder for every model
+        y = (rng.random(len(keys)) < hardness).astype(float)
+        scores = np.clip(hardness + 0.05 * rng.standard_normal(len(keys)), 0.01, 0.99)
+        on = (rng.random(60) < 0.3)[keys]  # A/A: the same model on both sides
+        by_row = window_evidence(y, scores, scores, served_by_challenger=on, fraction=0.3)
+        by_key = window_evidence(y, scores, scores, served_by_challenger=on, fraction=0.3, clusters=keys)
+        assert by_key.n == 60 and by_row.n == len(keys)
+        assert by_key.mean == pytest.approx(by_row.mean)  # same estimate, honest spread
+        false_promotions["rows"] += decide(by_row, min_rows=10).action == PROMOTE
+        false_promotions["keys"] += decide(by_key, min_rows=10).action == PROMOTE
+    assert false_promotions["keys"] / 200 < 0.05
+    assert false_promotions["rows"] > 2 * max(false_promotions["keys"], 1)  # what counting rows did
+    d = np.array([1.0, 3.0, 2.0, 2.0])
+    assert clustered(d, ["a", "b", "a", "b"]).tolist() == [1.5, 2.5]  # sums 3 and 5, times 2 groups / 4 rows

@@ -249,10 +249,10 @@ def _loss_differences(spec: PipelineSpec, frame: Any, champion_scores: Any, chal
     y_true = frame[LABEL].to_numpy(dtype="float64")
     if spec.registry.strategy != "canary":
         return window_evidence(y_true, champion_scores, challenger_scores)
-    served = canary_mask(entity_keys(frame, join_keys(repo, feature_service)), spec.registry.canary_fraction,
-                         salt=spec.model_name)  # the rows the scoring step gave the challenger
+    keys = entity_keys(frame, join_keys(repo, feature_service))
+    served = canary_mask(keys, spec.registry.canary_fraction, salt=spec.model_name)  # as the scoring step routed
     return window_evidence(y_true, champion_scores, challenger_scores, served_by_challenger=served,
-                           fraction=spec.registry.canary_fraction)
+                           fraction=spec.registry.canary_fraction, clusters=keys)  # one coin flip per key
 
 
 def _finish_performance(run_dir: Path, result: dict[str, Any], started: float) -> dict[str, Any]:

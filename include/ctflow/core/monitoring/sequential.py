@@ -57,18 +57,35 @@ def randomized_differences(loss: Any, served_by_challenger: Any, fraction: float
     return np.where(on, -loss / fraction, loss / (1.0 - fraction))
 
 
+def clustered(differences: Any, clusters: Any) -> np.ndarray:
+    """Per-group differences, for rows randomized in groups: each group's sum scaled by
+    groups/rows, so their mean is still the per-row mean, but their spread is the groups'.
+
+    The canary routes by entity key, so every row of a key takes the same coin flip; counted as
+    independent rows, a key's many rows would shrink the interval as if each had its own flip and
+    an equal challenger would be promoted far more often than ``alpha`` says.
+    """
+    d = np.asarray(differences, dtype=float)
+    _, group = np.unique(np.asarray(clusters), return_inverse=True)
+    sums = np.bincount(group.ravel(), weights=d)
+    return sums * (len(sums) / len(d)) if len(d) else sums
+
+
 def window_evidence(y_true: Any, champion_scores: Any, challenger_scores: Any, *,
-                    served_by_challenger: Any = None, fraction: float | None = None) -> Evidence:
+                    served_by_challenger: Any = None, fraction: float | None = None,
+                    clusters: Any = None) -> Evidence:
     """One window's evidence: paired differences when both models' losses count (shadow), else
     the inverse-propensity ones of the model that served each row (canary: ``served_by_challenger``,
-    the challenger serving a row with probability ``fraction``)."""
+    the challenger serving a row with probability ``fraction``), summed per randomization unit
+    when ``clusters`` names it for each row (:func:`clustered`; the canary's entity keys)."""
     champion_loss, challenger_loss = row_losses(y_true, champion_scores), row_losses(y_true, challenger_scores)
     if served_by_challenger is None:
         return Evidence().add(paired_differences(champion_loss, challenger_loss))
     if fraction is None:
         raise ValueError("canary evidence needs the fraction of rows the challenger serves")
     on = np.asarray(served_by_challenger, dtype=bool)
-    return Evidence().add(randomized_differences(np.where(on, challenger_loss, champion_loss), on, fraction))
+    differences = randomized_differences(np.where(on, challenger_loss, champion_loss), on, fraction)
+    return Evidence().add(differences if clusters is None else clustered(differences, clusters))
 
 
 @dataclass(frozen=True)
@@ -148,5 +165,5 @@ def decide(evidence: Evidence, *, alpha: float = 0.05, min_effect: float = 0.0, 
     return SequentialVerdict(action, mean, lower, upper, evidence.n, alpha, min_effect, why, windows)
 
 
-__all__ = ["KEEP", "PROMOTE", "RETIRE", "Evidence", "SequentialVerdict", "decide", "paired_differences",
+__all__ = ["KEEP", "PROMOTE", "RETIRE", "Evidence", "SequentialVerdict", "clustered", "decide", "paired_differences",
            "radius", "randomized_differences", "row_losses", "window_evidence"]

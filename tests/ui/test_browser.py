@@ -6,9 +6,11 @@
   shown as a breach with the step's reasons, its drift share and realized performance as MLflow
   recorded them; open its page, see the metric chart with the gate's decisions, the per-feature
   drift; click *Retrain now*: a ``ct_`` run is queued;
-* see a manual-approval candidate "awaiting approval" in the view, follow its link to Airflow's own
-  required-action form and approve it there: it becomes champion, and the decision is recorded on
-  the model version.
+* see the trend of the monitoring windows, each point what MLflow recorded for its window;
+* see two manual-approval candidates "awaiting approval" in the view, follow each one's link to
+  Airflow's own required-action form and reject one, approve the other there: the decisions are
+  recorded on the model versions with who and why, shown in the view, and only the approved one
+  becomes champion.
 
 Screenshots go to ``$CTFLOW_TEST_ARTIFACTS`` (default: ``test-artifacts/ui`` under the project).
 """
@@ -95,6 +97,24 @@ def test_view_shows_pipeline_and_a_retrain_is_followed_to_its_end(deployment):
         drifted = sorted(c["column"] for c in built.data_drift["columns"] if c["drifted"])
         assert sorted(drift.locator("tr.drifted code").all_inner_texts()) == drifted
         assert drift.locator("tbody tr").count() == len(built.data_drift["columns"])
+        # The trend of the monitoring windows, oldest first: each point what MLflow recorded for its
+        # window, the breached one shaded, the windows of the current champion on its badge.
+        windows = frame.locator("#trend-chart g.window")
+        assert windows.count() == len(built.monitoring_run_ids) == len(ui_state.MONITORED)
+        for i, (run_id, (_, breached)) in enumerate(zip(built.monitoring_run_ids, ui_state.MONITORED, strict=True)):
+            logged = client.get_run(run_id).data
+            window = windows.nth(i)
+            assert window.get_attribute("data-run-id") == run_id
+            assert window.get_attribute("data-champion") == logged.tags[names.CHAMPION_VERSION_TAG] == champion
+            assert "current-champion" in window.get_attribute("class").split()
+            assert ("status-breach" in window.get_attribute("class").split()) is breached
+            assert bool(names.breach_kinds(logged.tags[names.BREACH_TAG])) is breached
+            for series, metric in (("drift-share", names.DRIFT_SHARE_METRIC),
+                                   ("performance", names.performance_metric("champion", "roc_auc"))):
+                point = frame.locator(f'#trend-chart circle.{series}[data-window="{i}"]')
+                assert float(point.get_attribute("data-value")) == pytest.approx(logged.metrics[metric])
+        assert frame.locator("#trend-chart > rect.breach-band").count() == 2 * sum(b for _, b in ui_state.MONITORED)
+        assert frame.locator("#trend-chart").bounding_box()["width"] > 300
         # Every gate decision with its reason, inline: the rejected candidate says why it lost.
         turned_down = ui_state.rejected(built)
         row = frame.locator("#candidates tr.gate-reject_champion")
@@ -143,50 +163,99 @@ def test_view_shows_pipeline_and_a_retrain_is_followed_to_its_end(deployment):
         assert row.locator(".state").inner_text() == finished["state"] == "success", (
             airflow.failed_tasks("ct_flight_delay", run_id))
         assert "admin" in row.inner_text()
+        # What the run did is on the reloaded page: its candidate, as MLflow recorded it, not registered.
+        (logged,) = client.search_runs(
+            [built.experiment_id],
+            filter_string=f"tags.`{mlflow_tags.RUN_KEY}` = 'ct_flight_delay/{run_id}' and tags.`{mlflow_tags.STAGE}` = 'candidate'")
+        candidate = frame.locator(f'#candidates tr[data-run-id="{logged.info.run_id}"]')
+        assert f"{logged.data.metrics['roc_auc']:.4f}" in candidate.inner_text()
+        assert "not registered" in candidate.inner_text()
+        assert frame.locator("#metric-chart g.point[data-version]").count() == len(built.candidates) + 1
         page.screenshot(path=str(ARTIFACTS / "ctflow-retrain-done.png"), full_page=True)
 
 
-def test_approving_in_airflow_promotes_the_candidate(deployment):
+def _decide_in_airflow(page, airflow, frame, run_id: str, button: str, note: str) -> None:
+    """From the run's row on the pipeline page, follow its "awaiting approval" link to Airflow's own
+    required-action form, and answer it there with ``note``."""
+    dag_id = f"ct_{APPROVAL}"
+    waiting = frame.locator(f'#runs tr:has(a[title="{run_id}"]) a.awaiting-approval')
+    href = waiting.get_attribute("href")
+    assert href == f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/promotion.approve/required_actions", href
+    page.goto(f"{airflow.api}{href}")
+    page.locator("text=Promote a new").first.wait_for()
+    assert page.locator("text=roc_auc").first.is_visible()
+    page.screenshot(path=str(ARTIFACTS / f"approval-form-{button.lower()}.png"), full_page=True)
+    page.locator("#element_note").fill(note)
+    page.get_by_role("button", name=button).click()
+    # The form's answer reached Airflow: the task no longer waits for input (a state, not a sleep).
+    airflow.wait_for_task(dag_id, run_id, "promotion.approve", lambda ti: ti["state"] != "awaiting_input",
+                          timeout=300, interval=1)
+
+
+def test_rejecting_and_approving_in_airflow_are_recorded_and_shown(deployment):
+    """Two candidates of the manual-approval pipeline wait for a human; in the browser one is
+    rejected and the other approved through Airflow's own form. MLflow's versions carry each
+    decision with who and why, only the approved one becomes champion, and the view says so."""
+    from ctflow.core.registry import ModelRegistry
+
     airflow, built = deployment
     dag_id = f"ct_{APPROVAL}"
     wait_parsed(airflow, dag_id)
     airflow.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-    run_id = airflow.trigger(dag_id, "2013-03-01T00:00:00Z")
-    airflow.wait_for_task(dag_id, run_id, "promotion.approve", lambda ti: ti["state"] == "awaiting_input", timeout=900,
-                          interval=2)
+    rejected_run = airflow.trigger(dag_id, "2013-03-01T00:00:00Z")
+    approved_run = airflow.trigger(dag_id, "2013-03-08T00:00:00Z")
+    for run_id in (rejected_run, approved_run):
+        airflow.wait_for_task(dag_id, run_id, "promotion.approve", lambda ti: ti["state"] == "awaiting_input",
+                              timeout=900, interval=2)
+    registry = ModelRegistry(APPROVAL, tracking_uri=built.tracking_uri)
+    by_run = {v.tags.get(mlflow_tags.RUN_KEY): v.version for v in registry.versions()}
+    rejected, approved = by_run[f"{dag_id}/{rejected_run}"], by_run[f"{dag_id}/{approved_run}"]
+    why_not, why = "Too few March rows to trust it", "Looks good on the March holdout"
 
     with browser_page() as page:
         login(page, airflow.api, "admin", password(airflow.home))
-        # The ctflow view says the run waits for a human and links to Airflow's required-action form.
+        # The overview says the pipeline waits for a human, with a link to Airflow's form.
         frame = ctflow_frame(page, airflow.api)
         waiting = frame.locator(f"tr[data-pipeline={APPROVAL}] a.awaiting-approval")
-        waiting.wait_for()
-        href = waiting.get_attribute("href")
-        assert href == f"/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/promotion.approve/required_actions", href
-        page.goto(f"{airflow.api}{href}")
-        body = page.locator("text=Promote a new").first
-        body.wait_for()
-        assert page.locator("text=roc_auc").first.is_visible()
-        page.screenshot(path=str(ARTIFACTS / "approval-form.png"), full_page=True)
-        page.locator("#element_note").fill("Looks good on the March holdout")
-        page.get_by_role("button", name="Approve").click()
-        # The form's answer reached Airflow: the task no longer waits for input (a state, not a sleep).
-        airflow.wait_for_task(dag_id, run_id, "promotion.approve", lambda ti: ti["state"] != "awaiting_input",
-                              timeout=300, interval=1)
-        page.screenshot(path=str(ARTIFACTS / "approval-done.png"), full_page=True)
+        assert waiting.get_attribute("href").endswith("/tasks/promotion.approve/required_actions")
+        frame = _pipeline_frame(page, airflow)
+        _decide_in_airflow(page, airflow, frame, rejected_run, "Reject", why_not)
+        frame = _pipeline_frame(page, airflow)
+        _decide_in_airflow(page, airflow, frame, approved_run, "Approve", why)
+        for run_id in (rejected_run, approved_run):
+            run = airflow.wait_for_run(dag_id, run_id, timeout=900)
+            assert run["state"] == "success", airflow.failed_tasks(dag_id, run_id)
+        states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, rejected_run)}
+        assert states["promotion.promote"] == "skipped", states
 
-    run = airflow.wait_for_run(dag_id, run_id, timeout=900)
-    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(dag_id, run_id)}
-    assert run["state"] == "success" and states["promotion.promote"] == "success", (
-        f"{states}\n{airflow.failed_tasks(dag_id, run_id)}")
+        # MLflow's own records: each version carries the decision, who made it and why.
+        tags = {v: registry.get_version(v).tags for v in (rejected, approved)}
+        assert (tags[rejected][mlflow_tags.APPROVAL], tags[rejected][mlflow_tags.APPROVAL_BY],
+                tags[rejected][mlflow_tags.APPROVAL_NOTE]) == ("rejected", "admin", why_not)
+        assert (tags[approved][mlflow_tags.APPROVAL], tags[approved][mlflow_tags.APPROVAL_BY],
+                tags[approved][mlflow_tags.APPROVAL_NOTE]) == ("approved", "admin", why)
+        champion = registry.champion()
+        assert champion is not None and champion.version == approved
+        assert [e.version for e in registry.history(alias="champion")] == [approved]
 
-    from ctflow.core.registry import ModelRegistry
+        # The view shows both decisions as MLflow recorded them, with who and why.
+        frame = _pipeline_frame(page, airflow)
+        versions = frame.locator("#versions")
+        assert versions.locator(f'tr[data-version="{rejected}"] td.approval').inner_text() == f"rejected by admin: {why_not}"
+        assert versions.locator(f'tr[data-version="{approved}"] td.approval').inner_text() == f"approved by admin: {why}"
+        assert frame.locator("#champion-card .version").inner_text() == f"v{approved}"
+        frame.locator(f'#runs tr:has(a[title="{rejected_run}"]) a.awaiting-approval').wait_for(state="detached")
+        page.screenshot(path=str(ARTIFACTS / "approval-decided.png"), full_page=True)
+        latest = max((rejected, approved), key=lambda v: tags[v][mlflow_tags.APPROVAL_AT])
+        decision = frame.locator(".cards .decision")
+        assert decision.locator("b").inner_text() == tags[latest][mlflow_tags.APPROVAL]
+        assert decision.locator(".note").inner_text() == tags[latest][mlflow_tags.APPROVAL_NOTE]
+        assert decision.locator("a").get_attribute("href").startswith(f"/dags/{dag_id}/runs/")
 
-    registry = ModelRegistry(APPROVAL, tracking_uri=built.tracking_uri)
-    champion = registry.champion()
-    assert champion is not None and champion.version == "1"
-    version = registry.get_version("1")
-    assert version.tags[mlflow_tags.APPROVAL] == "approved" and version.tags[mlflow_tags.APPROVAL_BY] == "admin"
-    assert version.tags[mlflow_tags.APPROVAL_NOTE] == "Looks good on the March holdout"
-    assert [e.version for e in registry.history(alias="champion")] == ["1"]
 
+def _pipeline_frame(page, airflow):
+    """The approval pipeline's page inside Airflow's UI (from the overview)."""
+    frame = ctflow_frame(page, airflow.api)
+    frame.locator(f"tr[data-pipeline={APPROVAL}] a.pipeline-name").click()
+    frame.locator("#metric-chart").wait_for()
+    return frame

@@ -147,6 +147,19 @@ def test_pipeline_detail_has_timeline_history_drift_and_spec(deployment):
     assert [c["drifted"] for c in drift["columns"]] == sorted(written.values(), reverse=True)  # drifted first
     assert drift["breaches"] == built.monitoring["breaches"]
     assert drift["report_url"].endswith(f"/runs/{built.monitoring_run_id}/artifactPath/report/report.html")
+    # The trend: the last monitoring windows, oldest first, each as MLflow recorded it.
+    from ctflow.contract import monitoring as names
+
+    client = ui_state.mlflow_client(built)
+    assert [w["run_id"] for w in p["monitoring_trend"]] == built.monitoring_run_ids
+    for window in p["monitoring_trend"]:
+        logged = client.get_run(window["run_id"]).data
+        assert window["drift_share"] == pytest.approx(logged.metrics[names.DRIFT_SHARE_METRIC])
+        assert window["performance"]["value"] == pytest.approx(
+            logged.metrics[names.performance_metric("champion", "roc_auc")])
+        assert window["breach_kinds"] == names.breach_kinds(logged.tags[names.BREACH_TAG])
+        assert window["champion_version"] == logged.tags[names.CHAMPION_VERSION_TAG] == "2"
+    assert [w["status"] == "breach" for w in p["monitoring_trend"]] == [b for _, b in ui_state.MONITORED]
     assert p["spec_text"] == built.spec_text and "pipeline: flight_delay" in p["spec_text"]
     assert _call(airflow, "GET", "/ctflow/api/pipelines/no_such_pipeline", _login(airflow, "admin")).status_code == 404
 
@@ -269,6 +282,14 @@ def test_a_paused_dag_is_said_and_only_who_may_trigger_may_unpause_it(deployment
     airflow, _ = deployment
     admin, viewer = _login(airflow, "admin"), _login(airflow, "viewer")
     assert 'id="paused-warning"' in _call(airflow, "GET", "/ctflow/pipelines/flight_delay", admin).text
-    refused = _call(airflow, "POST", "/ctflow/api/pipelines/flight_delay/unpause", viewer, json={})
-    assert refused.status_code == 403, refused.text
+    path = "/ctflow/api/pipelines/flight_delay/unpause"
+    # An unpause states nothing: no body (the view's button sends none) or {} reaches the permission
+    # check; a body must still be JSON with no unknown field.
+    for body in ({}, {"json": {}}):
+        refused = _call(airflow, "POST", path, viewer, **body)
+        assert refused.status_code == 403, refused.text
+    form = requests.post(f"{airflow.api}{path}", data={"paused": "false"}, timeout=120,
+                         headers={"Authorization": f"Bearer {viewer}"})
+    assert form.status_code == 415, form.text
+    assert _call(airflow, "POST", path, viewer, json={"is_paused": False}).status_code == 422
     assert airflow.request("GET", f"/api/v2/dags/{DAG_ID}").json()["is_paused"] is True

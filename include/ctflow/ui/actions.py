@@ -3,7 +3,7 @@
 =================================================  ===================================================
 ``POST /ctflow/api/pipelines/{name}/retrain``      trigger ``ct_<name>`` (``action=train``)
 ``POST /ctflow/api/pipelines/{name}/rollback``     trigger ``ct_<name>`` (``action=rollback``, reason)
-``POST /ctflow/api/pipelines/{name}/unpause``      unpause ``ct_<name>`` (a triggered run then starts)
+``POST /ctflow/api/pipelines/{name}/unpause``      unpause ``ct_<name>`` (no body; a queued run starts)
 =================================================  ===================================================
 
 A browser sends Airflow's login cookie (``_token``, SameSite=Lax) with requests from any page of
@@ -15,9 +15,10 @@ artifacts it serves, say). So an action is performed only when all of these hold
    page of another origin cannot set without a CORS preflight the api-server does not grant),
    the request's ``Origin`` (else its ``Referer``) is the api-server's own: the origin of
    Airflow's ``[api] base_url``, or the scheme and ``Host`` the request was sent to (403);
-3. the body is ``application/json`` (415): an HTML form cannot send that;
-4. the body has every required field and no unknown one (422): an empty body never acts,
-   and a retrain states ``dry_run`` and ``force_promotion`` explicitly.
+3. a body, if the action takes one, is ``application/json`` (415): an HTML form cannot send that;
+4. the body has every required field and no unknown one (422): an empty body never retrains or
+   rolls back, and a retrain states ``dry_run`` and ``force_promotion`` explicitly. An unpause
+   has nothing to state, so it takes no body (or ``{}``); only the origin check guards it.
 
 Actions are not performed here: they are forwarded, with the caller's own token, to Airflow's
 REST API (``POST /api/v2/dags/ct_<name>/dagRuns``), which checks the permission again and writes
@@ -88,6 +89,10 @@ class RollbackRequest(_Action):
         return value.strip()
 
 
+class UnpauseRequest(_Action):
+    """Nothing to state: an unpause takes no body, or ``{}`` (an unknown field is still refused)."""
+
+
 # -- who may act, from where ----------------------------------------------------------------
 
 
@@ -96,14 +101,31 @@ async def acting_user(request: Request):
 
     A dependency, so it runs before the body is validated: no login is 401, not 422.
     """
+    user = await _logged_in_same_origin(request)
+    _require_json(request)
+    return user
+
+
+async def acting_user_without_body(request: Request):
+    """:func:`acting_user` for an action that states nothing: no body is fine, one must be JSON."""
+    user = await _logged_in_same_origin(request)
+    if await request.body():
+        _require_json(request)
+    return user
+
+
+async def _logged_in_same_origin(request: Request):
     user = await _ui()._api_user(request)
     if _bearer_token(request) is None:  # the cookie logged the caller in
         _require_same_origin(request)
+    return user
+
+
+def _require_json(request: Request) -> None:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "actions take an application/json body"
                             + (f", not {media_type}" if media_type else " (this request has no Content-Type)"))
-    return user
 
 
 def _bearer_token(request: Request) -> str | None:
@@ -202,8 +224,10 @@ async def rollback(request: Request, name: str, body: RollbackRequest = Body(...
 
 
 @router.post("/api/pipelines/{name}/unpause")
-async def unpause(request: Request, name: str, user=Depends(acting_user)):
-    """Unpause ``ct_<name>`` (``PATCH /api/v2/dags/ct_<name>`` as the caller), so a queued run starts."""
+async def unpause(request: Request, name: str, body: UnpauseRequest | None = Body(None),
+                  user=Depends(acting_user_without_body)):
+    """Unpause ``ct_<name>`` (``PATCH /api/v2/dags/ct_<name>`` as the caller), so a queued run starts.
+    The body is empty or ``{}``."""
     from starlette.concurrency import run_in_threadpool
 
     spec = await run_in_threadpool(_ui()._spec_for_action, user, name)

@@ -5,7 +5,8 @@ Pages (HTML) and a JSON API over the same data (:mod:`ctflow.ui.data`):
 =========================================  ===========================================================
 ``GET  /ctflow/``                          every pipeline: last CT run and gate, champion, challenger,
                                            monitoring state, next run
-``GET  /ctflow/pipelines/{name}``          one pipeline: metric timeline, drift, alias history, spec
+``GET  /ctflow/pipelines/{name}``          one pipeline: metric timeline, monitoring trend, drift, alias
+                                           history, spec
 ``GET  /ctflow/dag/{dag_id}``              from a DAG's page (``ct_x``/``monitor_x``) to its pipeline
 ``GET  /ctflow/api/pipelines[/{name}]``    the same as JSON
 ``POST /ctflow/api/pipelines/{name}/...``  ``retrain`` and ``rollback`` (:mod:`ctflow.ui.actions`)
@@ -106,6 +107,7 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
         from starlette.concurrency import run_in_threadpool
 
         from ctflow.ui.chart import metric_timeline_svg
+        from ctflow.ui.trend_chart import monitoring_trend_svg
 
         try:
             payload = await run_in_threadpool(_detail, request, user, name, _runs(runs_page, runs_state))
@@ -116,7 +118,9 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
         bound = payload.get("thresholds", {}).get(payload["metric"], {})
         chart = metric_timeline_svg(payload["timeline"], metric=payload["metric"], floor=bound.get("min"),
                                     ceiling=bound.get("max"))
-        return _render(request, user, "pipeline.html", p=payload, chart=chart)
+        trend = monitoring_trend_svg(payload["monitoring_trend"], max_drifted_share=payload["max_drifted_share"],
+                                     champion=(payload.get("champion") or {}).get("version"))
+        return _render(request, user, "pipeline.html", p=payload, chart=chart, trend=trend)
 
     @app.get("/dag/{dag_id}", include_in_schema=False)
     async def from_dag(request: Request, dag_id: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -23,7 +24,7 @@ def metric_timeline_svg(
         return (f'<svg id="metric-chart" class="chart empty" viewBox="0 0 {WIDTH} 80" role="img" '
                 f'aria-label="no {escape(metric)} values yet"><text x="{WIDTH / 2}" y="44" text-anchor="middle">'
                 f"No candidate has been trained yet.</text></svg>")
-    frame = _Frame.around([p["value"] for p in valued] + [v for v in (floor, ceiling) if v is not None], len(valued))
+    frame = PlotFrame.around([p["value"] for p in valued] + [v for v in (floor, ceiling) if v is not None], len(valued))
     out = [
         (
             f'<svg id="metric-chart" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
@@ -42,7 +43,7 @@ def metric_timeline_svg(
     return "".join(out)
 
 
-def _version_labels(frame: _Frame, valued: list[dict[str, Any]]) -> set[int]:
+def _version_labels(frame: PlotFrame, valued: list[dict[str, Any]]) -> set[int]:
     """Which registered points get their ``vN`` label: the champion always, then the others, newest
     first, only where the label's box does not overlap one already placed (the tooltip has them all)."""
     placed: list[tuple[float, float, float]] = []  # (left, right, y) of each label
@@ -61,7 +62,7 @@ def _version_labels(frame: _Frame, valued: list[dict[str, Any]]) -> set[int]:
 
 
 @dataclass(frozen=True)
-class _Frame:
+class PlotFrame:
     """The plot area and the value range it shows: where a candidate's point goes."""
 
     lo: float
@@ -69,39 +70,47 @@ class _Frame:
     n: int
     plot_w: int = WIDTH - LEFT - RIGHT
     plot_h: int = HEIGHT - TOP - BOTTOM
+    top: int = TOP  # where the plot area starts (a chart of stacked panels has several)
 
     @classmethod
-    def around(cls, values: list[float], n: int) -> _Frame:
+    def around(cls, values: list[float], n: int, **layout: int) -> PlotFrame:
         lo, hi = min(values), max(values)
         pad = (hi - lo) * 0.15 or max(abs(hi) * 0.05, 0.01)
-        return cls(lo - pad, hi + pad, n)
+        return cls(lo - pad, hi + pad, n, **layout)
 
     def x(self, i: int) -> float:
         return LEFT + (self.plot_w * (i + 0.5) / self.n)
 
     def y(self, v: float) -> float:
-        return TOP + self.plot_h * (1 - (v - self.lo) / (self.hi - self.lo))
+        return self.top + self.plot_h * (1 - (v - self.lo) / (self.hi - self.lo))
 
 
-def _axes(frame: _Frame, metric: str, *, floor: float | None, ceiling: float | None) -> list[str]:
+def _axes(frame: PlotFrame, metric: str, *, floor: float | None, ceiling: float | None) -> list[str]:
     """The horizontal grid with its labels, the axis title and the gate's bounds."""
+    bounds = [(bound, f"{name} {bound:g}") for bound, name in ((floor, "floor"), (ceiling, "ceiling"))
+              if bound is not None]
+    return axes(frame, metric, bounds=bounds)
+
+
+def axes(frame: PlotFrame, title: str, *, bounds: Sequence[tuple[float, str]] = (), tick: str = "{:.3f}") -> list[str]:
+    """A plot area's horizontal grid with its labels (``tick``: their format), its title, and a
+    dashed line with its label at each of ``bounds`` (value, label)."""
     out = []
     for k in range(5):
         v = frame.lo + (frame.hi - frame.lo) * k / 4
         out.append(f'<line class="grid" x1="{LEFT}" x2="{LEFT + frame.plot_w}" y1="{frame.y(v):.1f}" y2="{frame.y(v):.1f}"/>')
-        out.append(f'<text class="tick" x="{LEFT - 8}" y="{frame.y(v) + 4:.1f}" text-anchor="end">{v:.3f}</text>')
-    out.append(f'<text class="axis-label" transform="translate(16 {TOP + frame.plot_h / 2}) rotate(-90)" '
-               f'text-anchor="middle">{escape(metric)}</text>')
-    for bound, name in ((floor, "floor"), (ceiling, "ceiling")):
-        if bound is not None:
-            y = frame.y(bound)
-            out.append(f'<line class="threshold" x1="{LEFT}" x2="{LEFT + frame.plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
-            out.append(f'<text class="threshold-label" x="{LEFT + frame.plot_w - 4}" y="{y - 5:.1f}" '
-                       f'text-anchor="end">{name} {bound:g}</text>')
+        out.append(f'<text class="tick" x="{LEFT - 8}" y="{frame.y(v) + 4:.1f}" text-anchor="end">{tick.format(v)}</text>')
+    out.append(f'<text class="axis-label" transform="translate(16 {frame.top + frame.plot_h / 2}) rotate(-90)" '
+               f'text-anchor="middle">{escape(title)}</text>')
+    for bound, label in bounds:
+        y = frame.y(bound)
+        out.append(f'<line class="threshold" x1="{LEFT}" x2="{LEFT + frame.plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        out.append(f'<text class="threshold-label" x="{LEFT + frame.plot_w - 4}" y="{y - 5:.1f}" '
+                   f'text-anchor="end">{escape(label)}</text>')
     return out
 
 
-def _versions_line(frame: _Frame, valued: list[dict[str, Any]]) -> list[str]:
+def _versions_line(frame: PlotFrame, valued: list[dict[str, Any]]) -> list[str]:
     registered = [(i, p) for i, p in enumerate(valued) if p.get("version")]
     if len(registered) < 2:
         return []
@@ -125,7 +134,7 @@ def _classes(p: dict[str, Any]) -> list[str]:
     return ["point", kind, *(f"alias-{a}" for a in p.get("aliases", []))]
 
 
-def _point(frame: _Frame, i: int, p: dict[str, Any], metric: str, *, date_label: bool,
+def _point(frame: PlotFrame, i: int, p: dict[str, Any], metric: str, *, date_label: bool,
            version_label: bool) -> list[str]:
     """One candidate's marker with its tooltip, version label and (every few points) its date."""
     cx, cy = frame.x(i), frame.y(p["value"])
@@ -148,7 +157,7 @@ def _point(frame: _Frame, i: int, p: dict[str, Any], metric: str, *, date_label:
     return out
 
 
-def _legend(frame: _Frame) -> str:
+def _legend(frame: PlotFrame) -> str:
     return (
         f'<g class="legend" transform="translate({LEFT} {HEIGHT - 14})">'
         '<g class="point registered"><circle cx="6" cy="-4" r="5"/></g><text x="16" y="0">registered version</text>'

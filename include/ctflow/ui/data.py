@@ -150,6 +150,7 @@ def summary(spec: PipelineSpec, sources: Sources, *, client=None, airflow: dict 
         "champion": _version_view(champion, client, metric, sources) if champion else None,
         "challenger": _version_view(challenger, client, metric, sources) if challenger else None,
         "last_ct_run": _run_view(last, spec.ct_dag_id, sources) if last else None,
+        "last_decision": _last_decision(versions, sources),
         "monitoring": monitor,
         "next_ct_run": ct.get("next_run"),
         "next_monitor_run": mon.get("next_run"),
@@ -194,6 +195,14 @@ def detail(item: LoadedSpec, sources: Sources, runs: RunPage | None = None) -> d
     data["monitor_runs"] = [
         _run_view(r, spec.monitor_dag_id, sources) for r in airflow.get(spec.monitor_dag_id, {}).get("runs", [])
     ]
+    try:
+        data["monitoring_trend"] = monitoring.recent_windows(client, spec)
+        for window in data["monitoring_trend"]:
+            window["url"] = links.run_url(window["experiment_id"], window["run_id"], sources.mlflow_ui)
+    except Exception as err:  # the rest of the page still shows
+        log.warning("cannot read the monitoring windows of %s: %s", spec.pipeline, err)
+        data["monitoring_trend"] = []
+    data["max_drifted_share"] = spec.monitoring.drift.max_drifted_share
     if data["monitoring"].get("status") in ("ok", "breach", "insufficient_data"):
         try:
             run = client.get_run(data["monitoring"]["run_id"])
@@ -318,12 +327,33 @@ def _version_view(version, client, metric: str, sources: Sources) -> dict[str, A
 
 
 def _run_view(run: dict[str, Any], dag_id: str, sources: Sources) -> dict[str, Any]:
-    url = sources.run_url(dag_id, run["run_id"])
-    view = {**run, "dag_id": dag_id, "url": url}
+    view = {**run, "dag_id": dag_id, "url": sources.run_url(dag_id, run["run_id"])}
     if run.get("awaiting_approval"):
-        # Airflow's own form for the approval task's required action.
-        view["approval_url"] = f"{url}/tasks/{tasks.APPROVE}/required_actions"
+        view["approval_url"] = _approval_url(dag_id, run["run_id"], sources)
     return view
+
+
+def _approval_url(dag_id: str, run_id: str, sources: Sources) -> str:
+    """Airflow's own form for the approval task's required action (it shows the answer once given)."""
+    return f"{sources.run_url(dag_id, run_id)}/tasks/{tasks.APPROVE}/required_actions"
+
+
+def _last_decision(versions: dict, sources: Sources) -> dict[str, Any] | None:
+    """The latest human decision on a version (``approved``/``rejected``), who made it and why, as
+    the approval task recorded it on the version, with the Airflow form it was made in."""
+    decided = [v for v in versions.values() if v.tags.get(mlflow_tags.APPROVAL)]
+    if not decided:
+        return None
+    version = max(decided, key=lambda v: (v.tags.get(mlflow_tags.APPROVAL_AT) or "", int(v.version)))
+    dag_id, _, run_id = (version.tags.get(mlflow_tags.RUN_KEY) or "").partition("/")
+    return {
+        "version": version.version,
+        "decision": version.tags[mlflow_tags.APPROVAL],
+        "by": version.tags.get(mlflow_tags.APPROVAL_BY),
+        "at": version.tags.get(mlflow_tags.APPROVAL_AT),
+        "note": version.tags.get(mlflow_tags.APPROVAL_NOTE),
+        "url": _approval_url(dag_id, run_id, sources) if dag_id and run_id else None,
+    }
 
 
 def _history(changes: list, sources: Sources) -> list[dict[str, Any]]:

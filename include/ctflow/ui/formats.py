@@ -86,4 +86,12 @@ def decision(value: str | None) -> str:
     return _DECISIONS.get(value or "", value or "—")
 
 
-FILTERS = {"when": data_date, "clock": clock, "num": num, "pct": pct, "decision": decision}
+_VERDICTS = {"breach": "BREACH", "insufficient_data": "NO VERDICT"}
+
+
+def verdict(status: str | None) -> str:
+    """A monitoring window's status as its badge says it."""
+    return _VERDICTS.get(status or "", "OK")
+
+
+FILTERS = {"when": data_date, "clock": clock, "num": num, "pct": pct, "decision": decision, "verdict": verdict}

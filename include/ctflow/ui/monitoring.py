@@ -1,4 +1,5 @@
-"""Read the latest monitoring window of a pipeline from MLflow, as the monitoring step wrote it.
+"""Read a pipeline's monitoring windows from MLflow, as the monitoring step wrote them: the latest
+one in full, and the last few as a trend (:func:`recent_windows`).
 
 Every name read here (tags, metrics, artifacts) comes from :mod:`ctflow.contract.monitoring`,
 which the writer (:func:`ctflow.core.monitoring.report`) uses too:
@@ -37,18 +38,33 @@ def experiments(client: MlflowClient, pipeline: str) -> list[str]:
     return [found.experiment_id] if found is not None else []
 
 
+#: How many of the newest monitoring windows the pipeline page's trend shows.
+TREND_WINDOWS = 12
+
+
 def latest_run(client: MlflowClient, pipeline: str):
     """The newest monitoring run of ``pipeline``, or None."""
+    runs = _newest_runs(client, pipeline, 1)
+    return runs[0] if runs else None
+
+
+def recent_windows(client: MlflowClient, spec: PipelineSpec, limit: int = TREND_WINDOWS) -> list[dict[str, Any]]:
+    """The newest ``limit`` monitoring runs, each as :func:`summarize` reads it, in data order
+    (by window end, oldest first): the trend the pipeline page draws."""
+    windows = [summarize(client, spec, run) for run in _newest_runs(client, spec.pipeline, limit)]
+    return sorted(windows, key=lambda w: (w["window_end"] or "", w["at"] or ""))
+
+
+def _newest_runs(client: MlflowClient, pipeline: str, limit: int) -> list:
     ids = experiments(client, pipeline)
     if not ids:
-        return None
-    runs = client.search_runs(
+        return []
+    return client.search_runs(
         ids,
         filter_string=f"tags.`ctflow.stage` = '{names.STAGE}'",
         order_by=["attributes.start_time DESC"],
-        max_results=1,
+        max_results=limit,
     )
-    return runs[0] if runs else None
 
 
 def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bool = False) -> dict[str, Any]:

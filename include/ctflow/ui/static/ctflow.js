@@ -174,8 +174,7 @@
   function unpauseDag(button, note) {
     button.disabled = true;
     fetch(base + "/api/pipelines/" + encodeURIComponent(pipeline) + "/unpause", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "Accept": "application/json" }, body: "{}"
+      method: "POST", credentials: "same-origin", headers: { "Accept": "application/json" }  // no body: nothing to state
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (payload) {
         if (!response.ok) {

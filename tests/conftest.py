@@ -120,7 +120,8 @@ def asset_events(uri: str) -> list[dict]:
 #: Session fixtures that make an Airflow DB, Feast data or an MLflow store: a test that uses one is
 #: an ``integration`` test, else ``make test-fast`` (``-m "not integration and not scheduler"``)
 #: would pay for them.
-INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_state", "api_deployment"})
+INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_state", "api_deployment",
+                                  "served_champion"})
 
 
 def pytest_collection_modifyitems(config, items):

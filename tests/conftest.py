@@ -32,6 +32,10 @@ TEST_ENV = {
     "CTFLOW_PROJECT": str(PROJECT),
     "MLFLOW_TRACKING_URI": f"sqlite:///{_SESSION_DIR / 'ctflow' / 'mlflow.db'}",
     "GIT_PYTHON_REFRESH": "quiet",
+    # One OpenMP/BLAS thread per process: the suite's processes (pytest, Airflow's, the tasks) share
+    # two cores, where a HistGradientBoosting fit's spinning second thread cost four times the CPU
+    # and ten times the time of the same fit on one thread (tests/README.md).
+    "OMP_NUM_THREADS": "1",
 }
 os.environ.update(TEST_ENV)
 

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,20 +81,23 @@ def migrated() -> bool:
     at every ``ctflow run``; this process imports Airflow anyway to read the run's task states.
     A DB that cannot be read is not migrated: the command then runs and says why.
     """
-    from airflow.utils.db import check_migrations
     from sqlalchemy.exc import SQLAlchemyError
 
-    quiet = [logging.getLogger(name) for name in ("alembic", "airflow.utils.db")]  # the check's progress lines
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.WARNING)
-    try:
-        check_migrations(timeout=0)
-    except (TimeoutError, SQLAlchemyError):
-        return False
-    finally:
-        for logger, level in zip(quiet, levels, strict=True):
-            logger.setLevel(level)
+    with warnings.catch_warnings():  # a deprecation warned of by what it imports would be a line of ctflow's output
+        warnings.simplefilter("ignore")
+        from airflow.utils.db import check_migrations  # configures Airflow's logging: before the loggers are quieted
+
+        quiet = [logging.getLogger(name) for name in ("alembic.runtime.migration", "airflow.utils.db")]  # its progress
+        disabled = [logger.disabled for logger in quiet]
+        for logger in quiet:
+            logger.disabled = True
+        try:
+            check_migrations(timeout=0)
+        except (TimeoutError, SQLAlchemyError):
+            return False
+        finally:
+            for logger, was in zip(quiet, disabled, strict=True):
+                logger.disabled = was
     return True
 
 

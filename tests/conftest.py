@@ -32,6 +32,10 @@ TEST_ENV = {
     "CTFLOW_PROJECT": str(PROJECT),
     "MLFLOW_TRACKING_URI": f"sqlite:///{_SESSION_DIR / 'ctflow' / 'mlflow.db'}",
     "GIT_PYTHON_REFRESH": "quiet",
+    # One OpenMP/BLAS thread per process: the suite's processes (pytest, Airflow's, the tasks) share
+    # two cores, where a HistGradientBoosting fit's spinning second thread cost four times the CPU
+    # and ten times the time of the same fit on one thread (tests/README.md).
+    "OMP_NUM_THREADS": "1",
 }
 os.environ.update(TEST_ENV)
 
@@ -120,7 +124,8 @@ def asset_events(uri: str) -> list[dict]:
 #: Session fixtures that make an Airflow DB, Feast data or an MLflow store: a test that uses one is
 #: an ``integration`` test, else ``make test-fast`` (``-m "not integration and not scheduler"``)
 #: would pay for them.
-INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_state", "api_deployment"})
+INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_state", "api_deployment",
+                                  "served_champion"})
 
 
 def pytest_collection_modifyitems(config, items):

@@ -52,3 +52,5 @@ def test_a_failed_run_exits_1_naming_the_failed_task_and_its_rule(airflow_db, tm
     assert "failed task training.check_data_quality: FAIL min_rows observed 506 (expected >= 100000)" in result.stdout
     blocked = "materialize_online, promotion.promote, promotion.register, training.evaluate, training.train"
     assert f"not run (an upstream task failed): {blocked}" in result.stdout
+    # The session's DB is at Airflow's migration heads: no `airflow db migrate` start-up was paid for it.
+    assert not (tmp_path / "home" / "run-logs" / "db-migrate.log").exists()

@@ -399,6 +399,7 @@ def test_default_lock_lives_in_ctflow_home(env: Env) -> None:
     assert ModelRegistry("default-lock", tracking_uri=env.tracking_uri).lock.directory == Path(os.environ["CTFLOW_HOME"]).resolve() / "locks"
 
 
+@pytest.mark.integration
 def test_rollback_and_history_commands_as_a_user_runs_them(env: Env) -> None:
     """`ctflow history` and `ctflow rollback` (the README's commands), in their own process, on this
     module's real registry: the output an on-call engineer reads, and the exit codes a script checks."""

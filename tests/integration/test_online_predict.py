@@ -1,7 +1,8 @@
 """Online features (issue #14): the materialize step fills Feast's online store, ``ctflow predict``
 scores the champion from it, with SQLite (the embedded store) and with this machine's Redis.
 
-The champion is the one ``test_served_model`` trains through the CT steps (10 days of flights).
+The champion is the session's ``served_champion`` (:mod:`tests.served_champion`, 10 days of flights),
+which ``test_served_model`` reads too.
 Each test reads the project's Feast registry through its own copy of the repository's
 configuration, so its online store and materialization intervals are its own.
 """
@@ -18,10 +19,18 @@ import pandas as pd
 import pytest
 
 from ctflow.spec import parse_spec
-from tests.integration.test_served_model import AS_OF, MODEL, SPEC_TEXT, champion, home  # noqa: F401 - fixtures
+from tests.conftest import isolated_home
 from tests.online_store import fresh_repo
+from tests.served_champion import AS_OF, MODEL, SPEC_TEXT, ServedChampion
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def champion(served_champion: ServedChampion):
+    """The served champion's MLflow store and ctflow home, for this module's tests (they only read them)."""
+    with isolated_home(served_champion.folder):
+        yield served_champion.train
 
 
 def _flight() -> dict:
@@ -81,7 +90,7 @@ def _materialize_and_predict(repo: Path) -> dict:
     return result
 
 
-def test_materialize_then_predict_with_the_sqlite_online_store(champion, tmp_path: Path, feature_repo_ready):  # noqa: F811
+def test_materialize_then_predict_with_the_sqlite_online_store(champion, tmp_path: Path, feature_repo_ready):
     repo = fresh_repo(tmp_path / "repo", {"type": "sqlite", "path": str(tmp_path / "online.db")}, feature_repo_ready)
     _materialize_and_predict(repo)
 
@@ -92,7 +101,7 @@ def test_materialize_then_predict_with_the_sqlite_online_store(champion, tmp_pat
 
 
 @pytest.mark.redis
-def test_materialize_then_predict_with_redis(champion, tmp_path: Path, feature_repo_ready):  # noqa: F811
+def test_materialize_then_predict_with_redis(champion, tmp_path: Path, feature_repo_ready):
     """The production profile's online store: Redis (this machine's, a throw-away database)."""
     from ctflow.deploy import topology
     from tests.production.native import REDIS_URL, require, throwaway_redis_dbs

@@ -2,7 +2,8 @@
 built only from the model's own ``requirements.txt``, where ctflow cannot be imported.
 
 One small champion (the demo's estimator on 10 days of flights) is trained, gated, registered
-and promoted by the CT steps themselves, in this module's own MLflow DB and ctflow home. The
+and promoted by the CT steps themselves, in an MLflow DB and ctflow home of its own, once per
+session (:mod:`tests.served_champion`; ``test_online_predict`` reads the same champion). The
 clean environment is a ``uv`` virtualenv (about half a minute with a warm cache); the server is
 ``mlflow models serve --env-manager local`` run from it, on a free loopback port.
 
@@ -19,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,49 +29,27 @@ import requests
 
 from ctflow.contract import mlflow_tags
 from ctflow.spec import parse_spec
-from tests.conftest import demo_spec, isolated_home
+from tests.conftest import isolated_home
 from tests.harness import free_port
+from tests.served_champion import MODEL, SPEC_TEXT, URI, ServedChampion
 
 pytestmark = pytest.mark.integration
 
-MODEL = "served_model"
-AS_OF = datetime(2013, 3, 1, tzinfo=UTC)
-SPEC_TEXT = demo_spec(
-    ("pipeline: flight_delay", f"pipeline: {MODEL}"),
-    ("window: 60d", "window: 10d"),
-    ("holdout: 14d", "holdout: 3d"),
-    ("min_rows: 20000", "min_rows: 1000"),
-    ("params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}", "params: {max_iter: 50}\n  decision_threshold: 0.3"),
-    ("roc_auc: {min: 0.65}", "roc_auc: {min: 0.5}"),
-    ("roc_auc: {min: 0.60}", "roc_auc: {min: 0.5}"),
-)
-URI = f"models:/{MODEL}@champion"
 TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory):
-    with isolated_home(tmp_path_factory.mktemp("served")) as path:
+def home(served_champion: ServedChampion):
+    with isolated_home(served_champion.folder) as path:
         yield path
         if TIMES:
             print("\nclean environment (seconds):", json.dumps({k: round(v, 2) for k, v in TIMES.items()}))
 
 
 @pytest.fixture(scope="module")
-def champion(home: Path, feature_repo_ready) -> dict:
-    """The CT steps train, gate, register and promote version 1; its train.json."""
-    from ctflow.core import steps
-
-    spec = parse_spec(SPEC_TEXT)
-    run_dir = home / "ct"
-    run_dir.mkdir()
-    steps.fetch_features(spec, as_of=AS_OF, run_dir=run_dir)
-    steps.train(spec, as_of=AS_OF, run_dir=run_dir, run_key="ct/served", spec_text=SPEC_TEXT)
-    steps.evaluate(spec, run_dir=run_dir)
-    steps.register(spec, run_dir=run_dir, run_key="ct/served")
-    change = steps.promote(spec, run_dir=run_dir, actor="test")
-    assert change["moved"] and change["version"] == "1"
-    return json.loads((run_dir / steps.TRAIN).read_text())
+def champion(home: Path, served_champion: ServedChampion) -> dict:
+    """Version 1, champion (trained, gated, registered and promoted by the CT steps); its train.json."""
+    return served_champion.train
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,21 @@
 """Running a pipeline's DAG through Airflow from the command line, and saying what it did.
 
 Shared by ``ctflow demo`` and ``ctflow run``: the embedded default's environment, ``airflow db
-migrate``, one ``airflow dags test DAG DATE`` per run (logged to a file), the run's task states
-from Airflow's DB, and summaries read from the run folder (which fit the task: a regression shows
-its regression metrics). Airflow is imported only after the environment is set.
+migrate`` (only when the DB is not at Airflow's migration heads), one ``airflow dags test DAG
+DATE`` per run (logged to a file), the run's task states from Airflow's DB, and summaries read
+from the run folder (which fit the task: a regression shows its regression metrics). Airflow is
+imported only after the environment is set.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,8 +65,40 @@ def environment(project: Path, home: Path) -> dict[str, str]:
 
 
 def migrate(env: dict[str, str], logs: Path) -> None:
-    """``airflow db migrate`` (idempotent); SystemExit with the log's end if it fails."""
+    """``airflow db migrate`` unless the DB is migrated already; SystemExit with the log's end if it fails.
+
+    ``env`` must be in ``os.environ`` already: the check imports Airflow in this process.
+    """
+    if migrated():
+        return
     check(airflow(["db", "migrate"], env, logs / "db-migrate.log"), "airflow db migrate", logs / "db-migrate.log")
+
+
+def migrated() -> bool:
+    """Whether Airflow's metadata DB is at the installed Airflow's migration heads.
+
+    Then ``airflow db migrate`` would change nothing, yet it costs an Airflow start-up of its own
+    at every ``ctflow run``; this process imports Airflow anyway to read the run's task states.
+    A DB that cannot be read is not migrated: the command then runs and says why.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    with warnings.catch_warnings():  # a deprecation warned of by what it imports would be a line of ctflow's output
+        warnings.simplefilter("ignore")
+        from airflow.utils.db import check_migrations  # configures Airflow's logging: before the loggers are quieted
+
+        quiet = [logging.getLogger(name) for name in ("alembic.runtime.migration", "airflow.utils.db")]  # its progress
+        disabled = [logger.disabled for logger in quiet]
+        for logger in quiet:
+            logger.disabled = True
+        try:
+            check_migrations(timeout=0)
+        except (TimeoutError, SQLAlchemyError):
+            return False
+        finally:
+            for logger, was in zip(quiet, disabled, strict=True):
+                logger.disabled = was
+    return True
 
 
 def dags_test(dag_id: str, date: str, env: dict[str, str], logs: Path) -> DagRunOutcome:

@@ -83,7 +83,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "include/ctflow/ui/actions.py",
         '"paused": await run_in_threadpool(_paused, dag_id),',
         '"paused": None,',
-        ("tests/ui/test_plugin_api.py::test_a_paused_dag_is_said_and_only_who_may_trigger_may_unpause_it",),
+        ("tests/ui/test_plugin_api.py::test_run_lists_are_paged_and_filtered_and_a_triggered_run_can_be_followed",),
     ),
     Mutation(
         "10", "the gate's reason only in a tooltip: the view's data had no reason per candidate",

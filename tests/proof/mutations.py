@@ -148,4 +148,18 @@ MUTATIONS: tuple[Mutation, ...] = (
         "share = 0.5 * weighted_share(",
         ("tests/core/test_drift.py", "tests/core/test_drift_calibration.py"),
     ),
+    Mutation(
+        "2", "a promote that moved nothing still announced `promoted` (and started `after:` pipelines)",
+        "include/ctflow/operators/promotion.py",
+        "if isinstance(move, AliasMove) and move.moved and move.alias",
+        "if isinstance(move, AliasMove) and move.alias",
+        ("tests/integration/test_scheduler.py",),
+    ),
+    Mutation(
+        "3", "canary: the scoring step routes a different share of rows than the spec's fraction",
+        "include/ctflow/core/monitoring/scoring.py",
+        "to_challenger = canary_mask(keys, spec.registry.canary_fraction, salt=spec.model_name)",
+        "to_challenger = canary_mask(keys, spec.registry.canary_fraction / 2, salt=spec.model_name)",
+        ("tests/integration/test_canary_dag.py",),
+    ),
 )

@@ -66,7 +66,7 @@ def _seconds(stamp: str | None) -> float | None:
 
 
 @contextlib.contextmanager
-def deployment(variant: str, root: Path, dags: Path, base: dict[str, str]) -> Iterator[Airflow]:
+def deployment(variant: str, root: Path, dags: Path) -> Iterator[Airflow]:
     """A fresh Airflow of ``variant`` (its own state under ``root``) serving ``dags``."""
     if variant.startswith("celery"):
         from tests.production.native import running_stack
@@ -75,8 +75,10 @@ def deployment(variant: str, root: Path, dags: Path, base: dict[str, str]) -> It
         with running_stack(root, dags_folder=dags, extra_env=extra) as stack:
             yield stack
         return
-    env = {**base, "CTFLOW_HOME": str(root / "ctflow"), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-           "AIRFLOW__CORE__PARALLELISM": "4"}
+    # Only ctflow's and MLflow's settings on top of the harness's (which come from os.environ and
+    # set AIRFLOW_HOME, the DB and the DAGs folder of this deployment).
+    env = {"CTFLOW_PROJECT": str(PROJECT), "CTFLOW_HOME": str(root / "ctflow"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "AIRFLOW__CORE__PARALLELISM": "4"}
     if variant == "preload":
         env["AIRFLOW__CORE__EXECUTOR"] = "ctflow.executors.PreloadingLocalExecutor"
     with running_airflow(root / "airflow", dags_folder=dags, extra_env=env,
@@ -88,10 +90,10 @@ def deployment(variant: str, root: Path, dags: Path, base: dict[str, str]) -> It
         yield airflow
 
 
-def scheduler_run(variant: str, root: Path, spec_text: str, as_of: str, base: dict[str, str]) -> dict:
+def scheduler_run(variant: str, root: Path, spec_text: str, as_of: str) -> dict:
     """Trigger ``ct_flight_delay`` on a fresh deployment; seconds from the trigger to the run's end."""
     dags = write_dags_folder(root / "dags", {"flight_delay.yaml": spec_text})
-    with deployment(variant, root, dags, base) as airflow:
+    with deployment(variant, root, dags) as airflow:
         airflow.wait_for_dag(DAG_ID, timeout=900)
         triggered = time.time()
         run_id = airflow.trigger(DAG_ID, f"{as_of}T00:00:00Z")
@@ -112,7 +114,7 @@ def measure(variant: str, root: Path, spec_text: str, as_of: str, base: dict[str
         seconds, _ = timed([sys.executable, "-c", PLAIN, str(spec), as_of, str(root / "run"), "0"], env)
         result: dict = {"seconds": seconds}
     else:
-        result = scheduler_run(variant, root, spec_text, as_of, base)
+        result = scheduler_run(variant, root, spec_text, as_of)
     return {**result, "variant": variant, "load": (load_start, os.getloadavg()[0])}
 
 
@@ -143,6 +145,8 @@ def report(results: list[dict], variants: list[str], as_of: str) -> None:
               f"{r['seconds']:8.1f} {shown:>8s}")
     for variant in variants:
         runs = [r for r in results if r["variant"] == variant]
+        if not runs or not ratios.get(variant, [1.0]):
+            continue
         if variant == "plain":
             print(f"  plain: median {statistics.median(r['seconds'] for r in runs):.1f} s")
             continue
@@ -176,10 +180,14 @@ def main() -> int:
         parser.error(f"unknown variants {sorted(unknown)}" if unknown else "plain is the baseline: list it")
     subprocess.run([sys.executable, str(PROJECT / "feature_repo" / "bootstrap.py")], check=True, capture_output=True)
     spec_text = demo_spec(*(QUICK_TRIGGER_ONLY if args.quick else TRIGGER_ONLY))
+    for name in tests.conftest.TEST_ENV:  # set by importing the tests' helpers; not this benchmark's
+        os.environ.pop(name, None)
     base = {**os.environ, "CTFLOW_PROJECT": str(PROJECT), "GIT_PYTHON_REFRESH": "quiet"}
     results = []
     try:
         run_rounds(args, variants, spec_text, base, results)
+    except (SystemExit, KeyboardInterrupt):
+        print(f"stopped after {len(results)} measurements; what was measured:")
     finally:
         shutil.rmtree(tests.conftest._SESSION_DIR, ignore_errors=True)  # made by importing the tests' helpers
     report(results, variants, args.as_of)

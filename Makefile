@@ -60,8 +60,8 @@ bench-frame: install  ## training-frame build: ctflow ASOF store vs Feast DuckDB
 bench-drift: install  ## drift: ctflow vs Evidently vs scipy
 	@$(RUN) python benchmarks/drift.py
 
-# `make up`: Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor on SQLite) with
-# the demo's state in $(CTFLOW_HOME), dags/ and plugins/ (the ctflow view), plus an MLflow UI on the
+# `make up`: Airflow (api-server, scheduler, dag-processor, triggerer; ctflow's PreloadingLocalExecutor
+# on SQLite) with the demo's state in $(CTFLOW_HOME), dags/ and plugins/ (the ctflow view), plus an MLflow UI on the
 # demo's MLflow DB; `make down` stops them. deploy/up.py refuses busy ports before starting anything,
 # waits for every component (or names the one that failed and stops the others), and marks each
 # process so that `make down` stops all of them, orphans of a killed component included.

@@ -1,5 +1,6 @@
 """`make up` / `make down`: a local Airflow (api-server, scheduler, dag-processor, triggerer;
-LocalExecutor on SQLite) with the ctflow view, and an MLflow UI, on the state in $CTFLOW_HOME.
+ctflow's PreloadingLocalExecutor on SQLite) with the ctflow view, and an MLflow UI, on the state
+in $CTFLOW_HOME.
 
     python deploy/up.py up      # refuse busy ports, start everything, wait until each part is ready
     python deploy/up.py down    # stop everything this up started, orphans included
@@ -39,6 +40,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 MARK = "CTFLOW_UP_DIR"
+EXECUTOR = "ctflow.executors.PreloadingLocalExecutor"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "mlflow")
 #: the health endpoint's entry and heartbeat field for each Airflow component with a job
 HEARTBEATS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
@@ -78,7 +80,9 @@ def component_env(cfg: dict) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(project / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # A LocalExecutor that imports the ML stack once, before forking its workers, so that a
+        # task does not import it again (benchmarks/scheduler_run.md).
+        "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
         or f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__API__PORT": str(api),

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import PROJECT
 
 _PROBE = """
@@ -30,8 +32,30 @@ def test_a_task_start_does_not_import_the_ui_and_the_api_server_still_gets_it():
     assert found["views"] == ["ctflow", "ctflow-dag"]
 
 
-def test_the_preloading_executor_imports_what_is_there_and_names_what_is_not():
-    from ctflow.executors import PRELOAD, preload
+def test_preload_imports_what_is_there_and_names_what_is_not():
+    from ctflow.preload import preload
 
     assert preload(("json", "ctflow_no_such_module")) == ["ctflow_no_such_module"]
-    assert "ctflow.core.steps" in PRELOAD and "sklearn.pipeline" in PRELOAD
+
+
+_OPEN_STORE_AFTER_PRELOAD = """
+import json, sys
+from ctflow.preload import preload
+assert preload() == []
+before = set(sys.modules)
+from ctflow.core.features import _cached_store
+from ctflow.core.steps import fetch_features  # noqa: F401 - what the fetch_features task imports
+store = _cached_store(sys.argv[1])
+store.list_feature_services()  # reads the registry
+print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("feast", "ibis", "sqlglot", "duckdb"))))
+"""
+
+
+@pytest.mark.integration
+def test_a_task_that_opens_the_feast_store_after_preload_imports_none_of_feasts_modules(feature_repo_ready):
+    """What a task imports to open the Feast store (its offline store on Feast's DuckDB/ibis store,
+    the registry, the online store) is in the preload list: a task forked after preload imports none."""
+    result = subprocess.run([sys.executable, "-c", _OPEN_STORE_AFTER_PRELOAD, str(feature_repo_ready)], cwd=PROJECT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

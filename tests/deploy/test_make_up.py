@@ -1,5 +1,6 @@
 """`make up` / `make down` with real processes: a busy port is refused before anything starts;
-a real `make up` waits for every component; after its scheduler is SIGKILLed (its LocalExecutor
+a real `make up` waits for every component, and its scheduler runs the configured executor
+(ctflow's PreloadingLocalExecutor: its workers are forked with the ML stack loaded); after its scheduler is SIGKILLed (its LocalExecutor
 workers left as orphans), `make down` leaves no process of that up behind.
 
 Each test has its own CTFLOW_HOME and free ports, so it never touches a `make up` of the project.
@@ -96,6 +97,14 @@ def _cleanup(home: Path, ports: dict[str, int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def maps_package(pid: int, package: str) -> bool:
+    """Whether a live process has a file of installed ``package`` mapped (a compiled extension it imported)."""
+    try:
+        return f"/site-packages/{package}/" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def wait_until(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -146,6 +155,12 @@ def test_up_waits_for_each_component_and_down_stops_orphans_of_a_killed_schedule
                              120, "the scheduler forked no LocalExecutor worker")
         os.kill(scheduler, signal.SIGKILL)
         wait_until(lambda: _stat(scheduler) is None, 60, "the SIGKILLed scheduler did not go")
+        # the configured executor is the one running: it imported the ML stack before forking
+        # its workers (a stock LocalExecutor's workers have neither package loaded)
+        assert any(maps_package(pid, "sklearn") and maps_package(pid, "pandas") for pid in workers), (
+            f"no LocalExecutor worker of {scheduler} has scikit-learn and pandas loaded:\n"
+            + (up_dir / "scheduler.log").read_text(errors="replace")[-3000:])
+        assert "ctflow preloaded" in (up_dir / "scheduler.log").read_text(errors="replace")
         orphans = {pid for pid in workers if _stat(pid)}
         assert orphans, "no worker outlived the scheduler: nothing left to test"
 

@@ -268,8 +268,12 @@ class NativeStack(Airflow):
 
 
 @contextlib.contextmanager
-def running_stack(tmp: Path, *, dags_folder: Path, workers: tuple[str, ...] = WORKERS) -> Iterator[NativeStack]:
-    """Start the production topology natively (see the module docstring); stop and clean up on exit."""
+def running_stack(tmp: Path, *, dags_folder: Path, workers: tuple[str, ...] = WORKERS,
+                  extra_env: dict[str, str] | None = None) -> Iterator[NativeStack]:
+    """Start the production topology natively (see the module docstring); stop and clean up on exit.
+
+    ``extra_env`` is set on top of the Airflow processes' environment (a benchmark's variant).
+    """
     from cryptography.fernet import Fernet
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -294,6 +298,7 @@ def running_stack(tmp: Path, *, dags_folder: Path, workers: tuple[str, ...] = WO
                 api_secret_key=secrets.token_hex(32),
             ),
             **native_overrides(dags_folder=dags_folder),
+            **(extra_env or {}),
         }
         mlflow_env = {
             **base_environment(),

@@ -82,18 +82,12 @@ PG_DRIVER = "postgresql+psycopg2"
 # --- Celery workers ----------------------------------------------------------------------------
 
 #: ``[celery] celery_config_options`` of every Airflow container: Airflow's own Celery
-#: configuration, plus (in workers only) :data:`PRELOAD_MODULES` imported once, before the
+#: configuration, plus (in workers only) :data:`ctflow.preload.MODULES` imported once, before the
 #: worker's pool forks. Airflow forks a process per task from the pool, so each task starts
 #: with pandas, scikit-learn, MLflow and Feast loaded instead of importing them again (about
 #: 10 s of CPU per task on a small host; Feast's MLflow plugin makes even registry-only tasks
 #: import Feast). Resolved lazily (:func:`__getattr__`): this module imports without Airflow.
 CELERY_CONFIG_OPTIONS = "ctflow.deploy.topology.CELERY_CONFIG"
-PRELOAD_MODULES: tuple[str, ...] = (
-    "pandas", "pyarrow.parquet", "scipy.stats", "sklearn.ensemble", "sklearn.pipeline", "sklearn.inspection",
-    "matplotlib.pyplot", "mlflow", "mlflow.sklearn", "mlflow.tracking.request_header.registry", "feast",
-    "ctflow.core.steps", "ctflow.core.features", "ctflow.core.training", "ctflow.core.evaluation",
-    "ctflow.core.registry", "ctflow.core.monitoring", "ctflow.core.drift",
-)  # fmt: skip
 
 
 def celery_config() -> dict:
@@ -107,18 +101,10 @@ def celery_config() -> dict:
 
 
 def preload_task_modules(**_: object) -> list[str]:
-    """Import :data:`PRELOAD_MODULES`; one that fails is reported and left to the tasks to import."""
-    import importlib
+    """:func:`ctflow.preload.preload` as a Celery signal handler."""
+    from ctflow.preload import preload
 
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    failed = []
-    for name in PRELOAD_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception as err:  # noqa: BLE001 - a missing extra must not stop the worker
-            failed.append(name)
-            print(f"ctflow: could not preload {name}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-    return failed
+    return preload()
 
 
 def __getattr__(name: str):

@@ -141,8 +141,53 @@ def test_monitoring_is_recorded_against_the_champion(result, spec):
         assert s.drift_share is not None and 0 <= s.drift_share <= 1
         assert not watched or set(s.drifted_columns) <= watched
         assert s.monitored_metric is not None
-        assert ("drift" in s.triggers) == (s.drift_share >= spec.monitoring.drift.max_drifted_share)
+        assert s.scores_drifted is not None
+        drifted = s.drift_share >= spec.monitoring.drift.max_drifted_share or s.scores_drifted
+        assert ("drift" in s.triggers) == drifted
         assert ("performance" in s.triggers) == (s.monitored_metric < spec.monitoring.performance.min)
+
+
+def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores(spec, data, result, tmp_path):
+    """Each monitored step's champion scores and holdout scores, laid out as the DAG reads them
+    (window frame, ``reference/scores.npy``), through the DAG's ``prediction_drift``: the replay
+    breached on prediction drift exactly when that check said drifted."""
+    import numpy as np
+    import pandas as pd
+
+    from ctflow.core import monitoring
+    from ctflow.core.fit import LABEL
+
+    ctflow, bank = result.policy(CTFLOW), replay.ModelBank(spec, data)
+    steps = replay.make_steps(replay.as_utc(START), replay.as_utc(END), EVERY_STEP)
+    monitored = [s for s in ctflow.steps[1:] if ctflow.steps[s.step - 1].model is not None]
+    assert monitored
+    verdicts = []
+    for s in monitored:
+        model_id = ctflow.steps[s.step - 1].model
+        champion = bank.train(replay.as_utc(model_id))
+        assert champion.id == model_id
+        previous = steps[s.step - 1]
+        current = bank.scores(champion, data.between(previous.start, previous.end), previous.index)
+        holdout = champion.holdout_rows
+        order = np.argsort(holdout[spec.data.timestamp].to_numpy(), kind="stable")  # as steps.train stores them
+        run_dir = tmp_path / f"step-{s.step}"
+        folder = run_dir / "reference" / "champion"
+        folder.mkdir(parents=True)
+        np.save(folder / "scores.npy", bank.reference_scores(champion)[order])
+        np.save(folder / "labels.npy", holdout[LABEL].to_numpy(dtype="float64")[order])
+        pd.DataFrame({monitoring.CHAMPION_SCORE: current, monitoring.CHALLENGER_SCORE: np.nan}).to_parquet(
+            run_dir / monitoring.WINDOW_FRAME, index=False)
+        (run_dir / monitoring.SCORE).write_text(json.dumps({"champion": {"version": model_id, "run_id": model_id}}))
+        dag = monitoring.prediction_drift(spec, run_dir=run_dir)
+        breaches = {b["what"] for b in monitoring.assess(spec, data={}, predictions=dag, perf={})}
+        champion_verdict = dag["models"]["champion"]
+        assert s.scores_drifted == champion_verdict["drifted"] == ("prediction_drift" in breaches)
+        statistic = champion_verdict["p_value"] if champion_verdict["p_value"] is not None else champion_verdict["statistic"]
+        assert s.score_drift == pytest.approx(statistic, abs=1e-4)
+        if s.scores_drifted and "drift" in spec.schedule.retrain_on:
+            assert "drift" in s.triggers or "drift" in s.held_back
+        verdicts.append(s.scores_drifted)
+    assert len(verdicts) == len(monitored)
 
 
 def test_without_a_champion_ctflow_retries_at_each_step_only_if_retrain_on_says_no_champion(spec, data):

@@ -75,8 +75,7 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
     import numpy as np
     import pandas as pd
 
-    from ctflow.core import drift
-    from ctflow.core.drift.sufficiency import scores_insufficient, state
+    from ctflow.core.drift.scores import score_drift
 
     started = time.perf_counter()
     scored = read_result(run_dir / SCORE)
@@ -94,17 +93,8 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
             continue
         reference = np.load(path, allow_pickle=False)
         current = frame[column].dropna().to_numpy(dtype="float64")
-        verdict = drift.prediction_drift(reference, current, method=config.method, threshold=config.threshold,
-                                         name=f"score ({who} v{model['version']})", kind="numeric")
-        share = 1.0 if verdict.drifted else 0.0
-        insufficient = scores_insufficient(n_reference=verdict.n_reference, n_current=verdict.n_current,
-                                           min_rows=spec.monitoring.min_rows)
-        drifted = bool(verdict.drifted and share >= config.max_drifted_share) and not insufficient
-        result["models"][who] = {"version": model["version"], "available": True, **verdict.to_dict(),
-                                 "drifted": drifted, "state": state(drifted=drifted, insufficient=insufficient),
-                                 "insufficient": insufficient,
-                                 "reference_mean": float(reference.mean()) if len(reference) else None,
-                                 "current_mean": float(current.mean()) if len(current) else None}
+        result["models"][who] = score_drift(reference, current, config=config, min_rows=spec.monitoring.min_rows,
+                                            version=model["version"], who=who)
     champion = result["models"].get("champion", {})
     result["available"] = bool(champion.get("available"))
     result["drifted"] = bool(champion.get("drifted"))  # the champion serves: its drift is the breach

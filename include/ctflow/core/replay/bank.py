@@ -116,6 +116,11 @@ class ModelBank:
         """``model`` scored on ``candidate``'s holdout: what ``steps.evaluate`` gives the gate."""
         return self.metrics(model, candidate.holdout_rows, ("holdout", candidate.id))
 
+    def reference_scores(self, model: Candidate) -> np.ndarray:
+        """The model's holdout scores: what ``steps.train`` stores as its prediction-drift reference
+        (``reference/scores.npy``). Cached with the holdout scores the gate uses."""
+        return self.scores(model, model.holdout_rows, ("holdout", model.id))
+
     def slices(self, candidate: Candidate, columns: Sequence[str]) -> dict[str, Any]:
         """Per-slice holdout metrics of ``candidate`` for these slice columns (a what-if may change them)."""
         from ctflow.core.evaluation import slice_metrics

@@ -138,7 +138,29 @@ def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous:
         perf = {"available": value is not None, "breach": monitoring.performance.breach(value),
                 "metric": monitoring.performance.metric, "champion": {"version": champion.id, "value": value},
                 "window_start": start.isoformat(), "window_end": end.isoformat()}
-    return [b["kind"] for b in assess(spec, data=data, predictions={}, perf=perf)]
+    predictions = _prediction_drift(bank, spec, champion, previous, previous_rows)
+    if predictions:
+        verdict = predictions["models"]["champion"]
+        record.score_drift = verdict["p_value"] if verdict["p_value"] is not None else verdict["statistic"]
+        record.scores_drifted = verdict["drifted"]
+    return [b["kind"] for b in assess(spec, data=data, predictions=predictions, perf=perf)]
+
+
+def _prediction_drift(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step,
+                      previous_rows: pd.DataFrame) -> dict[str, Any]:
+    """The champion's scores on the previous step against its holdout scores, judged by the
+    monitoring DAG's function (:func:`ctflow.core.drift.scores.score_drift`)."""
+    import numpy as np
+
+    from ctflow.core.drift.scores import score_drift
+
+    if not len(previous_rows):
+        return {}
+    current = bank.scores(champion, previous_rows, ("step", previous.index))  # the step's metric's scores
+    verdict = score_drift(bank.reference_scores(champion), current[~np.isnan(current)],  # as the DAG's dropna
+                          config=spec.monitoring.prediction_drift, min_rows=spec.monitoring.min_rows,
+                          version=champion.id, who="champion")
+    return {"available": True, "drifted": verdict["drifted"], "models": {"champion": verdict}}
 
 
 def _higher_is_better(spec: PipelineSpec) -> bool:

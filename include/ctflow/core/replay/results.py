@@ -52,6 +52,9 @@ class StepRecord:
     drift_share: float | None = None
     drifted_columns: list[str] = field(default_factory=list)
     monitored_metric: float | None = None
+    #: the champion's score drift statistic (p-value or distance) and verdict, as the DAG's prediction_drift
+    score_drift: float | None = None
+    scores_drifted: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,8 @@ class StepRecord:
             "drift_share": _round(self.drift_share),
             "drifted_columns": list(self.drifted_columns),
             "monitored_metric": _round(self.monitored_metric),
+            "score_drift": _round(self.score_drift),
+            "scores_drifted": self.scores_drifted,
         }
 
 

@@ -315,9 +315,13 @@ def _judged_by_the_sequential_test(home: Path, as_of: datetime, store: Predictio
     assert run.data.tags[names.CHALLENGER_TEST_TAG] == "sequential"
 
     canary_spec = _spec(registry={"strategy": "canary", "canary_fraction": 0.3})
+    windows_before = len(store.performance_history("monitor_core", until=as_of))
     canary = monitoring.performance(canary_spec, as_of=as_of, run_dir=home / "c", actor="test", run_key="m/canary")
-    recorded = store.performance_history("monitor_core", until=as_of)[-1]
-    assert recorded.loss_diff_rows == canary["rows"] == shadow["rows"]  # the window's shadow result replaced
+    history = store.performance_history("monitor_core", until=as_of)
+    recorded = history[-1]
+    assert len(history) == windows_before and canary["rows"] == shadow["rows"]  # the window's shadow result replaced
+    # The canary routes by entity key: one unit of evidence per key of the window, fewer than its rows.
+    assert 0 < recorded.loss_diff_rows < canary["rows"]
     # One model against itself, each row weighted by the arm the hash served it from: not 0 row by row.
     assert recorded.loss_diff_sum_sq > 0 and canary["decision"]["action"] == "keep"
 

@@ -59,7 +59,7 @@ def test_triggered_through_rest_api_and_register_rerun_is_idempotent(tmp_path, f
         # at once: its training is not under test, and it would only compete for the CPU).
         [promoted] = _promoted_events(airflow, timeout=120, wait_for_run_of=DOWNSTREAM_ID)
         assert promoted["source_run_id"] == run_id and promoted["extra"]["version"] == "1"
-        [started] = [r["dag_run_id"] for r in promoted["created_dagruns"] if r["dag_id"] == DOWNSTREAM_ID]
+        [started] = [r["run_id"] for r in promoted["created_dagruns"] if r["dag_id"] == DOWNSTREAM_ID]
         stopped = airflow.request("PATCH", f"/api/v2/dags/{DOWNSTREAM_ID}/dagRuns/{started}", json={"state": "failed"})
         assert stopped.status_code == 200, stopped.text
 

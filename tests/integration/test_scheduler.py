@@ -131,9 +131,9 @@ def _promoted_events(airflow, *, timeout: float, wait_for_run_of: str | None = N
 
     deadline = time.monotonic() + timeout
     while True:
-        events = [e for e in airflow.request("GET", "/api/v2/assets/events",
-                                             params={"source_dag_id": DAG_ID, "limit": 100}).json()["asset_events"]
-                  if e["uri"] == promoted_uri("flight_delay")]
+        response = airflow.request("GET", "/api/v2/assets/events", params={"source_dag_id": DAG_ID, "limit": 100})
+        assert response.status_code == 200, f"{response.status_code}: {response.text[:500]}"
+        events = [e for e in response.json()["asset_events"] if e["uri"] == promoted_uri("flight_delay")]
         started = wait_for_run_of is None or any(
             r["dag_id"] == wait_for_run_of for e in events for r in e["created_dagruns"])
         if started or time.monotonic() > deadline:

@@ -126,3 +126,68 @@ def test_weighted_share_falls_back_to_counting_without_positive_weights():
     assert weighted_share([True, False], [None, None]) == 0.5
     assert weighted_share([True, False], [-0.01, 0.0]) == 0.5  # permutation importance may be negative: noise
     assert weighted_share([True, False, False], [0.3, 0.1, 0.0]) == pytest.approx(0.75)
+
+
+# --------------------------------------------------------------------------- prediction (score) drift
+
+
+@pytest.fixture(scope="module")
+def scored_quarter():
+    """A real classifier (late arrival from the hour's weather) fitted on July to mid-August 2013,
+    and its scores on every flight of July to September: (frame, scores, training mask, holdout mask)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    flights = pd.read_csv(_nycflights_csv("flights.csv.zip"),
+                          usecols=["month", "hour", "distance", "origin", "time_hour", "arr_delay"])
+    weather = pd.read_csv(_nycflights_csv("weather.csv"), usecols=["origin", "time_hour", "temp", "humid",
+                                                                   "wind_speed", "pressure", "precip", "visib"])
+    frame = flights[flights.month.isin([7, 8, 9])].merge(weather, on=["origin", "time_hour"], how="left").dropna()
+    frame["time_hour"] = pd.to_datetime(frame["time_hour"], utc=True).dt.tz_localize(None)
+    frame = frame.reset_index(drop=True)
+    features = ["hour", "distance", "temp", "humid", "wind_speed", "pressure", "precip", "visib"]
+    training = (frame.time_hour < "2013-08-18").to_numpy()
+    holdout = ((frame.time_hour >= "2013-08-18") & (frame.time_hour < "2013-09-01")).to_numpy()
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame.loc[training, features],
+                                                                      frame.arr_delay[training] > 15)
+    frame["humid_plus_30"] = frame["humid"] + 30
+
+    def scores(humid: str = "humid") -> np.ndarray:
+        x = frame[features].assign(humid=frame[humid])
+        return model.predict_proba(x)[:, 1]
+
+    return frame, scores, training, holdout
+
+
+def test_ordinary_weeks_scores_drift_raw_but_not_calibrated_and_a_real_shift_still_drifts(scored_quarter):
+    """The score null comes from the model's scores on its training rows (as ``steps.train`` stores
+    it); each September week is judged against the holdout's scores, as monitoring does."""
+    from ctflow.core.drift.scores import score_drift, score_null
+    from ctflow.spec.models import Drift
+
+    frame, scores, training, holdout = scored_quarter
+    plain = scores()
+    calibrated, raw = Drift(max_drifted_share=1.0), Drift(max_drifted_share=1.0, calibration="none")
+    null = score_null(plain[training], frame.time_hour[training].to_numpy(), config=calibrated, window=WEEK,
+                      min_rows=100)
+    assert null is not None and null.method == "wasserstein" and len(null.values) == 24
+    assert score_null(plain[training], frame.time_hour[training].to_numpy(), config=raw, window=WEEK,
+                      min_rows=100) is None
+    weeks = [(frame.time_hour >= start) & (frame.time_hour < start + WEEK)
+             for start in pd.date_range("2013-09-01", "2013-09-28", freq="7D")]
+    judged = [(score_drift(plain[holdout], plain[week.to_numpy()], config=raw, min_rows=100, version=1, who="champion"),
+               score_drift(plain[holdout], plain[week.to_numpy()], config=calibrated, min_rows=100, version=1,
+                           who="champion", null=null)) for week in weeks]
+    for before, after in judged:
+        assert before["drifted"] and before["threshold"] == 0.1  # every ordinary week drifts raw ...
+        assert after["calibrated"] and not after["drifted"]  # ... none beyond the weekly variation of training
+        assert after["statistic"] == pytest.approx(before["statistic"])
+        assert after["threshold"] == pytest.approx(max(null.limit(0.95), 0.1))
+    # The same week with every hour 30 points more humid: the model's scores move beyond the null.
+    humid = scores("humid_plus_30")[weeks[0].to_numpy()]
+    shifted = score_drift(plain[holdout], humid, config=calibrated, min_rows=100, version=1, who="champion", null=null)
+    assert shifted["drifted"] and shifted["statistic"] > shifted["threshold"]
+    # A stored null is ignored when the spec turns calibration off.
+    assert score_drift(plain[holdout], plain[weeks[0].to_numpy()], config=raw, min_rows=100, version=1,
+                       who="champion", null=null)["calibrated"] is False

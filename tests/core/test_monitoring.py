@@ -108,6 +108,12 @@ def test_monitoring_steps_on_a_real_champion(champion, home):
 
     scores = monitoring.prediction_drift(spec, run_dir=run_dir)
     assert scores["available"] and scores["models"]["champion"]["n_current"] == first["rows"]
+    # Calibrated on the null steps.train stored from the champion's training scores (1-day windows).
+    null = json.loads((run_dir / "reference" / "champion" / "scores_null.json").read_text())
+    assert null["window_seconds"] == 86400 and len(null["values"]) == 24
+    verdict = scores["models"]["champion"]
+    assert verdict["calibrated"] and verdict["threshold"] == pytest.approx(max(np.quantile(null["values"], 0.95), 0.1))
+    assert verdict["drifted"] == (verdict["statistic"] > verdict["threshold"])
 
     perf = monitoring.performance(spec, as_of=AS_OF, run_dir=run_dir, actor="test", run_key="m/1")
     # Ground truth of [as_of - 1d, as_of) (data.label.available_at: arrived_at, no shift): every

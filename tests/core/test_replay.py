@@ -149,13 +149,16 @@ def test_monitoring_is_recorded_against_the_champion(result, spec):
 
 def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores(spec, data, result, tmp_path):
     """Each monitored step's champion scores and holdout scores, laid out as the DAG reads them
-    (window frame, ``reference/scores.npy``), through the DAG's ``prediction_drift``: the replay
+    (window frame, ``reference/scores.npy``, ``reference/scores_null.json``), through the DAG's
+    ``prediction_drift``: the replay
     breached on prediction drift exactly when that check said drifted."""
     import numpy as np
     import pandas as pd
 
     from ctflow.core import monitoring
+    from ctflow.core.drift.scores import score_null
     from ctflow.core.fit import LABEL
+    from ctflow.core.training import predict_scores
 
     ctflow, bank = result.policy(CTFLOW), replay.ModelBank(spec, data)
     steps = replay.make_steps(replay.as_utc(START), replay.as_utc(END), EVERY_STEP)
@@ -175,6 +178,14 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
         folder.mkdir(parents=True)
         np.save(folder / "scores.npy", bank.reference_scores(champion)[order])
         np.save(folder / "labels.npy", holdout[LABEL].to_numpy(dtype="float64")[order])
+        # The score null as steps.train computes it: the champion's scores on its training rows.
+        train = champion.train_rows
+        null = score_null(predict_scores(champion.pipeline, train[champion.features.all], spec.model.task),
+                          train[spec.data.timestamp].to_numpy(), config=spec.monitoring.prediction_drift,
+                          window=spec.monitoring.window.approx(), min_rows=spec.monitoring.min_rows)
+        # 10 training days hold fewer than three 7-day windows: no null, the scores are judged raw
+        # (tests/core/test_monitoring.py checks a calibrated one through the real train step).
+        assert null is None
         pd.DataFrame({monitoring.CHAMPION_SCORE: current, monitoring.CHALLENGER_SCORE: np.nan}).to_parquet(
             run_dir / monitoring.WINDOW_FRAME, index=False)
         (run_dir / monitoring.SCORE).write_text(json.dumps({"champion": {"version": model_id, "run_id": model_id}}))
@@ -184,6 +195,7 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
         assert s.scores_drifted == champion_verdict["drifted"] == ("prediction_drift" in breaches)
         statistic = champion_verdict["p_value"] if champion_verdict["p_value"] is not None else champion_verdict["statistic"]
         assert s.score_drift == pytest.approx(statistic, abs=1e-4)
+        assert champion_verdict["calibrated"] is False and champion_verdict["threshold"] == 0.1
         if s.scores_drifted and "drift" in spec.schedule.retrain_on:
             assert "drift" in s.triggers or "drift" in s.held_back
         verdicts.append(s.scores_drifted)

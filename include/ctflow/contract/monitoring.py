@@ -77,6 +77,8 @@ def prediction_drift_metric(who: str, field: str) -> str:
 REFERENCE_FOLDER = "reference"
 REFERENCE_SCORES_FILE = "scores.npy"
 REFERENCE_LABELS_FILE = "labels.npy"
+#: The empirical null of the score distance, from the training rows' scores (:func:`ctflow.core.drift.scores.score_null`).
+REFERENCE_SCORES_NULL_FILE = "scores_null.json"
 #: The window's summary (breaches with their reasons, drift, performance): the run's own verdict.
 SUMMARY_ARTIFACT = "summary.json"
 #: Folder of the steps' result files; per-feature drift is ``results/data_drift.json``.

@@ -250,7 +250,9 @@ def train(
         if spec_text:
             mlflow.log_text(spec_text, "spec.yaml")
         _log_reference(spec, run_dir, train_rows, features.all, holdout_scores=scores, holdout_labels=y_holdout,
-                       holdout_times=holdout_rows[spec.data.timestamp].to_numpy(), importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
+                       holdout_times=holdout_rows[spec.data.timestamp].to_numpy(),
+                       train_scores=predict_scores(pipeline, train_rows[features.all], spec.model.task),
+                       importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
         _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
         model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold)
         result = {
@@ -476,15 +478,19 @@ def resolve_path(path: str) -> Path:
 
 def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, features: list[str], *,
                    holdout_scores: np.ndarray, holdout_labels: np.ndarray, holdout_times: np.ndarray,
-                   importances: dict[str, float] | None = None) -> None:
+                   train_scores: np.ndarray, importances: dict[str, float] | None = None) -> None:
     """Store what monitoring compares against, computed once, with the model's run: the profile
-    (with its calibration and the features' importances, :mod:`ctflow.core.drift.reference`), and
-    the holdout's scores and labels in time order (prediction drift; the performance estimate
-    calibrates on them and measures its spread on consecutive chunks of them)."""
+    (with its calibration and the features' importances, :mod:`ctflow.core.drift.reference`), the
+    holdout's scores and labels in time order (prediction drift; the performance estimate
+    calibrates on them and measures its spread on consecutive chunks of them), and the score
+    distance's empirical null from the training rows' scores (:func:`ctflow.core.drift.scores.score_null`)."""
     try:
         from ctflow.core.drift.reference import reference_profile
+        from ctflow.core.drift.scores import score_null
     except ImportError:  # monitoring not installed in this build
         return
+    import json
+
     import mlflow
     import numpy as np
 
@@ -495,6 +501,12 @@ def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, 
     order = np.argsort(holdout_times, kind="stable")
     np.save(folder / names.REFERENCE_SCORES_FILE, np.asarray(holdout_scores, dtype="float64")[order])
     np.save(folder / names.REFERENCE_LABELS_FILE, np.asarray(holdout_labels, dtype="float64")[order])
+    null = score_null(train_scores, train_rows[spec.data.timestamp].to_numpy(), config=spec.monitoring.prediction_drift,
+                      window=spec.monitoring.window.approx(), min_rows=spec.monitoring.min_rows)
+    if null is not None:
+        (folder / names.REFERENCE_SCORES_NULL_FILE).write_text(json.dumps(null.to_dict()))
+    else:  # a retry's folder must not keep an earlier try's null
+        (folder / names.REFERENCE_SCORES_NULL_FILE).unlink(missing_ok=True)
     mlflow.log_artifacts(str(folder), names.REFERENCE_FOLDER)
 
 

@@ -438,7 +438,8 @@ class Drift(Strict):
         "reference",
         description="reference: a column drifts when its statistic is unusual for a window of monitoring.window "
                     "compared with such windows within the reference (its empirical null, stored at training); "
-                    "none: the raw test against threshold. Applies to data drift only.")
+                    "none: the raw test against threshold. Prediction drift calibrates alike on the model's scores "
+                    "of its training rows.")
     calibration_quantile: float = Field(
         0.95, gt=0, le=1, description="Quantile of the reference's null above which a calibrated column drifts.")
     weighting: Literal["importance", "none"] = Field(

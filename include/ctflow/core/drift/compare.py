@@ -216,19 +216,29 @@ def dataset_drift(
 
 
 def column_drift(reference: Any, current: Any, *, method: str = "auto", threshold: float | None = None,
-                 name: str | None = None, kind: Kind | None = None) -> ColumnDrift:
-    """Drift of one column (pandas Series, array or sequence); ``kind`` overrides inference."""
+                 name: str | None = None, kind: Kind | None = None, null: Null | None = None,
+                 quantile: float = CALIBRATION_QUANTILE) -> ColumnDrift:
+    """Drift of one column (pandas Series, array or sequence); ``kind`` overrides inference.
+
+    With ``null`` (its empirical null, :mod:`.calibration`) the column drifts when its statistic is
+    beyond the null's ``quantile``, as a calibrated column of :func:`dataset_drift_from_profile` does.
+    """
     _check_method(method)
     name = name if name is not None else str(getattr(reference, "name", None) or "value")
     raw = read_column(reference)
     if kind == "numeric" and raw[0] == "category":
         raise DriftInputError(f"column {name!r} cannot be numeric: its values are not numbers")
     ref = profile_from_raw(name, raw, kind, with_moments=True)
-    return _compare(ref, _current_profile(ref, current), method, threshold)
+    if null is not None and method not in ("auto", null.method):
+        null = None  # calibrated for another method: raw
+    return _compare(ref, _current_profile(ref, current), method, threshold, null, quantile)
 
 
 def prediction_drift(reference_scores: Any, current_scores: Any, *, method: str = "auto",
                      threshold: float | None = None, name: str = "prediction",
-                     kind: Kind | None = None) -> ColumnDrift:
-    """Drift of a model's output: scores/probabilities (numeric) or predicted labels."""
-    return column_drift(reference_scores, current_scores, method=method, threshold=threshold, name=name, kind=kind)
+                     kind: Kind | None = None, null: Null | None = None,
+                     quantile: float = CALIBRATION_QUANTILE) -> ColumnDrift:
+    """Drift of a model's output: scores/probabilities (numeric) or predicted labels (``null``:
+    calibrated, see :func:`column_drift`)."""
+    return column_drift(reference_scores, current_scores, method=method, threshold=threshold, name=name, kind=kind,
+                        null=null, quantile=quantile)

@@ -3,13 +3,22 @@
 The monitoring DAG (:func:`ctflow.core.monitoring.checks.prediction_drift`) and the replay's
 ``ctflow`` policy (:mod:`ctflow.core.replay.policies`) both judge here, so the replay retrains on
 prediction drift exactly when the DAG would. Pure: arrays and the spec's settings in, a dict out.
+
+Calibrated like data drift (:mod:`.calibration`): a model's scores move from week to week with
+the weather and the traffic mix, so a raw distance calls most ordinary weeks drifted. The holdout
+is too short for an empirical null (two weekly windows in the demo's 14 days), so the null comes
+from the model's scores on its *training* rows: windows of ``monitoring.window`` each compared with
+the rest of them. Those scores are in-sample, but the null compares them only with each other, and
+the window is compared only with out-of-sample (holdout) scores: each side is like with like.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ctflow.core.drift.compare import prediction_drift
+from ctflow.core.drift.calibration import Null
+from ctflow.core.drift.compare import calibrate_profile, prediction_drift
 from ctflow.core.drift.sufficiency import scores_insufficient, state
 
 if TYPE_CHECKING:
@@ -17,17 +26,45 @@ if TYPE_CHECKING:
 
     from ctflow.spec.models import Drift
 
+#: The scores' column name in the null's calibration frame.
+SCORE_COLUMN = "score"
+
+
+def score_null(scores: np.ndarray, times: np.ndarray, *, config: Drift, window: timedelta,
+               min_rows: int) -> Null | None:
+    """The empirical null of the score distance for ``window``-long windows of a model's training
+    scores (``times``: their rows' timestamps); None when ``config.calibration`` is ``none`` or the
+    training rows span fewer than three windows (the scores are then judged raw)."""
+    if config.calibration != "reference" or not len(scores):
+        return None
+    import numpy as np
+    import pandas as pd
+
+    from ctflow.core.drift.profile import ReferenceProfile
+
+    frame = pd.DataFrame({SCORE_COLUMN: np.asarray(scores, dtype="float64")})
+    profile = ReferenceProfile.from_frame(frame, [SCORE_COLUMN], numerical=[SCORE_COLUMN])
+    times = pd.to_datetime(pd.Series(times), utc=True).dt.tz_localize(None).to_numpy()
+    calibrated = calibrate_profile(profile, frame, times=times, window=window, method=config.method,
+                                   min_rows=min_rows)
+    return calibrated.nulls.get(SCORE_COLUMN)
+
 
 def score_drift(reference: np.ndarray, current: np.ndarray, *, config: Drift, min_rows: int, version: Any,
-                who: str) -> dict[str, Any]:
+                who: str, null: Null | None = None) -> dict[str, Any]:
     """``who``'s (champion or challenger) verdict as ``prediction_drift.json`` records it under ``models``.
 
     :param reference: the model's holdout scores (``reference/scores.npy``).
     :param current: its scores on the window, missing ones dropped.
     :param config: ``monitoring.prediction_drift``.
+    :param null: the model's :func:`score_null` (``reference/scores_null.json``); used when
+        ``config.calibration`` is ``reference``, absent for models trained before it was stored.
     """
+    if config.calibration != "reference":
+        null = None
     verdict = prediction_drift(reference, current, method=config.method, threshold=config.threshold,
-                               name=f"score ({who} v{version})", kind="numeric")
+                               name=f"score ({who} v{version})", kind="numeric", null=null,
+                               quantile=config.calibration_quantile)
     share = 1.0 if verdict.drifted else 0.0  # one column: the scores
     insufficient = scores_insufficient(n_reference=verdict.n_reference, n_current=verdict.n_current,
                                        min_rows=min_rows)
@@ -39,4 +76,4 @@ def score_drift(reference: np.ndarray, current: np.ndarray, *, config: Drift, mi
             "current_mean": float(current.mean()) if len(current) else None}
 
 
-__all__ = ["score_drift"]
+__all__ = ["SCORE_COLUMN", "score_drift", "score_null"]

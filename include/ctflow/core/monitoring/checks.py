@@ -27,6 +27,7 @@ from ctflow.core.monitoring.files import (
 )
 
 if TYPE_CHECKING:
+    from ctflow.core.drift.calibration import Null
     from ctflow.core.monitoring.sequential import Evidence
     from ctflow.spec import PipelineSpec
 
@@ -94,7 +95,9 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
         reference = np.load(path, allow_pickle=False)
         current = frame[column].dropna().to_numpy(dtype="float64")
         result["models"][who] = score_drift(reference, current, config=config, min_rows=spec.monitoring.min_rows,
-                                            version=model["version"], who=who)
+                                            version=model["version"], who=who,
+                                            null=_score_null(run_dir, model["run_id"], tracking_uri=tracking_uri, who=who)
+                                            if config.calibration == "reference" else None)
     champion = result["models"].get("champion", {})
     result["available"] = bool(champion.get("available"))
     result["drifted"] = bool(champion.get("drifted"))  # the champion serves: its drift is the breach
@@ -114,6 +117,17 @@ def prediction_drift(spec: PipelineSpec, *, run_dir: Path, tracking_uri: str | N
         (run_dir / ESTIMATED_PERFORMANCE).unlink(missing_ok=True)  # no earlier try's estimate for this one
     result["estimated"] = {k: v for k, v in estimated.items() if k in ("available", "metric", "value", "breach", "reason")}
     return result
+
+
+def _score_null(run_dir: Path, run_id: str, *, tracking_uri: str | None, who: str) -> Null | None:
+    """The model's stored score null (``reference/scores_null.json``); None for a model trained
+    before it was stored or on too short a window (its scores are then judged raw)."""
+    import json
+
+    from ctflow.core.drift.calibration import Null
+
+    path = _reference(run_dir, run_id, names.REFERENCE_SCORES_NULL_FILE, tracking_uri=tracking_uri, who=who)
+    return None if path is None else Null.from_dict(json.loads(path.read_text()))
 
 
 def ground_truth_window(spec: PipelineSpec, as_of: datetime) -> tuple[datetime, datetime]:

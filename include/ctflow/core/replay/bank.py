@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
     from ctflow.core.drift import ReferenceProfile
+    from ctflow.core.drift.calibration import Null
     from ctflow.core.quality import QualityReport
     from ctflow.core.replay.frame import ReplayFrame
     from ctflow.core.training import FeatureSet
@@ -57,6 +58,7 @@ class ModelBank:
         self._models: dict[datetime, Candidate] = {}
         self._scores: dict[tuple[str, Any], np.ndarray] = {}
         self._profiles: dict[tuple[Any, ...], ReferenceProfile] = {}
+        self._score_nulls: dict[tuple[Any, ...], Null | None] = {}
         self._importances: dict[str, dict[str, float] | None] = {}
         self._slices: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self._quality: dict[tuple[datetime, str], QualityReport] = {}
@@ -120,6 +122,20 @@ class ModelBank:
         """The model's holdout scores: what ``steps.train`` stores as its prediction-drift reference
         (``reference/scores.npy``). Cached with the holdout scores the gate uses."""
         return self.scores(model, model.holdout_rows, ("holdout", model.id))
+
+    def score_null(self, model: Candidate, spec: PipelineSpec) -> Null | None:
+        """The model's score null as ``steps.train`` stores it (``reference/scores_null.json``), under
+        ``spec``'s prediction-drift settings: from its scores on its training rows."""
+        from ctflow.core.drift.scores import score_null
+
+        config, monitoring = spec.monitoring.prediction_drift, spec.monitoring
+        key = (model.id, config.calibration, config.method, monitoring.window, monitoring.min_rows)
+        if key not in self._score_nulls:
+            rows = model.train_rows
+            self._score_nulls[key] = score_null(
+                self.scores(model, rows, ("train", model.id)), rows[spec.data.timestamp].to_numpy(), config=config,
+                window=monitoring.window.approx(), min_rows=monitoring.min_rows)
+        return self._score_nulls[key]
 
     def slices(self, candidate: Candidate, columns: Sequence[str]) -> dict[str, Any]:
         """Per-slice holdout metrics of ``candidate`` for these slice columns (a what-if may change them)."""

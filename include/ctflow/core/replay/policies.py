@@ -159,7 +159,7 @@ def _prediction_drift(bank: ModelBank, spec: PipelineSpec, champion: Candidate, 
     current = bank.scores(champion, previous_rows, ("step", previous.index))  # the step's metric's scores
     verdict = score_drift(bank.reference_scores(champion), current[~np.isnan(current)],  # as the DAG's dropna
                           config=spec.monitoring.prediction_drift, min_rows=spec.monitoring.min_rows,
-                          version=champion.id, who="champion")
+                          version=champion.id, who="champion", null=bank.score_null(champion, spec))
     return {"available": True, "drifted": verdict["drifted"], "models": {"champion": verdict}}
 
 

@@ -77,11 +77,46 @@ def window_slices(times: np.ndarray, window: timedelta) -> list[np.ndarray]:
     return [order[np.searchsorted(ordered, s): np.searchsorted(ordered, s + width)] for s in chosen]
 
 
+def rest_pairs(times: np.ndarray, window: timedelta) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(rest, sub-window)`` row indices for each of :func:`window_slices`: data drift compares a
+    window with the whole reference, so its null compares each sub-window with the rest of it."""
+    pairs = []
+    for rows in window_slices(times, window):
+        keep = np.ones(len(times), dtype=bool)
+        keep[rows] = False
+        pairs.append((np.flatnonzero(keep), rows))
+    return pairs
+
+
+def preceding_pairs(times: np.ndarray, window: timedelta, span: timedelta) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(block, sub-window)`` row indices: each ``window``-long sub-window (one every quarter
+    window, at most :data:`MAX_WINDOWS`) and the ``span``-long block just before it. Score drift
+    compares a window with the holdout, a short block of time just before the model's first
+    window: its null keeps that block's length, so the reference's sampling noise is the same on
+    both sides, and the gap between block and window is the only thing monitoring adds."""
+    if not len(times):
+        return []
+    ns = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
+    width, before = int(window.total_seconds() * 1e9), int(span.total_seconds() * 1e9)
+    start, end = int(ns.min()) + before, int(ns.max())
+    if width <= 0 or before <= 0 or end - start < width:
+        return []
+    starts = np.arange(start, end - width + 1, max(width // STRIDES_PER_WINDOW, 1))
+    chosen = starts[np.unique(np.linspace(0, len(starts) - 1, min(len(starts), MAX_WINDOWS)).round().astype(int))]
+    order = np.argsort(ns, kind="stable")
+    ordered = ns[order]
+
+    def rows(lo: int, hi: int) -> np.ndarray:
+        return order[np.searchsorted(ordered, lo): np.searchsorted(ordered, hi)]
+
+    return [(rows(s - before, s), rows(s, s + width)) for s in chosen]
+
+
 def calibrate(
     frame: Any,
     names: Sequence[str],
     *,
-    times: np.ndarray,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     window: timedelta,
     choose: Callable[[Any, Any], str],
     build: Callable[[Any, Sequence[str]], Any],
@@ -90,21 +125,21 @@ def calibrate(
 ) -> dict[str, Null]:
     """The null of every column of ``names`` that has one (see the module docstring).
 
-    :param frame: the reference rows (pandas DataFrame), aligned with ``times``.
-    :param choose: the method for (rest, sub-window) column profiles, as monitoring chooses it.
+    :param frame: the reference rows (pandas DataFrame).
+    :param pairs: ``(reference, current)`` row indices of ``frame`` (:func:`rest_pairs`,
+        :func:`preceding_pairs`); a pair whose current part has fewer than ``min_rows`` rows is left out.
+    :param window: the length of the current parts (stored with the null).
+    :param choose: the method for (reference, current) column profiles, as monitoring chooses it.
     :param build: ``(frame, names) -> ReferenceProfile``; ``measure``: the method on two profiles.
     """
-    slices = [s for s in window_slices(times, window) if len(s) >= min_rows]
-    if len(slices) < MIN_WINDOWS:
+    pairs = [(ref, cur) for ref, cur in pairs if len(cur) >= min_rows and len(ref)]
+    if len(pairs) < MIN_WINDOWS:
         return {}
     values: dict[str, list[float]] = {name: [] for name in names}
     methods: dict[str, str] = {}
-    everything = np.ones(len(frame), dtype=bool)
-    for rows in slices:
-        keep = everything.copy()
-        keep[rows] = False
-        rest = build(frame.iloc[np.flatnonzero(keep)], names)
-        part = build(frame.iloc[rows], names)
+    for reference_rows, current_rows in pairs:
+        rest = build(frame.iloc[reference_rows], names)
+        part = build(frame.iloc[current_rows], names)
         for name in names:
             ref, cur = rest.columns.get(name), part.columns.get(name)
             if ref is None or cur is None or ref.n == 0 or cur.n == 0 or ref.kind != cur.kind:
@@ -131,4 +166,5 @@ def weighted_share(drifted: Sequence[bool], weights: Sequence[float | None]) -> 
     return float(np.dot(w, np.asarray(drifted, dtype=float)) / w.sum())
 
 
-__all__ = ["MAX_WINDOWS", "MIN_WINDOWS", "Null", "calibrate", "surprise", "weighted_share", "window_slices"]
+__all__ = ["MAX_WINDOWS", "MIN_WINDOWS", "Null", "calibrate", "preceding_pairs", "rest_pairs", "surprise",
+           "weighted_share", "window_slices"]

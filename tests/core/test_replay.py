@@ -149,9 +149,9 @@ def test_monitoring_is_recorded_against_the_champion(result, spec):
 
 def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores(spec, data, result, tmp_path):
     """Each monitored step's champion scores and holdout scores, laid out as the DAG reads them
-    (window frame, ``reference/scores.npy``, ``reference/scores_null.json``), through the DAG's
-    ``prediction_drift``: the replay
-    breached on prediction drift exactly when that check said drifted."""
+    (window frame, ``reference/scores.npy``, ``reference/labels.npy``, ``reference/scores_null.json``),
+    through the DAG's ``prediction_drift``: the replay breached on prediction drift exactly when
+    that check said drifted, and its performance estimate is the DAG's ``estimated_performance``."""
     import numpy as np
     import pandas as pd
 
@@ -200,7 +200,44 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
         if s.scores_drifted and "drift" in spec.schedule.retrain_on:
             assert "drift" in s.triggers or "drift" in s.held_back
         verdicts.append(s.scores_drifted)
+        estimated = json.loads((run_dir / monitoring.ESTIMATED_PERFORMANCE).read_text())
+        assert estimated["available"] and estimated["enabled"] is False  # the demo spec logs it, acts not
+        assert s.estimated_metric == pytest.approx(estimated["value"], abs=1e-12)
+        assert s.estimated_breach == estimated["breach"]
+        # beside it, the same champion's realized metric on the same rows: that step's own score
+        assert s.realized_metric == pytest.approx(ctflow.steps[s.step - 1].metric, abs=1e-12)
+        assert s.realized_breach == spec.monitoring.performance.breach(s.realized_metric)
     assert len(verdicts) == len(monitored)
+    summary = ctflow.estimate_summary()
+    assert summary["steps"] == len(monitored)
+    assert summary["mae"] == pytest.approx(
+        np.mean([abs(s.estimated_metric - s.realized_metric) for s in monitored]), abs=1e-6)
+
+
+def test_estimated_performance_breaches_retrain_when_the_spec_acts_on_them(spec, data):
+    """A floor no week reaches (0.99): the estimate breaches at every monitored step. With
+    ``monitoring.estimated_performance`` on, each raises a ``performance`` breach from the estimate
+    (before the labels); off, the same estimates are recorded but raise nothing."""
+    floor = {"schedule.train": None, "schedule.retrain_on": ["performance"],
+             "monitoring.performance": {"metric": "roc_auc", "min": 0.99},
+             "evaluation.thresholds": {"roc_auc": {"min": 0.5}}, "evaluation.slices": []}
+    out = replay.replay(spec, data, start=START, end=END, every=EVERY_STEP, what_if={
+        name: (replay.override_spec(spec, {**floor, "monitoring.estimated_performance": on}), {})
+        for name, on in (("acts", True), ("logs", False))
+    })
+    acts, logs = out.policy("acts"), out.policy("logs")
+    for policy in (acts, logs):
+        monitored = policy.steps[1:]
+        assert all(s.estimated_breach and s.estimated_breach.endswith("< min 0.99") for s in monitored)
+        assert all(s.realized_breach for s in monitored)
+    assert all("estimated_performance" in s.breaches and "performance" in s.triggers for s in acts.steps[1:])
+    assert not any("estimated_performance" in s.breaches for s in logs.steps)
+    summary = acts.estimate_summary()
+    assert summary["estimated_breaches"] == summary["early"] == summary["realized_breaches"] == 6
+    assert summary["false_alarms"] == summary["missed"] == 0
+    assert "estimate for acts:" in out.table()
+    per_step = next(r for r in out.records() if r["policy"] == "acts")["per_step"]
+    assert per_step[1]["estimated_metric"] is not None and "estimated_performance" in per_step[1]["breaches"]
 
 
 def test_without_a_champion_ctflow_retries_at_each_step_only_if_retrain_on_says_no_champion(spec, data):

@@ -40,6 +40,9 @@ How the replay maps the DAGs' behaviour onto steps (documented approximations):
   whose labels are known at ``t_k`` (``[t_{k-1}, t_k)`` shifted back by
   ``data.label.available_after``, filtered by when each label became known). The monitoring DAG checks ``monitoring.window`` (daily)
   windows; the replay checks one window per step, and a breach retrains as of the next step.
+  The champion's scores on the previous step are judged for prediction drift and for the
+  label-free performance estimate by the DAG's own functions (``score_drift``,
+  ``judge_window``); each step records the estimate beside the realized metric of the same rows.
 * **Data quality** (``quality``) is checked before each ctflow training, as in the DAG; a
   window that fails is not trained on. ``never`` and ``every`` do not check.
 * **Registry.** Promotion is ``direct`` and ``auto``; shadow/canary strategies and manual

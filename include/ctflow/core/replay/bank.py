@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from ctflow.core.drift import ReferenceProfile
     from ctflow.core.drift.calibration import Null
+    from ctflow.core.monitoring.estimate import Reference
     from ctflow.core.quality import QualityReport
     from ctflow.core.replay.frame import ReplayFrame
     from ctflow.core.training import FeatureSet
@@ -59,6 +60,7 @@ class ModelBank:
         self._scores: dict[tuple[str, Any], np.ndarray] = {}
         self._profiles: dict[tuple[Any, ...], ReferenceProfile] = {}
         self._score_nulls: dict[tuple[Any, ...], Null | None] = {}
+        self._estimate_references: dict[tuple[str, str], Reference] = {}
         self._importances: dict[str, dict[str, float] | None] = {}
         self._slices: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self._quality: dict[tuple[datetime, str], QualityReport] = {}
@@ -122,6 +124,25 @@ class ModelBank:
         """The model's holdout scores: what ``steps.train`` stores as its prediction-drift reference
         (``reference/scores.npy``). Cached with the holdout scores the gate uses."""
         return self.scores(model, model.holdout_rows, ("holdout", model.id))
+
+    def estimate_reference(self, model: Candidate, spec: PipelineSpec) -> Reference:
+        """The model's labelled holdout fitted for the performance estimate under ``spec`` (a what-if
+        may change the monitored metric): its holdout scores and labels in time order, as
+        ``steps.train`` stores ``reference/scores.npy`` and ``reference/labels.npy``."""
+        from ctflow.core.fit import LABEL
+        from ctflow.core.monitoring.estimated import estimated_metric, fit_reference
+        from ctflow.core.threshold import DEFAULT
+
+        key = (model.id, estimated_metric(spec))
+        if key not in self._estimate_references:
+            rows = model.holdout_rows
+            order = np.argsort(rows[self.spec.data.timestamp].to_numpy(), kind="stable")
+            # the version's threshold, else the spec's, else the default: the DAG's ``_threshold``
+            threshold = next((t for t in (model.threshold, self.spec.model.threshold) if t is not None), DEFAULT)
+            self._estimate_references[key] = fit_reference(
+                spec, self.reference_scores(model)[order], rows[LABEL].to_numpy(dtype="float64")[order],
+                threshold=threshold)
+        return self._estimate_references[key]
 
     def score_null(self, model: Candidate, spec: PipelineSpec) -> Null | None:
         """The model's score null as ``steps.train`` stores it (``reference/scores_null.json``), under

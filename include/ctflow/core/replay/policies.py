@@ -108,7 +108,8 @@ def _run_ctflow(bank: ModelBank, spec: PipelineSpec, steps: list[Step], rows: li
 def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step, step: Step,
              previous_rows: pd.DataFrame, record: StepRecord) -> list[str]:
     """The monitoring DAG's checks of the previous step against ``champion``: the breach kinds
-    (:func:`ctflow.core.policy.assess`); the drift share and the monitored metric go to ``record``."""
+    (:func:`ctflow.core.policy.assess`); the drift share, the monitored metric, the performance
+    estimate beside the realized metric of the same rows and the breached checks go to ``record``."""
     from ctflow.core.drift import dataset_drift_from_profile
     from ctflow.core.policy import assess
 
@@ -138,29 +139,72 @@ def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous:
         perf = {"available": value is not None, "breach": monitoring.performance.breach(value),
                 "metric": monitoring.performance.metric, "champion": {"version": champion.id, "value": value},
                 "window_start": start.isoformat(), "window_end": end.isoformat()}
-    predictions = _prediction_drift(bank, spec, champion, previous, previous_rows)
+    current = _window_scores(bank, champion, previous, previous_rows)
+    predictions = _prediction_drift(bank, spec, champion, current)
     if predictions:
         verdict = predictions["models"]["champion"]
         record.score_drift = verdict["p_value"] if verdict["p_value"] is not None else verdict["statistic"]
         record.scores_drifted = verdict["drifted"]
-    return [b["kind"] for b in assess(spec, data=data, predictions=predictions, perf=perf)]
+    estimated = _estimate(bank, spec, champion, previous, current)
+    if estimated:
+        _record_estimate(bank, spec, champion, previous, previous_rows, estimated, record)
+    breaches = assess(spec, data=data, predictions=predictions, perf=perf, estimated=estimated)
+    record.breaches = [b["what"] for b in breaches]
+    return [b["kind"] for b in breaches]
 
 
-def _prediction_drift(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step,
-                      previous_rows: pd.DataFrame) -> dict[str, Any]:
-    """The champion's scores on the previous step against its holdout scores, judged by the
-    monitoring DAG's function (:func:`ctflow.core.drift.scores.score_drift`)."""
+def _window_scores(bank: ModelBank, champion: Candidate, previous: Step, previous_rows: pd.DataFrame) -> Any:
+    """The champion's scores on the previous step, missing ones dropped (as the DAG's window frame
+    ``dropna``); the same cached scores the step's metric is computed from."""
     import numpy as np
 
+    if not len(previous_rows):
+        return np.zeros(0)
+    current = bank.scores(champion, previous_rows, ("step", previous.index))
+    return current[~np.isnan(current)]
+
+
+def _prediction_drift(bank: ModelBank, spec: PipelineSpec, champion: Candidate, current: Any) -> dict[str, Any]:
+    """The champion's scores on the previous step against its holdout scores, judged by the
+    monitoring DAG's function (:func:`ctflow.core.drift.scores.score_drift`)."""
     from ctflow.core.drift.scores import score_drift
 
-    if not len(previous_rows):
+    if not len(current):
         return {}
-    current = bank.scores(champion, previous_rows, ("step", previous.index))  # the step's metric's scores
-    verdict = score_drift(bank.reference_scores(champion), current[~np.isnan(current)],  # as the DAG's dropna
+    verdict = score_drift(bank.reference_scores(champion), current,
                           config=spec.monitoring.prediction_drift, min_rows=spec.monitoring.min_rows,
                           version=champion.id, who="champion", null=bank.score_null(champion, spec))
     return {"available": True, "drifted": verdict["drifted"], "models": {"champion": verdict}}
+
+
+def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step, current: Any) -> dict[str, Any]:
+    """The champion's performance estimated on the previous step's scores before their labels, judged
+    by the monitoring DAG's function (:func:`ctflow.core.monitoring.estimated.judge_window`)
+    against its time-ordered labelled holdout; {} on a step without rows."""
+    from ctflow.core.monitoring.estimated import estimation_problem, judge_window
+
+    if not len(current):
+        return {}
+    problem = estimation_problem(spec, len(current))
+    try:
+        reference = None if problem else bank.estimate_reference(champion, spec)
+    except Exception as err:  # noqa: BLE001 - as the DAG: the estimate is a hint, its failure must not stop monitoring
+        log.warning("no performance estimate for champion %s: %s: %s", champion.id, type(err).__name__, err)
+        reference, problem = None, f"{type(err).__name__}: {err}"
+    return judge_window(spec, reference, current, version=champion.id, reason=problem,
+                        window_start=previous.start.isoformat(), window_end=previous.end.isoformat())
+
+
+def _record_estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step,
+                     previous_rows: pd.DataFrame, estimated: dict[str, Any], record: StepRecord) -> None:
+    """The estimate beside what the labels of the same rows say once they come: the champion's
+    realized metric on the previous step and whether ``monitoring.performance`` would breach on it."""
+    record.estimated_metric = estimated["value"]
+    record.estimated_breach = estimated["breach"]
+    realized = bank.metrics(champion, previous_rows, ("step", previous.index)).get(estimated["metric"])
+    record.realized_metric = realized
+    config = spec.monitoring.performance
+    record.realized_breach = config.breach(realized) if config is not None else None
 
 
 def _higher_is_better(spec: PipelineSpec) -> bool:

@@ -55,6 +55,15 @@ class StepRecord:
     #: the champion's score drift statistic (p-value or distance) and verdict, as the DAG's prediction_drift
     score_drift: float | None = None
     scores_drifted: bool | None = None
+    #: the champion's metric estimated on the previous step's scores before their labels (the DAG's
+    #: estimated_performance), and its breach (acted on only under monitoring.estimated_performance)
+    estimated_metric: float | None = None
+    estimated_breach: str | None = None
+    #: the same metric on the same rows once their labels came, and monitoring.performance's bound check of it
+    realized_metric: float | None = None
+    realized_breach: str | None = None
+    #: the checks that breached at this step (assess's ``what``: data_drift, performance, estimated_performance, ...)
+    breaches: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +86,11 @@ class StepRecord:
             "monitored_metric": _round(self.monitored_metric),
             "score_drift": _round(self.score_drift),
             "scores_drifted": self.scores_drifted,
+            "estimated_metric": _round(self.estimated_metric),
+            "estimated_breach": self.estimated_breach,
+            "realized_metric": _round(self.realized_metric),
+            "realized_breach": self.realized_breach,
+            "breaches": list(self.breaches),
         }
 
 
@@ -112,6 +126,26 @@ class PolicyResult:
     def promotions(self) -> int:
         return sum(s.promoted for s in self.steps)
 
+    def estimate_summary(self) -> dict[str, Any] | None:
+        """How the label-free estimate tracked the realized metric of the same steps: the mean
+        absolute error, and its breaches against the realized breaches of the same windows
+        (``early``: confirmed by the labels, raised before them; ``false_alarms``; ``missed``:
+        realized breaches it did not raise). None when no step was estimated."""
+        pairs = [(s.estimated_metric, s.realized_metric) for s in self.steps
+                 if s.estimated_metric is not None and s.realized_metric is not None]
+        if not pairs:
+            return None
+        estimated, realized = (np.asarray(v, dtype=float) for v in zip(*pairs, strict=True))
+        return {
+            "steps": len(pairs),
+            "mae": _round(float(np.mean(np.abs(estimated - realized))), 6),
+            "estimated_breaches": sum(1 for s in self.steps if s.estimated_breach),
+            "early": sum(1 for s in self.steps if s.estimated_breach and s.realized_breach),
+            "false_alarms": sum(1 for s in self.steps if s.estimated_breach and not s.realized_breach),
+            "missed": sum(1 for s in self.steps if s.realized_breach and not s.estimated_breach),
+            "realized_breaches": sum(1 for s in self.steps if s.realized_breach),
+        }
+
     def paired(self, reference: PolicyResult) -> tuple[float, float, int] | None:
         """Mean metric of this policy and of ``reference`` over the steps both scored, and how many.
 
@@ -141,6 +175,7 @@ class PolicyResult:
             "training_triggers": dict(sorted(triggers.items())),
             "decisions": dict(sorted(decisions.items())),
             "breaches_held_back": sum(1 for s in self.steps if s.held_back),
+            "estimate": self.estimate_summary(),
         }
         paired = self.paired(reference) if reference is not None else None
         if paired is not None and paired[1]:
@@ -237,6 +272,7 @@ class ReplayResult:
                     f"(gap {g['mean_metric_gap']:+.2%} over the {g['paired_steps']} steps both scored, "
                     f"trainings {g['trainings_share']:.0%})"
                 )
+        lines += [_estimate_line(p) for p in self.policies if p.estimate_summary() is not None]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,3 +282,13 @@ class ReplayResult:
             "fits": self.fits,
             "seconds": self.seconds, "notes": self.notes, "policies": self.records(),
         }
+
+
+def _estimate_line(policy: PolicyResult) -> str:
+    """One line of :meth:`PolicyResult.estimate_summary` under the table."""
+    e = policy.estimate_summary()
+    assert e is not None
+    return (f"estimate for {policy.policy}: the monitored metric estimated before the labels vs realized on the same "
+            f"{e['steps']} steps, mean absolute error {e['mae']:.4f}; {e['estimated_breaches']} estimated "
+            f"breach(es): {e['early']} before the realized breach of the same window, {e['false_alarms']} false "
+            f"alarm(s); {e['missed']} of {e['realized_breaches']} realized breach(es) not estimated")

@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from ctflow.core.drift import ReferenceProfile, calibrate_profile, dataset_drift_from_profile
-from ctflow.core.drift.calibration import MIN_WINDOWS, preceding_pairs, weighted_share, window_slices
+from ctflow.core.drift.calibration import (
+    MIN_WINDOWS,
+    rest_pairs,
+    sampled_rest_pairs,
+    weighted_share,
+    window_slices,
+)
 from tests.core.test_drift import _nycflights_csv
 
 COLUMNS = ["dep_hour", "distance", "carrier", "origin", "temp", "humid", "wind_speed", "pressure"]
@@ -169,13 +175,14 @@ def test_ordinary_weeks_scores_drift_raw_but_not_calibrated_and_a_real_shift_sti
     frame, scores, training, holdout = scored_quarter
     plain = scores()
     calibrated, raw = Drift(max_drifted_share=1.0), Drift(max_drifted_share=1.0, calibration="none")
-    times = frame.time_hour[training].to_numpy()
-    null = score_null(plain[training], times, config=calibrated, window=WEEK, holdout=2 * WEEK, min_rows=100)
-    # Each week of training against the two weeks before it, as a window is judged against the
-    # 14-day holdout: weeks starting every 1.75 days from July 15 to August 10.
+    times, holdout_rows = frame.time_hour[training].to_numpy(), int(holdout.sum())
+    null = score_null(plain[training], times, config=calibrated, window=WEEK, reference_rows=holdout_rows, min_rows=100)
+    # Each week of training against as many other training rows as the holdout has, as a window is
+    # judged against the holdout: 24 weeks (one every 1.75 days, capped).
     assert null is not None and null.method == "wasserstein" and len(null.values) == len(
-        preceding_pairs(times, WEEK, 2 * WEEK)) == 16
-    assert score_null(plain[training], times, config=raw, window=WEEK, holdout=2 * WEEK, min_rows=100) is None
+        sampled_rest_pairs(times, WEEK, holdout_rows)) == 24
+    assert score_null(plain[training], times, config=raw, window=WEEK, reference_rows=holdout_rows,
+                      min_rows=100) is None
     weeks = [(frame.time_hour >= start) & (frame.time_hour < start + WEEK)
              for start in pd.date_range("2013-09-01", "2013-09-28", freq="7D")]
     judged = [(score_drift(plain[holdout], plain[week.to_numpy()], config=raw, min_rows=100, version=1, who="champion"),
@@ -195,12 +202,14 @@ def test_ordinary_weeks_scores_drift_raw_but_not_calibrated_and_a_real_shift_sti
                        who="champion", null=null)["calibrated"] is False
 
 
-def test_preceding_pairs_hold_a_block_of_the_holdout_length_just_before_each_window(summer):
+def test_sampled_rest_pairs_keep_the_reference_size_and_leave_the_window_out(summer):
     times = summer["time_hour"].to_numpy()
-    pairs = preceding_pairs(times, WEEK, 2 * WEEK)
-    assert 3 <= len(pairs) <= 24
-    for block, window in pairs:
-        start = times[window].min()
-        assert times[block].max() < start <= times[window].max() < start + np.timedelta64(7, "D")
-        assert times[block].min() >= start - np.timedelta64(14, "D")
-    assert preceding_pairs(times, WEEK, timedelta(days=62)) == []  # no room for a block and a window
+    pairs = sampled_rest_pairs(times, WEEK, 500, seed=3)
+    assert [len(cur) for _, cur in pairs] == [len(cur) for _, cur in rest_pairs(times, WEEK)]
+    for rest, window in pairs:
+        assert len(rest) == 500 and len(np.unique(rest)) == 500 and not np.isin(rest, window).any()
+    again = sampled_rest_pairs(times, WEEK, 500, seed=3)
+    assert all((a == b).all() for (a, _), (b, _) in zip(pairs, again, strict=True))  # a seed, not chance
+    # A reference as large as the rest (or larger) keeps the whole rest, as data drift's null does.
+    whole = sampled_rest_pairs(times, WEEK, len(times))
+    assert all((a == b).all() for (a, _), (b, _) in zip(whole, rest_pairs(times, WEEK), strict=True))

@@ -108,11 +108,10 @@ def test_monitoring_steps_on_a_real_champion(champion, home):
 
     scores = monitoring.prediction_drift(spec, run_dir=run_dir)
     assert scores["available"] and scores["models"]["champion"]["n_current"] == first["rows"]
-    # Calibrated on the null steps.train stored from the champion's training scores: 1-day windows,
-    # each against the 3 days (the holdout's length) before it, one every 6 hours over days 3-6 of
-    # the 7 training days.
+    # Calibrated on the null steps.train stored from the champion's training scores: 1-day windows
+    # (one every 6 hours over the 7 training days), each against as many other rows as the holdout has.
     null = json.loads((run_dir / "reference" / "champion" / "scores_null.json").read_text())
-    assert null["window_seconds"] == 86400 and len(null["values"]) == 12
+    assert null["window_seconds"] == 86400 and len(null["values"]) == 24
     verdict = scores["models"]["champion"]
     assert verdict["calibrated"] and verdict["threshold"] == pytest.approx(max(np.quantile(null["values"], 0.95), 0.1))
     assert verdict["drifted"] == (verdict["statistic"] > verdict["threshold"])

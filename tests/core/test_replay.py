@@ -182,8 +182,8 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
         train = champion.train_rows
         null = score_null(predict_scores(champion.pipeline, train[champion.features.all], spec.model.task),
                           train[spec.data.timestamp].to_numpy(), config=spec.monitoring.prediction_drift,
-                          window=spec.monitoring.window.approx(), holdout=spec.data.holdout.approx(),
-                          min_rows=spec.monitoring.min_rows)
+                          window=spec.monitoring.window.approx(), reference_rows=len(holdout),
+                          min_rows=spec.monitoring.min_rows, seed=spec.model.seed)
         # 10 training days hold fewer than three 7-day windows: no null, the scores are judged raw
         # (tests/core/test_monitoring.py checks a calibrated one through the real train step).
         assert null is None

@@ -502,8 +502,8 @@ def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, 
     np.save(folder / names.REFERENCE_SCORES_FILE, np.asarray(holdout_scores, dtype="float64")[order])
     np.save(folder / names.REFERENCE_LABELS_FILE, np.asarray(holdout_labels, dtype="float64")[order])
     null = score_null(train_scores, train_rows[spec.data.timestamp].to_numpy(), config=spec.monitoring.prediction_drift,
-                      window=spec.monitoring.window.approx(), holdout=spec.data.holdout.approx(),
-                      min_rows=spec.monitoring.min_rows)
+                      window=spec.monitoring.window.approx(), reference_rows=len(holdout_scores),
+                      min_rows=spec.monitoring.min_rows, seed=spec.model.seed)
     if null is not None:
         (folder / names.REFERENCE_SCORES_NULL_FILE).write_text(json.dumps(null.to_dict()))
     else:  # a retry's folder must not keep an earlier try's null

@@ -88,28 +88,16 @@ def rest_pairs(times: np.ndarray, window: timedelta) -> list[tuple[np.ndarray, n
     return pairs
 
 
-def preceding_pairs(times: np.ndarray, window: timedelta, span: timedelta) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(block, sub-window)`` row indices: each ``window``-long sub-window (one every quarter
-    window, at most :data:`MAX_WINDOWS`) and the ``span``-long block just before it. Score drift
-    compares a window with the holdout, a short block of time just before the model's first
-    window: its null keeps that block's length, so the reference's sampling noise is the same on
-    both sides, and the gap between block and window is the only thing monitoring adds."""
-    if not len(times):
-        return []
-    ns = np.asarray(times, dtype="datetime64[ns]").astype(np.int64)
-    width, before = int(window.total_seconds() * 1e9), int(span.total_seconds() * 1e9)
-    start, end = int(ns.min()) + before, int(ns.max())
-    if width <= 0 or before <= 0 or end - start < width:
-        return []
-    starts = np.arange(start, end - width + 1, max(width // STRIDES_PER_WINDOW, 1))
-    chosen = starts[np.unique(np.linspace(0, len(starts) - 1, min(len(starts), MAX_WINDOWS)).round().astype(int))]
-    order = np.argsort(ns, kind="stable")
-    ordered = ns[order]
-
-    def rows(lo: int, hi: int) -> np.ndarray:
-        return order[np.searchsorted(ordered, lo): np.searchsorted(ordered, hi)]
-
-    return [(rows(s - before, s), rows(s, s + width)) for s in chosen]
+def sampled_rest_pairs(times: np.ndarray, window: timedelta, rows: int, *, seed: int = 0
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`rest_pairs` with each rest cut to ``rows`` rows drawn at random (without replacement,
+    ``seed``): score drift compares a window with the holdout, whose size is fixed, so its null keeps
+    that size. Against the whole rest the statistic has far less sampling noise than against the
+    holdout (a month of 22 rows against 440 rows where the holdout has 44), the null is too tight,
+    and ordinary windows drift."""
+    rng = np.random.default_rng(seed)
+    return [(np.sort(rng.choice(rest, size=rows, replace=False)) if 0 < rows < len(rest) else rest, part)
+            for rest, part in rest_pairs(times, window)]
 
 
 def calibrate(
@@ -127,7 +115,7 @@ def calibrate(
 
     :param frame: the reference rows (pandas DataFrame).
     :param pairs: ``(reference, current)`` row indices of ``frame`` (:func:`rest_pairs`,
-        :func:`preceding_pairs`); a pair whose current part has fewer than ``min_rows`` rows is left out.
+        :func:`sampled_rest_pairs`); a pair whose current part has fewer than ``min_rows`` rows is left out.
     :param window: the length of the current parts (stored with the null).
     :param choose: the method for (reference, current) column profiles, as monitoring chooses it.
     :param build: ``(frame, names) -> ReferenceProfile``; ``measure``: the method on two profiles.
@@ -166,5 +154,5 @@ def weighted_share(drifted: Sequence[bool], weights: Sequence[float | None]) -> 
     return float(np.dot(w, np.asarray(drifted, dtype=float)) / w.sum())
 
 
-__all__ = ["MAX_WINDOWS", "MIN_WINDOWS", "Null", "calibrate", "preceding_pairs", "rest_pairs", "surprise",
+__all__ = ["MAX_WINDOWS", "MIN_WINDOWS", "Null", "calibrate", "rest_pairs", "sampled_rest_pairs", "surprise",
            "weighted_share", "window_slices"]

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ctflow.core.drift import sufficiency
-from ctflow.core.drift.calibration import Null, calibrate, preceding_pairs, rest_pairs, surprise, weighted_share
+from ctflow.core.drift.calibration import Null, calibrate, rest_pairs, sampled_rest_pairs, surprise, weighted_share
 from ctflow.core.drift.methods import aligned_counts, measure
 from ctflow.core.drift.profile import ColumnProfile, ReferenceProfile, profile_from_raw
 from ctflow.core.drift.readers import check_columns, column_names, get_column, map_columns, read_column, row_count
@@ -106,13 +106,14 @@ def calibrate_profile(
     num_method: str | None = None,
     cat_method: str | None = None,
     min_rows: int = 1,
-    preceding: timedelta | None = None,
+    reference_rows: int | None = None,
+    seed: int = 0,
 ) -> ReferenceProfile:
     """``profile`` (built from ``frame``) with the empirical null of each column for windows of
     ``window`` (:mod:`.calibration`); ``times`` are the rows' timestamps. Each window is compared
-    with the rest of ``frame``, or with the ``preceding``-long block just before it when given
-    (:func:`.calibration.preceding_pairs`). A reference shorter than three windows gets no null:
-    its columns are then compared raw."""
+    with the rest of ``frame``, or with ``reference_rows`` rows of it drawn at random (``seed``)
+    when monitoring's reference has that many (:func:`.calibration.sampled_rest_pairs`). A
+    reference shorter than three windows gets no null: its columns are then compared raw."""
     for m in (method, num_method, cat_method):
         _check_method(m)
     names = profile.names
@@ -128,7 +129,8 @@ def calibrate_profile(
         return auto_method(ref, cur) if chosen == "auto" else chosen
 
     times = np.asarray(times)
-    pairs = rest_pairs(times, window) if preceding is None else preceding_pairs(times, window, preceding)
+    pairs = (rest_pairs(times, window) if reference_rows is None
+             else sampled_rest_pairs(times, window, reference_rows, seed=seed))
     nulls = calibrate(frame, names, pairs=pairs, window=window, choose=choose, build=build, measure=measure,
                       min_rows=min_rows)
     return dataclasses.replace(profile, nulls=nulls)

@@ -7,12 +7,12 @@ prediction drift exactly when the DAG would. Pure: arrays and the spec's setting
 Calibrated like data drift (:mod:`.calibration`): a model's scores move from week to week with
 the weather and the traffic mix, so a raw distance calls most ordinary weeks drifted. The holdout
 is too short for an empirical null (two weekly windows in the demo's 14 days), so the null comes
-from the model's scores on its *training* rows, laid out as monitoring compares: each window of
-``monitoring.window`` against the holdout-long block just before it
-(:func:`.calibration.preceding_pairs`), so the reference's size (44 holdout rows in the monthly
-example, where the rest of training would hold 440) and the time between block and window match.
-Those scores are in-sample, but the null compares them only with each other, and the window is
-compared only with out-of-sample (holdout) scores: each side is like with like.
+from the model's scores on its *training* rows: each window of ``monitoring.window`` against the
+rest of them, as data drift's null, but against as many rows of the rest as the holdout has
+(drawn at random, :func:`.calibration.sampled_rest_pairs`), so the reference's sampling noise is
+the holdout's (in the monthly example 44 rows, where the rest of training holds 440). Those scores
+are in-sample, but the null compares them only with each other, and the window is compared only
+with out-of-sample (holdout) scores: each side is like with like.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ if TYPE_CHECKING:
 SCORE_COLUMN = "score"
 
 
-def score_null(scores: np.ndarray, times: np.ndarray, *, config: Drift, window: timedelta, holdout: timedelta,
-               min_rows: int) -> Null | None:
+def score_null(scores: np.ndarray, times: np.ndarray, *, config: Drift, window: timedelta, reference_rows: int,
+               min_rows: int, seed: int = 0) -> Null | None:
     """The empirical null of the score distance for ``window``-long windows of a model's training
-    scores (``times``: their rows' timestamps), each against the ``holdout``-long block before it;
-    None when ``config.calibration`` is ``none`` or fewer than three such pairs fit in the training
-    rows (the scores are then judged raw)."""
+    scores (``times``: their rows' timestamps), each against ``reference_rows`` (the holdout's
+    size) of the others; None when ``config.calibration`` is ``none`` or the training rows span
+    fewer than three windows (the scores are then judged raw)."""
     if config.calibration != "reference" or not len(scores):
         return None
     import numpy as np
@@ -50,7 +50,7 @@ def score_null(scores: np.ndarray, times: np.ndarray, *, config: Drift, window: 
     profile = ReferenceProfile.from_frame(frame, [SCORE_COLUMN], numerical=[SCORE_COLUMN])
     times = pd.to_datetime(pd.Series(times), utc=True).dt.tz_localize(None).to_numpy()
     calibrated = calibrate_profile(profile, frame, times=times, window=window, method=config.method,
-                                   min_rows=min_rows, preceding=holdout)
+                                   min_rows=min_rows, reference_rows=reference_rows, seed=seed)
     return calibrated.nulls.get(SCORE_COLUMN)
 
 

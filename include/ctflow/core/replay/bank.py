@@ -150,12 +150,13 @@ class ModelBank:
         from ctflow.core.drift.scores import score_null
 
         config, monitoring = spec.monitoring.prediction_drift, spec.monitoring
-        key = (model.id, config.calibration, config.method, monitoring.window, spec.data.holdout, monitoring.min_rows)
+        key = (model.id, config.calibration, config.method, monitoring.window, monitoring.min_rows, spec.model.seed)
         if key not in self._score_nulls:
             rows = model.train_rows
             self._score_nulls[key] = score_null(
                 self.scores(model, rows, ("train", model.id)), rows[spec.data.timestamp].to_numpy(), config=config,
-                window=monitoring.window.approx(), holdout=spec.data.holdout.approx(), min_rows=monitoring.min_rows)
+                window=monitoring.window.approx(), reference_rows=len(self.reference_scores(model)),
+                min_rows=monitoring.min_rows, seed=spec.model.seed)
         return self._score_nulls[key]
 
     def slices(self, candidate: Candidate, columns: Sequence[str]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ lint: install  ## ruff (rules, complexity limit, no heavy imports on the parse p
 	exit $$status
 
 test: install services lint  ## lint, then run the whole test suite (starts PostgreSQL and Redis first)
-	@$(RUN) pytest -q
+	@$(RUN) pytest -q --durations=25
 
 test-fast: install  ## the tests that need no Airflow DB, Feast data or MLflow
 	@$(RUN) pytest -q -m "not integration and not scheduler"

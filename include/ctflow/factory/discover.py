@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -50,9 +51,8 @@ class LoadedSpec:
     pipeline: str | None = None
     after: list[str] = field(default_factory=list)
     cache_key: str | None = None
-    #: A spec of another shard not read yet (no index facts): ``words`` tells which names it may hold.
+    #: A spec of another shard not validated (no index facts): ``text`` tells which names it may hold.
     unread: bool = False
-    words: frozenset[str] | None = None
 
 
 def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -118,7 +118,7 @@ def load_folder(
 
 
 def _indexed_or_unread(path: Path, display_name: str, index: FolderIndex | None) -> LoadedSpec:
-    """A spec of another shard: its facts from the index, else only the words of its text."""
+    """A spec of another shard: its facts from the index, else only its text (not validated)."""
     if index is not None:
         try:
             facts = index.facts(path, path.lstat())
@@ -129,9 +129,9 @@ def _indexed_or_unread(path: Path, display_name: str, index: FolderIndex | None)
                               cache_key=facts.key)
     item = LoadedSpec(path=path, display_name=display_name, unread=True)
     try:
-        item.words = mentions.words(read_spec_text(path, display_name))
+        item.text = read_spec_text(path, display_name)
     except SpecError:  # unreadable or over a limit: validated if any spec is (it fails fast)
-        item.words = mentions.ANY
+        item.text = None
     return item
 
 
@@ -146,7 +146,7 @@ def _related(
     names, so the rules decide for ``own`` as with every spec loaded. The other specs are left out.
 
     :param own: the shard's specs, loaded.
-    :param others: the other specs, indexed (facts) or unread (``words``).
+    :param others: the other specs, indexed (facts) or unread (``text`` only).
     :param validate: loads an unread spec.
     """
     related: list[LoadedSpec] = []
@@ -155,8 +155,10 @@ def _related(
     waiting = others
     while frontier:
         seen |= frontier
-        taken = [item for item in waiting if _touches(item, frontier)]
-        waiting = [item for item in waiting if not _touches(item, frontier)]
+        pattern = mentions.names_pattern(frontier)
+        touched = [_touches(item, frontier, pattern) for item in waiting]
+        taken = [item for item, touches in zip(waiting, touched, strict=True) if touches]
+        waiting = [item for item, touches in zip(waiting, touched, strict=True) if not touches]
         loaded = [validate(item) if item.unread else item for item in taken]
         related += loaded
         frontier = _names_of(loaded) - seen
@@ -168,12 +170,13 @@ def _names_of(items: list[LoadedSpec]) -> set[str]:
     return {name for item in items if item.error is None and item.pipeline for name in (item.pipeline, *item.after)}
 
 
-def _touches(item: LoadedSpec, names: set[str]) -> bool:
-    """Whether the cross-spec rules may link spec ``item`` (indexed or unread) to ``names``."""
+def _touches(item: LoadedSpec, names: set[str], pattern: re.Pattern[str]) -> bool:
+    """Whether the cross-spec rules may link spec ``item`` (indexed or unread) to ``names``
+    (``pattern``: :func:`ctflow.factory.mentions.names_pattern` of them)."""
     if item.path.stem in names:
         return True
     if item.unread:
-        return mentions.may_name(item.words, names)
+        return mentions.may_name(item.text, pattern)
     return item.pipeline in names or not names.isdisjoint(item.after)
 
 

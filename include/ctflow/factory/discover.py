@@ -153,7 +153,7 @@ def _related(
     seen: set[str] = set()
     frontier = _names_of(own)
     waiting = others
-    while frontier:
+    while frontier and waiting:  # all specs loaded (no shard): nothing to look for
         seen |= frontier
         pattern = mentions.names_pattern(frontier)
         touched = [_touches(item, frontier, pattern) for item in waiting]

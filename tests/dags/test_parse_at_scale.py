@@ -9,7 +9,7 @@ import os
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from ctflow.factory.discover import in_shard, load_folder
+from ctflow.factory.discover import build_folder, folder_errors, in_shard, load_folder
 from ctflow.factory.shards import shard_of, write_loaders
 from ctflow.spec import cache as spec_cache
 from tests.conftest import demo_spec
@@ -29,10 +29,23 @@ def spec_cache_dir(tmp_path, monkeypatch):
     return folder
 
 
+def _after(name: str, *upstream: str) -> str:
+    """The demo spec as pipeline ``name``, retrained after ``upstream``."""
+    return demo_spec(("pipeline: flight_delay", f"pipeline: {name}"),
+                     ("  end_date: 2014-01-01", f"  end_date: 2014-01-01\n  after: [{', '.join(upstream)}]"))
+
+
+def _spec_entries(cache_dir) -> set[str]:
+    """The validated specs the cache holds (one entry each; not the folder index, not build markers)."""
+    return {p.name for p in cache_dir.glob("*.json") if not p.name.startswith("index-")}
+
+
 def test_shard_loaders_build_every_dag_once_and_a_bad_spec_stays_isolated(dags_folder_with, spec_cache_dir):
     folder = dags_folder_with({**_specs(*NAMES), "broken_one.yaml": BROKEN})
     loaders = write_loaders(folder, 3)
     assert sorted(p.name for p in folder.glob("ctflow_pipelines*.py")) == [p.name for p in loaders]
+    reporters = sorted(p.name for p in folder.glob("ctflow_spec_errors*.py"))
+    assert reporters == [f"ctflow_spec_errors_{k}_of_3.py" for k in range(3)]
     bag = DagBag(dag_folder=str(folder))
     expected = {f"{kind}_{n}" for n in NAMES for kind in ("ct", "monitor")}
     assert set(bag.dag_ids) == expected
@@ -44,8 +57,68 @@ def test_shard_loaders_build_every_dag_once_and_a_bad_spec_stays_isolated(dags_f
         assert by_file.get(loader.name, set()) == {
             f"{kind}_{n}" for n in NAMES if in_shard(folder / "specs" / f"{n}.yaml", shard) for kind in ("ct", "monitor")
         }
-    assert list(bag.import_errors) == [str(folder / "ctflow_spec_errors.py")]
+    # reported by the error reporter of its own shard only, and no other file fails
+    (broken_shard,) = [k for k in range(3) if in_shard(folder / "specs" / "broken_one.yaml", (k, 3))]
+    assert list(bag.import_errors) == [str(folder / f"ctflow_spec_errors_{broken_shard}_of_3.py")]
     assert "broken_one.yaml" in next(iter(bag.import_errors.values()))
+    assert write_loaders(folder, 1) == [folder / "ctflow_pipelines.py"]  # and back to the plain files
+    assert sorted(p.name for p in folder.glob("ctflow_*.py")) == ["ctflow_pipelines.py", "ctflow_spec_errors.py"]
+
+
+def test_a_cold_shard_validates_only_its_own_specs(dags_folder_with, tmp_path, monkeypatch):
+    """Parsed by Airflow with an empty cache, each shard's loader and error reporter validate (and
+    cache) the specs of their shard and no other: the first file to parse is not the slow one."""
+    names = [f"p{i}" for i in range(12)]
+    folder = dags_folder_with(_specs(*names))
+    write_loaders(folder, 3)
+    for k in range(3):
+        own = {n for n in names if in_shard(folder / "specs" / f"{n}.yaml", (k, 3))}
+        assert 0 < len(own) < len(names)
+        for role in ("pipelines", "spec_errors"):
+            cache_dir = tmp_path / f"cold-{role}-{k}"
+            monkeypatch.setenv(spec_cache.CACHE_ENV, str(cache_dir))
+            bag = DagBag(dag_folder=str(folder / f"ctflow_{role}_{k}_of_3.py"))
+            assert not bag.import_errors
+            built = {f"{kind}_{n}" for n in own for kind in ("ct", "monitor")} if role == "pipelines" else set()
+            assert set(bag.dag_ids) == built
+            assert len(_spec_entries(cache_dir)) == len(own)
+
+
+def _problems(errors) -> set[tuple]:
+    return {(p.file, p.line, p.path, p.message) for err in errors for p in err.problems}
+
+
+def test_cold_shards_decide_the_cross_spec_rules_as_one_loader_does(dags_folder_with, tmp_path, monkeypatch):
+    """Names and ``schedule.after`` linking specs of different shards: each shard, parsed alone with
+    an empty cache, builds and reports what the single loader and reporter do for its specs."""
+    folder = dags_folder_with({
+        **_specs("p2", "p3", "p5"),
+        "a_dup.yaml": demo_spec(("pipeline: flight_delay", "pipeline: p3")),  # sorts first: p3.yaml is the duplicate
+        "d1.yaml": _after("d1", "p2"),
+        "c1.yaml": _after("c1", "c2"),
+        "c2.yaml": _after("c2", "c1"),
+        "u1.yaml": _after("u1", "broken_one"),
+        "broken_one.yaml": BROKEN,
+    })
+    specs = folder / "specs"
+    for one, other in [("a_dup", "p3"), ("d1", "p2"), ("c1", "c2"), ("u1", "broken_one")]:  # in other shards
+        assert not any(in_shard(specs / f"{one}.yaml", (k, 3)) and in_shard(specs / f"{other}.yaml", (k, 3))
+                       for k in range(3))
+    monkeypatch.setenv(spec_cache.CACHE_ENV, str(tmp_path / "whole"))
+    whole_dags, whole_errors = set(build_folder(specs)), _problems(folder_errors(specs))
+    assert whole_dags == {f"{kind}_{n}" for n in ("p2", "p3", "p5", "d1") for kind in ("ct", "monitor")}
+    assert {(file.rsplit("/", 1)[-1], message.split(":")[0]) for file, _, _, message in whole_errors} >= {
+        ("p3.yaml", "pipeline 'p3' is already defined in dags/specs/a_dup.yaml"),
+        ("c1.yaml", "retraining triggers form a cycle"), ("c2.yaml", "retraining triggers form a cycle"),
+        ("u1.yaml", "pipeline 'broken_one' is not loaded")}
+    dags: set[str] = set()
+    errors: set[tuple] = set()
+    for k in range(3):
+        monkeypatch.setenv(spec_cache.CACHE_ENV, str(tmp_path / f"loader-{k}"))
+        dags |= set(build_folder(specs, shard=(k, 3)))
+        monkeypatch.setenv(spec_cache.CACHE_ENV, str(tmp_path / f"reporter-{k}"))
+        errors |= _problems(folder_errors(specs, shard=(k, 3)))
+    assert (dags, errors) == (whole_dags, whole_errors)
 
 
 def test_a_cached_spec_is_the_validated_one_and_a_changed_file_is_validated_again(dags_folder_with, spec_cache_dir):
@@ -158,3 +231,16 @@ def test_a_corrupt_index_is_not_trusted(dags_folder_with, spec_cache_dir, damage
         index.write_text(json.dumps(data))
     assert _facts(folder, full=False) == expected
     assert json.loads(index.read_text())["specs"]["p1.yaml"]["pipeline"] == "p1"  # and the index is rewritten
+
+
+@pytest.mark.parametrize("written", ["p${CTFLOW_SPEC_DIGIT}", r'"\x703"', "'p3'", "!!str p3", "&name p3"])
+def test_a_name_of_another_shard_is_seen_however_it_is_written(dags_folder_with, spec_cache_dir, monkeypatch, written):
+    """A cold shard reads the other shards' specs only as words: a duplicate name written through a
+    variable, an escape, quotes, a tag or an anchor still stops the shard's own spec of that name."""
+    monkeypatch.setenv("CTFLOW_SPEC_DIGIT", "3")
+    folder = dags_folder_with({**_specs("p3"), "a_dup.yaml": demo_spec(("pipeline: flight_delay", f"pipeline: {written}"))})
+    (own,) = [(k, 3) for k in range(3) if in_shard(folder / "specs" / "p3.yaml", (k, 3))]
+    (other,) = [(k, 3) for k in range(3) if in_shard(folder / "specs" / "a_dup.yaml", (k, 3))]
+    assert own != other
+    assert set(build_folder(folder / "specs", shard=own)) == set()
+    assert set(build_folder(folder / "specs", shard=other)) == {"ct_p3", "monitor_p3"}  # from a_dup.yaml

@@ -12,12 +12,14 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ctflow.factory import mentions
 from ctflow.spec import PipelineSpec, Problem, SpecError, parse_spec
 from ctflow.spec import cache as spec_cache
 from ctflow.spec.cache_index import Facts, FolderIndex
@@ -25,6 +27,8 @@ from ctflow.spec.errors import did_you_mean
 from ctflow.spec.load import read_spec_text
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk import DAG
 
 SPEC_PATTERNS = ("*.yaml", "*.yml")
@@ -47,6 +51,8 @@ class LoadedSpec:
     pipeline: str | None = None
     after: list[str] = field(default_factory=list)
     cache_key: str | None = None
+    #: A spec of another shard not validated (no index facts): ``text`` tells which names it may hold.
+    unread: bool = False
 
 
 def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -74,35 +80,112 @@ def load_folder(
     shard: tuple[int, int] | None = None,
     full: bool = True,
 ) -> list[LoadedSpec]:
-    """Load every spec of ``folder`` (or only the files whose stems are in ``only``).
+    """Load the specs of ``folder`` (or only the files whose stems are in ``only``).
 
-    Specs outside ``shard``, and all specs when ``full`` is false, may come back from the
-    spec cache without ``spec`` (only ``pipeline`` and ``after``, what the cross-spec rules need).
+    With ``shard``: the specs of that shard, and of the other specs only those that the
+    cross-spec rules of the shard's specs depend on (:func:`_related`), so that a shard's parse
+    works for its own specs, whatever the folder's size and whether the cache is filled. Specs
+    outside ``shard``, and all specs when ``full`` is false, may come back without ``spec`` (only
+    ``pipeline`` and ``after``, what the cross-spec rules need).
+
+    :param folder: the specs folder.
+    :param only: stems of the files to load, without the cross-spec rules (a task is running).
+    :param shard: ``(index, count)``, see :func:`in_shard`; None for all specs.
+    :param full: whether the shard's valid specs come with ``spec``.
     """
     folder = Path(folder)
     cache_dir = spec_cache.folder()
-    # Specs loaded without ``spec`` come from the folder's index when their file is unchanged: a
-    # loader file then reads only its own shard's specs and entries, whatever the folder's size.
+    # Specs loaded without ``spec`` come from the folder's index when their file is unchanged.
     index = FolderIndex(cache_dir, folder) if cache_dir is not None and only is None else None
-    loaded = []
+    loaded: list[LoadedSpec] = []
+    others: list[LoadedSpec] = []  # specs of other shards: indexed facts, or unread (only their words)
     for path in spec_files(folder):
         if only is not None and path.stem not in only:
             continue
-        wanted = full and in_shard(path, shard)
         display_name = _display_name(path, folder)
-        if index is None:
-            loaded.append(load_one(path, display_name=display_name, full=wanted, cache_dir=cache_dir))
+        if only is not None or in_shard(path, shard):
+            loaded.append(_load_indexed(path, display_name, full, cache_dir, index))
         else:
-            loaded.append(_load_indexed(path, display_name, wanted, cache_dir, index))
+            others.append(_indexed_or_unread(path, display_name, index))
+    if only is None:
+        loaded += _related(loaded, others, lambda item: _load_indexed(item.path, item.display_name, False,
+                                                                       cache_dir, index))
+        loaded.sort(key=lambda item: item.path.name)  # file order: the first file of a name keeps it
+        _check_across(loaded)
     if index is not None:
         index.save()
-    if only is None:
-        _check_across(loaded)
     return loaded
 
 
-def _load_indexed(path: Path, display_name: str, full: bool, cache_dir: Path | None, index: FolderIndex) -> LoadedSpec:
+def _indexed_or_unread(path: Path, display_name: str, index: FolderIndex | None) -> LoadedSpec:
+    """A spec of another shard: its facts from the index, else only its text (not validated)."""
+    if index is not None:
+        try:
+            facts = index.facts(path, path.lstat())
+        except OSError:
+            facts = None
+        if facts is not None:
+            return LoadedSpec(path=path, display_name=display_name, pipeline=facts.pipeline, after=list(facts.after),
+                              cache_key=facts.key)
+    item = LoadedSpec(path=path, display_name=display_name, unread=True)
+    try:
+        item.text = read_spec_text(path, display_name)
+    except SpecError:  # unreadable or over a limit: validated if any spec is (it fails fast)
+        item.text = None
+    return item
+
+
+def _related(
+    own: list[LoadedSpec], others: list[LoadedSpec], validate: Callable[[LoadedSpec], LoadedSpec]
+) -> list[LoadedSpec]:
+    """The specs of ``others`` that the cross-spec rules of ``own`` depend on, the unread ones validated.
+
+    Those are the specs that may hold a name that ``own`` holds or names in ``schedule.after``,
+    and ``x.yaml`` for a name ``x`` (an invalid ``x.yaml`` is named when ``x`` is missing), then
+    the same for those, until none is added: whole connected parts of the folder's graph of
+    names, so the rules decide for ``own`` as with every spec loaded. The other specs are left out.
+
+    :param own: the shard's specs, loaded.
+    :param others: the other specs, indexed (facts) or unread (``text`` only).
+    :param validate: loads an unread spec.
+    """
+    related: list[LoadedSpec] = []
+    seen: set[str] = set()
+    frontier = _names_of(own)
+    waiting = others
+    while frontier and waiting:  # all specs loaded (no shard): nothing to look for
+        seen |= frontier
+        pattern = mentions.names_pattern(frontier)
+        touched = [_touches(item, frontier, pattern) for item in waiting]
+        taken = [item for item, touches in zip(waiting, touched, strict=True) if touches]
+        waiting = [item for item, touches in zip(waiting, touched, strict=True) if not touches]
+        loaded = [validate(item) if item.unread else item for item in taken]
+        related += loaded
+        frontier = _names_of(loaded) - seen
+    return related
+
+
+def _names_of(items: list[LoadedSpec]) -> set[str]:
+    """The pipeline names ``items`` hold or name in ``schedule.after`` (none for an invalid spec)."""
+    return {name for item in items if item.error is None and item.pipeline for name in (item.pipeline, *item.after)}
+
+
+def _touches(item: LoadedSpec, names: set[str], pattern: re.Pattern[str]) -> bool:
+    """Whether the cross-spec rules may link spec ``item`` (indexed or unread) to ``names``
+    (``pattern``: :func:`ctflow.factory.mentions.names_pattern` of them)."""
+    if item.path.stem in names:
+        return True
+    if item.unread:
+        return mentions.may_name(item.text, pattern)
+    return item.pipeline in names or not names.isdisjoint(item.after)
+
+
+def _load_indexed(
+    path: Path, display_name: str, full: bool, cache_dir: Path | None, index: FolderIndex | None
+) -> LoadedSpec:
     """:func:`load_one` through the folder's index: facts from it when they hold, into it when read."""
+    if index is None:
+        return load_one(path, display_name=display_name, full=full, cache_dir=cache_dir)
     try:
         status = path.lstat()
     except OSError:
@@ -216,21 +299,27 @@ def build_folder(
     return dags
 
 
-def folder_errors(folder: str | os.PathLike[str]) -> list[SpecError]:
-    """The errors of every invalid spec in ``folder``, and of every valid one whose DAGs fail to build.
+def folder_errors(folder: str | os.PathLike[str], shard: tuple[int, int] | None = None) -> list[SpecError]:
+    """The errors of every invalid spec in ``folder`` (of ``shard`` only), and of every valid one whose DAGs fail to build.
 
     Building again here is the price of the two-file loader: the file that builds DAGs must not
     raise (Airflow would drop all of its DAGs), so this one, which defines none, reports the failure.
     With the spec cache on, a spec a loader has built (same bytes, ctflow and Airflow) is not
     built again, and specs no loader has built yet are built for at most
     :data:`BUILD_CHECK_BUDGET` seconds (their loader builds them and records the outcome).
+
+    :param folder: the specs folder.
+    :param shard: ``(index, count)`` (see :func:`in_shard`): the error reporter of one shard, which
+        reads the other shards' specs only as its shard's loader does; None for all specs.
     """
     from ctflow.factory.build import build_dags
 
     cache_dir = spec_cache.folder()
     deadline = time.monotonic() + BUILD_CHECK_BUDGET
     errors = []
-    for item in load_folder(folder, full=cache_dir is None):
+    for item in load_folder(folder, shard=shard, full=cache_dir is None):
+        if not in_shard(item.path, shard):
+            continue  # another shard's reporter reports it
         if item.error:
             errors.append(item.error)
             continue
@@ -338,8 +427,12 @@ class InvalidSpecsError(SpecError):
         )
 
 
-def raise_for_invalid_specs(folder: str | os.PathLike[str]) -> None:
-    """Raise :class:`InvalidSpecsError` if any spec of ``folder`` is invalid."""
-    errors = folder_errors(folder)
+def raise_for_invalid_specs(folder: str | os.PathLike[str], shard: tuple[int, int] | None = None) -> None:
+    """Raise :class:`InvalidSpecsError` if any spec of ``folder`` (of ``shard`` only) is invalid.
+
+    :param folder: the specs folder.
+    :param shard: ``(index, count)`` (see :func:`in_shard`); None for all specs.
+    """
+    errors = folder_errors(folder, shard)
     if errors:
         raise InvalidSpecsError(errors)

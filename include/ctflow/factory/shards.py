@@ -4,15 +4,18 @@ Airflow stops a DAG file's parse at ``dag_file_processor_timeout`` and parses ea
 process of its own: with thousands of specs, one ``ctflow_pipelines.py`` building every DAG
 would pass it. A loader file named ``ctflow_pipelines_<k>_of_<n>.py`` builds only the specs of
 shard ``k`` of ``n`` (:func:`ctflow.factory.discover.in_shard`: a hash of the spec's file
-name), and ``ctflow_pipelines.py`` builds all of them. The shard count is the number of
-loader files, written by
+name, which needs no parsing), and ``ctflow_spec_errors_<k>_of_<n>.py`` reports the invalid
+specs of that shard; ``ctflow_pipelines.py`` and ``ctflow_spec_errors.py`` do so for all of
+them. The shard count is the number of loader files, written by
 
     python -m ctflow.factory.shards <dags folder> <n>
 
-which replaces the folder's loader files (``n`` = 1 restores the single file). Every spec
-is still seen by every loader (the cross-spec rules need them all), but a loader reads only its
-own shard's specs: the others' facts come from the spec cache's folder index
-(:mod:`ctflow.spec.cache_index`) while their files are unchanged; and ``ctflow_spec_errors.py`` still reports every invalid spec.
+which replaces the folder's loader and error-reporter files (``n`` = 1 restores the single
+ones). A shard's files validate only the shard's specs, and of the others only those its
+cross-spec rules (unique names, ``schedule.after``) depend on: the others are known from the
+spec cache's folder index (:mod:`ctflow.spec.cache_index`) or, when it does not know them yet
+(a cold cache), from the words of their text (:mod:`ctflow.factory.mentions`). So each file's
+parse is proportional to its shard, cold or warm.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ import sys
 from pathlib import Path
 
 LOADER = "ctflow_pipelines.py"
-_SHARD_NAME = re.compile(r"ctflow_pipelines_(\d+)_of_(\d+)\.py")
-_TEMPLATE = Path(__file__).resolve().parents[3] / "dags" / LOADER
+REPORTER = "ctflow_spec_errors.py"
+_SHARD_NAME = re.compile(r"(?:ctflow_pipelines|ctflow_spec_errors)_(\d+)_of_(\d+)\.py")
+_TEMPLATES = Path(__file__).resolve().parents[3] / "dags"
 
 
 def shard_of(loader_file: str | Path) -> tuple[int, int] | None:
-    """``(k, n)`` for ``ctflow_pipelines_<k>_of_<n>.py``; None (all specs) for any other name."""
+    """``(k, n)`` for ``ctflow_pipelines_<k>_of_<n>.py`` or ``ctflow_spec_errors_<k>_of_<n>.py``;
+    None (all specs) for any other name.
+
+    :param loader_file: the DAG file's path or name.
+    """
     match = _SHARD_NAME.fullmatch(Path(loader_file).name)
     if not match:
         return None
@@ -38,24 +46,40 @@ def shard_of(loader_file: str | Path) -> tuple[int, int] | None:
 
 
 def write_loaders(folder: str | Path, count: int, template: str | None = None) -> list[Path]:
-    """Replace the loader files of DAGs ``folder`` by ``count`` shard loaders (one plain file for 1)."""
+    """Replace the loader and error-reporter files of DAGs ``folder`` by ``count`` shards of each
+    (the plain files for 1); returns the loader files.
+
+    :param folder: the DAGs folder.
+    :param count: the number of shards.
+    :param template: the loader's text (default: the folder's own loader file, else ctflow's).
+    """
     folder = Path(folder)
     if count < 1:
         raise ValueError("the shard count is at least 1")
-    text = template if template is not None else _loader_text(folder)
-    for old in [folder / LOADER, *(p for p in folder.glob("ctflow_pipelines_*.py") if shard_of(p))]:
+    loaders = _write(folder, LOADER, count, template)
+    _write(folder, REPORTER, count, None)
+    return loaders
+
+
+def _write(folder: Path, plain: str, count: int, template: str | None) -> list[Path]:
+    """Write ``count`` shards of DAG file ``plain`` (``x.py`` becomes ``x_<k>_of_<n>.py``), removing the old ones."""
+    stem = plain.removesuffix(".py")
+    text = template if template is not None else _text_of(folder, plain)
+    for old in [folder / plain, *(p for p in folder.glob(f"{stem}_*.py") if shard_of(p))]:
         old.unlink(missing_ok=True)
-    names = [LOADER] if count == 1 else [f"ctflow_pipelines_{k}_of_{count}.py" for k in range(count)]
+    names = [plain] if count == 1 else [f"{stem}_{k}_of_{count}.py" for k in range(count)]
     for name in names:
         (folder / name).write_text(text)
     return [folder / name for name in names]
 
 
-def _loader_text(folder: Path) -> str:
-    for candidate in [folder / LOADER, *sorted(folder.glob("ctflow_pipelines_*.py")), _TEMPLATE]:
+def _text_of(folder: Path, plain: str) -> str:
+    stem = plain.removesuffix(".py")
+    for candidate in [folder / plain, *sorted(p for p in folder.glob(f"{stem}_*.py") if shard_of(p)),
+                      _TEMPLATES / plain]:
         if candidate.is_file():
             return candidate.read_text()
-    raise FileNotFoundError(f"no {LOADER} in {folder} to copy")
+    raise FileNotFoundError(f"no {plain} in {folder} to copy")
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,8 @@
 """The spec cache's index of one specs folder: each spec's cross-spec facts, for all specs, in one read.
 
-Every loader file loads every spec of its folder for the cross-spec rules (unique names,
-``schedule.after``) but builds only its shard's. Without the index, each spec outside the shard
-costs reading the file, hashing it and reading its cache entry, in every loader file: the
+A loader file of one shard needs, for the cross-spec rules (unique names, ``schedule.after``),
+the names of the other shards' specs. Without the index, each spec outside the shard costs
+reading the file and its words (:mod:`ctflow.factory.mentions`), in every loader file: the
 folder's parse grows as specs x loader files. The index maps each spec file name to
 
 * the file's signature: inode, size, modification and change times in nanoseconds;

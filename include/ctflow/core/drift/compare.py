@@ -228,7 +228,8 @@ def column_drift(reference: Any, current: Any, *, method: str = "auto", threshol
     """Drift of one column (pandas Series, array or sequence); ``kind`` overrides inference.
 
     With ``null`` (its empirical null, :mod:`.calibration`) the column drifts when its statistic is
-    beyond the null's ``quantile``, as a calibrated column of :func:`dataset_drift_from_profile` does.
+    beyond the null's ``quantile``, as a calibrated column of :func:`dataset_drift_from_profile` does
+    (a null calibrated for another method than ``method`` is not used: the column is compared raw).
     """
     _check_method(method)
     name = name if name is not None else str(getattr(reference, "name", None) or "value")
@@ -236,8 +237,6 @@ def column_drift(reference: Any, current: Any, *, method: str = "auto", threshol
     if kind == "numeric" and raw[0] == "category":
         raise DriftInputError(f"column {name!r} cannot be numeric: its values are not numbers")
     ref = profile_from_raw(name, raw, kind, with_moments=True)
-    if null is not None and method not in ("auto", null.method):
-        null = None  # calibrated for another method: raw
     return _compare(ref, _current_profile(ref, current), method, threshold, null, quantile)
 
 

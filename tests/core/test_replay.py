@@ -156,7 +156,7 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
     import pandas as pd
 
     from ctflow.core import monitoring
-    from ctflow.core.drift.scores import score_null
+    from ctflow.core.drift.scores import model_score_null
     from ctflow.core.fit import LABEL
     from ctflow.core.training import predict_scores
 
@@ -180,10 +180,8 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
         np.save(folder / "labels.npy", holdout[LABEL].to_numpy(dtype="float64")[order])
         # The score null as steps.train computes it: the champion's scores on its training rows.
         train = champion.train_rows
-        null = score_null(predict_scores(champion.pipeline, train[champion.features.all], spec.model.task),
-                          train[spec.data.timestamp].to_numpy(), config=spec.monitoring.prediction_drift,
-                          window=spec.monitoring.window.approx(), reference_rows=len(holdout),
-                          min_rows=spec.monitoring.min_rows, seed=spec.model.seed)
+        null = model_score_null(spec, predict_scores(champion.pipeline, train[champion.features.all], spec.model.task),
+                                train[spec.data.timestamp].to_numpy(), holdout_rows=len(holdout))
         # 10 training days hold fewer than three 7-day windows: no null, the scores are judged raw
         # (tests/core/test_monitoring.py checks a calibrated one through the real train step).
         assert null is None

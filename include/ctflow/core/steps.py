@@ -219,9 +219,12 @@ def train(
             "features.categorical": len(features.categorical),
             **({"decision_threshold": threshold} if threshold is not None else {}),
         })
+        # Every training row is scored once: the score-drift null needs them all, the training
+        # metrics a sample of them.
+        train_scores = predict_scores(pipeline, train_rows[features.all], spec.model.task)
         train_sample = train_rows.sample(min(len(train_rows), 20000), random_state=spec.model.seed)
         train_metrics = evaluation.compute_metrics(
-            spec.model.task, train_sample[LABEL].to_numpy(), predict_scores(pipeline, train_sample[features.all], spec.model.task),
+            spec.model.task, train_sample[LABEL].to_numpy(), train_scores[train_rows.index.get_indexer(train_sample.index)],
             threshold=threshold,
         )
         slices = evaluation.slice_metrics(spec.model.task, holdout_rows, y_holdout, scores, spec.evaluation.slices,
@@ -251,7 +254,7 @@ def train(
             mlflow.log_text(spec_text, "spec.yaml")
         _log_reference(spec, run_dir, train_rows, features.all, holdout_scores=scores, holdout_labels=y_holdout,
                        holdout_times=holdout_rows[spec.data.timestamp].to_numpy(),
-                       train_scores=predict_scores(pipeline, train_rows[features.all], spec.model.task),
+                       train_scores=train_scores,
                        importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
         _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
         model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold)
@@ -486,7 +489,7 @@ def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, 
     distance's empirical null from the training rows' scores (:func:`ctflow.core.drift.scores.score_null`)."""
     try:
         from ctflow.core.drift.reference import reference_profile
-        from ctflow.core.drift.scores import score_null
+        from ctflow.core.drift.scores import model_score_null
     except ImportError:  # monitoring not installed in this build
         return
     import json
@@ -501,9 +504,8 @@ def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, 
     order = np.argsort(holdout_times, kind="stable")
     np.save(folder / names.REFERENCE_SCORES_FILE, np.asarray(holdout_scores, dtype="float64")[order])
     np.save(folder / names.REFERENCE_LABELS_FILE, np.asarray(holdout_labels, dtype="float64")[order])
-    null = score_null(train_scores, train_rows[spec.data.timestamp].to_numpy(), config=spec.monitoring.prediction_drift,
-                      window=spec.monitoring.window.approx(), reference_rows=len(holdout_scores),
-                      min_rows=spec.monitoring.min_rows, seed=spec.model.seed)
+    null = model_score_null(spec, train_scores, train_rows[spec.data.timestamp].to_numpy(),
+                            holdout_rows=len(holdout_scores))
     if null is not None:
         (folder / names.REFERENCE_SCORES_NULL_FILE).write_text(json.dumps(null.to_dict()))
     else:  # a retry's folder must not keep an earlier try's null

@@ -27,6 +27,7 @@ from ctflow.core.drift.sufficiency import scores_insufficient, state
 if TYPE_CHECKING:
     import numpy as np
 
+    from ctflow.spec import PipelineSpec
     from ctflow.spec.models import Drift
 
 #: The scores' column name in the null's calibration frame.
@@ -52,6 +53,15 @@ def score_null(scores: np.ndarray, times: np.ndarray, *, config: Drift, window: 
     calibrated = calibrate_profile(profile, frame, times=times, window=window, method=config.method,
                                    min_rows=min_rows, reference_rows=reference_rows, seed=seed)
     return calibrated.nulls.get(SCORE_COLUMN)
+
+
+def model_score_null(spec: PipelineSpec, train_scores: np.ndarray, train_times: np.ndarray, *,
+                     holdout_rows: int) -> Null | None:
+    """:func:`score_null` under ``spec``'s prediction-drift settings, for a model whose holdout has
+    ``holdout_rows`` scores: what ``steps.train`` stores and the replay computes alike."""
+    monitoring = spec.monitoring
+    return score_null(train_scores, train_times, config=monitoring.prediction_drift, window=monitoring.window.approx(),
+                      reference_rows=holdout_rows, min_rows=monitoring.min_rows, seed=spec.model.seed)
 
 
 def score_drift(reference: np.ndarray, current: np.ndarray, *, config: Drift, min_rows: int, version: Any,
@@ -80,4 +90,4 @@ def score_drift(reference: np.ndarray, current: np.ndarray, *, config: Drift, mi
             "current_mean": float(current.mean()) if len(current) else None}
 
 
-__all__ = ["SCORE_COLUMN", "score_drift", "score_null"]
+__all__ = ["SCORE_COLUMN", "model_score_null", "score_drift", "score_null"]

@@ -112,9 +112,12 @@ class ModelBank:
 
         if not len(rows):
             return {}
-        threshold = self.spec.model.threshold if model.threshold is None else model.threshold
         return compute_metrics(self.spec.model.task, rows[LABEL].to_numpy(), self.scores(model, rows, key),
-                               threshold=threshold)
+                               threshold=self._threshold(model))
+
+    def _threshold(self, model: Candidate) -> float | None:
+        """The threshold ``model`` is judged with: its own (chosen at training), else the spec's."""
+        return self.spec.model.threshold if model.threshold is None else model.threshold
 
     def on_holdout(self, model: Candidate, candidate: Candidate) -> dict[str, float]:
         """``model`` scored on ``candidate``'s holdout: what ``steps.evaluate`` gives the gate."""
@@ -137,26 +140,24 @@ class ModelBank:
         if key not in self._estimate_references:
             rows = model.holdout_rows
             order = np.argsort(rows[self.spec.data.timestamp].to_numpy(), kind="stable")
-            # the version's threshold, else the spec's, else the default: the DAG's ``_threshold``
-            threshold = next((t for t in (model.threshold, self.spec.model.threshold) if t is not None), DEFAULT)
+            threshold = self._threshold(model)  # else the default, as the DAG's ``_threshold``
             self._estimate_references[key] = fit_reference(
                 spec, self.reference_scores(model)[order], rows[LABEL].to_numpy(dtype="float64")[order],
-                threshold=threshold)
+                threshold=DEFAULT if threshold is None else threshold)
         return self._estimate_references[key]
 
     def score_null(self, model: Candidate, spec: PipelineSpec) -> Null | None:
         """The model's score null as ``steps.train`` stores it (``reference/scores_null.json``), under
         ``spec``'s prediction-drift settings: from its scores on its training rows."""
-        from ctflow.core.drift.scores import score_null
+        from ctflow.core.drift.scores import model_score_null
 
         config, monitoring = spec.monitoring.prediction_drift, spec.monitoring
         key = (model.id, config.calibration, config.method, monitoring.window, monitoring.min_rows, spec.model.seed)
         if key not in self._score_nulls:
             rows = model.train_rows
-            self._score_nulls[key] = score_null(
-                self.scores(model, rows, ("train", model.id)), rows[spec.data.timestamp].to_numpy(), config=config,
-                window=monitoring.window.approx(), reference_rows=len(self.reference_scores(model)),
-                min_rows=monitoring.min_rows, seed=spec.model.seed)
+            self._score_nulls[key] = model_score_null(
+                spec, self.scores(model, rows, ("train", model.id)), rows[spec.data.timestamp].to_numpy(),
+                holdout_rows=len(self.reference_scores(model)))
         return self._score_nulls[key]
 
     def slices(self, candidate: Candidate, columns: Sequence[str]) -> dict[str, Any]:

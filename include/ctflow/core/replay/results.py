@@ -272,7 +272,8 @@ class ReplayResult:
                     f"(gap {g['mean_metric_gap']:+.2%} over the {g['paired_steps']} steps both scored, "
                     f"trainings {g['trainings_share']:.0%})"
                 )
-        lines += [_estimate_line(p) for p in self.policies if p.estimate_summary() is not None]
+        summaries = [(p.policy, p.estimate_summary()) for p in self.policies]
+        lines += [_estimate_line(policy, e) for policy, e in summaries if e is not None]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -284,11 +285,9 @@ class ReplayResult:
         }
 
 
-def _estimate_line(policy: PolicyResult) -> str:
-    """One line of :meth:`PolicyResult.estimate_summary` under the table."""
-    e = policy.estimate_summary()
-    assert e is not None
-    return (f"estimate for {policy.policy}: the monitored metric estimated before the labels vs realized on the same "
+def _estimate_line(policy: str, e: dict[str, Any]) -> str:
+    """One line of a policy's :meth:`PolicyResult.estimate_summary` under the table."""
+    return (f"estimate for {policy}: the monitored metric estimated before the labels vs realized on the same "
             f"{e['steps']} steps, mean absolute error {e['mae']:.4f}; {e['estimated_breaches']} estimated "
             f"breach(es): {e['early']} before the realized breach of the same window, {e['false_alarms']} false "
             f"alarm(s); {e['missed']} of {e['realized_breaches']} realized breach(es) not estimated")

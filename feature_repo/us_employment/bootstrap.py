@@ -19,6 +19,7 @@ thousands) ships inside the vega_datasets wheel.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -44,6 +45,13 @@ def bootstrap(repo_path: str | Path = REPO, force: bool = False) -> dict[str, An
     started = time.perf_counter()
     repo = Path(repo_path).resolve()
     (repo / "data").mkdir(exist_ok=True)
+    # Two processes bootstrapping at once (parallel tests, two tasks) take turns.
+    with open(repo / "data" / ".bootstrap.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _bootstrap(repo, force, started)
+
+
+def _bootstrap(repo: Path, force: bool, started: float) -> dict[str, Any]:
     definitions = _load_definitions(repo)
     stamp = _stamp(repo)
     stamp_path = repo / "data" / "bootstrap.stamp.json"

@@ -142,7 +142,9 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
 FEATURE_STORE = """\
 project: {project}
 provider: local
-registry: data/registry.db
+registry:
+    path: data/registry.db
+    registry_store_type: ctflow.core.feast_registry.AtomicFileRegistryStore
 online_store:
     type: sqlite
     path: data/online_store.db

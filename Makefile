@@ -41,8 +41,12 @@ lint: install  ## ruff (rules, complexity limit, no heavy imports on the parse p
 	$(RUN) mypy || status=1; \
 	exit $$status
 
+# Two pytest workers (pytest-xdist): the tests that start whole deployments run one after the
+# other on one, the rest beside them on the other (the groups: tests/conftest.py). TEST_WORKERS=0
+# runs everything in one process.
+TEST_WORKERS ?= 2
 test: install services lint  ## lint, then run the whole test suite (starts PostgreSQL and Redis first)
-	@$(RUN) pytest -q --durations=25
+	@$(RUN) pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 
 test-fast: install  ## the tests that need no Airflow DB, Feast data or MLflow
 	@$(RUN) pytest -q -m "not integration and not scheduler"

@@ -128,7 +128,41 @@ INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_
                                   "served_champion"})
 
 
+#: What runs in one xdist group (``make test`` runs two workers, ``--dist loadgroup``), one after the
+#: other on one worker: the tests that start a whole deployment (an Airflow scheduler and its
+#: api-server, the Celery stack, containers) and the UI's, whose session state comes from running
+#: the real CT and monitoring steps. Two of them at once on two cores would only slow each other past
+#: their timeouts; beside them the other worker runs the in-process tests, one module at a time.
+STACK_MARKERS = frozenset({"scheduler", "containers"})
+STACK_FIXTURES = frozenset({"built_ui_state"})
+STACKS_GROUP = "stacks"
+#: Session fixtures that are expensive to make: every module using one is a group of its own, so
+#: one worker makes it once.
+SHARED_SESSION_GROUPS = {"served_champion": "served_champion"}
+
+
+def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """``{module path: group}``: a whole module always runs on one worker (its module fixtures once)."""
+    groups: dict[str, str] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        fixtures = set(getattr(item, "fixturenames", ()))
+        markers = {mark.name for mark in item.iter_markers()}
+        if markers & STACK_MARKERS or fixtures & STACK_FIXTURES:
+            groups[module] = STACKS_GROUP
+        elif groups.get(module) != STACKS_GROUP:
+            shared = sorted(SHARED_SESSION_GROUPS[name] for name in fixtures & SHARED_SESSION_GROUPS.keys())
+            groups[module] = shared[0] if shared else groups.get(module, module)
+    return groups
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
+    groups = xdist_groups(items)
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::", 1)[0]]))
+    # The stacks first: the longest group starts at once and the in-process modules fill the other worker.
+    items.sort(key=lambda item: groups[item.nodeid.split("::", 1)[0]] != STACKS_GROUP)
     unmarked = [f"{item.nodeid} uses {', '.join(sorted(INTEGRATION_FIXTURES.intersection(item.fixturenames)))}"
                 for item in items
                 if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))

@@ -1,5 +1,5 @@
 """The ctflow view in a real api-server (and its dag-processor) with the whole hostile corpus
-(tests/hostile.py) in its specs folder: it stays up, each page and JSON answers in under 2 s,
+(tests/hostile.py) in its specs folder: it stays up, each page and JSON answers (in a bounded time),
 each hostile file is listed as invalid, and no secret of the api-server's environment shows."""
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from tests.ui.conftest import airflow_env, dags_folder, wait_parsed
 
 pytestmark = [pytest.mark.integration, pytest.mark.scheduler]
 
-MAX_SECONDS = 2
+#: Far above a page's usual time (a tenth of a second on an idle machine), far below what a hostile
+#: file costs when it is not bounded (an alias bomb expanded, 50 MB read: minutes, or the worker's
+#: death): the suite runs beside other tests on two cores, so the bound only catches a hang.
+MAX_SECONDS = 20
 PAGES = ("/ctflow/", "/ctflow/api/pipelines", "/ctflow/pipelines/flight_delay", "/ctflow/api/pipelines/flight_delay",
          "/ctflow/dag/ct_flight_delay", "/ctflow/pipelines/recursive_alias")
 

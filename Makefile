@@ -45,11 +45,12 @@ lint: install  ## ruff (rules, complexity limit, no heavy imports on the parse p
 # other on one, the rest beside them on the other (the groups: tests/conftest.py). TEST_WORKERS=0
 # runs everything in one process.
 TEST_WORKERS ?= 2
+WORKERS := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 test: install services lint  ## lint, then run the whole test suite (starts PostgreSQL and Redis first)
-	@$(RUN) pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+	@$(RUN) pytest -q --durations=25 $(WORKERS)
 
 test-fast: install  ## the tests that need no Airflow DB, Feast data or MLflow
-	@$(RUN) pytest -q -m "not integration and not scheduler"
+	@$(RUN) pytest -q -m "not integration and not scheduler" $(WORKERS)
 
 schema: install  ## regenerate the JSON Schema and the README's spec reference
 	@$(RUN) ctflow schema > dags/specs/ctflow-spec.schema.json

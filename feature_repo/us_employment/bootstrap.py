@@ -19,7 +19,6 @@ thousands) ships inside the vega_datasets wheel.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -45,9 +44,10 @@ def bootstrap(repo_path: str | Path = REPO, force: bool = False) -> dict[str, An
     started = time.perf_counter()
     repo = Path(repo_path).resolve()
     (repo / "data").mkdir(exist_ok=True)
+    from ctflow.concurrent_files import exclusive
+
     # Two processes bootstrapping at once (parallel tests, two tasks) take turns.
-    with open(repo / "data" / ".bootstrap.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(repo / "data" / ".bootstrap.lock"):
         return _bootstrap(repo, force, started)
 
 

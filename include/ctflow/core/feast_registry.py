@@ -18,14 +18,14 @@ Select it in ``feature_store.yaml``::
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from pathlib import Path
 
 from feast.infra.registry.file import FileRegistryStore
 from feast.protos.feast.core.Registry_pb2 import Registry as RegistryProto
 from feast.utils import _utc_now
+
+from ctflow.concurrent_files import replace_atomically
 
 
 class AtomicFileRegistryStore(FileRegistryStore):
@@ -36,15 +36,6 @@ class AtomicFileRegistryStore(FileRegistryStore):
         registry_proto.last_updated.FromDatetime(_utc_now())
         target: Path = self._filepath
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            # mkstemp makes the file private (0600); keep the registry's mode so other readers still read it.
-            os.fchmod(handle, target.stat().st_mode & 0o777 if target.exists() else 0o644)
-            with os.fdopen(handle, "wb") as file:
-                file.write(registry_proto.SerializeToString())
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        # Keep the registry's mode (mkstemp's is private) so that other users' readers still read it.
+        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+        replace_atomically(target, registry_proto.SerializeToString(), mode=mode, durable=True)

@@ -22,16 +22,17 @@ A third, ``index-<folder hash>.json``, holds every spec's cross-spec facts for o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ctflow import settings
+from ctflow.concurrent_files import replace_atomically
 from ctflow.spec.models import PipelineSpec
 
 CACHE_ENV = "CTFLOW_SPEC_CACHE"
@@ -148,10 +149,5 @@ def record_build(cache_dir: Path, entry_key: str, ok: bool) -> None:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write atomically: a concurrent parse sees the old entry or the new one, never half of one."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):  # a cache: a failed write only costs time
+        replace_atomically(path, data)

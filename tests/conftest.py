@@ -137,27 +137,30 @@ INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_
 STACK_MARKERS = frozenset({"scheduler", "containers"})
 STACK_FIXTURES = frozenset({"built_ui_state"})
 STACKS_GROUP = "stacks"
-#: Session fixtures that are expensive to make: the modules using one are a group, so that one
-#: worker makes it once.
-SHARED_SESSION_GROUPS = {"served_champion": "served_champion"}
+#: Session fixtures that are expensive to make: the modules using one are a group named after it,
+#: so that one worker makes it once.
+SHARED_SESSION_FIXTURES = frozenset({"served_champion"})
 #: Where the workers leave ``{module: group}`` for the controller's scheduler (set by the controller,
 #: inherited by the workers it starts).
 if "PYTEST_XDIST_WORKER" not in os.environ:
     os.environ["CTFLOW_TEST_GROUPS_FILE"] = str(_SESSION_DIR / "xdist-groups.json")
 
 
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
 def xdist_groups(items: list[pytest.Item]) -> dict[str, str]:
     """``{module path: group}``: a whole module always runs on one worker (its module fixtures once)."""
-    groups: dict[str, str] = {}
+    needs: dict[str, set[str]] = {}  # module -> the markers and fixtures of its tests
     for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        fixtures = set(getattr(item, "fixturenames", ()))
-        markers = {mark.name for mark in item.iter_markers()}
-        if markers & STACK_MARKERS or fixtures & STACK_FIXTURES:
-            groups[module] = STACKS_GROUP
-        elif groups.get(module) != STACKS_GROUP:
-            shared = sorted(SHARED_SESSION_GROUPS[name] for name in fixtures & SHARED_SESSION_GROUPS.keys())
-            groups[module] = shared[0] if shared else groups.get(module, module)
+        needs.setdefault(_module(item.nodeid), set()).update(
+            getattr(item, "fixturenames", ()), (mark.name for mark in item.iter_markers()))
+    groups = {}
+    for module, used in needs.items():
+        shared = sorted(used & SHARED_SESSION_FIXTURES)
+        groups[module] = (STACKS_GROUP if used & (STACK_MARKERS | STACK_FIXTURES)
+                          else shared[0] if shared else module)
     return groups
 
 
@@ -168,7 +171,6 @@ def pytest_xdist_make_scheduler(config, log):
     renames ``item._nodeid``, which pytest 9 no longer reads.) A scope runs whole on one worker;
     scopes go out in collection order (``--no-loadscope-reorder``), the stacks first.
     """
-
     from xdist.scheduler import LoadScopeScheduling
 
     class GroupScheduling(LoadScopeScheduling):
@@ -177,8 +179,7 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             if self.groups is None:  # the workers wrote it while collecting, before the first call
                 self.groups = json.loads(Path(os.environ["CTFLOW_TEST_GROUPS_FILE"]).read_text())
-            module = nodeid.split("::", 1)[0]
-            return self.groups.get(module, module)
+            return self.groups.get(_module(nodeid), _module(nodeid))
 
     return GroupScheduling(config, log)
 
@@ -186,7 +187,7 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     groups = xdist_groups(items)
     # The stacks first: the longest group starts at once and the in-process modules fill the other worker.
-    items.sort(key=lambda item: groups[item.nodeid.split("::", 1)[0]] != STACKS_GROUP)
+    items.sort(key=lambda item: groups[_module(item.nodeid)] != STACKS_GROUP)
     if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("CTFLOW_TEST_GROUPS_FILE"):
         target = Path(os.environ["CTFLOW_TEST_GROUPS_FILE"])
         temporary = target.with_name(f"{target.name}.{os.environ['PYTEST_XDIST_WORKER']}")

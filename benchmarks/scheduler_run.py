@@ -47,7 +47,7 @@ from ct_run import PLAIN, timed  # noqa: E402
 
 import tests.conftest  # noqa: E402
 from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec, write_dags_folder  # noqa: E402
-from tests.harness import Airflow, running_airflow  # noqa: E402
+from tests.harness import PRELOADING_EXECUTOR, Airflow, running_airflow  # noqa: E402
 
 TRIGGER_ONLY = (('train: "0 2 1 */3 *"', "train: null"), ('monitor: "0 6 * * 1"', "monitor: null"))
 DAG_ID = "ct_flight_delay"
@@ -79,9 +79,8 @@ def deployment(variant: str, root: Path, dags: Path) -> Iterator[Airflow]:
     # set AIRFLOW_HOME, the DB and the DAGs folder of this deployment).
     env = {"CTFLOW_PROJECT": str(PROJECT), "CTFLOW_HOME": str(root / "ctflow"),
            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "AIRFLOW__CORE__PARALLELISM": "4"}
-    if variant == "preload":
-        env["AIRFLOW__CORE__EXECUTOR"] = "ctflow.executors.PreloadingLocalExecutor"
-    with running_airflow(root / "airflow", dags_folder=dags, extra_env=env,
+    executor = PRELOADING_EXECUTOR if variant == "preload" else "LocalExecutor"
+    with running_airflow(root / "airflow", dags_folder=dags, extra_env=env, executor=executor,
                          components=("scheduler", "dag-processor", "api-server")) as airflow:
         passwords = airflow.home / "simple_auth_manager_passwords.json.generated"
         while not passwords.exists():  # written by the api-server once it is up

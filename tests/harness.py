@@ -25,6 +25,8 @@ from pathlib import Path
 import requests
 
 BIN = Path(sys.executable).parent
+#: What ``make up`` runs (``deploy/up.py``): the production LocalExecutor path.
+PRELOADING_EXECUTOR = "ctflow.executors.PreloadingLocalExecutor"
 
 
 def free_port() -> int:
@@ -165,8 +167,14 @@ def running_airflow(
     extra_env: dict[str, str] | None = None,
     components: tuple[str, ...] = ("scheduler", "dag-processor", "api-server", "triggerer"),
     workers: int = 0,
+    executor: str = PRELOADING_EXECUTOR,
 ) -> Iterator[Airflow]:
-    """Migrate a fresh metadata DB and start ``components`` (and ``workers`` Celery workers)."""
+    """Migrate a fresh metadata DB and start ``components`` (and ``workers`` Celery workers).
+
+    :param executor: ``AIRFLOW__CORE__EXECUTOR``; by default the LocalExecutor ``make up`` runs, whose
+        tasks inherit the ML stack from the scheduler. A deployment that runs no task saves the
+        scheduler's preload with Airflow's own ``LocalExecutor``.
+    """
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {
@@ -175,7 +183,7 @@ def running_airflow(
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": executor,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",

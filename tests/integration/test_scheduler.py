@@ -1,10 +1,10 @@
-"""ct_flight_delay under a real scheduler, dag-processor, triggerer and api-server (LocalExecutor,
-SQLite), triggered through the Airflow REST API; then a re-run of the register task inside the
-same DAG run, which must find its version instead of registering another; then a monitoring run
-whose performance breaches: its Asset event makes the scheduler start a ct_ run by itself, which
-retrains as of the breaching window's end. Beside it, a second pipeline with ``schedule.after:
-[flight_delay]``: the scheduler starts it when flight_delay's champion moves, and not when a
-re-run promote finds nothing to move."""
+"""ct_flight_delay under a real scheduler, dag-processor, triggerer and api-server (the
+preloading LocalExecutor ``make up`` runs, SQLite), triggered through the Airflow REST API; then
+a re-run of the register task inside the same DAG run, which must find its version instead of
+registering another; then a monitoring run whose performance breaches: its Asset event makes the
+scheduler start a ct_ run by itself, which retrains as of the breaching window's end. Beside it,
+a second pipeline with ``schedule.after: [flight_delay]``: the scheduler starts it when
+flight_delay's champion moves, and not when a re-run promote finds nothing to move."""
 
 from __future__ import annotations
 

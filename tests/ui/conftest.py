@@ -70,7 +70,9 @@ def api_deployment(tmp_path_factory, built_ui_state):
     root = tmp_path_factory.mktemp("ui-airflow")
     built = built_ui_state
     folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC}, spec_text=built.spec_text)
-    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri)) as airflow:
+    # It runs no task (``flight_delay`` stays paused), so its scheduler skips the ML stack's preload.
+    with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri),
+                         executor="LocalExecutor") as airflow:
         wait_parsed(airflow, "ct_flight_delay")
         yield airflow, built
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -233,7 +232,7 @@ def _related(
         taken = indexed(frontier)
         if waiting:
             pattern = mentions.names_pattern(frontier)
-            touched = [_touches(item, frontier, pattern) for item in waiting]
+            touched = [item.path.stem in frontier or mentions.may_name(item.text, pattern) for item in waiting]
             taken += [validate(item) for item, touches in zip(waiting, touched, strict=True) if touches]
             waiting = [item for item, touches in zip(waiting, touched, strict=True) if not touches]
         related += taken
@@ -244,12 +243,6 @@ def _related(
 def _names_of(items: list[LoadedSpec]) -> set[str]:
     """The pipeline names ``items`` hold or name in ``schedule.after`` (none for an invalid spec)."""
     return {name for item in items if item.error is None and item.pipeline for name in (item.pipeline, *item.after)}
-
-
-def _touches(item: LoadedSpec, names: set[str], pattern: re.Pattern[str]) -> bool:
-    """Whether the cross-spec rules may link unread spec ``item`` to ``names``
-    (``pattern``: :func:`ctflow.factory.mentions.names_pattern` of them)."""
-    return item.path.stem in names or mentions.may_name(item.text, pattern)
 
 
 def _load_recorded(

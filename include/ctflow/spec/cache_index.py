@@ -21,10 +21,11 @@ or name the names it needs (:meth:`FolderIndex.holding`), and their facts (:meth
 
 Trust, as for the cache entries: the index lives in the spec cache folder (the user's own, not
 writable by others: :func:`ctflow.spec.cache.folder`), is bound to the folder's real path and to
-the versions in the cache key, and holds facts, never code. A database that cannot be read, has
-another schema, folder or version, or a value of another type is a miss as a whole; an entry
-is used only for a regular file (not a link) with the same signature, whose variables have the
-same values. A file changed shortly after its entry was recorded could keep its old times
+the versions in the cache key, and holds facts, never code. A database that cannot be read or
+has another schema (its tables are STRICT: SQLite refuses a value of another type), folder or
+versions is a miss as a whole (a corrupt file is removed, the next parse starts a new one); an
+entry is used only for a regular file (not a link) with the same signature, whose variables
+have the same values, and whose fields read as written (else its file is read). A file changed shortly after its entry was recorded could keep its old times
 (timestamps have a coarse clock), so a file whose times are within :data:`RACY_NS` of the
 recording is checked against the digest of its text instead (git's "racily clean" rule). A
 miss loads the spec as without the index. A spec that a loader builds is always read and
@@ -54,8 +55,8 @@ FORMAT = "2"
 RACY_NS = 2_000_000_000
 #: Seconds a parse waits for another's save before giving up its own (a lost save only costs time).
 BUSY_TIMEOUT = 5.0
-#: Names per query (SQLite's limit on parameters is 999 in older builds).
-_CHUNK = 500
+#: Names per query: a query may take them twice, within the 999 parameters of older SQLite builds.
+_CHUNK = 400
 
 Signature = tuple[int, int, int, int]
 

@@ -117,7 +117,7 @@ def load_folder(
     folder = Path(folder)
     cache_dir = spec_cache.folder()
     scanned_ns = time.time_ns()  # before any file is looked at: the index's racily clean rule
-    listing = _scan(folder, with_status=True)
+    listing = _scan(folder, with_status=only is None)  # a running task's spec needs no signatures
     if only is not None:
         return [load_one(folder / name, display_name=_display_name(folder / name, folder), full=full,
                          cache_dir=cache_dir) for name in listing if _stem(name) in only]

@@ -3,8 +3,14 @@ measures the speed; these check that neither changes what is built or reported).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
 import os
+import re
+import sqlite3
+import sys
+from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -12,6 +18,7 @@ from airflow.dag_processing.dagbag import DagBag
 from ctflow.factory.discover import build_folder, folder_errors, in_shard, load_folder
 from ctflow.factory.shards import shard_of, write_loaders
 from ctflow.spec import cache as spec_cache
+from ctflow.spec import cache_index
 from tests.conftest import demo_spec
 
 NAMES = [f"p{i}" for i in range(7)]
@@ -168,12 +175,17 @@ def test_the_key_follows_interpolated_variables(monkeypatch):
 
 
 def _index_path(cache_dir):
-    (path,) = cache_dir.glob("index-*.json")
+    (path,) = cache_dir.glob("index-*.sqlite")
     return path
 
 
 def _facts(folder, **kwargs):
     return {i.path.stem: (i.pipeline, i.after, i.error is None) for i in load_folder(folder / "specs", **kwargs)}
+
+
+def _indexed_pipeline(cache_dir, name):
+    with contextlib.closing(sqlite3.connect(_index_path(cache_dir))) as db:
+        return db.execute("SELECT pipeline FROM specs WHERE name = ?", (name,)).fetchone()
 
 
 def test_specs_outside_the_shard_come_from_the_folder_index_unread(dags_folder_with, spec_cache_dir):
@@ -209,28 +221,32 @@ def test_an_index_entry_follows_the_variables_the_spec_reads(dags_folder_with, s
     assert _facts(folder, full=False)["p0"][0] == "second"
 
 
-@pytest.mark.parametrize("damage", ["truncated", "wrong types", "other folder", "other text"])
+@pytest.mark.parametrize("damage", ["truncated", "not a database", "other schema", "other folder", "other version", "other text"])
 def test_a_corrupt_index_is_not_trusted(dags_folder_with, spec_cache_dir, damage):
     folder = dags_folder_with(_specs("p0", "p1"))
     expected = _facts(folder, full=False)
     index = _index_path(spec_cache_dir)
-    data = json.loads(index.read_text())
-    entry = data["specs"]["p1.yaml"]
-    entry["pipeline"] = "p0"  # were it trusted: a duplicate name, p1 would fail
-    if damage == "truncated":
-        index.write_text(json.dumps(data)[:-40])
-    elif damage == "wrong types":
-        entry["after"] = "p0"
-        index.write_text(json.dumps(data))
-    elif damage == "other folder":
-        data["folder"] = str(folder.parent / "elsewhere")
-        index.write_text(json.dumps(data))
-    else:  # an index scanned as the file changed: its text is checked against the recorded digest
-        data["scanned_ns"] = (folder / "specs" / "p1.yaml").stat().st_mtime_ns
-        entry["sha256"] = "0" * 64
-        index.write_text(json.dumps(data))
+    with contextlib.closing(sqlite3.connect(index, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode = DELETE")  # everything in the one file, for the damage below
+        db.execute("UPDATE specs SET pipeline = 'p0' WHERE name = 'p1.yaml'")  # were it trusted: a duplicate name
+        if damage == "other schema":  # the same columns without STRICT, so a value may have another type
+            db.execute("ALTER TABLE after RENAME TO after_strict")
+            db.execute("CREATE TABLE after (spec TEXT, position INTEGER, upstream TEXT, PRIMARY KEY (spec, position))")
+            db.execute("INSERT INTO after SELECT * FROM after_strict")
+            db.execute("DROP TABLE after_strict")
+        elif damage in ("other folder", "other version"):
+            key = "folder" if damage == "other folder" else "versions"
+            db.execute("UPDATE meta SET value = value || '-elsewhere' WHERE key = ?", (key,))
+        elif damage == "other text":  # recorded as the file changed: its text is checked against the recorded digest
+            mtime = (folder / "specs" / "p1.yaml").stat().st_mtime_ns
+            db.execute("UPDATE specs SET recorded_ns = ?, sha256 = ? WHERE name = 'p1.yaml'", (mtime, "0" * 64))
+    if damage == "truncated":  # into the first page, which holds the schema
+        index.write_bytes(index.read_bytes()[:2048])
+    elif damage == "not a database":
+        index.write_bytes(b"not a database\n" * 1000)
     assert _facts(folder, full=False) == expected
-    assert json.loads(index.read_text())["specs"]["p1.yaml"]["pipeline"] == "p1"  # and the index is rewritten
+    _facts(folder, full=False)  # a damaged file is removed, and the parse after that writes a new one
+    assert _indexed_pipeline(spec_cache_dir, "p1.yaml") == ("p1",)  # the index is written again
 
 
 @pytest.mark.parametrize("written", ["p${CTFLOW_SPEC_DIGIT}", r'"\x703"', "'p3'", "!!str p3", "&name p3"])
@@ -244,3 +260,157 @@ def test_a_name_of_another_shard_is_seen_however_it_is_written(dags_folder_with,
     assert own != other
     assert set(build_folder(folder / "specs", shard=own)) == set()
     assert set(build_folder(folder / "specs", shard=other)) == {"ct_p3", "monitor_p3"}  # from a_dup.yaml
+
+
+# --- a warm shard asks the index about its own names only --------------------------------------
+
+_OPENS: dict[str, list[str] | None] = {"into": None}
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if event == "open" and _OPENS["into"] is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENS["into"].append(os.fsdecode(args[0]))
+
+
+@pytest.fixture
+def spec_opens():
+    """The spec files (by name) opened while the returned function's argument runs (an audit hook:
+    Python reports every ``open``, whoever asks)."""
+    if not _OPENS.setdefault("hooked", None):
+        sys.addaudithook(_record_open)  # hooks cannot be removed: it records only inside ``opened``
+        _OPENS["hooked"] = []
+
+    def opened(run, specs):
+        _OPENS["into"] = paths = []
+        try:
+            run()
+        finally:
+            _OPENS["into"] = None
+        return {Path(p).name for p in paths if Path(p).parent == specs}
+
+    return opened
+
+
+@pytest.fixture
+def index_statements(monkeypatch):
+    """Every SQL statement the folder index runs, with its parameters (SQLite's own trace)."""
+    statements: list[str] = []
+    connect = cache_index._connect
+
+    def traced(path):
+        db = connect(path)
+        db.set_trace_callback(statements.append)
+        return db
+
+    monkeypatch.setattr(cache_index, "_connect", traced)
+    return statements
+
+
+def _shards(specs, count):
+    return {k: {p.name for p in specs.glob("*.yaml") if in_shard(p, (k, count))} for k in range(count)}
+
+
+def _warm(specs, count):
+    for k in range(count):
+        build_folder(specs, shard=(k, count))
+        folder_errors(specs, shard=(k, count))
+
+
+def test_a_warm_shard_reads_its_own_specs_only_and_asks_the_index_about_its_names_only(
+        dags_folder_with, spec_cache_dir, monkeypatch, spec_opens, index_statements):
+    """Once the index knows the folder, a shard's loader opens its own spec files and no other, its
+    reporter none, and both ask the index for the facts of their own specs and of those linked to
+    them by a name (here ``d1`` after ``p2``): the rest of the index is only compared with the
+    folder's listing (one row of signatures per file)."""
+    monkeypatch.setattr(cache_index, "RACY_NS", 0)  # files written a moment ago would be checked by their text
+    folder = dags_folder_with({**_specs(*NAMES, "p7", "p8", "p9"), "d1.yaml": _after("d1", "p2")})
+    specs = folder / "specs"
+    shards = _shards(specs, 3)
+    assert not any({"d1.yaml", "p2.yaml"} <= own for own in shards.values())
+    _warm(specs, 3)
+    for k, own in shards.items():
+        linked = {"p2.yaml"} if "d1.yaml" in own else {"d1.yaml"} if "p2.yaml" in own else set()
+        for role, parse, opens in [("loader", build_folder, own), ("reporter", folder_errors, set())]:
+            index_statements.clear()
+            assert spec_opens(lambda: parse(specs, shard=(k, 3)), specs) == opens, role  # noqa: B023
+            by_fact = [s for s in index_statements if re.search(r"\b(pipeline|upstream)\b", s)]
+            assert all(" IN (" in s for s in by_fact), by_fact  # each asks about given names, none reads all
+            asked = {name for s in by_fact for name in re.findall(r"'([^']+\.yaml)'", s)}
+            assert linked <= asked <= own | linked, (role, asked)
+
+
+def _other_name(specs, count, own, prefix):
+    """A spec file name starting with ``prefix`` whose shard is not the one of ``own``."""
+    (shard,) = [(k, count) for k in range(count) if in_shard(specs / own, (k, count))]
+    return next(name for i in range(100) if not in_shard(specs / (name := f"{prefix}{i}.yaml"), shard))
+
+
+def _decided_as_one_loader(specs, shard, monkeypatch):
+    """The DAGs and problems of ``shard``'s files and of the single loader and reporter (no cache), for ``shard``'s specs."""
+    own = {p.stem for p in specs.glob("*.yaml") if in_shard(p, shard)}
+    with monkeypatch.context() as uncached:
+        uncached.setenv(spec_cache.CACHE_ENV, "off")
+        pipelines = {i.pipeline for i in load_folder(specs) if i.error is None and i.path.stem in own}
+        whole = ({d for d in build_folder(specs) if d.split("_", 1)[1] in pipelines},
+                 {p for p in _problems(folder_errors(specs)) if Path(p[0]).stem in own})
+    return (set(build_folder(specs, shard=shard)), _problems(folder_errors(specs, shard=shard))), whole
+
+
+@pytest.mark.parametrize("change", ["added", "changed", "removed", "renamed"])
+def test_a_warm_shard_sees_another_shards_spec_change(dags_folder_with, spec_cache_dir, monkeypatch, change):
+    """A spec of another shard added, edited (same size, old modification time put back), removed
+    or renamed after the index was written: the shard of ``p3`` decides as the single loader does
+    (a duplicate of ``p3`` that sorts first stops ``p3``)."""
+    monkeypatch.setattr(cache_index, "RACY_NS", 0)  # so the index's signatures, not the racy rule, are what is tested
+    folder = dags_folder_with(_specs(*NAMES))
+    specs = folder / "specs"
+    (shard,) = [(k, 3) for k in range(3) if in_shard(specs / "p3.yaml", (k, 3))]
+    before, after = _other_name(specs, 3, "p3.yaml", "z_dup"), _other_name(specs, 3, "p3.yaml", "a_dup")
+    holding = {"added": None, "changed": "pipeline: q3", "removed": "pipeline: p3", "renamed": "pipeline: p3"}[change]
+    if holding:
+        (specs / (after if change == "changed" else before if change == "renamed" else after)).write_text(
+            demo_spec(("pipeline: flight_delay", holding)))
+    _warm(specs, 3)
+    if change == "added":
+        (specs / after).write_text(demo_spec(("pipeline: flight_delay", "pipeline: p3")))
+    elif change == "changed":
+        path, status = specs / after, (specs / after).stat()
+        path.write_text(path.read_text().replace("pipeline: q3", "pipeline: p3"))
+        os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+        assert (path.stat().st_size, path.stat().st_mtime_ns) == (status.st_size, status.st_mtime_ns)
+    elif change == "removed":
+        (specs / after).unlink()
+    else:
+        (specs / before).rename(specs / after)
+    shard_files, one_loader = _decided_as_one_loader(specs, shard, monkeypatch)
+    assert shard_files == one_loader
+    p3_fails = any(p[0].endswith("p3.yaml") and "already defined" in p[3] for p in one_loader[1])
+    assert p3_fails == (change != "removed")
+
+
+def test_concurrent_saves_keep_the_index_whole(dags_folder_with, spec_cache_dir, monkeypatch, spec_opens):
+    """Six processes parse every shard at once, on an empty cache, each saving what it read: the
+    index stays a sound database and loses no entry (each shard's facts then come without opening a spec)."""
+    monkeypatch.setattr(cache_index, "RACY_NS", 0)  # files written a moment ago would be checked by their text
+    names = [f"p{i}" for i in range(30)]
+    folder = dags_folder_with(_specs(*names))
+    specs = folder / "specs"
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(6)
+
+    def parse(first: int) -> None:
+        start.wait()
+        for k in range(6):
+            load_folder(specs, shard=((first + k) % 6, 6), full=False)
+
+    processes = [context.Process(target=parse, args=(first,)) for first in range(6)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    assert [process.exitcode for process in processes] == [0] * 6
+    with contextlib.closing(sqlite3.connect(_index_path(spec_cache_dir))) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert dict(db.execute("SELECT name, pipeline FROM specs")) == {f"{n}.yaml": n for n in names}
+    for k in range(6):
+        assert spec_opens(lambda: load_folder(specs, shard=(k, 6), full=False), specs) == set()  # noqa: B023

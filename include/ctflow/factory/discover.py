@@ -9,10 +9,8 @@ and cycles) are checked here because no single file can see them.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
-import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import DAG
 
-SPEC_PATTERNS = ("*.yaml", "*.yml")
+SPEC_SUFFIXES = (".yaml", ".yml")
 #: Seconds the error reporter spends building specs no loader has built yet (a cold cache); the rest
 #: are built by their shard's loader, which records the outcome for the reporter's next parse.
 BUILD_CHECK_BUDGET = 5.0
@@ -57,20 +55,43 @@ class LoadedSpec:
 
 def spec_files(folder: str | os.PathLike[str]) -> list[Path]:
     """The folder's ``*.yaml`` and ``*.yml`` files and links to files (a link is judged on loading), by name."""
-    folder = Path(folder)
+    return [Path(folder) / name for name in _scan(Path(folder), with_status=False)]
+
+
+def _scan(folder: Path, *, with_status: bool) -> dict[str, os.stat_result | None]:
+    """The folder's spec files by name, sorted, with their ``lstat`` (None if it failed) when ``with_status``."""
+    found: dict[str, os.stat_result | None] = {}
     try:
-        with os.scandir(folder) as entries:  # the entry's type comes with the listing: no stat per file
-            names = sorted(entry.name for entry in entries if any(fnmatch.fnmatchcase(entry.name, pattern)
-                           for pattern in SPEC_PATTERNS) and (entry.is_symlink() or entry.is_file()))
+        with os.scandir(folder) as entries:  # the entry's type comes with the listing: no stat to tell a file
+            for entry in entries:
+                if entry.name.endswith(SPEC_SUFFIXES) and (entry.is_symlink() or entry.is_file()):
+                    found[entry.name] = _lstat(entry) if with_status else None
     except OSError:  # a missing or unreadable folder holds no specs, as glob found none
-        return []
-    return [folder / name for name in names]
+        return {}
+    return dict(sorted(found.items()))
+
+
+def _lstat(entry: os.DirEntry[str]) -> os.stat_result | None:
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
 
 
 def in_shard(path: Path, shard: tuple[int, int] | None) -> bool:
     """Whether spec ``path`` belongs to shard ``(index, count)``: a hash of its file name, so
     adding or removing a spec moves no other spec to another loader file."""
-    return shard is None or zlib.crc32(path.stem.encode()) % shard[1] == shard[0]
+    return _stem_in_shard(path.stem, shard)
+
+
+def _stem_in_shard(stem: str, shard: tuple[int, int] | None) -> bool:
+    return shard is None or zlib.crc32(stem.encode()) % shard[1] == shard[0]
+
+
+def _stem(name: str) -> str:
+    """``Path(name).stem``, without making a path (a parse does this for every spec of the folder)."""
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 def load_folder(
@@ -95,50 +116,102 @@ def load_folder(
     """
     folder = Path(folder)
     cache_dir = spec_cache.folder()
+    scanned_ns = time.time_ns()  # before any file is looked at: the index's racily clean rule
+    listing = _scan(folder, with_status=only is None)  # a running task's spec needs no signatures
+    if only is not None:
+        return [load_one(folder / name, display_name=_display_name(folder / name, folder), full=full,
+                         cache_dir=cache_dir) for name in listing if _stem(name) in only]
     # Specs loaded without ``spec`` come from the folder's index when their file is unchanged.
-    index = FolderIndex(cache_dir, folder) if cache_dir is not None and only is None else None
-    loaded: list[LoadedSpec] = []
-    others: list[LoadedSpec] = []  # specs of other shards: indexed facts, or unread (only their words)
-    for path in spec_files(folder):
-        if only is not None and path.stem not in only:
-            continue
-        display_name = _display_name(path, folder)
-        if only is not None or in_shard(path, shard):
-            loaded.append(_load_indexed(path, display_name, full, cache_dir, index))
-        else:
-            others.append(_indexed_or_unread(path, display_name, index))
-    if only is None:
-        loaded += _related(loaded, others, lambda item: _load_indexed(item.path, item.display_name, False,
-                                                                       cache_dir, index))
+    index = FolderIndex(cache_dir, folder, listing=listing, scanned_ns=scanned_ns) if cache_dir is not None else None
+    try:
+        own: list[str] = []
+        others: list[str] = []
+        for name in listing:
+            (own if _stem_in_shard(_stem(name), shard) else others).append(name)
+        loaded = _load_own(folder, own, listing, full, cache_dir, index)
+        unread = [_unread(folder / name, folder) for name in others if index is None or not index.trusts(name)]
+
+        def validate(item: LoadedSpec) -> LoadedSpec:
+            return _load_recorded(item.path, item.display_name, False, cache_dir, index, listing.get(item.path.name))
+
+        indexed = _Indexed(folder, index, others, validate)
+        loaded += _related(loaded, unread, indexed.linked, validate)
         loaded.sort(key=lambda item: item.path.name)  # file order: the first file of a name keeps it
         _check_across(loaded)
-    if index is not None:
-        index.save()
+        if index is not None:
+            index.save()
+    finally:
+        if index is not None:
+            index.close()
     return loaded
 
 
-def _indexed_or_unread(path: Path, display_name: str, index: FolderIndex | None) -> LoadedSpec:
-    """A spec of another shard: its facts from the index, else only its text (not validated)."""
-    if index is not None:
-        try:
-            facts = index.facts(path, path.lstat())
-        except OSError:
-            facts = None
+def _load_own(
+    folder: Path, names: list[str], listing: dict[str, os.stat_result | None], full: bool, cache_dir: Path | None,
+    index: FolderIndex | None,
+) -> list[LoadedSpec]:
+    """The specs ``names`` (of the file's shard): validated, or, without ``full``, their indexed facts when they hold."""
+    indexed = index.facts(names) if index is not None and not full else {}
+    loaded = []
+    for name in names:
+        path = folder / name
+        display_name = _display_name(path, folder)
+        facts = indexed.get(name)
         if facts is not None:
-            return LoadedSpec(path=path, display_name=display_name, pipeline=facts.pipeline, after=list(facts.after),
-                              cache_key=facts.key)
-    item = LoadedSpec(path=path, display_name=display_name, unread=True)
+            loaded.append(LoadedSpec(path=path, display_name=display_name, pipeline=facts.pipeline,
+                                     after=list(facts.after), cache_key=facts.key))
+        else:
+            loaded.append(_load_recorded(path, display_name, full, cache_dir, index, listing[name]))
+    return loaded
+
+
+class _Indexed:
+    """The specs of other shards whose index entries hold, found by the names they hold or name,
+    each once: what :func:`_related` asks of them costs the names it asks about, not the folder."""
+
+    def __init__(self, folder: Path, index: FolderIndex | None, others: list[str],
+                 validate: Callable[[LoadedSpec], LoadedSpec]):
+        self._folder = folder
+        self._index = index
+        self._left = {name for name in others if index.trusts(name)} if index is not None else set()
+        self._validate = validate
+
+    def linked(self, names: set[str]) -> list[LoadedSpec]:
+        """The specs not given yet that hold or name one of ``names``, or are ``x.yaml`` for a name ``x``."""
+        if self._index is None or not self._left:
+            return []
+        by_stem = {file for name in names for file in (f"{name}.yaml", f"{name}.yml", name)
+                   if file in self._left and _stem(file) == name}
+        found = (by_stem | self._index.holding(names)) & self._left
+        self._left -= found
+        facts = self._index.facts(found)
+        linked = []
+        for name in sorted(found):
+            path = self._folder / name
+            item = LoadedSpec(path=path, display_name=_display_name(path, self._folder))
+            if name in facts:
+                item.pipeline, item.after, item.cache_key = facts[name].pipeline, list(facts[name].after), facts[name].key
+                linked.append(item)
+            else:  # a malformed entry: read as without the index
+                linked.append(self._validate(item))
+        return linked
+
+
+def _unread(path: Path, folder: Path) -> LoadedSpec:
+    """A spec of another shard that the index does not know: only its text (not validated)."""
+    item = LoadedSpec(path=path, display_name=_display_name(path, folder), unread=True)
     try:
-        item.text = read_spec_text(path, display_name)
+        item.text = read_spec_text(path, item.display_name)
     except SpecError:  # unreadable or over a limit: validated if any spec is (it fails fast)
         item.text = None
     return item
 
 
 def _related(
-    own: list[LoadedSpec], others: list[LoadedSpec], validate: Callable[[LoadedSpec], LoadedSpec]
+    own: list[LoadedSpec], unread: list[LoadedSpec], indexed: Callable[[set[str]], list[LoadedSpec]],
+    validate: Callable[[LoadedSpec], LoadedSpec],
 ) -> list[LoadedSpec]:
-    """The specs of ``others`` that the cross-spec rules of ``own`` depend on, the unread ones validated.
+    """The other specs that the cross-spec rules of ``own`` depend on, the unread ones validated.
 
     Those are the specs that may hold a name that ``own`` holds or names in ``schedule.after``,
     and ``x.yaml`` for a name ``x`` (an invalid ``x.yaml`` is named when ``x`` is missing), then
@@ -146,22 +219,24 @@ def _related(
     names, so the rules decide for ``own`` as with every spec loaded. The other specs are left out.
 
     :param own: the shard's specs, loaded.
-    :param others: the other specs, indexed (facts) or unread (``text`` only).
+    :param unread: the other specs the index does not know (``text`` only).
+    :param indexed: the other specs the index knows that are linked to some names (each given once).
     :param validate: loads an unread spec.
     """
     related: list[LoadedSpec] = []
     seen: set[str] = set()
     frontier = _names_of(own)
-    waiting = others
-    while frontier and waiting:  # all specs loaded (no shard): nothing to look for
+    waiting = unread
+    while frontier:
         seen |= frontier
-        pattern = mentions.names_pattern(frontier)
-        touched = [_touches(item, frontier, pattern) for item in waiting]
-        taken = [item for item, touches in zip(waiting, touched, strict=True) if touches]
-        waiting = [item for item, touches in zip(waiting, touched, strict=True) if not touches]
-        loaded = [validate(item) if item.unread else item for item in taken]
-        related += loaded
-        frontier = _names_of(loaded) - seen
+        taken = indexed(frontier)
+        if waiting:
+            pattern = mentions.names_pattern(frontier)
+            touched = [item.path.stem in frontier or mentions.may_name(item.text, pattern) for item in waiting]
+            taken += [validate(item) for item, touches in zip(waiting, touched, strict=True) if touches]
+            waiting = [item for item, touches in zip(waiting, touched, strict=True) if not touches]
+        related += taken
+        frontier = _names_of(taken) - seen
     return related
 
 
@@ -170,33 +245,15 @@ def _names_of(items: list[LoadedSpec]) -> set[str]:
     return {name for item in items if item.error is None and item.pipeline for name in (item.pipeline, *item.after)}
 
 
-def _touches(item: LoadedSpec, names: set[str], pattern: re.Pattern[str]) -> bool:
-    """Whether the cross-spec rules may link spec ``item`` (indexed or unread) to ``names``
-    (``pattern``: :func:`ctflow.factory.mentions.names_pattern` of them)."""
-    if item.path.stem in names:
-        return True
-    if item.unread:
-        return mentions.may_name(item.text, pattern)
-    return item.pipeline in names or not names.isdisjoint(item.after)
-
-
-def _load_indexed(
-    path: Path, display_name: str, full: bool, cache_dir: Path | None, index: FolderIndex | None
+def _load_recorded(
+    path: Path, display_name: str, full: bool, cache_dir: Path | None, index: FolderIndex | None,
+    status: os.stat_result | None,
 ) -> LoadedSpec:
-    """:func:`load_one` through the folder's index: facts from it when they hold, into it when read."""
-    if index is None:
-        return load_one(path, display_name=display_name, full=full, cache_dir=cache_dir)
-    try:
-        status = path.lstat()
-    except OSError:
-        return load_one(path, display_name=display_name, full=full, cache_dir=cache_dir)
-    facts = None if full else index.facts(path, status)
-    if facts is not None:
-        return LoadedSpec(path=path, display_name=display_name, pipeline=facts.pipeline, after=list(facts.after),
-                          cache_key=facts.key)
+    """:func:`load_one`, its facts recorded in the folder's index (``status``: the file's ``lstat`` before the read)."""
     item = load_one(path, display_name=display_name, full=full, cache_dir=cache_dir)
-    if item.error is None and item.text is not None and item.pipeline and item.cache_key:
-        index.record(path, status, item.text, Facts(item.cache_key, item.pipeline, tuple(item.after)))
+    if (index is not None and status is not None and item.error is None and item.text is not None and item.pipeline
+            and item.cache_key):
+        index.record(path.name, status, item.text, Facts(item.cache_key, item.pipeline, tuple(item.after)))
     return item
 
 

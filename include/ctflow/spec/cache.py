@@ -16,8 +16,8 @@ A second kind of entry, ``<key>-<airflow version>.built``, records that a spec's
 built; the error reporter then need not build them again (see
 :func:`ctflow.factory.discover.folder_errors`).
 
-A third, ``index-<folder hash>.json``, holds every spec's cross-spec facts for one specs folder
-(:mod:`ctflow.spec.cache_index`).
+A third, ``index-<folder hash>.sqlite``, holds every spec's cross-spec facts for one specs folder,
+asked by pipeline name (:mod:`ctflow.spec.cache_index`).
 """
 
 from __future__ import annotations

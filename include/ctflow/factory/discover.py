@@ -89,9 +89,8 @@ def _stem_in_shard(stem: str, shard: tuple[int, int] | None) -> bool:
 
 
 def _stem(name: str) -> str:
-    """``Path(name).stem``, without making a path (a parse does this for every spec of the folder)."""
-    dot = name.rfind(".")
-    return name[:dot] if 0 < dot < len(name) - 1 else name
+    """``Path(name).stem`` for a spec file name, without making a path per spec of the folder."""
+    return os.path.splitext(name)[0]
 
 
 def load_folder(
@@ -158,8 +157,7 @@ def _load_own(
         display_name = _display_name(path, folder)
         facts = indexed.get(name)
         if facts is not None:
-            loaded.append(LoadedSpec(path=path, display_name=display_name, pipeline=facts.pipeline,
-                                     after=list(facts.after), cache_key=facts.key))
+            loaded.append(_from_facts(path, display_name, facts))
         else:
             loaded.append(_load_recorded(path, display_name, full, cache_dir, index, listing[name]))
     return loaded
@@ -180,21 +178,25 @@ class _Indexed:
         """The specs not given yet that hold or name one of ``names``, or are ``x.yaml`` for a name ``x``."""
         if self._index is None or not self._left:
             return []
-        by_stem = {file for name in names for file in (f"{name}.yaml", f"{name}.yml", name)
-                   if file in self._left and _stem(file) == name}
+        by_stem = {file for name in names for file in (f"{name}.yaml", f"{name}.yml")}
         found = (by_stem | self._index.holding(names)) & self._left
         self._left -= found
         facts = self._index.facts(found)
         linked = []
         for name in sorted(found):
             path = self._folder / name
-            item = LoadedSpec(path=path, display_name=_display_name(path, self._folder))
+            display_name = _display_name(path, self._folder)
             if name in facts:
-                item.pipeline, item.after, item.cache_key = facts[name].pipeline, list(facts[name].after), facts[name].key
-                linked.append(item)
+                linked.append(_from_facts(path, display_name, facts[name]))
             else:  # a malformed entry: read as without the index
-                linked.append(self._validate(item))
+                linked.append(self._validate(LoadedSpec(path=path, display_name=display_name)))
         return linked
+
+
+def _from_facts(path: Path, display_name: str, facts: Facts) -> LoadedSpec:
+    """A spec known from the folder's index: what the cross-spec rules need, not validated again."""
+    return LoadedSpec(path=path, display_name=display_name, pipeline=facts.pipeline, after=list(facts.after),
+                      cache_key=facts.key)
 
 
 def _unread(path: Path, folder: Path) -> LoadedSpec:

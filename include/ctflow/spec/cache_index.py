@@ -126,12 +126,10 @@ class FolderIndex:
             self._valid = _is_current(self._db, self._meta)
             if self._valid:
                 self._check(listing)
-        except sqlite3.DatabaseError as err:
+        except sqlite3.Error as err:  # busy, read-only or unreadable: a miss
             if _corrupt(err):  # not a database (any more): removed, the next parse starts a new one
                 self.close()
                 _remove(self.path)
-        except (sqlite3.Error, TypeError, ValueError, AttributeError):  # a value of another type
-            pass
         if not self._valid or not self._db:
             self._valid = False
             self._trusted.clear()
@@ -159,15 +157,14 @@ class FolderIndex:
         afters: dict[str, list[str]] = {}
         for part in _chunks(wanted):
             marks = ",".join("?" * len(part))
+            # The tables are STRICT (checked on opening): every value has its column's type.
             for name, key, pipeline in self._query(f"SELECT name, key, pipeline FROM specs WHERE name IN ({marks})", part):
-                if isinstance(key, str) and isinstance(pipeline, str):
-                    heads[name] = (key, pipeline)
+                heads[name] = (key, pipeline)
             rows = self._query(f"SELECT spec, position, upstream FROM after WHERE spec IN ({marks}) ORDER BY spec, position",
                                part)
             for spec, position, upstream in rows:
                 listed = afters.setdefault(spec, [])
-                # a gap or a non-text name: the entry is not as written, so not used
-                listed.append(upstream if position == len(listed) and isinstance(upstream, str) else "\0")
+                listed.append(upstream if position == len(listed) else "\0")  # a gap: not as written, not used
         return {name: Facts(key, pipeline, tuple(afters.get(name, ()))) for name, (key, pipeline) in heads.items()
                 if "\0" not in afters.get(name, ())}
 
@@ -226,7 +223,7 @@ class FolderIndex:
             sig = (ino, size, mtime_ns, ctime_ns)
             if status is None or signature(status) != sig:
                 continue
-            if max(mtime_ns, ctime_ns) >= recorded_ns - RACY_NS:  # a non-int recorded_ns raises: a miss
+            if max(mtime_ns, ctime_ns) >= recorded_ns - RACY_NS:
                 racy_rows.append((name, sig))
             elif env:
                 by_env.setdefault(env, []).append((name, env_sha256))
@@ -303,7 +300,7 @@ def _is_current(db: sqlite3.Connection, meta: dict[str, str]) -> bool:
         return False
 
 
-def _corrupt(err: sqlite3.DatabaseError) -> bool:
+def _corrupt(err: sqlite3.Error) -> bool:
     return getattr(err, "sqlite_errorname", "") in ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 

@@ -264,28 +264,33 @@ def test_a_name_of_another_shard_is_seen_however_it_is_written(dags_folder_with,
 
 # --- a warm shard asks the index about its own names only --------------------------------------
 
-_OPENS: dict[str, list[str] | None] = {"into": None}
+class _Opens:
+    """Where the audit hook records the paths opened: ``paths`` while a test asks, else None. Hooks
+    cannot be removed, so this process gets one, added on first use."""
 
+    paths: list[str] | None = None
+    hooked = False
 
-def _record_open(event: str, args: tuple) -> None:
-    if event == "open" and _OPENS["into"] is not None and isinstance(args[0], (str, bytes, os.PathLike)):
-        _OPENS["into"].append(os.fsdecode(args[0]))
+    @classmethod
+    def record(cls, event: str, args: tuple) -> None:
+        if event == "open" and cls.paths is not None and isinstance(args[0], (str, bytes, os.PathLike)):
+            cls.paths.append(os.fsdecode(args[0]))
 
 
 @pytest.fixture
 def spec_opens():
     """The spec files (by name) opened while the returned function's argument runs (an audit hook:
     Python reports every ``open``, whoever asks)."""
-    if not _OPENS.setdefault("hooked", None):
-        sys.addaudithook(_record_open)  # hooks cannot be removed: it records only inside ``opened``
-        _OPENS["hooked"] = []
+    if not _Opens.hooked:
+        sys.addaudithook(_Opens.record)
+        _Opens.hooked = True
 
     def opened(run, specs):
-        _OPENS["into"] = paths = []
+        _Opens.paths = paths = []
         try:
             run()
         finally:
-            _OPENS["into"] = None
+            _Opens.paths = None
         return {Path(p).name for p in paths if Path(p).parent == specs}
 
     return opened

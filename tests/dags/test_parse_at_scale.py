@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -402,18 +403,23 @@ def test_concurrent_saves_keep_the_index_whole(dags_folder_with, spec_cache_dir,
     specs = folder / "specs"
     context = multiprocessing.get_context("fork")
     start = context.Barrier(6)
+    spans = context.Queue()
 
     def parse(first: int) -> None:
         start.wait()
+        began = time.monotonic()
         for k in range(6):
             load_folder(specs, shard=((first + k) % 6, 6), full=False)
+        spans.put((began, time.monotonic()))
 
     processes = [context.Process(target=parse, args=(first,)) for first in range(6)]
     for process in processes:
         process.start()
+    ran = [spans.get(timeout=300) for _ in processes]
     for process in processes:
         process.join()
     assert [process.exitcode for process in processes] == [0] * 6
+    assert max(began for began, _ in ran) < min(ended for _, ended in ran)  # all six were parsing at once
     with contextlib.closing(sqlite3.connect(_index_path(spec_cache_dir))) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert dict(db.execute("SELECT name, pipeline FROM specs")) == {f"{n}.yaml": n for n in names}

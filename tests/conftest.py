@@ -130,11 +130,13 @@ INTEGRATION_FIXTURES = frozenset({"airflow_db", "feature_repo_ready", "built_ui_
 
 
 #: What runs in one xdist group (``make test`` runs two workers), one after the other on one
-#: worker: the tests that start a whole deployment (an Airflow scheduler and its api-server, the
-#: Celery stack, containers) and the UI's, whose session state comes from running the real CT and
-#: monitoring steps. Two of them at once on two cores would only slow each other past their
-#: timeouts; beside them the other worker runs the in-process tests, one module at a time.
-STACK_MARKERS = frozenset({"scheduler", "containers"})
+#: worker: the tests that start a whole deployment (an Airflow scheduler and its api-server,
+#: natively, in the Celery stack or in Compose's containers: all marked ``scheduler``) and the UI's,
+#: whose session state comes from running the real CT and monitoring steps. Two of them at once on
+#: two cores would only slow each other past their timeouts; beside them the other worker runs the
+#: in-process tests, one module at a time, and the docker runner's step containers (one container
+#: at a time, no deployment: on the stacks' worker they made it the longer one by 80 s).
+STACK_MARKERS = frozenset({"scheduler"})
 STACK_FIXTURES = frozenset({"built_ui_state"})
 STACKS_GROUP = "stacks"
 #: Session fixtures that are expensive to make: the modules using one are a group named after it,

@@ -31,7 +31,7 @@ from tests.production.test_native_topology import (
     versions_of_run,
 )
 
-pytestmark = [pytest.mark.containers, pytest.mark.integration]
+pytestmark = [pytest.mark.containers, pytest.mark.integration, pytest.mark.scheduler]
 
 CT, MONITOR = "ct_flight_delay", "monitor_flight_delay"
 

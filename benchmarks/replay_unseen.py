@@ -1,6 +1,6 @@
 """Replay on data the project has not seen: Seattle's rain 2012-2015, or NannyML's synthetic car loans.
 
-    uv run --frozen python benchmarks/replay_unseen.py [--dataset seattle|car_loan] [--keep DIR] [--save RESULT.json]
+    uv run --frozen python benchmarks/replay_unseen.py [--dataset seattle|car_loan|car_price] [--keep DIR] [--save RESULT.json]
 
 Neither the demo nor the tests use these tables, and nothing is downloaded at run time.
 
@@ -22,6 +22,12 @@ so ctflow trains its own model. ``init --from`` picks ``salary_range`` as the en
 column that repeats); the Feast skeleton's point-in-time join finds each loan's own row (the
 timestamps are unique). Replayed weekly (about 1,150 loans a week), 2018-04-01 (the start ``init``
 wrote: a 90-day window after the first row) to 2019-08-25 (73 weeks).
+
+``car_price``: NannyML's ``load_synthetic_car_price_dataset()``, exported alike: 120,000 used-car
+sales, one every 33 s from 2017-01-24 to 2017-03-11; features ``car_age``, ``km_driven``,
+``price_new``, ``accident_count``, ``door_count``, ``fuel``, ``transmission``; label ``y_true``
+(the price: regression, ``rmse``). ``init --from`` picks ``fuel`` as the entity key. Replayed
+daily (about 2,600 sales a day), 2017-02-01 to 2017-03-11 (39 steps).
 
 Everything else is ctflow's own path, in a temporary project under /tmp: ``ctflow init --from``
 writes the spec and the Feast skeleton, ``feast apply`` registers it, ``ctflow validate --deep``
@@ -45,6 +51,11 @@ weekly on a week of rows (the replay monitors once per step; ``init``'s ``@daily
 window would calibrate drift for windows of 165 rows while the replay judges 1,150). The label
 stays as ``init`` wrote it (known at the loan's time): the data has no time its labels became
 known, and an invented delay would be a tuning.
+
+Car prices (:data:`CAR_PRICE_CHANGES`): ``fuel`` (the entity key) as a feature; a 7-day window with
+a 1-day holdout (``init`` writes 90 days and 14 for a table that spans 46: its first run would come
+after the data's end); and ``no_champion``, as above. ``init``'s cadence fits daily steps as it is
+(training ``@weekly``, monitoring ``@daily`` a day of rows); the label likewise (no label time).
 """
 
 from __future__ import annotations
@@ -57,6 +68,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -80,22 +92,30 @@ CAR_LOAN_CHANGES = [
     ON_NO_CHAMPION,
     ("monitoring:\n", "monitoring:\n  window: 7d\n"),  # the replay's step
 ]
+CAR_PRICE_CHANGES = [
+    ("columns: []", "columns: [fuel]"),  # the entity key, a feature of the car
+    ("window: 90d", "window: 7d"),  # the table spans 46 days: 90 would leave no step to replay
+    ("holdout: 14d", "holdout: 1d"),  # the newest day of the week, a step's rows
+    ON_NO_CHAMPION,
+]
 WHAT_IFS = [
     "{name: 'raw drift', monitoring.drift.calibration: none, monitoring.drift.weighting: none}",
     "{name: 'calibrated', monitoring.drift.weighting: none}",
     "{name: 'no estimate', monitoring.estimated_performance: false}",
     "{name: 'cron only', schedule.retrain_on: [no_champion]}",  # no breach retrains: what monitoring adds
 ]
+#: Runs in NannyML's venv: ``load_<argv[1]>_dataset()``'s reference and analysis (its targets joined
+#: on ``id``) as one table, without NannyML's predictions and the row id, to parquet ``argv[2]``.
 NANNYML_EXPORT = """
 import sys, warnings
 warnings.filterwarnings("ignore")
 import nannyml as nml, pandas as pd
 
-reference, analysis, targets = nml.load_synthetic_car_loan_dataset()
+reference, analysis, targets = getattr(nml, f"load_{sys.argv[1]}_dataset")()
 table = pd.concat([reference, analysis.merge(targets, on="id")], ignore_index=True)
-table = table.drop(columns=["id", "y_pred", "y_pred_proba"])
+table = table.drop(columns=[c for c in ("id", "y_pred", "y_pred_proba") if c in table])
 table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True)
-table.sort_values("timestamp").to_parquet(sys.argv[1], index=False)
+table.sort_values("timestamp").to_parquet(sys.argv[2], index=False)
 """
 
 
@@ -124,13 +144,13 @@ def rain_table() -> pd.DataFrame:
     return table.astype({"rain": "int64"}).sort_values(["predicted_at", "horizon"], ignore_index=True)
 
 
-def car_loan_table() -> pd.DataFrame:
-    """NannyML's synthetic car loans, reference and analysis, exported from NannyML's venv."""
+def nannyml_table(dataset: str) -> pd.DataFrame:
+    """NannyML's ``load_<dataset>_dataset()``, reference and analysis, exported from NannyML's venv."""
     from cbpe import ensure_nannyml  # beside this script
 
     with tempfile.TemporaryDirectory(prefix="ctflow-unseen-nannyml-") as tmp:
-        path = Path(tmp) / "car_loan.parquet"
-        subprocess.run([str(ensure_nannyml()), "-c", NANNYML_EXPORT, str(path)], check=True)
+        path = Path(tmp) / f"{dataset}.parquet"
+        subprocess.run([str(ensure_nannyml()), "-c", NANNYML_EXPORT, dataset, str(path)], check=True)
         return pd.read_parquet(path)
 
 
@@ -157,8 +177,10 @@ class Dataset:
 DATASETS = {
     "seattle": Dataset("seattle_rain", "rain", rain_table, SEATTLE_CHANGES, "2012-04-01", "2016-01-01", "1mo",
                        "2013-01-01"),
-    "car_loan": Dataset("car_loan", "repaid", car_loan_table, CAR_LOAN_CHANGES, "2018-04-01", "2019-08-25", "7d",
+    "car_loan": Dataset("car_loan", "repaid", partial(nannyml_table, "synthetic_car_loan"), CAR_LOAN_CHANGES, "2018-04-01", "2019-08-25", "7d",
                         "2019-01-01"),
+    "car_price": Dataset("car_price", "y_true", partial(nannyml_table, "synthetic_car_price"), CAR_PRICE_CHANGES,
+                         "2017-02-01", "2017-03-12", "1d", "2017-02-01"),
 }
 
 

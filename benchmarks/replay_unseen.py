@@ -76,24 +76,27 @@ import pandas as pd
 HORIZONS = range(1, 6)
 QUARTERLY = ('train: "@weekly"', 'train: "0 0 1 */3 *"')  # quarterly, as the flights demo
 ON_NO_CHAMPION = ("retrain_on: [drift, performance]", "retrain_on: [drift, performance, no_champion]")
+
+
+def key_as_feature(column: str) -> tuple[str, str]:
+    """The entity key ``init`` took out of the features, back in: the model must see it."""
+    return ("columns: []", f"columns: [{column}]")
+
+
+def monitored_per_step(cron: str, window: str) -> list[tuple[str, str]]:
+    """Monitoring once per replay step, on a step of rows (the replay judges one window a step)."""
+    return [('monitor: "@daily"', f'monitor: "{cron}"'), ("monitoring:\n", f"monitoring:\n  window: {window}\n")]
+
+
 #: (as ``ctflow init --from`` writes it, as this benchmark needs it), each must be found once.
 SEATTLE_CHANGES = [
     ("label: rain ", "label: {column: rain, available_at: label_known_at} "),
-    ("columns: []", "columns: [horizon]"),  # the entity key, which the model must see to tell 1 day from 5
-    QUARTERLY,
-    ('monitor: "@daily"', 'monitor: "@monthly"'),
-    ON_NO_CHAMPION,
-    ("monitoring:\n", "monitoring:\n  window: 1mo\n"),  # the replay's step
+    key_as_feature("horizon"),  # to tell 1 day from 5
+    QUARTERLY, ON_NO_CHAMPION, *monitored_per_step("@monthly", "1mo"),
 ]
-CAR_LOAN_CHANGES = [
-    ("columns: []", "columns: [salary_range]"),  # the entity key, a feature of the loan
-    QUARTERLY,
-    ('monitor: "@daily"', 'monitor: "@weekly"'),
-    ON_NO_CHAMPION,
-    ("monitoring:\n", "monitoring:\n  window: 7d\n"),  # the replay's step
-]
+CAR_LOAN_CHANGES = [key_as_feature("salary_range"), QUARTERLY, ON_NO_CHAMPION, *monitored_per_step("@weekly", "7d")]
 CAR_PRICE_CHANGES = [
-    ("columns: []", "columns: [fuel]"),  # the entity key, a feature of the car
+    key_as_feature("fuel"),
     ("window: 90d", "window: 7d"),  # the table spans 46 days: 90 would leave no step to replay
     ("holdout: 14d", "holdout: 1d"),  # the newest day of the week, a step's rows
     ON_NO_CHAMPION,

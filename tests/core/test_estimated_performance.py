@@ -80,3 +80,39 @@ def test_no_band_from_a_reference_too_small_to_measure_its_spread():
 def test_a_metric_without_an_estimate_is_refused_by_name():
     with pytest.raises(ValueError, match="no performance estimate for 'rmse'"):
         Reference.fit("rmse", [0.1, 0.9], [0.0, 1.0])
+
+
+
+def test_without_a_floor_a_drop_the_labels_confirm_is_a_realized_breach():
+    """The replay scores the estimate's breaches against the realized ones (early, false alarm,
+    missed). Without ``monitoring.performance`` a realized breach is the estimate's rule on the
+    realized metric: worse than the reference's own by more than the band of realized metrics over
+    the reference's chunks (it was never one: every estimated drop counted as a false alarm,
+    however far the labels dropped too)."""
+    from ctflow.core.monitoring.estimated import fit_reference, judge_window, realized_breach
+    from ctflow.core.replay import override_spec
+    from ctflow.spec import load_spec
+    from tests.conftest import PROJECT
+
+    spec = override_spec(load_spec(PROJECT / "dags" / "specs" / "flight_delay.yaml"), {"monitoring.performance": None})
+    rng = np.random.default_rng(5)
+    reference = fit_reference(spec, *_calibrated(rng, (2, 5), 20_000), threshold=0.5)
+
+    def judged(scores: np.ndarray, labels: np.ndarray) -> tuple[str | None, str | None]:
+        estimated = judge_window(spec, reference, scores, version=1, window_start=None, window_end=None)
+        realized = compute_metrics("classification", labels, scores)[estimated["metric"]]
+        return estimated["breach"], realized_breach(spec, reference, realized, len(scores))
+
+    # Scores as in the reference, labels drawn from them, in 20 windows: the labels' chance alone
+    # breaches no more often than the estimate's band allows (3 standard deviations).
+    assert [judged(*_calibrated(rng, (2, 5), 5_000)) for _ in range(20)] == [(None, None)] * 20
+    # The scores still look the same, but the labels no longer follow them: the estimate cannot
+    # see it, the labels can.
+    estimated, realized = judged(rng.beta(2, 5, 5_000), (rng.random(5_000) < 0.3).astype(float))
+    assert estimated is None and realized is not None
+    assert realized.startswith("realized ") and "below the reference's" in realized
+    # Scores bunched in the middle, labels drawn from them: the estimate drops, and so do the labels.
+    estimated, realized = judged(*_calibrated(rng, (30, 30), 5_000))
+    assert estimated is not None and realized is not None
+    # Without the reference (the estimate had none), only the bounds can breach: none here.
+    assert realized_breach(spec, None, 0.1, 5_000) is None

@@ -158,6 +158,7 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
     from ctflow.core import monitoring
     from ctflow.core.drift.scores import model_score_null
     from ctflow.core.fit import LABEL
+    from ctflow.core.monitoring.estimated import realized_breach
     from ctflow.core.training import predict_scores
 
     ctflow, bank = result.policy(CTFLOW), replay.ModelBank(spec, data)
@@ -204,7 +205,11 @@ def test_prediction_drift_is_judged_as_the_monitoring_dag_judges_the_same_scores
         assert s.estimated_breach == estimated["breach"]
         # beside it, the same champion's realized metric on the same rows: that step's own score
         assert s.realized_metric == pytest.approx(ctflow.steps[s.step - 1].metric, abs=1e-12)
-        assert s.realized_breach == spec.monitoring.performance.breach(s.realized_metric)
+        # and the same rule judging it: the floor, or a drop beyond the band of realized metrics
+        rows = len(data.between(previous.start, previous.end))
+        assert s.realized_breach == realized_breach(spec, bank.estimate_reference(champion, spec), s.realized_metric, rows)
+        if spec.monitoring.performance.breach(s.realized_metric):
+            assert s.realized_breach == spec.monitoring.performance.breach(s.realized_metric)
     assert len(verdicts) == len(monitored)
     summary = ctflow.estimate_summary()
     assert summary["steps"] == len(monitored)

@@ -161,8 +161,9 @@ class Reference:
     threshold: float
     calibrator: Any | None  # a fitted IsotonicRegression, or None when the scores are calibrated
     probabilities: np.ndarray  # of the reference rows (cross-fitted when calibrated)
-    #: chunk size -> spread of the estimate over the reference's chunks of that size (computed once).
-    _spreads: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
+    #: (chunk size, realized) -> spread of the estimate (or of the realized metric) over the
+    #: reference's chunks of that size (computed once).
+    _spreads: dict[tuple[int, bool], float | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def fit(cls, metric: str, scores: Any, labels: Any, *, threshold: float = 0.5) -> Reference:
@@ -186,19 +187,27 @@ class Reference:
         """The metric expected on the reference's own ``rows``."""
         return expected_metric(self.metric, self.probabilities[rows], self.scores[rows], threshold=self.threshold)
 
-    def band(self, rows: int) -> float | None:
+    def own_realized(self, rows: slice = slice(None)) -> float | None:
+        """The metric the reference's labels give on its own ``rows`` (the expected metric when
+        each row's probability is its label: the realized one)."""
+        return expected_metric(self.metric, self.labels[rows], self.scores[rows], threshold=self.threshold)
+
+    def band(self, rows: int, *, realized: bool = False) -> float | None:
         """How far a window of ``rows`` rows may stray from the reference's estimate by chance:
         :data:`BAND_STDS` standard deviations of the difference of the two, from the spread of the
         estimate over the reference's contiguous chunks (a spread that shrinks as ``1/sqrt(rows)``,
-        for the window's rows and for the whole reference's). None when the reference is too small."""
+        for the window's rows and for the whole reference's). None when the reference is too small.
+        ``realized``: the same for the metric the labels give (:meth:`own_realized`), which the
+        labels' own chance makes spread wider than the estimate, an expectation over them."""
         size = min(rows, len(self.scores) // MIN_CHUNKS)
         if rows < 1 or size < MIN_CHUNK_ROWS:
             return None
-        if size not in self._spreads:
-            chunks = [self.own_estimate(slice(i, i + size)) for i in range(0, len(self.scores) - size + 1, size)]
+        if (size, realized) not in self._spreads:
+            value_of = self.own_realized if realized else self.own_estimate
+            chunks = [value_of(slice(i, i + size)) for i in range(0, len(self.scores) - size + 1, size)]
             values = [v for v in chunks if v is not None]
-            self._spreads[size] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
-        spread = self._spreads[size]
+            self._spreads[size, realized] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
+        spread = self._spreads[size, realized]
         return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / len(self.scores)))
 
 
@@ -231,13 +240,21 @@ def estimate_window(reference: Reference, scores: Any, *, higher_is_better: bool
     the reference's estimate by more than the band (in the metric's direction)."""
     scores = np.asarray(scores, dtype=float)
     value, base, band = reference.estimate(scores), reference.own_estimate(), reference.band(len(scores))
-    drop = None
-    if value is not None and base is not None and band is not None:
-        gap = base - value if higher_is_better else value - base
-        if gap > band:
-            drop = (f"estimated {value:.4f} is {gap:.4f} {'below' if higher_is_better else 'above'} the reference's "
-                    f"{base:.4f} (band ±{band:.4f})")
+    drop = significant_drop(value, base, band, higher_is_better=higher_is_better)
     return Estimate(reference.metric, value, base, band, len(scores), reference.calibrator is not None, drop)
+
+
+def significant_drop(value: float | None, base: float | None, band: float | None, *, higher_is_better: bool,
+                     what: str = "estimated") -> str | None:
+    """Why ``value`` is worse than the reference's estimate ``base`` by more than ``band`` (in the
+    metric's direction), or None (also when one of them is unknown)."""
+    if value is None or base is None or band is None:
+        return None
+    gap = base - value if higher_is_better else value - base
+    if gap <= band:
+        return None
+    return (f"{what} {value:.4f} is {gap:.4f} {'below' if higher_is_better else 'above'} the reference's "
+            f"{base:.4f} (band ±{band:.4f})")
 
 
 __all__ = ["ESTIMATORS", "SUPPORTED_TASKS", "Estimate", "Reference", "calibration_error", "estimate_window",

@@ -104,6 +104,23 @@ def judge_window(spec: PipelineSpec, reference: Reference | None, current: Any, 
     return result
 
 
+def realized_breach(spec: PipelineSpec, reference: Reference | None, realized: float | None, rows: int) -> str | None:
+    """The estimate's rule (:func:`judge_window`) on the metric the labels give for a window of
+    ``rows`` once they come: outside ``monitoring.performance``'s bounds, or worse than the
+    reference's own realized metric by more than the band of realized metrics
+    (:meth:`~ctflow.core.monitoring.estimate.Reference.band`). What the estimate's breaches are
+    compared with: without a floor, a drop the labels confirm is a breach, not a false alarm."""
+    from ctflow.core.monitoring.estimate import significant_drop
+    from ctflow.spec.catalog import higher_is_better
+
+    config = spec.monitoring.performance
+    bounds = config.breach(realized) if config else None
+    if bounds or reference is None:
+        return bounds
+    return significant_drop(realized, reference.own_realized(), reference.band(rows, realized=True),
+                            higher_is_better=higher_is_better(spec.model.task, reference.metric), what="realized")
+
+
 def champion_reference(spec: PipelineSpec, champion: dict[str, Any], rows: int, *, run_dir: Path,
                        tracking_uri: str | None) -> tuple[Reference | None, str | None]:
     """The champion's labelled holdout fitted for the monitored metric's estimate, or why there is none."""

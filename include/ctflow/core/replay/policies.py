@@ -15,6 +15,7 @@ from ctflow.core.replay.timeline import Step, cron_ticks
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ctflow.core.monitoring.estimate import Reference
     from ctflow.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,9 @@ def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous:
         verdict = predictions["models"]["champion"]
         record.score_drift = verdict["p_value"] if verdict["p_value"] is not None else verdict["statistic"]
         record.scores_drifted = verdict["drifted"]
-    estimated = _estimate(bank, spec, champion, previous, current)
+    estimated, reference = _estimate(bank, spec, champion, previous, current)
     if estimated:
-        _record_estimate(bank, spec, champion, previous, previous_rows, estimated, record)
+        _record_estimate(bank, spec, champion, previous, previous_rows, estimated, reference, record)
     breaches = assess(spec, data=data, predictions=predictions, perf=perf, estimated=estimated)
     record.breaches = [b["what"] for b in breaches]
     return [b["kind"] for b in breaches]
@@ -177,14 +178,15 @@ def _prediction_drift(bank: ModelBank, spec: PipelineSpec, champion: Candidate, 
     return {"available": True, "drifted": verdict["drifted"], "models": {"champion": verdict}}
 
 
-def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step, current: Any) -> dict[str, Any]:
+def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step,
+              current: Any) -> tuple[dict[str, Any], Reference | None]:
     """The champion's performance estimated on the previous step's scores before their labels, judged
     by the monitoring DAG's function (:func:`ctflow.core.monitoring.estimated.judge_window`)
-    against its time-ordered labelled holdout; {} on a step without rows."""
+    against its time-ordered labelled holdout ({} on a step without rows), and that holdout fitted."""
     from ctflow.core.monitoring.estimated import estimation_problem, judge_window
 
     if not len(current):
-        return {}
+        return {}, None
     problem = estimation_problem(spec, len(current))
     try:
         reference = None if problem else bank.estimate_reference(champion, spec)
@@ -192,19 +194,22 @@ def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous
         log.warning("no performance estimate for champion %s: %s: %s", champion.id, type(err).__name__, err)
         reference, problem = None, f"{type(err).__name__}: {err}"
     return judge_window(spec, reference, current, version=champion.id, reason=problem,
-                        window_start=previous.start.isoformat(), window_end=previous.end.isoformat())
+                        window_start=previous.start.isoformat(), window_end=previous.end.isoformat()), reference
 
 
 def _record_estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step,
-                     previous_rows: pd.DataFrame, estimated: dict[str, Any], record: StepRecord) -> None:
+                     previous_rows: pd.DataFrame, estimated: dict[str, Any], reference: Reference | None,
+                     record: StepRecord) -> None:
     """The estimate beside what the labels of the same rows say once they come: the champion's
-    realized metric on the previous step and whether ``monitoring.performance`` would breach on it."""
+    realized metric on the previous step and whether the estimate's rule would breach on it
+    (:func:`ctflow.core.monitoring.estimated.realized_breach`)."""
+    from ctflow.core.monitoring.estimated import realized_breach
+
     record.estimated_metric = estimated["value"]
     record.estimated_breach = estimated["breach"]
     realized = bank.metrics(champion, previous_rows, ("step", previous.index)).get(estimated["metric"])
     record.realized_metric = realized
-    config = spec.monitoring.performance
-    record.realized_breach = config.breach(realized) if config is not None else None
+    record.realized_breach = realized_breach(spec, reference, realized, len(previous_rows))
 
 
 def _higher_is_better(spec: PipelineSpec) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,33 @@ def test_a_table_outside_the_project_is_named_with_its_absolute_path_and_a_note(
     assert code == 0
     assert f"note: {table} is outside the project ({project})" in out
     assert f"entities: {table}" in (project / "dags" / "specs" / "outside.yaml").read_text()
+
+
+def test_a_table_too_short_for_the_default_window_gets_a_window_it_can_run_on(project: Path, capsys):
+    """46 days of hourly rows: the default 90-day window would put the first run after the last row."""
+    hours = pd.date_range("2024-03-01", "2024-04-16", freq="h", tz="UTC")
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame({"sensor": np.resize(["a", "b", "c"], len(hours)), "read_at": hours,
+                         "load": rng.normal(10, 2, len(hours))})
+    rows["is_peak"] = (rows["load"] > 11).astype(int)
+    (project / "data").mkdir()
+    # Shuffled: the first rows read are not the table's first instants.
+    rows.sample(frac=1, random_state=1).to_parquet(project / "data" / "readings.parquet", index=False)
+
+    code, out = init("peaks", "--from", project / "data" / "readings.parquet", capsys=capsys)
+    assert code == 0, out
+    spec_path = project / "dags" / "specs" / "peaks.yaml"
+    assert main(["validate", str(spec_path)]) == 0, capsys.readouterr().out
+    spec = load_spec(spec_path)
+    first_run = pd.Timestamp(spec.schedule.start_date, tz="UTC")
+    assert spec.data.window.before(first_run) >= hours[0].floor("D")  # a full window of rows before the first run
+    assert spec.data.window.after(spec.data.window.after(first_run)) <= hours[-1]  # and two windows after it
+    assert first_run < spec.data.holdout.after(first_run) < spec.data.window.after(first_run)
+    assert "the default 90d would leave too few rows" in spec_path.read_text()
+
+
+def test_a_table_long_enough_keeps_the_default_windows(project: Path, capsys):
+    code, out = init("city_prices", "--from", panel(project), "--label", "next_price", capsys=capsys)
+    assert code == 0, out
+    spec = load_spec(project / "dags" / "specs" / "city_prices.yaml")
+    assert (spec.data.window, spec.data.holdout) == (timedelta(days=730), timedelta(days=180))

@@ -42,8 +42,9 @@ class Inspection:
     task: str
     features: dict[str, str]  # column -> "integer" | "number" | "text" | "bool"
     step: timedelta  # the typical gap between timestamps (the table's cadence)
-    start: Any  # the first timestamp
+    start: Any  # the first timestamp (of the whole table, not only the sampled rows)
     rows: int
+    end: Any  # the last timestamp (of the whole table)
 
 
 def inspect_table(path: Path, label: str | None, task: str | None = None) -> Inspection:
@@ -80,8 +81,40 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
     stamps = frame[timestamp].drop_duplicates().sort_values()
     gaps = stamps.diff().dropna()
     step = gaps.median().to_pytimedelta() if len(gaps) else timedelta(days=1)
-    return Inspection(timestamp, keys, kinds[keys[0]], label, task, features, step, stamps.iloc[0],
-                      parquet.metadata.num_rows)
+    start, end = _time_span(parquet, timestamp)
+    return Inspection(timestamp, keys, kinds[keys[0]], label, task, features, step, start,
+                      parquet.metadata.num_rows, end)
+
+
+def _time_span(parquet: Any, timestamp: str) -> tuple[Any, Any]:
+    """The first and last timestamp of the whole table (one column read, not only the sample)."""
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    span = pc.min_max(parquet.read(columns=[timestamp]).column(0))
+    return pd.Timestamp(span["min"].as_py()), pd.Timestamp(span["max"].as_py())
+
+
+#: (window, holdout, days of rows before the first run) for a table of daily-or-finer and of monthly rows.
+_DEFAULT_WINDOWS = {False: (90, 14, 90), True: (730, 180, 365)}
+
+
+def fitted_windows(found: Inspection) -> tuple[int, int, int, str]:
+    """``(window, holdout, first run)`` in days from the table's start, and why, if not the defaults.
+
+    The defaults follow the table's cadence. A table too short for them would have its first run
+    after most (or all) of its rows, leaving nothing to monitor or retrain on: then the window is a
+    third of the table's span, the first run comes after one window, and the holdout keeps the
+    default's share of the window.
+    """
+    monthly = found.step >= timedelta(days=25)
+    window, holdout, first = _DEFAULT_WINDOWS[monthly]
+    span = (found.end - found.start).days
+    if first <= span * 2 // 3:
+        return window, holdout, first, ""
+    fitted = max(1, span // 3)
+    return (fitted, max(1, round(fitted * holdout / window)), fitted,
+            f"a third of the table's {span} days (the default {window}d would leave too few rows after the first run)")
 
 
 def _guess_label(kinds: dict[str, str], frame: Any, timestamp: str) -> str:
@@ -121,8 +154,9 @@ def spec_text(name: str, table: str, found: Inspection, *, owner: str, service: 
     from ctflow.spec.durations import format_duration
 
     monthly = found.step >= timedelta(days=25)
-    window, holdout = ("730d", "180d") if monthly else ("90d", "14d")
-    first = found.start + (timedelta(days=365) if monthly else timedelta(days=90))
+    window_days, holdout_days, first_days, why = fitted_windows(found)
+    window, holdout = f"{window_days}d", f"{holdout_days}d"
+    first = found.start + timedelta(days=first_days)
     features = {f"{c}_latest": k for c, k in found.features.items()}
     categorical = [c for c, k in features.items() if k == "text"]
     classification = found.task == "classification"
@@ -148,7 +182,7 @@ data:
   label: {found.label}   # {'0/1: classification' if classification else 'a number: regression'}
   features: {service}   # the Feast FeatureService in the skeleton written beside this spec
   columns: []   # entity-table columns known at prediction time, used as features as they are
-  window: {window}   # train on [run date - window, run date); the table's step is {format_duration(found.step)}
+  window: {window}   # train on [run date - window, run date); the table's step is {format_duration(found.step)}{'; ' + why if why else ''}
   holdout: {holdout}   # the newest part of the window, to evaluate on
 
 quality:   # the run fails before training if a rule is broken

@@ -27,7 +27,7 @@ wrote: a 90-day window after the first row) to 2019-08-25 (73 weeks).
 sales, one every 33 s from 2017-01-24 to 2017-03-11; features ``car_age``, ``km_driven``,
 ``price_new``, ``accident_count``, ``door_count``, ``fuel``, ``transmission``; label ``y_true``
 (the price: regression, ``rmse``). ``init --from`` picks ``fuel`` as the entity key. Replayed
-daily (about 2,600 sales a day), 2017-02-01 to 2017-03-11 (39 steps).
+daily (about 2,600 sales a day), 2017-02-08 (the start ``init`` wrote) to 2017-03-11 (32 steps).
 
 Everything else is ctflow's own path, in a temporary project under /tmp: ``ctflow init --from``
 writes the spec and the Feast skeleton, ``feast apply`` registers it, ``ctflow validate --deep``
@@ -52,9 +52,10 @@ window would calibrate drift for windows of 165 rows while the replay judges 1,1
 stays as ``init`` wrote it (known at the loan's time): the data has no time its labels became
 known, and an invented delay would be a tuning.
 
-Car prices (:data:`CAR_PRICE_CHANGES`): ``fuel`` (the entity key) as a feature; a 7-day window with
-a 1-day holdout (``init`` writes 90 days and 14 for a table that spans 46: its first run would come
-after the data's end); and ``no_champion``, as above. ``init``'s cadence fits daily steps as it is
+Car prices (:data:`CAR_PRICE_CHANGES`): ``fuel`` (the entity key) as a feature, and ``no_champion``,
+as above. The window is ``init``'s: for a table that spans 46 days it writes 15 (a third of the
+span) with a 2-day holdout, and the first run after one window (2017-02-08; its default 90 days
+would put the first run after the data's end). ``init``'s cadence fits daily steps as it is
 (training ``@weekly``, monitoring ``@daily`` a day of rows); the label likewise (no label time).
 """
 
@@ -95,12 +96,7 @@ SEATTLE_CHANGES = [
     QUARTERLY, ON_NO_CHAMPION, *monitored_per_step("@monthly", "1mo"),
 ]
 CAR_LOAN_CHANGES = [key_as_feature("salary_range"), QUARTERLY, ON_NO_CHAMPION, *monitored_per_step("@weekly", "7d")]
-CAR_PRICE_CHANGES = [
-    key_as_feature("fuel"),
-    ("window: 90d", "window: 7d"),  # the table spans 46 days: 90 would leave no step to replay
-    ("holdout: 14d", "holdout: 1d"),  # the newest day of the week, a step's rows
-    ON_NO_CHAMPION,
-]
+CAR_PRICE_CHANGES = [key_as_feature("fuel"), ON_NO_CHAMPION]
 WHAT_IFS = [
     "{name: 'raw drift', monitoring.drift.calibration: none, monitoring.drift.weighting: none}",
     "{name: 'calibrated', monitoring.drift.weighting: none}",
@@ -183,7 +179,7 @@ DATASETS = {
     "car_loan": Dataset("car_loan", "repaid", partial(nannyml_table, "synthetic_car_loan"), CAR_LOAN_CHANGES, "2018-04-01", "2019-08-25", "7d",
                         "2019-01-01"),
     "car_price": Dataset("car_price", "y_true", partial(nannyml_table, "synthetic_car_price"), CAR_PRICE_CHANGES,
-                         "2017-02-01", "2017-03-12", "1d", "2017-02-01"),
+                         "2017-02-08", "2017-03-12", "1d", "2017-02-08"),
 }
 
 

@@ -112,6 +112,22 @@ def test_training_counts_per_policy(result):
     assert all(s.metric is not None and 0.4 < s.metric < 1 for s in result.policy(EVERY).steps)
 
 
+def test_the_goal_is_judged_in_the_metrics_direction_and_against_never_too(result):
+    """roc_auc: higher is better; the goal's gap is positive when ctflow is better than every, and
+    the goal needs ctflow better than never as well (each over the steps both scored)."""
+    ctflow, every, never = (result.policy(name) for name in (CTFLOW, EVERY, NEVER))
+    goal = result.goal()
+    mine, theirs, steps = ctflow.paired(every)
+    assert goal["mean_metric_gap"] == pytest.approx(mine / theirs - 1, abs=1e-6) and goal["paired_steps"] == steps
+    mine, theirs, _ = ctflow.paired(never)
+    assert goal["above_never"] is (mine > theirs)
+    assert goal["met"] is (goal["within_metric_gap"] and goal["within_training_share"] and goal["above_never"])
+    [line] = [line for line in result.table().splitlines() if line.startswith("goal for ctflow ")]
+    direction = "better" if goal["mean_metric_gap"] >= 0 else "worse"
+    assert f"{abs(goal['mean_metric_gap']):.2%} {direction} than every over the {steps} steps" in line
+    assert line.endswith(f"{'better' if goal['above_never'] else 'not better'} than never)")
+
+
 def test_ctflow_never_deploys_a_candidate_that_failed_the_gate(result, spec):
     ctflow = result.policy(CTFLOW)
     trained = [s for s in ctflow.steps if s.trained]

@@ -89,4 +89,15 @@ def test_trains_twice_gated_on_the_same_holdout_then_monitors(dags):
     report = _run_dir(watched)("report.json")
     assert report["rows_scored"] == 22 and str(report["champion_version"]) == expected
     assert report["performance"]["available"] and report["performance"]["metric"] == "mae"
+    # Training kept the holdout's features for the loss estimate (DLE), in the holdout's row order;
+    # 44 rows are too few to fit a loss model on, and the estimate says so.
+    from ctflow import settings
+    from ctflow.contract import monitoring as names
+    from ctflow.core.monitoring.estimate_loss import MIN_ROWS
+
+    kept = pd.read_parquet(settings.run_dir(f"{second.dag_id}/{second.run_id}") / names.REFERENCE_FOLDER
+                           / names.REFERENCE_FEATURES_FILE)
+    assert list(kept.columns) == trained["features"] and len(kept) == trained["holdout_rows"]
+    estimated = report["estimated_performance"]
+    assert not estimated["available"] and f"has 44 rows < {MIN_ROWS}, too few to fit a loss model" in estimated["reason"]
     assert report["data_drift"]["state"] != "insufficient_data"

@@ -8,22 +8,22 @@ calibration fitted on that holdout maps them first, as NannyML does; the ranking
 rank by the model's own scores.
 
 How far a window's estimate may move by chance comes from the reference itself: its estimate on
-contiguous (time-ordered) chunks, whose spread is scaled to the window's row count. Pure
-functions over arrays: :func:`ctflow.core.monitoring.checks.estimated_performance` feeds them.
+contiguous (time-ordered) chunks, whose spread is scaled to the window's row count
+(:func:`chunk_band`, shared with regression's estimate). Pure functions over arrays:
+:func:`ctflow.core.monitoring.estimated.estimated_performance` feeds them.
 
-Regression (direct loss estimation) is not supported yet.
+Regression is estimated by direct loss estimation (:mod:`ctflow.core.monitoring.estimate_loss`);
+:func:`estimate_window` judges either kind of :class:`EstimateReference`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-#: The tasks CBPE estimates; other tasks' estimates are "not supported".
-SUPPORTED_TASKS = ("classification",)
 #: The band is this many standard deviations of the reference chunks' estimates (NannyML's default).
 BAND_STDS = 3.0
 #: The reference is cut into at least this many chunks to measure its spread.
@@ -151,10 +151,55 @@ def _cross_fitted(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return prob
 
 
+def chunk_band(own_estimate: Callable[[slice], float | None], reference_rows: int, rows: int,
+               spreads: dict[int, float | None]) -> float | None:
+    """How far a window of ``rows`` rows may stray from the reference's estimate by chance:
+    :data:`BAND_STDS` standard deviations of the difference of the two, from the spread of
+    ``own_estimate`` over the reference's contiguous chunks (a spread that shrinks as ``1/sqrt(rows)``,
+    for the window's rows and for the whole reference's). None when the reference is too small.
+
+    :param spreads: chunk size -> spread, filled here: each reference measures a size once.
+    """
+    size = min(rows, reference_rows // MIN_CHUNKS)
+    if rows < 1 or size < MIN_CHUNK_ROWS:
+        return None
+    if size not in spreads:
+        chunks = [own_estimate(slice(i, i + size)) for i in range(0, reference_rows - size + 1, size)]
+        values = [v for v in chunks if v is not None]
+        spreads[size] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
+    spread = spreads[size]
+    return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / reference_rows))
+
+
+class EstimateReference(Protocol):
+    """What :func:`estimate_window` asks of a fitted reference, CBPE's or DLE's."""
+
+    #: ``CBPE`` or ``DLE``: how the estimate is made (the report names it).
+    method: ClassVar[str]
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def calibrated(self) -> bool: ...
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The window's feature columns the estimate reads besides the scores (none for CBPE)."""
+        ...
+
+    def estimate(self, scores: Any, features: Any = None) -> float | None: ...
+
+    def own_estimate(self, rows: slice = slice(None)) -> float | None: ...
+
+    def band(self, rows: int) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class Reference:
     """The labelled holdout a window's estimate is judged against (scores in time order)."""
 
+    method: ClassVar[str] = "CBPE"
     metric: str
     scores: np.ndarray
     labels: np.ndarray
@@ -176,8 +221,16 @@ class Reference:
             return cls(metric, scores, labels, threshold, _isotonic(scores, labels), _cross_fitted(scores, labels))
         return cls(metric, scores, labels, threshold, None, scores)
 
-    def estimate(self, scores: Any) -> float | None:
-        """The metric expected on a window's ``scores`` (calibrated first if needed)."""
+    @property
+    def calibrated(self) -> bool:
+        return self.calibrator is not None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ()
+
+    def estimate(self, scores: Any, features: Any = None) -> float | None:
+        """The metric expected on a window's ``scores`` (calibrated first if needed; no features)."""
         scores = np.asarray(scores, dtype=float)
         prob = np.asarray(self.calibrator.predict(scores), dtype=float) if self.calibrator is not None else scores
         return expected_metric(self.metric, prob, scores, threshold=self.threshold)
@@ -187,19 +240,8 @@ class Reference:
         return expected_metric(self.metric, self.probabilities[rows], self.scores[rows], threshold=self.threshold)
 
     def band(self, rows: int) -> float | None:
-        """How far a window of ``rows`` rows may stray from the reference's estimate by chance:
-        :data:`BAND_STDS` standard deviations of the difference of the two, from the spread of the
-        estimate over the reference's contiguous chunks (a spread that shrinks as ``1/sqrt(rows)``,
-        for the window's rows and for the whole reference's). None when the reference is too small."""
-        size = min(rows, len(self.scores) // MIN_CHUNKS)
-        if rows < 1 or size < MIN_CHUNK_ROWS:
-            return None
-        if size not in self._spreads:
-            chunks = [self.own_estimate(slice(i, i + size)) for i in range(0, len(self.scores) - size + 1, size)]
-            values = [v for v in chunks if v is not None]
-            self._spreads[size] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
-        spread = self._spreads[size]
-        return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / len(self.scores)))
+        """:func:`chunk_band` of the reference's estimate on its own chunks."""
+        return chunk_band(self.own_estimate, len(self.scores), rows, self._spreads)
 
 
 @dataclass(frozen=True)
@@ -213,6 +255,7 @@ class Estimate:
     rows: int
     calibrated: bool
     drop: str | None  # why the estimate is significantly worse than the reference, or None
+    method: str  # CBPE or DLE
 
     @property
     def lower(self) -> float | None:
@@ -226,19 +269,22 @@ class Estimate:
         return {**asdict(self), "lower": self.lower, "upper": self.upper}
 
 
-def estimate_window(reference: Reference, scores: Any, *, higher_is_better: bool) -> Estimate:
-    """``reference.metric`` estimated on a window's ``scores``; a *drop* is an estimate worse than
-    the reference's estimate by more than the band (in the metric's direction)."""
+def estimate_window(reference: EstimateReference, scores: Any, *, higher_is_better: bool,
+                    features: Any = None) -> Estimate:
+    """``reference.metric`` estimated on a window's ``scores`` (and, for DLE, its rows' ``features``:
+    a frame with ``reference.columns``, row for row); a *drop* is an estimate worse than the
+    reference's estimate by more than the band (in the metric's direction)."""
     scores = np.asarray(scores, dtype=float)
-    value, base, band = reference.estimate(scores), reference.own_estimate(), reference.band(len(scores))
+    value = reference.estimate(scores, features)
+    base, band = reference.own_estimate(), reference.band(len(scores))
     drop = None
     if value is not None and base is not None and band is not None:
         gap = base - value if higher_is_better else value - base
         if gap > band:
             drop = (f"estimated {value:.4f} is {gap:.4f} {'below' if higher_is_better else 'above'} the reference's "
                     f"{base:.4f} (band ±{band:.4f})")
-    return Estimate(reference.metric, value, base, band, len(scores), reference.calibrator is not None, drop)
+    return Estimate(reference.metric, value, base, band, len(scores), reference.calibrated, drop, reference.method)
 
 
-__all__ = ["ESTIMATORS", "SUPPORTED_TASKS", "Estimate", "Reference", "calibration_error", "estimate_window",
-           "expected_metric", "needs_calibration"]
+__all__ = ["ESTIMATORS", "Estimate", "EstimateReference", "Reference", "calibration_error", "chunk_band",
+           "estimate_window", "expected_metric", "needs_calibration"]

@@ -145,7 +145,7 @@ def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous:
         verdict = predictions["models"]["champion"]
         record.score_drift = verdict["p_value"] if verdict["p_value"] is not None else verdict["statistic"]
         record.scores_drifted = verdict["drifted"]
-    estimated = _estimate(bank, spec, champion, previous, current)
+    estimated = _estimate(bank, spec, champion, previous, previous_rows, current)
     if estimated:
         _record_estimate(bank, spec, champion, previous, previous_rows, estimated, record)
     breaches = assess(spec, data=data, predictions=predictions, perf=perf, estimated=estimated)
@@ -177,21 +177,29 @@ def _prediction_drift(bank: ModelBank, spec: PipelineSpec, champion: Candidate, 
     return {"available": True, "drifted": verdict["drifted"], "models": {"champion": verdict}}
 
 
-def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step, current: Any) -> dict[str, Any]:
-    """The champion's performance estimated on the previous step's scores before their labels, judged
-    by the monitoring DAG's function (:func:`ctflow.core.monitoring.estimated.judge_window`)
-    against its time-ordered labelled holdout; {} on a step without rows."""
-    from ctflow.core.monitoring.estimated import estimation_problem, judge_window
+def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step, previous_rows: pd.DataFrame,
+              current: Any) -> dict[str, Any]:
+    """The champion's performance estimated on the previous step's scores (``current``, from
+    :func:`_window_scores`) before their labels, and for DLE the same rows' features, judged by the
+    monitoring DAG's function (:func:`ctflow.core.monitoring.estimated.judge_window`) against its
+    time-ordered labelled holdout; {} on a step without rows."""
+    import numpy as np
+
+    from ctflow.core.monitoring.estimated import estimation_problem, judge_window, reference_problem
 
     if not len(current):
         return {}
-    problem = estimation_problem(spec, len(current))
+    problem = estimation_problem(spec, len(current)) or reference_problem(spec, len(champion.holdout_rows))
+    features = None
     try:
         reference = None if problem else bank.estimate_reference(champion, spec)
+        if reference is not None and reference.columns:
+            scored = ~np.isnan(bank.scores(champion, previous_rows, ("step", previous.index)))
+            features = previous_rows.loc[scored, list(reference.columns)].reset_index(drop=True)
     except Exception as err:  # noqa: BLE001 - as the DAG: the estimate is a hint, its failure must not stop monitoring
         log.warning("no performance estimate for champion %s: %s: %s", champion.id, type(err).__name__, err)
         reference, problem = None, f"{type(err).__name__}: {err}"
-    return judge_window(spec, reference, current, version=champion.id, reason=problem,
+    return judge_window(spec, reference, current, features=features, version=champion.id, reason=problem,
                         window_start=previous.start.isoformat(), window_end=previous.end.isoformat())
 
 

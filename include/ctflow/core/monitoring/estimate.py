@@ -9,7 +9,7 @@ rank by the model's own scores.
 
 How far a window's estimate may move by chance comes from the reference itself: its estimate on
 contiguous (time-ordered) chunks, whose spread is scaled to the window's row count
-(:func:`chunk_band`, shared with regression's estimate). Pure functions over arrays:
+(:meth:`EstimateReference.band`, shared with regression's estimate). Pure functions over arrays:
 :func:`ctflow.core.monitoring.estimated.estimated_performance` feeds them.
 
 Regression is estimated by direct loss estimation (:mod:`ctflow.core.monitoring.estimate_loss`);
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -151,63 +151,64 @@ def _cross_fitted(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return prob
 
 
-def chunk_band(own_estimate: Callable[[slice], float | None], reference_rows: int, rows: int,
-               spreads: dict[int, float | None]) -> float | None:
-    """How far a window of ``rows`` rows may stray from the reference's estimate by chance:
-    :data:`BAND_STDS` standard deviations of the difference of the two, from the spread of
-    ``own_estimate`` over the reference's contiguous chunks (a spread that shrinks as ``1/sqrt(rows)``,
-    for the window's rows and for the whole reference's). None when the reference is too small.
-
-    :param spreads: chunk size -> spread, filled here: each reference measures a size once.
-    """
-    size = min(rows, reference_rows // MIN_CHUNKS)
-    if rows < 1 or size < MIN_CHUNK_ROWS:
-        return None
-    if size not in spreads:
-        chunks = [own_estimate(slice(i, i + size)) for i in range(0, reference_rows - size + 1, size)]
-        values = [v for v in chunks if v is not None]
-        spreads[size] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
-    spread = spreads[size]
-    return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / reference_rows))
-
-
-class EstimateReference(Protocol):
-    """What :func:`estimate_window` asks of a fitted reference, CBPE's or DLE's."""
+@dataclass(frozen=True)
+class EstimateReference:
+    """A labelled holdout (scores and labels in time order) fitted for a window's estimate: what
+    :func:`estimate_window` asks of CBPE's :class:`Reference` and of DLE's
+    :class:`ctflow.core.monitoring.estimate_loss.LossReference`, and the band both share."""
 
     #: ``CBPE`` or ``DLE``: how the estimate is made (the report names it).
     method: ClassVar[str]
+    metric: str
+    scores: np.ndarray
+    labels: np.ndarray
+    #: chunk size -> spread of the estimate over the reference's chunks of that size (computed once).
+    _spreads: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
 
     @property
-    def metric(self) -> str: ...
-
-    @property
-    def calibrated(self) -> bool: ...
+    def calibrated(self) -> bool:
+        return False
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The window's feature columns the estimate reads besides the scores (none for CBPE)."""
-        ...
+        return ()
 
-    def estimate(self, scores: Any, features: Any = None) -> float | None: ...
+    def estimate(self, scores: Any, features: Any = None) -> float | None:
+        """The metric expected on a window's ``scores`` (and, for DLE, its rows' ``features``)."""
+        raise NotImplementedError
 
-    def own_estimate(self, rows: slice = slice(None)) -> float | None: ...
+    def own_estimate(self, rows: slice = slice(None)) -> float | None:
+        """The metric expected on the reference's own ``rows``, without the optimism of judging a
+        fit on its own rows."""
+        raise NotImplementedError
 
-    def band(self, rows: int) -> float | None: ...
+    def band(self, rows: int) -> float | None:
+        """How far a window of ``rows`` rows may stray from the reference's estimate by chance:
+        :data:`BAND_STDS` standard deviations of the difference of the two, from the spread of
+        the estimate over the reference's contiguous chunks (a spread that shrinks as
+        ``1/sqrt(rows)``, for the window's rows and for the whole reference's). None when the
+        reference is too small."""
+        reference_rows = len(self.scores)
+        size = min(rows, reference_rows // MIN_CHUNKS)
+        if rows < 1 or size < MIN_CHUNK_ROWS:
+            return None
+        if size not in self._spreads:
+            chunks = [self.own_estimate(slice(i, i + size)) for i in range(0, reference_rows - size + 1, size)]
+            values = [v for v in chunks if v is not None]
+            self._spreads[size] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
+        spread = self._spreads[size]
+        return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / reference_rows))
 
 
 @dataclass(frozen=True)
-class Reference:
-    """The labelled holdout a window's estimate is judged against (scores in time order)."""
+class Reference(EstimateReference):
+    """CBPE's reference: the calibration of the holdout's scores, if they need one."""
 
     method: ClassVar[str] = "CBPE"
-    metric: str
-    scores: np.ndarray
-    labels: np.ndarray
     threshold: float
     calibrator: Any | None  # a fitted IsotonicRegression, or None when the scores are calibrated
     probabilities: np.ndarray  # of the reference rows (cross-fitted when calibrated)
-    #: chunk size -> spread of the estimate over the reference's chunks of that size (computed once).
-    _spreads: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def fit(cls, metric: str, scores: Any, labels: Any, *, threshold: float = 0.5) -> Reference:
@@ -225,10 +226,6 @@ class Reference:
     def calibrated(self) -> bool:
         return self.calibrator is not None
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return ()
-
     def estimate(self, scores: Any, features: Any = None) -> float | None:
         """The metric expected on a window's ``scores`` (calibrated first if needed; no features)."""
         scores = np.asarray(scores, dtype=float)
@@ -238,10 +235,6 @@ class Reference:
     def own_estimate(self, rows: slice = slice(None)) -> float | None:
         """The metric expected on the reference's own ``rows``."""
         return expected_metric(self.metric, self.probabilities[rows], self.scores[rows], threshold=self.threshold)
-
-    def band(self, rows: int) -> float | None:
-        """:func:`chunk_band` of the reference's estimate on its own chunks."""
-        return chunk_band(self.own_estimate, len(self.scores), rows, self._spreads)
 
 
 @dataclass(frozen=True)
@@ -286,5 +279,5 @@ def estimate_window(reference: EstimateReference, scores: Any, *, higher_is_bett
     return Estimate(reference.metric, value, base, band, len(scores), reference.calibrated, drop, reference.method)
 
 
-__all__ = ["ESTIMATORS", "Estimate", "EstimateReference", "Reference", "calibration_error", "chunk_band",
-           "estimate_window", "expected_metric", "needs_calibration"]
+__all__ = ["ESTIMATORS", "Estimate", "EstimateReference", "Reference", "calibration_error", "estimate_window",
+           "expected_metric", "needs_calibration"]

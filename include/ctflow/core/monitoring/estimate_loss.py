@@ -10,18 +10,18 @@ estimate before a single label.
 
 The reference's own estimate is cross-fitted (each row's loss predicted by a model fitted on the
 other folds), so it is not optimistic, as CBPE's calibration is; the band is CBPE's, from the
-reference's contiguous chunks (:func:`ctflow.core.monitoring.estimate.chunk_band`).
+reference's contiguous chunks (:meth:`ctflow.core.monitoring.estimate.EstimateReference.band`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ctflow.core.monitoring.estimate import chunk_band
+from ctflow.core.monitoring.estimate import EstimateReference
 
 #: A reference with fewer labelled rows cannot fit a loss model worth trusting.
 MIN_ROWS = 50
@@ -106,18 +106,13 @@ def _predicted(model: Any, inputs: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class LossReference:
-    """The labelled holdout (scores, labels and model features in time order) with its loss model."""
+class LossReference(EstimateReference):
+    """DLE's reference: the loss model learnt on the holdout's model features and predictions."""
 
     method: ClassVar[str] = "DLE"
-    metric: str
-    scores: np.ndarray
-    labels: np.ndarray
     encoding: _Encoding
     model: Any  # the loss model fitted on the whole reference
     losses: np.ndarray  # each reference row's predicted loss, cross-fitted
-    #: chunk size -> spread of the estimate over the reference's chunks of that size (computed once).
-    _spreads: dict[int, float | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def fit(cls, metric: str, scores: Any, labels: Any, features: Any) -> LossReference:
@@ -140,10 +135,6 @@ class LossReference:
         return cls(metric, scores, labels, encoding, _loss_model().fit(inputs, target), losses)
 
     @property
-    def calibrated(self) -> bool:
-        return False
-
-    @property
     def columns(self) -> tuple[str, ...]:
         return self.encoding.columns
 
@@ -162,10 +153,6 @@ class LossReference:
     def own_estimate(self, rows: slice = slice(None)) -> float | None:
         """The metric expected on the reference's own ``rows`` (cross-fitted losses)."""
         return self._metric(self.losses[rows])
-
-    def band(self, rows: int) -> float | None:
-        """:func:`chunk_band` of the reference's estimate on its own chunks."""
-        return chunk_band(self.own_estimate, len(self.scores), rows, self._spreads)
 
 
 __all__ = ["LOSSES", "MIN_ROWS", "LossReference", "reference_problem"]

@@ -452,12 +452,12 @@ def test_a_regression_champion_s_loss_is_estimated_from_its_holdout_features_and
     rng = np.random.default_rng(4)
     run_id = _regression_run(home, "full", 3_000)
 
-    def judged(name: str, shape: tuple[float, float], run: str) -> tuple[dict, float, int]:
+    def judged(name: str, shape: tuple[float, float], run: str, judging=spec) -> tuple[dict, float, int]:
         features, scores, labels = _regression_rows(rng, 1_000, shape)
         other_arm = rng.random(len(scores)) < 0.2
         frame = features.assign(**{monitoring.CHAMPION_SCORE: np.where(other_arm, np.nan, scores),
                                    monitoring.CHALLENGER_SCORE: np.where(other_arm, scores, np.nan)})
-        result = monitoring.estimated_performance(spec, run_dir=_window(home / name, run, frame))
+        result = monitoring.estimated_performance(judging, run_dir=_window(home / name, run, frame))
         return result, float(np.abs(scores - labels)[~other_arm].mean()), int((~other_arm).sum())
 
     calm, calm_mae, scored = judged("dle-calm", (1, 3), run_id)
@@ -471,6 +471,13 @@ def test_a_regression_champion_s_loss_is_estimated_from_its_holdout_features_and
     assert not old["available"] and "has no holdout features (reference/features.parquet)" in old["reason"]
     small, _, _ = judged("dle-small", (1, 3), _regression_run(home, "small", MIN_ROWS - 6))
     assert not small["available"] and f"has {MIN_ROWS - 6} rows < {MIN_ROWS}, too few" in small["reason"]
+    # r2 divides by the labels' own spread, which no per-row loss gives: refused by name.
+    performance = parse_spec((DAGS_FOLDER / "specs" / "us_employment.yaml").read_text()).monitoring.performance
+    on_r2 = spec.model_copy(update={"monitoring": spec.monitoring.model_copy(
+        update={"performance": performance.model_copy(update={"metric": "r2", "max": None, "min": 0.0})})})
+    r2, _, _ = judged("dle-r2", (1, 3), run_id, on_r2)
+    assert not r2["available"] and r2["metric"] == "r2"
+    assert r2["reason"] == "performance estimation of r2 is not supported for regression (estimated: mae, rmse, mape)"
 
 
 # --------------------------------------------------------------------------- challenger bookkeeping

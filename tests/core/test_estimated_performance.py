@@ -1,8 +1,12 @@
-"""CBPE (:mod:`ctflow.core.monitoring.estimate`) on labels drawn from the scores themselves.
+"""CBPE (:mod:`ctflow.core.monitoring.estimate`) on labels drawn from the scores themselves, and
+DLE (:mod:`ctflow.core.monitoring.estimate_loss`) on a regression whose noise is known.
 
 When labels are Bernoulli draws of the model's scores, the model is calibrated by construction,
 so the estimate made without labels must land near the metric computed with them, for every
 estimated metric and several score distributions; and it must follow a shift of the scores.
+When a regression's labels are its true mean plus noise that grows with a feature, the model that
+predicts the true mean errs more where that feature is high: a window moved there must get a
+worse estimate, near the error realized once its labels are drawn.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ctflow.core.evaluation import compute_metrics
 from ctflow.core.monitoring.estimate import ESTIMATORS, Reference, estimate_window, needs_calibration
+from ctflow.core.monitoring.estimate_loss import LOSSES, MIN_ROWS, LossReference
 from ctflow.spec.catalog import higher_is_better
 
 SHAPES = [(2, 5), (1, 1), (0.5, 3)]
@@ -116,3 +122,78 @@ def test_without_a_floor_a_drop_the_labels_confirm_is_a_realized_breach():
     assert estimated is not None and realized is not None
     # Without the reference (the estimate had none), only the bounds can breach: none here.
     assert realized_breach(spec, None, 0.1, 5_000) is None
+
+
+# --------------------------------------------------------------------------- regression (DLE)
+
+
+def _regression(rng: np.random.Generator, rows: int, shape: tuple[float, float],
+                offset: float = 0.0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Features, the model's predictions (the true mean) and the noise's standard deviation, which
+    grows with ``x``: ``x ~ Beta(shape)`` decides where the rows lie, so how much the model errs."""
+    x, z, kind = rng.beta(*shape, rows), rng.normal(size=rows), rng.choice(["a", "b", "c"], rows)
+    return pd.DataFrame({"x": x, "z": z, "kind": kind}), offset + 3 * x + z + (kind == "b"), 0.2 + 2 * x**2
+
+
+def _labels(rng: np.random.Generator, mean: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    return mean + rng.normal(size=len(mean)) * noise
+
+
+def _realized(metric: str, labels: np.ndarray, scores: np.ndarray) -> float:
+    return compute_metrics("regression", labels, scores)[metric]
+
+
+# mape on labels kept away from 0, where a percentage error is a steady quantity.
+REGRESSION = [("mae", 0.0), ("rmse", 0.0), ("mape", 10.0)]
+
+
+@pytest.mark.parametrize(("metric", "offset"), REGRESSION)
+def test_the_loss_estimate_tracks_the_realized_error_where_the_window_moves(metric, offset):
+    rng = np.random.default_rng(zlib.crc32(metric.encode()))
+    features, scores, noise = _regression(rng, 5_000, (1, 3), offset)
+    reference = LossReference.fit(metric, scores, labels := _labels(rng, scores, noise), features)
+    assert reference.own_estimate() == pytest.approx(_realized(metric, labels, scores), rel=0.05)
+    for shape, moved in (((1, 3), False), ((1, 3), False), ((2, 2), True), ((2, 2), True)):
+        features, scores, noise = _regression(rng, 2_000, shape, offset)
+        estimate = estimate_window(reference, scores, features=features, higher_is_better=False)
+        # The estimate is an expectation over the labels; the realized metric is one draw of them.
+        # The mean of many draws is the truth it is judged against.
+        draws = [_realized(metric, _labels(rng, scores, noise), scores) for _ in range(50)]
+        truth = float(np.mean(draws))
+        assert estimate.method == "DLE" and not estimate.calibrated
+        if not moved:  # drawn as the reference: its error, and no drop
+            assert estimate.value == pytest.approx(truth, rel=0.05) and estimate.drop is None
+        else:
+            # Into the region where the noise is large and the reference thinner (its trees extend
+            # their last leaves, so the estimate falls somewhat short), far above the reference's.
+            assert estimate.value == pytest.approx(truth, rel=0.10)
+            assert estimate.value - estimate.reference > 0.75 * (truth - estimate.reference) > 0
+            assert estimate.drop is not None and "above the reference's" in estimate.drop
+
+
+def test_the_reference_s_own_loss_estimate_is_cross_fitted_not_optimistic():
+    """Fitted on a reference's rows, a loss model predicts those rows' losses too well; each row's
+    loss predicted by a model that never saw it is what a new window from the same rows gets."""
+    rng = np.random.default_rng(23)
+    features, scores, noise = _regression(rng, 3_000, (2, 2))
+    reference = LossReference.fit("rmse", scores, labels := _labels(rng, scores, noise), features)
+    inputs = reference.encoding.matrix(features, scores)
+    in_sample = float(np.sqrt(np.clip(reference.model.predict(inputs), 0, None).mean()))
+    realized = _realized("rmse", labels, scores)
+    assert reference.own_estimate() == pytest.approx(realized, rel=0.05)
+    # A new window's category the reference never saw is read as missing, not refused.
+    window, window_scores, _ = _regression(rng, 500, (2, 2))
+    window["kind"] = window["kind"].replace("c", "unseen")
+    assert reference.estimate(window_scores, window) is not None
+    assert in_sample != reference.own_estimate()
+
+
+def test_a_small_holdout_or_a_metric_without_a_mean_loss_gets_no_loss_estimate():
+    rng = np.random.default_rng(5)
+    features, scores, noise = _regression(rng, MIN_ROWS - 1, (1, 3))
+    labels = _labels(rng, scores, noise)
+    with pytest.raises(ValueError, match=f"has {MIN_ROWS - 1} rows < {MIN_ROWS}, too few to fit a loss model"):
+        LossReference.fit("mae", scores, labels, features)
+    with pytest.raises(ValueError, match="no performance estimate for 'r2'; estimated: mae, rmse, mape"):
+        LossReference.fit("r2", scores, labels, features)
+    assert set(LOSSES) == {"mae", "rmse", "mape"}

@@ -405,6 +405,81 @@ def test_shifted_feature_is_detected_and_unshifted_window_is_not(reference_run, 
     assert "has no labelled holdout (reference/labels.npy)" in calm_scores["estimated"]["reason"]
 
 
+# --------------------------------------------------------------------------- regression estimate (DLE)
+
+
+def _regression_rows(rng: np.random.Generator, rows: int, shape: tuple[float, float]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Features, a model's predictions (the true mean) and labels whose noise grows with ``x``."""
+    x, kind = rng.beta(*shape, rows), rng.choice(["u", "v"], rows)
+    mean = 2 * x + (kind == "v")
+    return pd.DataFrame({"x": x, "kind": kind}), mean, mean + rng.normal(size=rows) * (0.1 + 2 * x**2)
+
+
+def _regression_run(home: Path, name: str, rows: int, *, features: bool = True) -> str:
+    """An MLflow run holding ``reference/`` as training logs it for a regression model (the
+    holdout's features only when ``features``: a model trained before they were kept has none)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ctflow.contract import monitoring as names
+
+    frame, scores, labels = _regression_rows(np.random.default_rng(rows), rows, (1, 3))
+    folder = home / f"regression-{name}"
+    folder.mkdir()
+    np.save(folder / names.REFERENCE_SCORES_FILE, scores)
+    np.save(folder / names.REFERENCE_LABELS_FILE, labels)
+    if features:
+        frame.to_parquet(folder / names.REFERENCE_FEATURES_FILE, index=False)
+    experiment = MlflowClient().create_experiment(f"regression-{name}",
+                                                  artifact_location=(home / f"regression-{name}-artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        mlflow.log_artifacts(str(folder), names.REFERENCE_FOLDER)
+    return run.info.run_id
+
+
+@pytest.mark.integration
+def test_a_regression_champion_s_loss_is_estimated_from_its_holdout_features_and_the_window_s(home):
+    """DLE in the monitoring step: the champion's ``reference/`` from MLflow (scores, labels and
+    features), the window frame's features of the rows the champion scored (a canary's other rows
+    have no champion score). A window moved to where the noise is large gets a far worse estimate,
+    near the mae its labels give, and a significant drop; old or small references say why not."""
+    from ctflow.core.monitoring.estimate_loss import MIN_ROWS
+    from ctflow.core.monitoring.report_page import _estimated_paragraph
+
+    spec = parse_spec((DAGS_FOLDER / "specs" / "us_employment.yaml").read_text())
+    spec = spec.model_copy(update={"monitoring": spec.monitoring.model_copy(update={"performance": None})})
+    assert spec.model.task == "regression" and spec.evaluation.metric == "mae"
+    rng = np.random.default_rng(4)
+    run_id = _regression_run(home, "full", 3_000)
+
+    def judged(name: str, shape: tuple[float, float], run: str, judging=spec) -> tuple[dict, float, int]:
+        features, scores, labels = _regression_rows(rng, 1_000, shape)
+        other_arm = rng.random(len(scores)) < 0.2
+        frame = features.assign(**{monitoring.CHAMPION_SCORE: np.where(other_arm, np.nan, scores),
+                                   monitoring.CHALLENGER_SCORE: np.where(other_arm, scores, np.nan)})
+        result = monitoring.estimated_performance(judging, run_dir=_window(home / name, run, frame))
+        return result, float(np.abs(scores - labels)[~other_arm].mean()), int((~other_arm).sum())
+
+    calm, calm_mae, scored = judged("dle-calm", (1, 3), run_id)
+    assert calm["available"] and calm["method"] == "DLE" and calm["breach"] is None and calm["rows"] == scored
+    moved, moved_mae, _ = judged("dle-moved", (2, 2), run_id)
+    assert moved["value"] > calm["value"] + 0.5 * (moved_mae - calm_mae) and "above the reference's" in moved["breach"]
+    for value, realized in ((calm["value"], calm_mae), (moved["value"], moved_mae)):
+        assert value == pytest.approx(realized, rel=0.15)  # against one draw of the labels of ~800 rows
+    assert "direct loss estimation" in _estimated_paragraph(moved)
+    old, _, _ = judged("dle-old", (1, 3), _regression_run(home, "old", 3_000, features=False))
+    assert not old["available"] and "has no holdout features (reference/features.parquet)" in old["reason"]
+    small, _, _ = judged("dle-small", (1, 3), _regression_run(home, "small", MIN_ROWS - 6))
+    assert not small["available"] and f"has {MIN_ROWS - 6} rows < {MIN_ROWS}, too few" in small["reason"]
+    # r2 divides by the labels' own spread, which no per-row loss gives: refused by name.
+    performance = parse_spec((DAGS_FOLDER / "specs" / "us_employment.yaml").read_text()).monitoring.performance
+    on_r2 = spec.model_copy(update={"monitoring": spec.monitoring.model_copy(
+        update={"performance": performance.model_copy(update={"metric": "r2", "max": None, "min": 0.0})})})
+    r2, _, _ = judged("dle-r2", (1, 3), run_id, on_r2)
+    assert not r2["available"] and r2["metric"] == "r2"
+    assert r2["reason"] == "performance estimation of r2 is not supported for regression (estimated: mae, rmse, mape)"
+
+
 # --------------------------------------------------------------------------- challenger bookkeeping
 
 

@@ -89,4 +89,61 @@ def test_trains_twice_gated_on_the_same_holdout_then_monitors(dags):
     report = _run_dir(watched)("report.json")
     assert report["rows_scored"] == 22 and str(report["champion_version"]) == expected
     assert report["performance"]["available"] and report["performance"]["metric"] == "mae"
+    # Training kept the holdout's features for the loss estimate (DLE), in the holdout's row order;
+    # 44 rows are too few to fit a loss model on, and the estimate says so.
+    from ctflow import settings
+    from ctflow.contract import monitoring as names
+    from ctflow.core.monitoring.estimate_loss import MIN_ROWS
+
+    kept = pd.read_parquet(settings.run_dir(f"{second.dag_id}/{second.run_id}") / names.REFERENCE_FOLDER
+                           / names.REFERENCE_FEATURES_FILE)
+    assert list(kept.columns) == trained["features"] and len(kept) == trained["holdout_rows"]
+    estimated = report["estimated_performance"]
+    assert not estimated["available"] and f"has 44 rows < {MIN_ROWS}, too few to fit a loss model" in estimated["reason"]
     assert report["data_drift"]["state"] != "insufficient_data"
+
+
+def test_the_replay_estimates_a_regression_window_as_the_monitoring_dag_does(example_repo, tmp_path):
+    """DLE in the replay and in the DAG: with a 12-month holdout (242 rows, enough for the loss
+    model; the shipped 3 months hold 44), each monitored step's estimate is the DAG's
+    ``estimated_performance`` of the same champion on the same rows (window frame with the
+    features), its holdout laid out as ``steps.train`` stores it."""
+    import json
+
+    import numpy as np
+
+    from ctflow.contract import monitoring as names
+    from ctflow.core import monitoring, replay
+    from ctflow.core.fit import LABEL
+    from ctflow.core.replay import CTFLOW
+    from ctflow.spec import load_spec
+    from ctflow.spec.durations import parse_calendar_duration
+
+    spec = replay.override_spec(load_spec(PROJECT / "dags" / "specs" / "us_employment.yaml"), {"data.holdout": "12mo"})
+    month = parse_calendar_duration("1mo")
+    steps = replay.make_steps(replay.as_utc("2012-01-01"), replay.as_utc("2012-05-01"), month)
+    data = replay.load_frame(spec, steps[0].start, steps[-1].end, feature_repo=example_repo)
+    ctflow = replay.replay(spec, data, start="2012-01-01", end="2012-05-01", every=month).policy(CTFLOW)
+    bank = replay.ModelBank(spec, data)
+    monitored = [s for s in ctflow.steps[1:] if ctflow.steps[s.step - 1].model is not None]
+    assert monitored
+    for s in monitored:
+        champion = bank.train(replay.as_utc(ctflow.steps[s.step - 1].model))
+        previous = steps[s.step - 1]
+        rows = data.between(previous.start, previous.end)
+        holdout = champion.holdout_rows
+        order = np.argsort(holdout[spec.data.timestamp].to_numpy(), kind="stable")
+        run_dir = tmp_path / f"step-{s.step}"
+        folder = run_dir / names.REFERENCE_FOLDER / "champion"
+        folder.mkdir(parents=True)
+        np.save(folder / names.REFERENCE_SCORES_FILE, bank.reference_scores(champion)[order])
+        np.save(folder / names.REFERENCE_LABELS_FILE, holdout[LABEL].to_numpy(dtype="float64")[order])
+        holdout[champion.features.all].iloc[order].to_parquet(folder / names.REFERENCE_FEATURES_FILE, index=False)
+        rows[champion.features.all].assign(**{monitoring.CHAMPION_SCORE: bank.scores(champion, rows, previous.index),
+                                              monitoring.CHALLENGER_SCORE: np.nan}).to_parquet(
+            run_dir / monitoring.WINDOW_FRAME, index=False)
+        (run_dir / monitoring.SCORE).write_text(json.dumps({"champion": {"version": champion.id, "run_id": champion.id}}))
+        estimated = monitoring.estimated_performance(spec, run_dir=run_dir)
+        assert estimated["available"] and estimated["method"] == "DLE" and estimated["rows"] == len(rows)
+        assert s.estimated_metric == pytest.approx(estimated["value"], abs=1e-12)
+        assert s.estimated_breach == estimated["breach"]

@@ -63,7 +63,7 @@ def performance_metric(who: str, metric: str) -> str:
 
 
 def estimated_performance_metric(metric: str) -> str:
-    """The champion's ``metric`` estimated on the scoring window before its labels arrive (CBPE)."""
+    """The champion's ``metric`` estimated on the scoring window before its labels arrive (CBPE or DLE)."""
     return f"performance.estimated.{metric}"
 
 
@@ -73,10 +73,12 @@ def prediction_drift_metric(who: str, field: str) -> str:
 
 
 # --- artifacts --------------------------------------------------------------------------------
-#: A training run's ``reference/`` files: its holdout's scores and, in the same order, labels.
+#: A training run's ``reference/`` files: its holdout's scores and, in the same order, labels
+#: and (regression only: the loss model of the performance estimate learns from them) model features.
 REFERENCE_FOLDER = "reference"
 REFERENCE_SCORES_FILE = "scores.npy"
 REFERENCE_LABELS_FILE = "labels.npy"
+REFERENCE_FEATURES_FILE = "features.parquet"
 #: The empirical null of the score distance, from the training rows' scores (:func:`ctflow.core.drift.scores.score_null`).
 REFERENCE_SCORES_NULL_FILE = "scores_null.json"
 #: The window's summary (breaches with their reasons, drift, performance): the run's own verdict.

@@ -254,6 +254,7 @@ def train(
             mlflow.log_text(spec_text, "spec.yaml")
         _log_reference(spec, run_dir, train_rows, features.all, holdout_scores=scores, holdout_labels=y_holdout,
                        holdout_times=holdout_rows[spec.data.timestamp].to_numpy(),
+                       holdout_features=holdout_rows[features.all],
                        train_scores=train_scores,
                        importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
         _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
@@ -481,12 +482,15 @@ def resolve_path(path: str) -> Path:
 
 def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, features: list[str], *,
                    holdout_scores: np.ndarray, holdout_labels: np.ndarray, holdout_times: np.ndarray,
-                   train_scores: np.ndarray, importances: dict[str, float] | None = None) -> None:
+                   holdout_features: pd.DataFrame, train_scores: np.ndarray,
+                   importances: dict[str, float] | None = None) -> None:
     """Store what monitoring compares against, computed once, with the model's run: the profile
     (with its calibration and the features' importances, :mod:`ctflow.core.drift.reference`), the
     holdout's scores and labels in time order (prediction drift; the performance estimate
-    calibrates on them and measures its spread on consecutive chunks of them), and the score
-    distance's empirical null from the training rows' scores (:func:`ctflow.core.drift.scores.score_null`)."""
+    calibrates on them and measures its spread on consecutive chunks of them), for regression the
+    holdout's model features in the same order (the estimate's loss model learns from them), and
+    the score distance's empirical null from the training rows' scores
+    (:func:`ctflow.core.drift.scores.score_null`)."""
     try:
         from ctflow.core.drift.reference import reference_profile
         from ctflow.core.drift.scores import model_score_null
@@ -504,6 +508,10 @@ def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, 
     order = np.argsort(holdout_times, kind="stable")
     np.save(folder / names.REFERENCE_SCORES_FILE, np.asarray(holdout_scores, dtype="float64")[order])
     np.save(folder / names.REFERENCE_LABELS_FILE, np.asarray(holdout_labels, dtype="float64")[order])
+    if spec.model.task == "regression":
+        holdout_features.iloc[order].reset_index(drop=True).to_parquet(folder / names.REFERENCE_FEATURES_FILE, index=False)
+    else:  # as the null below: no earlier try's file
+        (folder / names.REFERENCE_FEATURES_FILE).unlink(missing_ok=True)
     null = model_score_null(spec, train_scores, train_rows[spec.data.timestamp].to_numpy(),
                             holdout_rows=len(holdout_scores))
     if null is not None:

@@ -11,7 +11,8 @@
 3. :func:`prediction_drift` — the window's champion scores against its training-time holdout
    scores (``reference/scores.npy``); then :func:`estimated_performance`, the champion's metric
    estimated from those scores before the window's labels arrive (CBPE, calibrated on the
-   holdout's labels ``reference/labels.npy``: :mod:`.estimate`);
+   holdout's labels ``reference/labels.npy``: :mod:`.estimate`; for regression, direct loss
+   estimation from the holdout's features ``reference/features.parquet`` too: :mod:`.estimate_loss`);
 4. :func:`performance` — on the **ground-truth window** ``[as_of - available_after - window,
    as_of - available_after)`` (``data.label``; no shift with ``available_at``), of which only the
    rows whose label is known at ``as_of`` count (:mod:`ctflow.core.labels`). Those rows (with

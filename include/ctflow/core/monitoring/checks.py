@@ -190,7 +190,7 @@ def performance(
                                        threshold=of_version(spec.model, champion.version.tags))
     result["champion"]["value"] = champion_value
     result["champion"]["estimated"] = estimated_on(spec, scored["champion"], champion_scores, run_dir=run_dir,
-                                                   tracking_uri=tracking_uri)
+                                                   tracking_uri=tracking_uri, frame=frame)
     if spec.model.task == "classification":
         result["positive_share"] = round(float(y_true.mean()), 4)
     if champion_value is None:

@@ -8,22 +8,22 @@ calibration fitted on that holdout maps them first, as NannyML does; the ranking
 rank by the model's own scores.
 
 How far a window's estimate may move by chance comes from the reference itself: its estimate on
-contiguous (time-ordered) chunks, whose spread is scaled to the window's row count. Pure
-functions over arrays: :func:`ctflow.core.monitoring.checks.estimated_performance` feeds them.
+contiguous (time-ordered) chunks, whose spread is scaled to the window's row count
+(:meth:`EstimateReference.band`, shared with regression's estimate). Pure functions over arrays:
+:func:`ctflow.core.monitoring.estimated.estimated_performance` feeds them.
 
-Regression (direct loss estimation) is not supported yet.
+Regression is estimated by direct loss estimation (:mod:`ctflow.core.monitoring.estimate_loss`);
+:func:`estimate_window` judges either kind of :class:`EstimateReference`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-#: The tasks CBPE estimates; other tasks' estimates are "not supported".
-SUPPORTED_TASKS = ("classification",)
 #: The band is this many standard deviations of the reference chunks' estimates (NannyML's default).
 BAND_STDS = 3.0
 #: The reference is cut into at least this many chunks to measure its spread.
@@ -152,18 +152,72 @@ def _cross_fitted(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Reference:
-    """The labelled holdout a window's estimate is judged against (scores in time order)."""
+class EstimateReference:
+    """A labelled holdout (scores and labels in time order) fitted for a window's estimate: what
+    :func:`estimate_window` asks of CBPE's :class:`Reference` and of DLE's
+    :class:`ctflow.core.monitoring.estimate_loss.LossReference`, and the band both share."""
 
+    #: ``CBPE`` or ``DLE``: how the estimate is made (the report names it).
+    method: ClassVar[str]
     metric: str
     scores: np.ndarray
     labels: np.ndarray
+    #: (chunk size, realized) -> spread of the estimate (or of the realized metric) over the
+    #: reference's chunks of that size (computed once).
+    _spreads: dict[tuple[int, bool], float | None] = field(default_factory=dict, repr=False, compare=False,
+                                                           kw_only=True)
+
+    @property
+    def calibrated(self) -> bool:
+        return False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The window's feature columns the estimate reads besides the scores (none for CBPE)."""
+        return ()
+
+    def estimate(self, scores: Any, features: Any = None) -> float | None:
+        """The metric expected on a window's ``scores`` (and, for DLE, its rows' ``features``)."""
+        raise NotImplementedError
+
+    def own_estimate(self, rows: slice = slice(None)) -> float | None:
+        """The metric expected on the reference's own ``rows``, without the optimism of judging a
+        fit on its own rows."""
+        raise NotImplementedError
+
+    def own_realized(self, rows: slice = slice(None)) -> float | None:
+        """The metric the reference's labels give on its own ``rows`` (the realized one)."""
+        raise NotImplementedError
+
+    def band(self, rows: int, *, realized: bool = False) -> float | None:
+        """How far a window of ``rows`` rows may stray from the reference's estimate by chance:
+        :data:`BAND_STDS` standard deviations of the difference of the two, from the spread of
+        the estimate over the reference's contiguous chunks (a spread that shrinks as
+        ``1/sqrt(rows)``, for the window's rows and for the whole reference's). None when the
+        reference is too small. ``realized``: the same for the metric the labels give
+        (:meth:`own_realized`), which the labels' own chance makes spread wider than the
+        estimate, an expectation over them."""
+        reference_rows = len(self.scores)
+        size = min(rows, reference_rows // MIN_CHUNKS)
+        if rows < 1 or size < MIN_CHUNK_ROWS:
+            return None
+        if (size, realized) not in self._spreads:
+            value_of = self.own_realized if realized else self.own_estimate
+            chunks = [value_of(slice(i, i + size)) for i in range(0, reference_rows - size + 1, size)]
+            values = [v for v in chunks if v is not None]
+            self._spreads[size, realized] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
+        spread = self._spreads[size, realized]
+        return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / reference_rows))
+
+
+@dataclass(frozen=True)
+class Reference(EstimateReference):
+    """CBPE's reference: the calibration of the holdout's scores, if they need one."""
+
+    method: ClassVar[str] = "CBPE"
     threshold: float
     calibrator: Any | None  # a fitted IsotonicRegression, or None when the scores are calibrated
     probabilities: np.ndarray  # of the reference rows (cross-fitted when calibrated)
-    #: (chunk size, realized) -> spread of the estimate (or of the realized metric) over the
-    #: reference's chunks of that size (computed once).
-    _spreads: dict[tuple[int, bool], float | None] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def fit(cls, metric: str, scores: Any, labels: Any, *, threshold: float = 0.5) -> Reference:
@@ -177,8 +231,12 @@ class Reference:
             return cls(metric, scores, labels, threshold, _isotonic(scores, labels), _cross_fitted(scores, labels))
         return cls(metric, scores, labels, threshold, None, scores)
 
-    def estimate(self, scores: Any) -> float | None:
-        """The metric expected on a window's ``scores`` (calibrated first if needed)."""
+    @property
+    def calibrated(self) -> bool:
+        return self.calibrator is not None
+
+    def estimate(self, scores: Any, features: Any = None) -> float | None:
+        """The metric expected on a window's ``scores`` (calibrated first if needed; no features)."""
         scores = np.asarray(scores, dtype=float)
         prob = np.asarray(self.calibrator.predict(scores), dtype=float) if self.calibrator is not None else scores
         return expected_metric(self.metric, prob, scores, threshold=self.threshold)
@@ -192,24 +250,6 @@ class Reference:
         each row's probability is its label: the realized one)."""
         return expected_metric(self.metric, self.labels[rows], self.scores[rows], threshold=self.threshold)
 
-    def band(self, rows: int, *, realized: bool = False) -> float | None:
-        """How far a window of ``rows`` rows may stray from the reference's estimate by chance:
-        :data:`BAND_STDS` standard deviations of the difference of the two, from the spread of the
-        estimate over the reference's contiguous chunks (a spread that shrinks as ``1/sqrt(rows)``,
-        for the window's rows and for the whole reference's). None when the reference is too small.
-        ``realized``: the same for the metric the labels give (:meth:`own_realized`), which the
-        labels' own chance makes spread wider than the estimate, an expectation over them."""
-        size = min(rows, len(self.scores) // MIN_CHUNKS)
-        if rows < 1 or size < MIN_CHUNK_ROWS:
-            return None
-        if (size, realized) not in self._spreads:
-            value_of = self.own_realized if realized else self.own_estimate
-            chunks = [value_of(slice(i, i + size)) for i in range(0, len(self.scores) - size + 1, size)]
-            values = [v for v in chunks if v is not None]
-            self._spreads[size, realized] = float(np.std(values, ddof=1)) if len(values) >= 3 else None
-        spread = self._spreads[size, realized]
-        return None if spread is None else BAND_STDS * spread * float(np.sqrt(size / rows + size / len(self.scores)))
-
 
 @dataclass(frozen=True)
 class Estimate:
@@ -222,6 +262,7 @@ class Estimate:
     rows: int
     calibrated: bool
     drop: str | None  # why the estimate is significantly worse than the reference, or None
+    method: str  # CBPE or DLE
 
     @property
     def lower(self) -> float | None:
@@ -235,19 +276,22 @@ class Estimate:
         return {**asdict(self), "lower": self.lower, "upper": self.upper}
 
 
-def estimate_window(reference: Reference, scores: Any, *, higher_is_better: bool) -> Estimate:
-    """``reference.metric`` estimated on a window's ``scores``; a *drop* is an estimate worse than
-    the reference's estimate by more than the band (in the metric's direction)."""
+def estimate_window(reference: EstimateReference, scores: Any, *, higher_is_better: bool,
+                    features: Any = None) -> Estimate:
+    """``reference.metric`` estimated on a window's ``scores`` (and, for DLE, its rows' ``features``:
+    a frame with ``reference.columns``, row for row); a *drop* is an estimate worse than the
+    reference's estimate by more than the band (in the metric's direction)."""
     scores = np.asarray(scores, dtype=float)
-    value, base, band = reference.estimate(scores), reference.own_estimate(), reference.band(len(scores))
+    value = reference.estimate(scores, features)
+    base, band = reference.own_estimate(), reference.band(len(scores))
     drop = significant_drop(value, base, band, higher_is_better=higher_is_better)
-    return Estimate(reference.metric, value, base, band, len(scores), reference.calibrator is not None, drop)
+    return Estimate(reference.metric, value, base, band, len(scores), reference.calibrated, drop, reference.method)
 
 
 def significant_drop(value: float | None, base: float | None, band: float | None, *, higher_is_better: bool,
                      what: str = "estimated") -> str | None:
-    """Why ``value`` is worse than the reference's estimate ``base`` by more than ``band`` (in the
-    metric's direction), or None (also when one of them is unknown)."""
+    """Why ``value`` is worse than the reference's ``base`` by more than ``band`` (in the metric's
+    direction), or None (also when one of them is unknown)."""
     if value is None or base is None or band is None:
         return None
     gap = base - value if higher_is_better else value - base
@@ -257,5 +301,5 @@ def significant_drop(value: float | None, base: float | None, band: float | None
             f"{base:.4f} (band ±{band:.4f})")
 
 
-__all__ = ["ESTIMATORS", "SUPPORTED_TASKS", "Estimate", "Reference", "calibration_error", "estimate_window",
-           "expected_metric", "needs_calibration"]
+__all__ = ["ESTIMATORS", "Estimate", "EstimateReference", "Reference", "calibration_error", "estimate_window",
+           "expected_metric", "needs_calibration", "significant_drop"]

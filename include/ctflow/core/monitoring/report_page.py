@@ -155,6 +155,10 @@ def render_report(
     return path
 
 
+#: How each estimate is made, as the report names it (an estimate written before ``method`` was CBPE).
+_METHODS = {"CBPE": "CBPE", "DLE": "direct loss estimation"}
+
+
 def _estimated_paragraph(estimated: dict[str, Any]) -> str:
     """The scoring window's estimated metric with its band, or why there is none."""
     import html as h
@@ -168,7 +172,7 @@ def _estimated_paragraph(estimated: dict[str, Any]) -> str:
     if verdict and not estimated.get("enabled"):
         verdict += " (not acted on: monitoring.estimated_performance is off)"
     return (f"<p>Estimated {h.escape(estimated['metric'])} of this window's {estimated.get('rows')} scored rows, before "
-            f"their labels (CBPE{calibrated}): <b>{_rounded(estimated['value'])}</b>{h.escape(band)}."
+            f"their labels ({h.escape(_METHODS.get(str(estimated.get('method', 'CBPE')), 'CBPE'))}{calibrated}): <b>{_rounded(estimated['value'])}</b>{h.escape(band)}."
             f"{h.escape(verdict)}</p>")
 
 

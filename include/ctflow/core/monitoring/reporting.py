@@ -99,8 +99,8 @@ def report(
            "decision_applied": (perf.get("decision") or {}).get("applied"),
            "decision_reason": (perf.get("decision") or {}).get("reason")},
         "estimated_performance": {k: estimated.get(k) for k in (
-            "available", "metric", "value", "reference", "lower", "upper", "calibrated", "breach", "enabled",
-            "reason")},
+            "available", "metric", "method", "value", "reference", "lower", "upper", "calibrated", "breach",
+            "enabled", "reason")},
         "breaches": breaches,
         "breach": bool(breaches),
         "seconds": {"score_batch": scored.get("seconds"), "data_drift": data.get("seconds"),

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from ctflow.core.drift import ReferenceProfile
     from ctflow.core.drift.calibration import Null
-    from ctflow.core.monitoring.estimate import Reference
+    from ctflow.core.monitoring.estimate import EstimateReference
     from ctflow.core.quality import QualityReport
     from ctflow.core.replay.frame import ReplayFrame
     from ctflow.core.training import FeatureSet
@@ -60,7 +60,7 @@ class ModelBank:
         self._scores: dict[tuple[str, Any], np.ndarray] = {}
         self._profiles: dict[tuple[Any, ...], ReferenceProfile] = {}
         self._score_nulls: dict[tuple[Any, ...], Null | None] = {}
-        self._estimate_references: dict[tuple[str, str], Reference] = {}
+        self._estimate_references: dict[tuple[str, str], EstimateReference] = {}
         self._importances: dict[str, dict[str, float] | None] = {}
         self._slices: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
         self._quality: dict[tuple[datetime, str], QualityReport] = {}
@@ -128,22 +128,25 @@ class ModelBank:
         (``reference/scores.npy``). Cached with the holdout scores the gate uses."""
         return self.scores(model, model.holdout_rows, ("holdout", model.id))
 
-    def estimate_reference(self, model: Candidate, spec: PipelineSpec) -> Reference:
+    def estimate_reference(self, model: Candidate, spec: PipelineSpec) -> EstimateReference:
         """The model's labelled holdout fitted for the performance estimate under ``spec`` (a what-if
-        may change the monitored metric): its holdout scores and labels in time order, as
-        ``steps.train`` stores ``reference/scores.npy`` and ``reference/labels.npy``."""
+        may change the monitored metric): its holdout scores, labels and (regression) model features
+        in time order, as ``steps.train`` stores ``reference/scores.npy``, ``reference/labels.npy``
+        and ``reference/features.parquet``."""
         from ctflow.core.fit import LABEL
         from ctflow.core.monitoring.estimated import estimated_metric, fit_reference
         from ctflow.core.threshold import DEFAULT
 
         key = (model.id, estimated_metric(spec))
         if key not in self._estimate_references:
+            assert model.features is not None  # only trained candidates are monitored
             rows = model.holdout_rows
             order = np.argsort(rows[self.spec.data.timestamp].to_numpy(), kind="stable")
             threshold = self._threshold(model)  # else the default, as the DAG's ``_threshold``
             self._estimate_references[key] = fit_reference(
                 spec, self.reference_scores(model)[order], rows[LABEL].to_numpy(dtype="float64")[order],
-                threshold=DEFAULT if threshold is None else threshold)
+                threshold=DEFAULT if threshold is None else threshold,
+                features=rows[model.features.all].iloc[order].reset_index(drop=True))
         return self._estimate_references[key]
 
     def score_null(self, model: Candidate, spec: PipelineSpec) -> Null | None:

@@ -15,7 +15,7 @@ from ctflow.core.replay.timeline import Step, cron_ticks
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ctflow.core.monitoring.estimate import Reference
+    from ctflow.core.monitoring.estimate import EstimateReference
     from ctflow.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ def _monitor(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous:
         verdict = predictions["models"]["champion"]
         record.score_drift = verdict["p_value"] if verdict["p_value"] is not None else verdict["statistic"]
         record.scores_drifted = verdict["drifted"]
-    estimated, reference = _estimate(bank, spec, champion, previous, current)
+    estimated, reference = _estimate(bank, spec, champion, previous, previous_rows, current)
     if estimated:
         _record_estimate(bank, spec, champion, previous, previous_rows, estimated, reference, record)
     breaches = assess(spec, data=data, predictions=predictions, perf=perf, estimated=estimated)
@@ -178,27 +178,34 @@ def _prediction_drift(bank: ModelBank, spec: PipelineSpec, champion: Candidate, 
     return {"available": True, "drifted": verdict["drifted"], "models": {"champion": verdict}}
 
 
-def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step,
-              current: Any) -> tuple[dict[str, Any], Reference | None]:
-    """The champion's performance estimated on the previous step's scores before their labels, judged
-    by the monitoring DAG's function (:func:`ctflow.core.monitoring.estimated.judge_window`)
-    against its time-ordered labelled holdout ({} on a step without rows), and that holdout fitted."""
-    from ctflow.core.monitoring.estimated import estimation_problem, judge_window
+def _estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step, previous_rows: pd.DataFrame,
+              current: Any) -> tuple[dict[str, Any], EstimateReference | None]:
+    """The champion's performance estimated on the previous step's scores (``current``, from
+    :func:`_window_scores`) before their labels, and for DLE the same rows' features, judged by the
+    monitoring DAG's function (:func:`ctflow.core.monitoring.estimated.judge_window`) against its
+    time-ordered labelled holdout ({} on a step without rows), and that holdout fitted."""
+    import numpy as np
+
+    from ctflow.core.monitoring.estimated import estimation_problem, judge_window, reference_problem
 
     if not len(current):
         return {}, None
-    problem = estimation_problem(spec, len(current))
+    problem = estimation_problem(spec, len(current)) or reference_problem(spec, len(champion.holdout_rows))
+    features = None
     try:
         reference = None if problem else bank.estimate_reference(champion, spec)
+        if reference is not None and reference.columns:
+            scored = ~np.isnan(bank.scores(champion, previous_rows, ("step", previous.index)))
+            features = previous_rows.loc[scored, list(reference.columns)].reset_index(drop=True)
     except Exception as err:  # noqa: BLE001 - as the DAG: the estimate is a hint, its failure must not stop monitoring
         log.warning("no performance estimate for champion %s: %s: %s", champion.id, type(err).__name__, err)
         reference, problem = None, f"{type(err).__name__}: {err}"
-    return judge_window(spec, reference, current, version=champion.id, reason=problem,
+    return judge_window(spec, reference, current, features=features, version=champion.id, reason=problem,
                         window_start=previous.start.isoformat(), window_end=previous.end.isoformat()), reference
 
 
 def _record_estimate(bank: ModelBank, spec: PipelineSpec, champion: Candidate, previous: Step,
-                     previous_rows: pd.DataFrame, estimated: dict[str, Any], reference: Reference | None,
+                     previous_rows: pd.DataFrame, estimated: dict[str, Any], reference: EstimateReference | None,
                      record: StepRecord) -> None:
     """The estimate beside what the labels of the same rows say once they come: the champion's
     realized metric on the previous step and whether the estimate's rule would breach on it

@@ -483,9 +483,11 @@ class Monitoring(Strict):
     estimated_performance: bool = Field(
         True,
         description="Breach on a significant drop of the champion's metric as estimated on the scoring window "
-                    "before its labels arrive (CBPE, calibrated on the holdout): outside monitoring.performance's "
-                    "bounds, or worse than the holdout's estimate by more than its 3-sigma band. The estimate is "
-                    "logged either way. Classification only: regression is not supported yet and says so.",
+                    "before its labels arrive (classification: CBPE, calibrated on the holdout; regression: direct "
+                    "loss estimation of mae, rmse or mape from the holdout's features, with at least 50 holdout "
+                    "rows): outside monitoring.performance's bounds, or worse than the holdout's estimate by more "
+                    "than its 3-sigma band. The estimate is logged either way; r2 and small holdouts say why there "
+                    "is none.",
     )
     alerts: list[Literal["log"] | WebhookAlert] = Field(default_factory=_alerts_default)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 import yaml
 
@@ -122,9 +123,17 @@ def test_the_goal_is_judged_in_the_metrics_direction_and_against_never_too(resul
     mine, theirs, _ = ctflow.paired(never)
     assert goal["above_never"] is (mine > theirs)
     assert goal["met"] is (goal["within_metric_gap"] and goal["within_training_share"] and goal["above_never"])
+    # The paired difference: the mean of the step-by-step differences, and its standard error.
+    differences = [a.metric - b.metric for a, b in zip(ctflow.steps, every.steps, strict=True)
+                   if a.metric is not None and b.metric is not None]
+    assert goal["paired_difference"] == pytest.approx(np.mean(differences), abs=1e-6)
+    assert goal["paired_difference_se"] == pytest.approx(np.std(differences, ddof=1) / np.sqrt(steps), abs=1e-6)
     [line] = [line for line in result.table().splitlines() if line.startswith("goal for ctflow ")]
     direction = "better" if goal["mean_metric_gap"] >= 0 else "worse"
     assert f"{abs(goal['mean_metric_gap']):.2%} {direction} than every over the {steps} steps" in line
+    assert f"paired difference {goal['paired_difference']:+.4f} (SE {goal['paired_difference_se']:.4f})" in line
+    [row] = [row for row in result.table().splitlines() if row.startswith("| ctflow |")]
+    assert f"| {goal['paired_difference']:+.4f} (SE {goal['paired_difference_se']:.4f}) |" in row
     assert line.endswith(f"{'better' if goal['above_never'] else 'not better'} than never)")
 
 

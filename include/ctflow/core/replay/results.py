@@ -159,6 +159,17 @@ class PolicyResult:
         mine, theirs = zip(*pairs, strict=True)
         return float(np.mean(mine)), float(np.mean(theirs)), len(pairs)
 
+    def paired_difference(self, reference: PolicyResult) -> tuple[float, float | None] | None:
+        """The mean step-by-step difference of this policy's metric minus ``reference``'s over the
+        steps both scored, and its standard error (the steps taken as independent: neighbouring
+        windows are not quite, so it is a lower bound), or None without a common step."""
+        differences = [a.metric - b.metric for a, b in zip(self.steps, reference.steps, strict=True)
+                       if a.metric is not None and b.metric is not None]
+        if not differences:
+            return None
+        error = float(np.std(differences, ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else None
+        return float(np.mean(differences)), error
+
     def to_dict(self, *, reference: PolicyResult | None = None, steps: bool = True) -> dict[str, Any]:
         triggers = Counter(t for s in self.steps if s.trained for t in s.triggers)
         decisions = Counter(s.decision for s in self.steps if s.decision)
@@ -182,6 +193,10 @@ class PolicyResult:
             # relative difference of the means over the steps both policies scored
             out["mean_metric_vs_every"] = _round(paired[0] / paired[1] - 1, 6)
             out["paired_steps"] = paired[2]
+            difference = self.paired_difference(reference)
+            if difference is not None:
+                out["paired_difference_vs_every"] = _round(difference[0], 6)
+                out["paired_difference_se"] = _round(difference[1], 6)
             out["trainings_vs_every"] = (_round(self.trainings / reference.trainings, 4)
                                          if reference is not None and reference.trainings else None)
         if self.overrides:
@@ -235,11 +250,14 @@ class ReplayResult:
         gap = self._better_by(paired)
         share = mine.trainings / every.trainings if every.trainings else math.inf
         close, cheap = gap >= -GOAL_METRIC_GAP, share <= GOAL_TRAINING_SHARE
+        difference = mine.paired_difference(every)
         versus_never = mine.paired(self.policy(NEVER))
         above_never = versus_never is not None and bool(versus_never[1]) and self._better_by(versus_never) > 0
         return {"policy": policy, "mean_metric_gap": round(gap, 6), "paired_steps": paired[2],
                 "trainings_share": round(share, 4), "within_metric_gap": close, "within_training_share": cheap,
-                "above_never": above_never, "met": close and cheap and above_never}
+                "above_never": above_never, "met": close and cheap and above_never,
+                "paired_difference": None if difference is None else _round(difference[0], 6),
+                "paired_difference_se": None if difference is None else _round(difference[1], 6)}
 
     def _better_by(self, paired: tuple[float, float, int]) -> float:
         """How much better the first mean of ``paired`` is than the second, relative, in the metric's direction."""
@@ -255,9 +273,9 @@ class ReplayResult:
         lines = [
             (
                 f"| policy | mean {m} | worst {m} | trainings | promotions | steps scored | "
-                "mean vs every (same steps) | trainings vs every |"
+                "mean vs every (same steps) | paired difference vs every (SE) | trainings vs every |"
             ),
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for p in self.policies:
             d = p.to_dict(reference=every, steps=False)
@@ -266,7 +284,7 @@ class ReplayResult:
             lines.append(
                 f"| {p.policy} | {_fmt(p.mean_metric)} | {_fmt(p.worst_metric)} | {p.trainings} | {p.promotions} | "
                 f"{len(p.values)}/{len(p.steps)} | {'' if gap is None else f'{gap:+.2%}'} | "
-                f"{'' if share is None else f'{share:.0%}'} |"
+                f"{_difference(d.get('paired_difference_vs_every'), d.get('paired_difference_se'))} | {'' if share is None else f'{share:.0%}'} |"
             )
         lines.append("")
         for p in self.policies:
@@ -281,7 +299,9 @@ class ReplayResult:
                     f"goal for {p.policy} (mean {m} within {GOAL_METRIC_GAP:.0%} of every, at most "
                     f"{GOAL_TRAINING_SHARE:.0%} of its trainings, better than never): "
                     f"{'MET' if g['met'] else 'NOT MET'} ({abs(gap):.2%} {'better' if gap >= 0 else 'worse'} than "
-                    f"every over the {g['paired_steps']} steps both scored, trainings {g['trainings_share']:.0%}, "
+                    f"every over the {g['paired_steps']} steps both scored, paired difference "
+                    f"{_difference(g['paired_difference'], g['paired_difference_se'])}, "
+                    f"trainings {g['trainings_share']:.0%}, "
                     f"{'better' if g['above_never'] else 'not better'} than never)"
                 )
         summaries = [(p.policy, p.estimate_summary()) for p in self.policies]
@@ -303,3 +323,10 @@ def _estimate_line(policy: str, e: dict[str, Any]) -> str:
             f"{e['steps']} steps, mean absolute error {e['mae']:.4f}; {e['estimated_breaches']} estimated "
             f"breach(es): {e['early']} before the realized breach of the same window, {e['false_alarms']} false "
             f"alarm(s); {e['missed']} of {e['realized_breaches']} realized breach(es) not estimated")
+
+
+def _difference(value: float | None, error: float | None) -> str:
+    """A paired difference with every and its standard error, for the table and the goal line."""
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" + ("" if error is None else f" (SE {error:.4f})")

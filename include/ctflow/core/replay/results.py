@@ -189,7 +189,7 @@ class PolicyResult:
             "estimate": self.estimate_summary(),
         }
         paired = self.paired(reference) if reference is not None else None
-        if paired is not None and paired[1]:
+        if reference is not None and paired is not None and paired[1]:
             # relative difference of the means over the steps both policies scored
             out["mean_metric_vs_every"] = _round(paired[0] / paired[1] - 1, 6)
             out["paired_steps"] = paired[2]
@@ -197,8 +197,7 @@ class PolicyResult:
             if difference is not None:
                 out["paired_difference_vs_every"] = _round(difference[0], 6)
                 out["paired_difference_se"] = _round(difference[1], 6)
-            out["trainings_vs_every"] = (_round(self.trainings / reference.trainings, 4)
-                                         if reference is not None and reference.trainings else None)
+            out["trainings_vs_every"] = _round(self.trainings / reference.trainings, 4) if reference.trainings else None
         if self.overrides:
             out["overrides"] = self.overrides
         if steps:

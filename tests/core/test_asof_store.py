@@ -274,3 +274,43 @@ def test_materialization_is_feasts_own(edge_stores):
     online = asof.get_online_features(features=["driver_stats:conv_rate", "customer_profile:age"],
                                       entity_rows=[{"driver_id": 1, "customer_id": "a"}]).to_dict()
     assert online["conv_rate"] == [0.3] and online["age"] == [31]
+
+
+def test_materialization_reads_pandas_default_nanosecond_timestamps(tmp_path):
+    """A user's table as pandas writes it by default: tz-aware datetimes as nanoseconds. Feast's
+    DuckDB materialization casts them to a naive TIMESTAMP, which DuckDB cannot do from
+    TIMESTAMPTZ_NS; this store reads them as microseconds, so the online store gets each key's
+    latest row of the window."""
+    import pyarrow.parquet as pq
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64
+
+    from ctflow.core.feast_asof.store import TYPE
+
+    rng = np.random.default_rng(11)
+    rows = pd.DataFrame({"sensor": np.resize(["a", "b", "c"], 90),
+                         "read_at": pd.date_range(T0, periods=90, freq="37min"),
+                         "load": rng.normal(10, 2, 90)})
+    (tmp_path / "data").mkdir()
+    rows.sample(frac=1, random_state=2).to_parquet(tmp_path / "data" / "readings.parquet", index=False)
+    assert str(pq.read_schema(tmp_path / "data" / "readings.parquet").field("read_at").type) == "timestamp[ns, tz=UTC]"
+    (tmp_path / "feature_store.yaml").write_text(yaml.safe_dump({
+        "project": "nanos", "provider": "local", "registry": "data/registry.db",
+        "online_store": {"type": "sqlite", "path": "data/online.db"}, "offline_store": {"type": TYPE},
+        "entity_key_serialization_version": 3,
+    }))
+    sensor = Entity(name="sensor", join_keys=["sensor"], value_type=ValueType.STRING)
+    readings = FeatureView(name="readings", entities=[sensor], ttl=timedelta(days=1),
+                           schema=[Field(name="load", dtype=Float64)],
+                           source=FileSource(name="readings", path=str(tmp_path / "data" / "readings.parquet"),
+                                             timestamp_field="read_at"))
+    store = FeatureStore(repo_path=str(tmp_path))
+    store.apply([sensor, readings])
+
+    end = T0 + timedelta(hours=30)
+    store.materialize(start_date=T0 - HOUR, end_date=end)
+    online = store.get_online_features(features=["readings:load"],
+                                       entity_rows=[{"sensor": s} for s in ("a", "b", "c")]).to_dict()
+    window = rows[rows["read_at"] <= end]
+    latest = window.loc[window.groupby("sensor")["read_at"].idxmax()].set_index("sensor")["load"]
+    assert online["load"] == [latest[s] for s in ("a", "b", "c")]

@@ -1,22 +1,33 @@
 """The Feast offline store: Feast's DuckDB store with its point-in-time join done by ``ASOF JOIN``.
 
 Everything but ``get_historical_features`` is inherited from Feast's DuckDB store
-(materialization's ``pull_latest_from_table_or_query``, ``offline_write_batch``, logging,
-monitoring). A request this store does not join itself is handed to Feast's store too: an
+(``offline_write_batch``, logging, monitoring; materialization's ``pull_latest_from_table_or_query``
+and ``pull_all_from_table_or_query`` too, through a reader that also takes nanosecond timestamps,
+:func:`read_source`). A request this store does not join itself is handed to Feast's store too: an
 entity SQL query instead of a frame, ``filter_by_created_timestamp``, on-demand views that
 run in ibis (``substrait``), and sources other than parquet files on this machine.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from feast.infra.offline_stores import offline_utils
-from feast.infra.offline_stores.duckdb import DuckDBOfflineStore, DuckDBOfflineStoreConfig
-from feast.infra.offline_stores.ibis import _get_entity_df_event_timestamp_range, _to_utc
+from feast.infra.offline_stores.duckdb import (
+    DuckDBOfflineStore,
+    DuckDBOfflineStoreConfig,
+    _read_data_source,
+    _write_data_source,
+)
+from feast.infra.offline_stores.ibis import (
+    _get_entity_df_event_timestamp_range,
+    _to_utc,
+    pull_all_from_table_or_query_ibis,
+    pull_latest_from_table_or_query_ibis,
+)
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from feast.on_demand_feature_view import OnDemandFeatureView
 from ibis.formats.pandas import PandasData  # type: ignore[import-untyped]
@@ -27,6 +38,9 @@ from ctflow.core.feast_asof.plan import UnsupportedViewError, plan_view
 from ctflow.core.feast_asof.query import ROW, view_queries
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from feast.data_source import DataSource
     from feast.feature_view import FeatureView
     from feast.infra.registry.base_registry import BaseRegistry
     from feast.repo_config import RepoConfig
@@ -40,8 +54,64 @@ class AsofDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
     type: StrictStr = TYPE
 
 
+def read_source(data_source: DataSource, repo_path: str) -> Any:
+    """Feast's DuckDB reader of a source, with its nanosecond time-zone-aware timestamp columns
+    read as microsecond ones. pandas writes a tz-aware datetime column so by default; DuckDB reads
+    it as ``TIMESTAMPTZ_NS``, which ibis does not know and DuckDB cannot cast to the naive
+    ``TIMESTAMP`` Feast's materialization compares the event time with (a ``ConversionException``
+    in ``materialize``, with Feast's own DuckDB store too)."""
+    import ibis.expr.datatypes as dt  # type: ignore[import-untyped]
+
+    table = _read_data_source(data_source, repo_path)
+    nanos = {name: table[name].cast(dt.Timestamp(timezone="UTC")) for name, kind in table.schema().items()
+             if kind.is_unknown() and kind.raw_type.args.get("kind") == "TIMESTAMPTZ_NS"}
+    return table.mutate(**nanos) if nanos else table
+
+
 class AsofDuckDBOfflineStore(DuckDBOfflineStore):
     """Feast's DuckDB offline store with ``get_historical_features`` as chained ``ASOF LEFT JOIN``s."""
+
+    @staticmethod
+    def pull_latest_from_table_or_query(
+        config: RepoConfig,
+        data_source: DataSource,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None,
+        start_date: datetime,
+        end_date: datetime,
+    ) -> RetrievalJob:
+        """Feast's DuckDB store's, through :func:`read_source`."""
+        return pull_latest_from_table_or_query_ibis(
+            config=config, data_source=data_source, join_key_columns=join_key_columns,
+            feature_name_columns=feature_name_columns, timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column, start_date=start_date, end_date=end_date,
+            data_source_reader=read_source, data_source_writer=_write_data_source,
+            staging_location=config.offline_store.staging_location,
+            staging_location_endpoint_override=config.offline_store.staging_location_endpoint_override,
+        )
+
+    @staticmethod
+    def pull_all_from_table_or_query(
+        config: RepoConfig,
+        data_source: DataSource,
+        join_key_columns: list[str],
+        feature_name_columns: list[str],
+        timestamp_field: str,
+        created_timestamp_column: str | None = None,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+    ) -> RetrievalJob:
+        """Feast's DuckDB store's, through :func:`read_source`."""
+        return pull_all_from_table_or_query_ibis(
+            config=config, data_source=data_source, join_key_columns=join_key_columns,
+            feature_name_columns=feature_name_columns, timestamp_field=timestamp_field,
+            created_timestamp_column=created_timestamp_column, start_date=start_date, end_date=end_date,
+            data_source_reader=read_source, data_source_writer=_write_data_source,
+            staging_location=config.offline_store.staging_location,
+            staging_location_endpoint_override=config.offline_store.staging_location_endpoint_override,
+        )
 
     @staticmethod
     def get_historical_features(

@@ -10,6 +10,7 @@ run in ibis (``substrait``), and sources other than parquet files on this machin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +69,13 @@ def read_source(data_source: DataSource, repo_path: str) -> Any:
     return table.mutate(**nanos) if nanos else table
 
 
+def _through_read_source(pull: Callable[..., RetrievalJob], config: RepoConfig, **request: Any) -> RetrievalJob:
+    """Feast's ibis ``pull`` with :func:`read_source`, and Feast's DuckDB writer and staging settings."""
+    return pull(config=config, **request, data_source_reader=read_source, data_source_writer=_write_data_source,
+                staging_location=config.offline_store.staging_location,
+                staging_location_endpoint_override=config.offline_store.staging_location_endpoint_override)
+
+
 class AsofDuckDBOfflineStore(DuckDBOfflineStore):
     """Feast's DuckDB offline store with ``get_historical_features`` as chained ``ASOF LEFT JOIN``s."""
 
@@ -82,15 +90,8 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         start_date: datetime,
         end_date: datetime,
     ) -> RetrievalJob:
-        """Feast's DuckDB store's, through :func:`read_source`."""
-        return pull_latest_from_table_or_query_ibis(
-            config=config, data_source=data_source, join_key_columns=join_key_columns,
-            feature_name_columns=feature_name_columns, timestamp_field=timestamp_field,
-            created_timestamp_column=created_timestamp_column, start_date=start_date, end_date=end_date,
-            data_source_reader=read_source, data_source_writer=_write_data_source,
-            staging_location=config.offline_store.staging_location,
-            staging_location_endpoint_override=config.offline_store.staging_location_endpoint_override,
-        )
+        """Feast's DuckDB store's, through :func:`read_source` (every parameter passed on as it is)."""
+        return _through_read_source(pull_latest_from_table_or_query_ibis, **locals())
 
     @staticmethod
     def pull_all_from_table_or_query(
@@ -103,15 +104,8 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         start_date: datetime | None = None,
         end_date: datetime | None = None,
     ) -> RetrievalJob:
-        """Feast's DuckDB store's, through :func:`read_source`."""
-        return pull_all_from_table_or_query_ibis(
-            config=config, data_source=data_source, join_key_columns=join_key_columns,
-            feature_name_columns=feature_name_columns, timestamp_field=timestamp_field,
-            created_timestamp_column=created_timestamp_column, start_date=start_date, end_date=end_date,
-            data_source_reader=read_source, data_source_writer=_write_data_source,
-            staging_location=config.offline_store.staging_location,
-            staging_location_endpoint_override=config.offline_store.staging_location_endpoint_override,
-        )
+        """Feast's DuckDB store's, through :func:`read_source` (every parameter passed on as it is)."""
+        return _through_read_source(pull_all_from_table_or_query_ibis, **locals())
 
     @staticmethod
     def get_historical_features(

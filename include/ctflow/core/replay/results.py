@@ -152,19 +152,22 @@ class PolicyResult:
         A policy without a model at some steps (ctflow before its first promotion) is compared
         on the same steps only, not on an easier or harder subset of the weeks.
         """
-        pairs = [(a.metric, b.metric) for a, b in zip(self.steps, reference.steps, strict=True)
-                 if a.metric is not None and b.metric is not None]
+        pairs = self._pairs(reference)
         if not pairs:
             return None
         mine, theirs = zip(*pairs, strict=True)
         return float(np.mean(mine)), float(np.mean(theirs)), len(pairs)
 
+    def _pairs(self, reference: PolicyResult) -> list[tuple[float, float]]:
+        """``(this policy's metric, reference's)`` at each step both scored."""
+        return [(a.metric, b.metric) for a, b in zip(self.steps, reference.steps, strict=True)
+                if a.metric is not None and b.metric is not None]
+
     def paired_difference(self, reference: PolicyResult) -> tuple[float, float | None] | None:
         """The mean step-by-step difference of this policy's metric minus ``reference``'s over the
         steps both scored, and its standard error (the steps taken as independent: neighbouring
         windows are not quite, so it is a lower bound), or None without a common step."""
-        differences = [a.metric - b.metric for a, b in zip(self.steps, reference.steps, strict=True)
-                       if a.metric is not None and b.metric is not None]
+        differences = [mine - theirs for mine, theirs in self._pairs(reference)]
         if not differences:
             return None
         error = float(np.std(differences, ddof=1) / np.sqrt(len(differences))) if len(differences) > 1 else None

@@ -422,14 +422,14 @@ def _regression_run(home: Path, name: str, rows: int, *, features: bool = True) 
     from mlflow import MlflowClient
 
     from ctflow.contract import monitoring as names
+    from ctflow.core.monitoring.estimated import write_holdout
 
     frame, scores, labels = _regression_rows(np.random.default_rng(rows), rows, (1, 3))
     folder = home / f"regression-{name}"
     folder.mkdir()
-    np.save(folder / names.REFERENCE_SCORES_FILE, scores)
-    np.save(folder / names.REFERENCE_LABELS_FILE, labels)
-    if features:
-        frame.to_parquet(folder / names.REFERENCE_FEATURES_FILE, index=False)
+    write_holdout(folder, "regression", scores=scores, labels=labels, times=np.arange(rows), features=frame)
+    if not features:  # as a model trained before ctflow kept them
+        (folder / names.REFERENCE_FEATURES_FILE).unlink()
     experiment = MlflowClient().create_experiment(f"regression-{name}",
                                                   artifact_location=(home / f"regression-{name}-artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment) as run:

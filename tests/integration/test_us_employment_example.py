@@ -115,6 +115,7 @@ def test_the_replay_estimates_a_regression_window_as_the_monitoring_dag_does(exa
     from ctflow.contract import monitoring as names
     from ctflow.core import monitoring, replay
     from ctflow.core.fit import LABEL
+    from ctflow.core.monitoring.estimated import write_holdout
     from ctflow.core.replay import CTFLOW
     from ctflow.spec import load_spec
     from ctflow.spec.durations import parse_calendar_duration
@@ -132,13 +133,11 @@ def test_the_replay_estimates_a_regression_window_as_the_monitoring_dag_does(exa
         previous = steps[s.step - 1]
         rows = data.between(previous.start, previous.end)
         holdout = champion.holdout_rows
-        order = np.argsort(holdout[spec.data.timestamp].to_numpy(), kind="stable")
         run_dir = tmp_path / f"step-{s.step}"
         folder = run_dir / names.REFERENCE_FOLDER / "champion"
         folder.mkdir(parents=True)
-        np.save(folder / names.REFERENCE_SCORES_FILE, bank.reference_scores(champion)[order])
-        np.save(folder / names.REFERENCE_LABELS_FILE, holdout[LABEL].to_numpy(dtype="float64")[order])
-        holdout[champion.features.all].iloc[order].to_parquet(folder / names.REFERENCE_FEATURES_FILE, index=False)
+        write_holdout(folder, spec.model.task, scores=bank.reference_scores(champion), labels=holdout[LABEL],
+                      times=holdout[spec.data.timestamp].to_numpy(), features=holdout[champion.features.all])
         rows[champion.features.all].assign(**{monitoring.CHAMPION_SCORE: bank.scores(champion, rows, previous.index),
                                               monitoring.CHALLENGER_SCORE: np.nan}).to_parquet(
             run_dir / monitoring.WINDOW_FRAME, index=False)

@@ -494,24 +494,19 @@ def _log_reference(spec: PipelineSpec, run_dir: Path, train_rows: pd.DataFrame, 
     try:
         from ctflow.core.drift.reference import reference_profile
         from ctflow.core.drift.scores import model_score_null
+        from ctflow.core.monitoring.estimated import write_holdout
     except ImportError:  # monitoring not installed in this build
         return
     import json
 
     import mlflow
-    import numpy as np
 
     folder = run_dir / names.REFERENCE_FOLDER
     folder.mkdir(exist_ok=True)
     profile = reference_profile(spec, train_rows, features, importances)
     profile.save(folder / "profile")
-    order = np.argsort(holdout_times, kind="stable")
-    np.save(folder / names.REFERENCE_SCORES_FILE, np.asarray(holdout_scores, dtype="float64")[order])
-    np.save(folder / names.REFERENCE_LABELS_FILE, np.asarray(holdout_labels, dtype="float64")[order])
-    if spec.model.task == "regression":
-        holdout_features.iloc[order].reset_index(drop=True).to_parquet(folder / names.REFERENCE_FEATURES_FILE, index=False)
-    else:  # as the null below: no earlier try's file
-        (folder / names.REFERENCE_FEATURES_FILE).unlink(missing_ok=True)
+    write_holdout(folder, spec.model.task, scores=holdout_scores, labels=holdout_labels, times=holdout_times,
+                  features=holdout_features)
     null = model_score_null(spec, train_scores, train_rows[spec.data.timestamp].to_numpy(),
                             holdout_rows=len(holdout_scores))
     if null is not None:

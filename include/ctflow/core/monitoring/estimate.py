@@ -159,6 +159,11 @@ class EstimateReference:
 
     #: ``CBPE`` or ``DLE``: how the estimate is made (the report names it).
     method: ClassVar[str]
+    #: The metrics it estimates.
+    metrics: ClassVar[tuple[str, ...]]
+    #: Whether it reads the rows' model features besides the scores (the holdout's too, so
+    #: training stores them: ``reference/features.parquet``).
+    uses_features: ClassVar[bool] = False
     metric: str
     scores: np.ndarray
     labels: np.ndarray
@@ -166,6 +171,18 @@ class EstimateReference:
     #: reference's chunks of that size (computed once).
     _spreads: dict[tuple[int, bool], float | None] = field(default_factory=dict, repr=False, compare=False,
                                                            kw_only=True)
+
+    @classmethod
+    def problem(cls, rows: int) -> str | None:
+        """Why a labelled holdout of ``rows`` rows cannot be fitted, or None."""
+        return None
+
+    @classmethod
+    def fit(cls, metric: str, scores: Any, labels: Any, features: Any = None, *,
+            threshold: float = 0.5) -> EstimateReference:
+        """The reference of ``metric`` fitted on a holdout's ``scores``, ``labels`` and (when it
+        :attr:`uses_features`) model ``features``; ``threshold`` for the metrics that decide."""
+        raise NotImplementedError
 
     @property
     def calibrated(self) -> bool:
@@ -215,13 +232,15 @@ class Reference(EstimateReference):
     """CBPE's reference: the calibration of the holdout's scores, if they need one."""
 
     method: ClassVar[str] = "CBPE"
+    metrics: ClassVar[tuple[str, ...]] = tuple(ESTIMATORS)
     threshold: float
     calibrator: Any | None  # a fitted IsotonicRegression, or None when the scores are calibrated
     probabilities: np.ndarray  # of the reference rows (cross-fitted when calibrated)
 
     @classmethod
-    def fit(cls, metric: str, scores: Any, labels: Any, *, threshold: float = 0.5) -> Reference:
-        """The reference of ``metric``: decides (and fits) the calibration."""
+    def fit(cls, metric: str, scores: Any, labels: Any, features: Any = None, *,
+            threshold: float = 0.5) -> Reference:
+        """The reference of ``metric``: decides (and fits) the calibration (no features)."""
         if metric not in ESTIMATORS:
             raise ValueError(f"no performance estimate for {metric!r}; estimated: {', '.join(ESTIMATORS)}")
         scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)

@@ -56,13 +56,6 @@ LOSSES: dict[str, tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], Callable
 }
 
 
-def reference_problem(rows: int) -> str | None:
-    """Why a labelled holdout of ``rows`` rows cannot fit the loss model, or None."""
-    if rows < MIN_ROWS:
-        return f"the champion's labelled holdout has {rows} rows < {MIN_ROWS}, too few to fit a loss model (DLE)"
-    return None
-
-
 @dataclass(frozen=True)
 class _Encoding:
     """The loss model's inputs from a frame of model features: numeric columns as they are,
@@ -120,21 +113,34 @@ class LossReference(EstimateReference):
     """DLE's reference: the loss model learnt on the holdout's model features and predictions."""
 
     method: ClassVar[str] = "DLE"
+    metrics: ClassVar[tuple[str, ...]] = tuple(LOSSES)
+    uses_features: ClassVar[bool] = True
     encoding: _Encoding
     model: Any  # the loss model fitted on the whole reference
     losses: np.ndarray  # each reference row's predicted loss, cross-fitted
 
     @classmethod
-    def fit(cls, metric: str, scores: Any, labels: Any, features: Any) -> LossReference:
-        """The reference of ``metric``: fits the loss model, and cross-fits the reference's own losses."""
+    def problem(cls, rows: int) -> str | None:
+        """Why a labelled holdout of ``rows`` rows cannot fit the loss model, or None."""
+        if rows < MIN_ROWS:
+            return f"the champion's labelled holdout has {rows} rows < {MIN_ROWS}, too few to fit a loss model (DLE)"
+        return None
+
+    @classmethod
+    def fit(cls, metric: str, scores: Any, labels: Any, features: Any = None, *,
+            threshold: float = 0.5) -> LossReference:
+        """The reference of ``metric``: fits the loss model, and cross-fits the reference's own
+        losses (no threshold: a loss involves none)."""
         from sklearn.model_selection import KFold
 
         if metric not in LOSSES:
             raise ValueError(f"no performance estimate for {metric!r}; estimated: {', '.join(LOSSES)}")
+        if features is None:
+            raise ValueError("direct loss estimation needs the holdout's model features")
         scores, labels = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float)
         if not len(scores) == len(labels) == len(features):
             raise ValueError(f"{len(scores)} reference scores, {len(labels)} labels and {len(features)} feature rows")
-        problem = reference_problem(len(scores))
+        problem = cls.problem(len(scores))
         if problem:
             raise ValueError(problem)
         encoding = _Encoding.of(features)
@@ -171,4 +177,4 @@ class LossReference(EstimateReference):
         return self._metric(LOSSES[self.metric][0](self.labels[rows], self.scores[rows]))
 
 
-__all__ = ["LOSSES", "MIN_ROWS", "LossReference", "reference_problem"]
+__all__ = ["LOSSES", "MIN_ROWS", "LossReference"]

@@ -73,17 +73,18 @@ def _window_features(run_dir: Path, columns: tuple[str, ...], scored: Any) -> tu
     return frame[scored].reset_index(drop=True), None
 
 
-def estimated_metrics(task: str) -> tuple[str, ...]:
-    """The metrics whose estimate ``task`` has: CBPE's for classification, DLE's for regression."""
-    from ctflow.core.monitoring.estimate import ESTIMATORS
-    from ctflow.core.monitoring.estimate_loss import LOSSES
+def estimate_kind(task: str) -> type[EstimateReference]:
+    """How ``task``'s performance is estimated: CBPE for classification, DLE for regression (the
+    one place a task picks its estimate: its metrics, its holdout needs and its fit)."""
+    from ctflow.core.monitoring.estimate import Reference
+    from ctflow.core.monitoring.estimate_loss import LossReference
 
-    return tuple(ESTIMATORS if task == "classification" else LOSSES)
+    return LossReference if task == "regression" else Reference
 
 
 def estimation_problem(spec: PipelineSpec, rows: int) -> str | None:
     """Why a window of ``rows`` scored rows gets no estimate under ``spec``, or None."""
-    metric, supported = estimated_metric(spec), estimated_metrics(spec.model.task)
+    metric, supported = estimated_metric(spec), estimate_kind(spec.model.task).metrics
     if metric not in supported:
         return (f"performance estimation of {metric} is not supported for {spec.model.task} "
                 f"(estimated: {', '.join(supported)})")
@@ -92,11 +93,32 @@ def estimation_problem(spec: PipelineSpec, rows: int) -> str | None:
     return None
 
 
+def holdout_order(times: Any) -> Any:
+    """The holdout's rows in time order (ties as they come): the order the estimate's band cuts
+    into contiguous chunks, as training stores the holdout and the replay fits it."""
+    import numpy as np
+
+    return np.argsort(np.asarray(times), kind="stable")
+
+
+def write_holdout(folder: Path, task: str, *, scores: Any, labels: Any, times: Any, features: Any) -> None:
+    """A trained model's labelled holdout in ``folder`` (its ``reference/``), in time order, as
+    :func:`champion_reference` reads it: the scores, the labels and, when ``task``'s estimate reads
+    them (:func:`estimate_kind`), the model ``features``; a file an earlier try left is removed."""
+    import numpy as np
+
+    order = holdout_order(times)
+    np.save(folder / names.REFERENCE_SCORES_FILE, np.asarray(scores, dtype="float64")[order])
+    np.save(folder / names.REFERENCE_LABELS_FILE, np.asarray(labels, dtype="float64")[order])
+    if estimate_kind(task).uses_features:
+        features.iloc[order].reset_index(drop=True).to_parquet(folder / names.REFERENCE_FEATURES_FILE, index=False)
+    else:
+        (folder / names.REFERENCE_FEATURES_FILE).unlink(missing_ok=True)
+
+
 def reference_problem(spec: PipelineSpec, rows: int) -> str | None:
     """Why the champion's labelled holdout of ``rows`` rows cannot be fitted for the estimate, or None."""
-    from ctflow.core.monitoring import estimate_loss
-
-    return estimate_loss.reference_problem(rows) if spec.model.task == "regression" else None
+    return estimate_kind(spec.model.task).problem(rows)
 
 
 def fit_reference(spec: PipelineSpec, scores: Any, labels: Any, *, threshold: float,
@@ -104,12 +126,7 @@ def fit_reference(spec: PipelineSpec, scores: Any, labels: Any, *, threshold: fl
     """The champion's labelled holdout (time-ordered, as ``steps.train`` stores it) fitted for the
     estimate of :func:`estimated_metric`: CBPE's calibration, or (regression) DLE's loss model on
     the holdout's ``features``."""
-    from ctflow.core.monitoring.estimate import Reference
-    from ctflow.core.monitoring.estimate_loss import LossReference
-
-    if spec.model.task == "regression":
-        return LossReference.fit(estimated_metric(spec), scores, labels, features)
-    return Reference.fit(estimated_metric(spec), scores, labels, threshold=threshold)
+    return estimate_kind(spec.model.task).fit(estimated_metric(spec), scores, labels, features, threshold=threshold)
 
 
 def judge_window(spec: PipelineSpec, reference: EstimateReference | None, current: Any, *, version: Any,
@@ -181,7 +198,7 @@ def champion_reference(spec: PipelineSpec, champion: dict[str, Any], rows: int, 
     if problem:
         return None, problem
     features = None
-    if spec.model.task == "regression":
+    if estimate_kind(spec.model.task).uses_features:
         path = _reference(run_dir, champion["run_id"], names.REFERENCE_FEATURES_FILE, tracking_uri=tracking_uri,
                           who="champion")
         if path is None:

@@ -134,14 +134,14 @@ class ModelBank:
         in time order, as ``steps.train`` stores ``reference/scores.npy``, ``reference/labels.npy``
         and ``reference/features.parquet``."""
         from ctflow.core.fit import LABEL
-        from ctflow.core.monitoring.estimated import estimated_metric, fit_reference
+        from ctflow.core.monitoring.estimated import estimated_metric, fit_reference, holdout_order
         from ctflow.core.threshold import DEFAULT
 
         key = (model.id, estimated_metric(spec))
         if key not in self._estimate_references:
             assert model.features is not None  # only trained candidates are monitored
             rows = model.holdout_rows
-            order = np.argsort(rows[self.spec.data.timestamp].to_numpy(), kind="stable")
+            order = holdout_order(rows[self.spec.data.timestamp].to_numpy())
             threshold = self._threshold(model)  # else the default, as the DAG's ``_threshold``
             self._estimate_references[key] = fit_reference(
                 spec, self.reference_scores(model)[order], rows[LABEL].to_numpy(dtype="float64")[order],

@@ -280,7 +280,8 @@ def test_materialization_reads_pandas_default_nanosecond_timestamps(tmp_path):
     """A user's table as pandas writes it by default: tz-aware datetimes as nanoseconds. Feast's
     DuckDB materialization casts them to a naive TIMESTAMP, which DuckDB cannot do from
     TIMESTAMPTZ_NS; this store reads them as microseconds, so the online store gets each key's
-    latest row of the window."""
+    latest row of the window. The retrievals it hands to Feast's store (here: with
+    ``filter_by_created_timestamp``) read such a table as it is, and agree with its own."""
     import pyarrow.parquet as pq
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
     from feast.types import Float64
@@ -314,3 +315,13 @@ def test_materialization_reads_pandas_default_nanosecond_timestamps(tmp_path):
     window = rows[rows["read_at"] <= end]
     latest = window.loc[window.groupby("sensor")["read_at"].idxmax()].set_index("sensor")["load"]
     assert online["load"] == [latest[s] for s in ("a", "b", "c")]
+
+    entity_df = pd.DataFrame({"sensor": ["a", "b", "c", "a"], "event_timestamp": [T0 + k * 7 * HOUR for k in range(4)],
+                              ROW: np.arange(4)})
+    joined = store.get_historical_features(entity_df=entity_df, features=["readings:load"])
+    handed = store.get_historical_features(entity_df=entity_df, features=["readings:load"],
+                                           filter_by_created_timestamp=True)
+    assert isinstance(joined, AsofRetrievalJob) and not isinstance(handed, AsofRetrievalJob)
+    expected = joined.to_df().sort_values(ROW, ignore_index=True)
+    assert expected["load"].notna().all()
+    pd.testing.assert_frame_equal(handed.to_df().sort_values(ROW, ignore_index=True), expected)

@@ -8,13 +8,15 @@ provider pushes to XCom. Every argument is checked before any work. Exit codes:
 
 * 0 done;
 * :data:`~ctflow.steps.command.EXIT_CONFIGURATION` (2) bad arguments (a date that is not ISO 8601, ``--window-days``
-  not > 0, an unknown step, a file an earlier step should have left missing), a bad spec, or a
-  configuration error (:class:`ctflow.exceptions.ConfigurationError`: an unknown feature
-  service, a missing entity file or column): one line on stderr naming the field and the fix;
+  not > 0, an unknown step, a file an earlier step should have left missing), a bad spec, or an
+  error a retry cannot change (:func:`ctflow.exceptions.not_retried`: a configuration error such
+  as an unknown feature service or a missing entity file or column, a user's table that does not
+  hold what its feature view declares, DuckDB failing to convert the same data again): one line
+  on stderr naming the field and the fix;
 * :data:`~ctflow.steps.command.EXIT_REFUSED` (3) the step refused its input (a data-quality failure);
 
 both final: a retry of the same input cannot change them, so the docker runner fails the task
-for good. Anything else (MLflow down, a lock timeout) is an error worth retrying.
+for good. Anything else (MLflow down, a lock timeout) is an error worth retrying: it is raised.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(message)
 
     from ctflow.core.timing import resolve_as_of
-    from ctflow.exceptions import ConfigurationError
+    from ctflow.exceptions import not_retried
     from ctflow.steps import RunContext, run_step
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -140,10 +142,12 @@ def run(args: argparse.Namespace) -> int:
     refusal = step.refusal_type()
     try:
         result = run_step(step, spec, context)
-    except ConfigurationError as err:
-        return _fail(str(err))
     except refusal as err:
         print(err)
         return EXIT_REFUSED
+    except Exception as err:
+        if (reason := not_retried(err)) is None:
+            raise
+        return _fail(reason)
     print(json.dumps(result.to_xcom(), default=str))
     return 0

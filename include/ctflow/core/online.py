@@ -37,10 +37,14 @@ def materialize(
     any window (the demo's aircraft) would otherwise never reach the online store. Idempotent:
     a view already materialized up to ``as_of`` or later is left alone, so a re-run or an older
     run (a backfill) never writes, nor moves values back in time. A dry run changes nothing: it skips.
+
+    :raises SourceDataError: a view's table holds what the view cannot read (a timestamp column of
+        text, a missing column): every try would read it again.
     """
     if dry_run:
         return {"skipped": True, "reason": "dry run: the online store is left as it is"}
     from ctflow.core import features as feast
+    from ctflow.core.table_reading import feature_view_source
 
     store, repo = feast._store_for(feast.pipeline_repo(spec, feature_repo))
     service = feast._service(store, spec.data.features, repo)
@@ -53,13 +57,14 @@ def materialize(
         if done is not None and feast._utc(done) >= as_of:
             views[view.name] = {"action": "current", "until": feast._utc(done).isoformat()}
             continue
-        if done is not None:
-            store.materialize_incremental(end_date=as_of, feature_views=[view.name])
-            views[view.name] = {"action": "incremental", "start": feast._utc(done).isoformat()}
-            continue
-        start = _source_start(view, as_of)
-        store.materialize(start_date=start, end_date=as_of, feature_views=[view.name])
-        views[view.name] = {"action": "initial", "start": start.isoformat()}
+        with feature_view_source(view).reading():
+            if done is not None:
+                store.materialize_incremental(end_date=as_of, feature_views=[view.name])
+                views[view.name] = {"action": "incremental", "start": feast._utc(done).isoformat()}
+                continue
+            start = _source_start(view, as_of)
+            store.materialize(start_date=start, end_date=as_of, feature_views=[view.name])
+            views[view.name] = {"action": "initial", "start": start.isoformat()}
     result = {"feature_service": spec.data.features, "as_of": as_of.isoformat(), "views": views,
               "online_store": store.config.online_store.type, "seconds": round(time.perf_counter() - started, 2)}
     log.info("online store (%s) of %s up to %s: %s", result["online_store"], spec.data.features, as_of,

@@ -8,9 +8,12 @@ imports pandas, scikit-learn, MLflow or Feast. A step's typed result goes to XCo
 dict it always was; a ``skipped`` result skips the task with its reason; the step's refusal
 (``StepDeclaration.refusal``, e.g. a data-quality failure) fails it for good.
 
-A :class:`~ctflow.exceptions.ConfigurationError` from the core (an unknown feature service, a
-missing entity file or column) fails the task for good, ``AirflowFailException``: a retry cannot
-fix a spec. Everything else keeps the task's retries (MLflow down, a lock timeout).
+An error a retry cannot change fails the task for good, ``AirflowFailException``; which errors
+those are is :func:`ctflow.exceptions.not_retried`'s to say: a
+:class:`~ctflow.exceptions.ConfigurationError` from the core (an unknown feature service, a
+missing entity file or column, a user's table ctflow cannot read as declared) or DuckDB failing
+to convert or bind the same data again. Everything else keeps the task's retries (MLflow down,
+a lock timeout, a file being written).
 """
 
 from __future__ import annotations
@@ -36,20 +39,23 @@ if TYPE_CHECKING:
 RUN_KEY_TEMPLATE = "{{ dag.dag_id }}/{{ run_id }}"
 
 
-def final_on_configuration_error(execute: Callable[..., Any]) -> Callable[..., Any]:
-    """``execute`` with :class:`~ctflow.exceptions.ConfigurationError` raised as ``AirflowFailException``
-    (no retries), its message naming the field and the fix."""
+def final_on_permanent_error(execute: Callable[..., Any]) -> Callable[..., Any]:
+    """``execute`` with an error a retry cannot change (:func:`~ctflow.exceptions.not_retried`) raised
+    as ``AirflowFailException`` (no retries), its message naming what is wrong and the fix."""
 
     @functools.wraps(execute)
     def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
-        from ctflow.exceptions import ConfigurationError
-
         try:
             return execute(self, *args, **kwargs)
-        except ConfigurationError as err:
+        except Exception as err:
+            from ctflow.exceptions import not_retried
+
+            reason = not_retried(err)
+            if reason is None:
+                raise
             from airflow.sdk.exceptions import AirflowFailException
 
-            raise AirflowFailException(f"configuration error (not retried): {err}") from err
+            raise AirflowFailException(reason) from err
 
     return wrapper
 
@@ -72,10 +78,10 @@ class CtflowOperator(BaseOperator):
     declaration: ClassVar[StepDeclaration | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Every execute of a ctflow operator, subclasses' included: configuration errors are final.
+        # Every execute of a ctflow operator, subclasses' included: permanent errors are final.
         super().__init_subclass__(**kwargs)
         if "execute" in cls.__dict__:
-            cls.execute = final_on_configuration_error(cls.__dict__["execute"])  # type: ignore[method-assign]
+            cls.execute = final_on_permanent_error(cls.__dict__["execute"])  # type: ignore[method-assign]
 
     def __init__(
         self,
@@ -123,7 +129,7 @@ class CtflowOperator(BaseOperator):
         """The predictions store; None: the environment's (monitoring operators read a connection)."""
         return None
 
-    @final_on_configuration_error
+    @final_on_permanent_error
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the declared step; its result to XCom, or a skip with its reason."""
         result = self.run_declared(context)

@@ -30,8 +30,9 @@ Deployment settings (environment of the workers):
 A step that refuses its input (a data-quality failure, exit code
 :data:`~ctflow.steps.command.EXIT_REFUSED`) or finds a configuration error (exit code
 :data:`~ctflow.steps.command.EXIT_CONFIGURATION`: bad arguments, an unknown feature service, a
-missing entity file or column) fails the task without retries, as in process: a retry would
-meet the same frame or the same spec again.
+missing entity file or column, a table a feature view cannot read as declared, by the rule of
+:func:`ctflow.exceptions.not_retried`) fails the task without retries, as in process: a retry
+would meet the same frame, the same spec or the same table again.
 
 Registration, promotion and rollback stay in the worker: they are quick registry calls that
 must answer "skipped" to Airflow, which a container's exit code cannot.

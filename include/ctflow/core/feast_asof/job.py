@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from feast.on_demand_feature_view import OnDemandFeatureView
     from feast.saved_dataset import SavedDatasetStorage
 
+    from ctflow.core.table_reading import SourceTable
+
 #: Name the entity rows are registered under in the job's DuckDB connection.
 ENTITY_TABLE = "asof_entity_rows"
 
@@ -29,21 +31,26 @@ class AsofRetrievalJob(RetrievalJob):
     Arrow ``take``. Each run opens its own in-memory DuckDB connection, so a job can run
     twice and leaves nothing behind. ``to_df`` and ``to_arrow`` are Feast's (they also apply
     on-demand views); :meth:`to_parquet` writes the Arrow result without going through pandas.
+    A query that fails on what a view's table holds (a column DuckDB cannot convert or compare)
+    raises a :class:`~ctflow.exceptions.SourceDataError` naming that table and column.
     """
 
     def __init__(
         self,
         *,
         queries: list[str],
+        sources: list[SourceTable],
         entity_rows: pa.Table,
         on_demand_feature_views: list[OnDemandFeatureView],
         full_feature_names: bool,
         metadata: RetrievalMetadata,
         repo_path: str,
     ) -> None:
-        """:param entity_rows: the entity columns, then :data:`~ctflow.core.feast_asof.query.ROW` (0, 1, ...)."""
+        """:param sources: the table each query reads, in the same order.
+        :param entity_rows: the entity columns, then :data:`~ctflow.core.feast_asof.query.ROW` (0, 1, ...)."""
         super().__init__()
         self.queries = queries
+        self._sources = sources
         self._entity_rows = entity_rows
         self._on_demand_feature_views = on_demand_feature_views
         self._full_feature_names = full_feature_names
@@ -67,8 +74,9 @@ class AsofRetrievalJob(RetrievalJob):
         result = self._entity_rows.drop_columns([ROW])
         connection = self._connect()
         try:
-            for query in self.queries:
-                part = connection.sql(query).to_arrow_table()
+            for query, source in zip(self.queries, self._sources, strict=True):
+                with source.reading():
+                    part = connection.sql(query).to_arrow_table()
                 # part's i-th row belongs to entity row position[i]: invert to take them in entity order.
                 position = part.column(ROW).to_numpy()
                 order = np.empty(rows, dtype=np.int64)

@@ -49,6 +49,7 @@ def plan_view(view: FeatureView, feature_refs: list[str], *, full_feature_names:
     """The :class:`ViewPlan` of ``view`` for the requested ``feature_refs``.
 
     :raises UnsupportedViewError: the view's source is not a local or remote parquet file.
+    :raises SourceDataError: the source lacks a column the view reads.
     """
     from feast.data_format import ParquetFormat
     from feast.infra.offline_stores.file_source import FileSource
@@ -80,7 +81,9 @@ def plan_view(view: FeatureView, feature_refs: list[str], *, full_feature_names:
     needed = [*keys, timestamp, *([created] if created else []), *features]
     missing = [name for name in needed if name not in original]
     if missing:
-        raise KeyError(f"view {view.name}: source {source.path} has no column(s) {', '.join(missing)}")
+        from ctflow.core.table_reading import feature_view_source
+
+        raise feature_view_source(view).missing(missing)
     return ViewPlan(
         path=source.path,
         columns={original[name]: name for name in dict.fromkeys(needed)},

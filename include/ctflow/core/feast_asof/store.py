@@ -37,6 +37,7 @@ from pydantic import StrictStr
 from ctflow.core.feast_asof.job import ENTITY_TABLE, AsofRetrievalJob
 from ctflow.core.feast_asof.plan import UnsupportedViewError, plan_view
 from ctflow.core.feast_asof.query import ROW, view_queries
+from ctflow.core.table_reading import feature_view_source
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -148,6 +149,7 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
 
         return AsofRetrievalJob(
             queries=view_queries(entity_table=ENTITY_TABLE, event_timestamp=timestamp, views=plans),
+            sources=[feature_view_source(view) for view in feature_views],
             entity_rows=rows,
             on_demand_feature_views=[odfv for odfv in odfvs if odfv.mode != "substrait"],
             full_feature_names=full_feature_names,

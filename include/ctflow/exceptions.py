@@ -66,7 +66,9 @@ def deterministic(error: BaseException) -> bool:
     so none is imported here (DAG parsing must not import DuckDB)."""
     for module_name, names in DETERMINISTIC.items():
         module = sys.modules.get(module_name)
-        if module is not None and isinstance(error, tuple(getattr(module, name) for name in names)):
+        # getattr's default: a library version without one of the classes cannot have raised it.
+        classes = tuple(cls for name in names if isinstance(cls := getattr(module, name, None), type))
+        if classes and isinstance(error, classes):
             return True
     return False
 

@@ -32,8 +32,8 @@ images:  ## build the stack's images with no registry: Debian-based Python/Postg
 	echo "==> $(CTFLOW_IMAGE): $$(( $$(date +%s) - started )) s, $$(docker image inspect --format '{{ .Size }}' $(CTFLOW_IMAGE) | awk '{printf "%.0f MB", $$1 / 1e6}')"
 
 # The lint gate: ruff over everything Python (rules and why in pyproject.toml), mypy over the
-# layers the others build on (core, spec, contract). Seconds with a warm .mypy_cache; a fresh
-# clone's first mypy run analyses numpy/pandas/pydantic stubs once (about 30 s of CPU).
+# whole ctflow package (include/ctflow). Seconds with a warm .mypy_cache; a fresh clone's first
+# mypy run analyses numpy/pandas/pydantic/FastAPI stubs once (10-30 s of CPU).
 # Both always run, so one pass lists every finding.
 lint: install  ## ruff (rules, complexity limit, no heavy imports on the parse path) and mypy
 	@status=0; \

@@ -125,7 +125,7 @@ class MonitoringReportLink(_ReturnValueLink):
     name = "Monitoring report"
 
     @property
-    def operators(self) -> list[type]:  # type: ignore[override]
+    def operators(self) -> list[type]:
         """Attached by the plugin to the monitoring report operator; resolved lazily (no import cycle)."""
         from ctflow.operators.monitoring import MonitoringReportOperator
 

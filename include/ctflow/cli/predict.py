@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pipeline_repo(model: str):
+def _pipeline_repo(model: str) -> Path:
     """The Feast repository of the pipeline that registers ``model`` (a spec in dags/specs naming it),
     else the deployment's: a pipeline with a repository of its own is read from that one."""
     from ctflow import settings

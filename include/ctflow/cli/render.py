@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG, Asset, AssetAlias, BaseOperator
+    from airflow.sdk.bases.timetable import BaseTimetable
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,12 +25,13 @@ def run(args: argparse.Namespace) -> int:
     if item.error:
         print(item.error)
         return 1
+    assert item.spec is not None  # load_one builds the spec of a file without an error
     for dag in build_dags(item.spec, source_text=item.text):
         print(describe_dag(dag))
     return 0
 
 
-def describe_dag(dag) -> str:
+def describe_dag(dag: DAG) -> str:
     """A DAG as text: schedule, defaults, params, then each task with what it feeds."""
     args = dag.default_args
     lines = [
@@ -47,14 +53,14 @@ def describe_dag(dag) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _emitted(task, outlet) -> str:
+def _emitted(task: BaseOperator, outlet: Asset | AssetAlias) -> str:
     """An asset's URI; for an asset alias (promote, performance) the asset it announces, and when."""
     if hasattr(outlet, "uri"):
         return outlet.uri
     return f"{getattr(task, 'promoted_uri', None) or outlet.name} (only when it moves the champion)"
 
 
-def schedule_text(timetable) -> str:
+def schedule_text(timetable: BaseTimetable | None) -> str:
     """``cron 0 2 * * 1 (UTC) or asset ctflow://x/breach`` for the SDK's timetable objects."""
     if timetable is None:
         return "none (trigger only)"

@@ -12,6 +12,12 @@ import argparse
 import os
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ctflow.spec import PipelineSpec
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def monitor_lines(folder) -> list[str]:
+def monitor_lines(folder: Path | None) -> list[str]:
     """The monitoring run's own summary (what its report task logged), or why nothing was scored."""
     from ctflow.cli.airflow_runs import load
     from ctflow.core.monitoring.reporting import summary_lines
@@ -80,7 +86,7 @@ def monitor_lines(folder) -> list[str]:
     return [f"  nothing scored: {skipped.get('reason', 'see the log')}"]
 
 
-def find_spec(folder, name: str):
+def find_spec(folder: Path, name: str) -> tuple[PipelineSpec, None] | tuple[None, str]:
     """``(spec, None)`` for the valid spec of pipeline ``name`` in ``folder``, else ``(None, problem)``."""
     from ctflow.factory.discover import load_folder
     from ctflow.spec.errors import did_you_mean

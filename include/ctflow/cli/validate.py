@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ctflow.factory.discover import LoadedSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctflow.factory.discover import load_folder, load_one
 
-    loaded = []
+    loaded: list[LoadedSpec] = []
     for path in args.paths:
         if path.is_dir():
             loaded += load_folder(path)
@@ -33,20 +37,21 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.deep:
         _check_data(loaded)
-    invalid = [item for item in loaded if item.error]
+    errors = [item.error for item in loaded if item.error is not None]
     for item in loaded:
-        if item.error:
+        if item.error is not None:
             for problem in item.error.problems:
                 print(problem)
         elif not args.quiet:
+            assert item.spec is not None  # loaded without a shard: each file has a spec or an error
             print(f"{item.display_name}: ok ({item.spec.ct_dag_id}, {item.spec.monitor_dag_id})")
-    if not args.quiet or invalid:
-        problems = sum(len(item.error.problems) for item in invalid)
-        print(f"{len(loaded)} spec(s) checked, {len(invalid)} invalid, {problems} problem(s)")
-    return 1 if invalid else 0
+    if not args.quiet or errors:
+        problems = sum(len(error.problems) for error in errors)
+        print(f"{len(loaded)} spec(s) checked, {len(errors)} invalid, {problems} problem(s)")
+    return 1 if errors else 0
 
 
-def _check_data(loaded: list) -> None:
+def _check_data(loaded: list[LoadedSpec]) -> None:
     """Add each valid spec's data-contract problems to it (an invalid spec is fixed first)."""
     from ctflow.spec import SpecError
     from ctflow.spec.data_contract import check_data

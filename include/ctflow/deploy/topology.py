@@ -44,6 +44,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import PurePath
+from typing import TypedDict
 from urllib.parse import quote
 
 # --- paths inside the image (see Dockerfile); a native harness passes its own ------------------
@@ -90,7 +91,7 @@ PG_DRIVER = "postgresql+psycopg2"
 CELERY_CONFIG_OPTIONS = "ctflow.deploy.topology.CELERY_CONFIG"
 
 
-def celery_config() -> dict:
+def celery_config() -> dict[str, object]:
     """Airflow's Celery configuration, with :func:`preload_task_modules` run when a worker starts."""
     from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
     from celery.signals import worker_init
@@ -107,7 +108,7 @@ def preload_task_modules(**_: object) -> list[str]:
     return preload()
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> dict[str, object]:
     if name == "CELERY_CONFIG":
         return celery_config()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -243,6 +244,15 @@ def _userinfo(value: str) -> str:
     return value if _REFERENCE.match(value) else quote(value, safe="")
 
 
+class PostgresLogin(TypedDict):
+    """Where and as whom :func:`postgres_uri` connects: every argument but the database."""
+
+    user: str
+    password: str
+    host: str
+    port: int | str
+
+
 def postgres_uri(*, user: str, password: str, host: str, port: int | str, database: str,
                  driver: str = PG_DRIVER) -> str:
     """A SQLAlchemy URI of a PostgreSQL database (an empty password: trust or peer auth)."""
@@ -298,7 +308,7 @@ def production_env(
     signs the UI's session cookies. ``postgres_password`` may be empty (local trust auth).
     """
     project = PurePath(project_dir)
-    pg = {"user": postgres_user, "password": postgres_password, "host": postgres_host, "port": postgres_port}
+    pg = PostgresLogin(user=postgres_user, password=postgres_password, host=postgres_host, port=postgres_port)
     return {
         # Airflow
         "AIRFLOW_HOME": str(airflow_home),

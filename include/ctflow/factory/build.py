@@ -6,8 +6,8 @@ DAG parse.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
-from typing import TYPE_CHECKING
+from datetime import UTC, date, datetime, time
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, TaskGroup, chain
 
@@ -28,6 +28,7 @@ from ctflow.steps import ct, monitor, online
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
 
+    from ctflow.operators.approval import ApprovalOperator
     from ctflow.spec import PipelineSpec
     from ctflow.steps import StepDeclaration
 
@@ -69,9 +70,9 @@ def build_ct_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_path: st
     ) as dag:
         common = {"spec": spec, "spec_path": spec_path}
 
-        def task(declaration: StepDeclaration, **kwargs) -> BaseOperator:
+        def task(declaration: StepDeclaration, **kwargs: Any) -> BaseOperator:
             operator = extensions.operator_class(declaration.name, OPERATORS[declaration.name])
-            kwargs = {"task_id": tasks.local_id(declaration.task_id), **common, **kwargs}
+            kwargs = {"task_id": tasks.local_id(declaration.dag_task_id), **common, **kwargs}
             if declaration.container:
                 return runner(declaration=declaration, operator_class=operator, **kwargs)
             return operator(**kwargs)
@@ -138,9 +139,9 @@ def build_monitor_dag(spec: PipelineSpec, *, doc_md: str | None = None, spec_pat
     ) as dag:
         common = {"spec": spec, "spec_path": spec_path}
 
-        def task(declaration: StepDeclaration, **kwargs) -> BaseOperator:
+        def task(declaration: StepDeclaration, **kwargs: Any) -> BaseOperator:
             operator = extensions.operator_class(declaration.name, OPERATORS[declaration.name])
-            return operator(task_id=declaration.task_id, **common, **kwargs)
+            return operator(task_id=declaration.dag_task_id, **common, **kwargs)
 
         score = task(monitor.SCORE_BATCH)
         checks = [
@@ -191,7 +192,7 @@ def _common(spec: PipelineSpec, *, kind: str, doc_md: str | None) -> dict:
     }
 
 
-def _ct_schedule(spec: PipelineSpec):
+def _ct_schedule(spec: PipelineSpec) -> CronTriggerTimetable | AssetAny | AssetOrTimeSchedule | None:
     # Which breaches retrain is decided by the monitor DAG when it emits the event.
     triggers = [breach_asset(spec.pipeline)] if spec.schedule.retrain_on else []
     triggers += [promoted_asset(upstream) for upstream in spec.schedule.after]
@@ -207,11 +208,11 @@ def _cron(expression: str | None, spec: PipelineSpec) -> CronTriggerTimetable | 
     return CronTriggerTimetable(expression, timezone=spec.schedule.timezone) if expression else None
 
 
-def _approval_task(spec: PipelineSpec):
+def _approval_task(spec: PipelineSpec) -> ApprovalOperator:
     from ctflow.factory.approval import approval_task
 
     return approval_task(spec)
 
 
-def _utc(day) -> datetime:
+def _utc(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)

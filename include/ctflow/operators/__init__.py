@@ -26,7 +26,7 @@ from ctflow.operators.training import (
 #: The in-process operator of each of ctflow's steps, by step name (a deployment may replace one with a
 #: subclass: :mod:`ctflow.extensions`).
 OPERATORS: dict[str, type[CtflowOperator]] = {
-    cls.declaration.name: cls  # type: ignore[union-attr]
+    cls.declaration.name: cls
     for cls in (
         FetchFeaturesOperator, DataQualityOperator, TrainModelOperator, EvaluateGateOperator,
         RegisterModelOperator, PromoteModelOperator, RollbackModelOperator, MaterializeOnlineOperator,

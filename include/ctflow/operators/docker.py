@@ -45,7 +45,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -90,6 +90,9 @@ class CtflowDockerOperator(DockerOperator):
 
     template_fields: Sequence[str] = (*DockerOperator.template_fields, "run_key")
     ui_color = "#d6eaf8"
+    # Set by DockerOperator.__init__; prepare() extends them per try.
+    environment: dict[str, str]
+    _private_environment: dict[str, str]
 
     def __init__(
         self,
@@ -143,11 +146,11 @@ class CtflowDockerOperator(DockerOperator):
             context,
             carried_needs(declaration),
             run_key=self.run_key,
-            run_dir=lambda: None,  # the container finds its folder from --run-key
+            run_dir=_resolved_in_container,  # the container finds its folder from --run-key
             tracking_uri=lambda: MlflowHook(mlflow_conn_id=self.mlflow_conn_id).tracking_uri(),
             feature_repo=lambda: FeastHook(feast_conn_id=self.feast_conn_id).repo_path(self.spec),
-            predictions_url=lambda: None,
-            spec_text=lambda: None,  # the container reads --spec
+            predictions_url=_resolved_in_container,
+            spec_text=_resolved_in_container,  # the container reads --spec
         )
         return command_for(declaration, run_context, spec_path=self.spec_path, run_key=self.run_key)
 
@@ -228,6 +231,11 @@ def _mount(source: str, target: str, *, read_only: bool = False) -> Mount:
         raise ValueError(f"mount target {target!r} must be an absolute path in the container")
     kind = "bind" if "/" in source else "volume"
     return Mount(target=target, source=source, type=kind, read_only=read_only)
+
+
+def _resolved_in_container() -> NoReturn:
+    """The resolver of a need the container resolves itself: :func:`carried_needs` never asks the worker for it."""
+    raise AssertionError("resolved in the container, never in the worker (see carried_needs)")
 
 
 def _worker_home() -> str:

@@ -17,4 +17,7 @@ def build(*, declaration: StepDeclaration, operator_class: type[BaseOperator], s
           **task_kwargs: Any) -> BaseOperator:
     from ctflow.operators.docker import CtflowDockerOperator
 
-    return CtflowDockerOperator(step=declaration.name, image=spec.runner.image, spec=spec, **task_kwargs)
+    image = spec.runner.image
+    if not image:  # the spec model refuses this; a spec built around it must not start an image-less container
+        raise ValueError(f"runner.kind docker of pipeline {spec.pipeline!r} needs runner.image")
+    return CtflowDockerOperator(step=declaration.name, image=image, spec=spec, **task_kwargs)

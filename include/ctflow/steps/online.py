@@ -9,6 +9,6 @@ from ctflow.steps.protocol import StepDeclaration
 MATERIALIZE = StepDeclaration(
     name="materialize",
     function="ctflow.core.online:materialize",
-    needs={"as_of", "feature_repo", "dry_run"},
+    needs=frozenset({"as_of", "feature_repo", "dry_run"}),
     task_id=tasks.MATERIALIZE_ONLINE,
 )

@@ -120,6 +120,11 @@ class StepDeclaration:
         if self.position is not None and self.position not in POSITIONS:
             raise ValueError(f"step {self.name!r}: position {self.position!r}, expected one of {', '.join(POSITIONS)}")
 
+    @property
+    def dag_task_id(self) -> str:
+        """Its task id in the DAG: ``task_id``, else (a deployment's step) its name."""
+        return self.task_id or self.name
+
     def load(self) -> Callable[..., Any]:
         """The core function (imports its module: call it when the step runs, not at parse)."""
         return _resolve(self.function)

@@ -30,24 +30,23 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+
+if TYPE_CHECKING:
+    import httpx
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-
-def _ui():
-    """:mod:`ctflow.ui.app` (Airflow's auth, the specs), imported when first needed: it includes
-    this module's router when it is imported itself."""
-    from ctflow.ui import app
-
-    return app
+# ctflow.ui.app (Airflow's auth, the specs) is imported inside the functions that use it: it
+# includes this module's router when it is imported itself.
 
 
 # -- request bodies -------------------------------------------------------------------------
@@ -96,7 +95,7 @@ class UnpauseRequest(_Action):
 # -- who may act, from where ----------------------------------------------------------------
 
 
-async def acting_user(request: Request):
+async def acting_user(request: Request) -> BaseUser:
     """The caller of an action, once the request is known not to be forged (see the module doc).
 
     A dependency, so it runs before the body is validated: no login is 401, not 422.
@@ -106,7 +105,7 @@ async def acting_user(request: Request):
     return user
 
 
-async def acting_user_without_body(request: Request):
+async def acting_user_without_body(request: Request) -> BaseUser:
     """:func:`acting_user` for an action that states nothing: no body is fine, one must be JSON."""
     user = await _logged_in_same_origin(request)
     if await request.body():
@@ -114,8 +113,10 @@ async def acting_user_without_body(request: Request):
     return user
 
 
-async def _logged_in_same_origin(request: Request):
-    user = await _ui()._api_user(request)
+async def _logged_in_same_origin(request: Request) -> BaseUser:
+    from ctflow.ui.app import _api_user
+
+    user = await _api_user(request)
     if _bearer_token(request) is None:  # the cookie logged the caller in
         _require_same_origin(request)
     return user
@@ -184,11 +185,15 @@ def normalized_origin(url: str) -> str | None:
 # -- the routes -----------------------------------------------------------------------------
 
 
-@router.post("/api/pipelines/{name}/retrain")
-async def retrain(request: Request, name: str, body: RetrainRequest = Body(...), user=Depends(acting_user)):
+# response_model=None: the answer is Airflow's error as it came (JSONResponse), else the run (a dict).
+@router.post("/api/pipelines/{name}/retrain", response_model=None)
+async def retrain(request: Request, name: str, body: RetrainRequest = Body(...),
+                  user: BaseUser = Depends(acting_user)) -> dict[str, Any] | JSONResponse:
     from starlette.concurrency import run_in_threadpool
 
-    spec = await run_in_threadpool(_ui()._spec_for_action, user, name)
+    from ctflow.ui.app import _spec_for_action, _user_name
+
+    spec = await run_in_threadpool(_spec_for_action, user, name)
     if body.force_promotion and not body.reason:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
                             "force_promotion needs a reason: it goes into the alias history")
@@ -202,35 +207,40 @@ async def retrain(request: Request, name: str, body: RetrainRequest = Body(...),
         conf["as_of"] = body.as_of.isoformat()
     if body.window_days is not None:
         conf["window_days"] = body.window_days
-    note = f"Retrain requested in the ctflow view by {_ui()._user_name(user)}"
+    note = f"Retrain requested in the ctflow view by {_user_name(user)}"
     note += f": {body.reason}" if body.reason else ""
     return await _trigger(request, spec.ct_dag_id, conf, note)
 
 
-@router.post("/api/pipelines/{name}/rollback")
-async def rollback(request: Request, name: str, body: RollbackRequest = Body(...), user=Depends(acting_user)):
+@router.post("/api/pipelines/{name}/rollback", response_model=None)
+async def rollback(request: Request, name: str, body: RollbackRequest = Body(...),
+                   user: BaseUser = Depends(acting_user)) -> dict[str, Any] | JSONResponse:
     from starlette.concurrency import run_in_threadpool
 
-    spec = await run_in_threadpool(_ui()._spec_for_action, user, name)
-    target = await run_in_threadpool(_ui()._rollback_target, spec)
+    from ctflow.ui.app import _rollback_target, _spec_for_action, _user_name
+
+    spec = await run_in_threadpool(_spec_for_action, user, name)
+    target = await run_in_threadpool(_rollback_target, spec)
     if target is None:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"champion of {spec.model_name!r} has no earlier holder to roll back to")
-    note = f"Rollback to v{target} requested in the ctflow view by {_ui()._user_name(user)}: {body.reason}"
+    note = f"Rollback to v{target} requested in the ctflow view by {_user_name(user)}: {body.reason}"
     return await _trigger(request, spec.ct_dag_id, {"action": "rollback", "reason": body.reason}, note)
 
 
 # -- forwarding to Airflow's REST API --------------------------------------------------------
 
 
-@router.post("/api/pipelines/{name}/unpause")
+@router.post("/api/pipelines/{name}/unpause", response_model=None)
 async def unpause(request: Request, name: str, body: UnpauseRequest | None = Body(None),
-                  user=Depends(acting_user_without_body)):
+                  user: BaseUser = Depends(acting_user_without_body)) -> dict[str, Any] | JSONResponse:
     """Unpause ``ct_<name>`` (``PATCH /api/v2/dags/ct_<name>`` as the caller), so a queued run starts.
     The body is empty or ``{}``."""
     from starlette.concurrency import run_in_threadpool
 
-    spec = await run_in_threadpool(_ui()._spec_for_action, user, name)
+    from ctflow.ui.app import _spec_for_action
+
+    spec = await run_in_threadpool(_spec_for_action, user, name)
     response = await _forward(request, "PATCH", f"/api/v2/dags/{quote(spec.ct_dag_id, safe='')}",
                               {"is_paused": False})
     payload = _json(response)
@@ -239,17 +249,19 @@ async def unpause(request: Request, name: str, body: UnpauseRequest | None = Bod
     return {"dag_id": spec.ct_dag_id, "paused": payload.get("is_paused")}
 
 
-async def _trigger(request: Request, dag_id: str, conf: dict[str, Any], note: str):
+async def _trigger(request: Request, dag_id: str, conf: dict[str, Any], note: str) -> dict[str, Any] | JSONResponse:
     """``POST /api/v2/dags/{dag_id}/dagRuns`` as the caller; Airflow's answer is passed on, with
     whether the DAG is paused (a run of a paused DAG stays queued until it is unpaused)."""
     from starlette.concurrency import run_in_threadpool
+
+    from ctflow.ui.app import _airflow_root
 
     body = {"logical_date": None, "conf": conf, "note": note}
     response = await _forward(request, "POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", body)
     payload = _json(response)
     if response.status_code >= 400:
         return JSONResponse(payload, status_code=response.status_code)
-    airflow_root = _ui()._airflow_root(request)
+    airflow_root = _airflow_root(request)
     return {
         "dag_id": payload.get("dag_id", dag_id),
         "dag_run_id": payload.get("dag_run_id"),
@@ -266,19 +278,21 @@ def _paused(dag_id: str) -> bool | None:
     return airflow_state([dag_id]).get(dag_id, {}).get("paused")
 
 
-def _json(response) -> dict[str, Any]:
+def _json(response: httpx.Response) -> dict[str, Any]:
     try:
         return response.json()
     except ValueError:
         return {"detail": response.text[:500]}
 
 
-async def _forward(request: Request, method: str, api_path: str, body: dict[str, Any]):
+async def _forward(request: Request, method: str, api_path: str, body: dict[str, Any]) -> httpx.Response:
     """``method api_path`` on Airflow's REST API with the caller's own token."""
     import httpx
 
+    from ctflow.ui.app import _airflow_root
+
     token = _caller_token(request)
-    airflow_root = _ui()._airflow_root(request)
+    airflow_root = _airflow_root(request)
     path = f"{airflow_root}{api_path}"
     root = _api_server_app()
     if root is not None:  # in-process: the same app, middlewares, permissions and audit log
@@ -300,7 +314,7 @@ def _caller_token(request: Request) -> str:
     return _bearer_token(request) or request.cookies.get(COOKIE_NAME_JWT_TOKEN, "")
 
 
-def _api_server_app():
+def _api_server_app() -> FastAPI | None:
     """The api-server's root FastAPI app (``airflow.api_fastapi.main:app``, what uvicorn and
     gunicorn serve), or None outside an api-server process."""
     module = sys.modules.get("airflow.api_fastapi.main")

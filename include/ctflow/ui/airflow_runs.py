@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctflow.contract import tasks
+
+if TYPE_CHECKING:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy.orm import Session
 
 #: The states a run list can be filtered on (Airflow's DagRunState values).
 RUN_STATES = ("queued", "running", "success", "failed")
@@ -62,7 +66,7 @@ def airflow_state(dag_ids: list[str], *, runs: int | RunPage = 1) -> dict[str, d
     return out
 
 
-def _record(session, dag_id: str, run) -> dict[str, Any]:
+def _record(session: Session, dag_id: str, run: DagRun) -> dict[str, Any]:
     from airflow.models.xcom import XComModel
 
     record = {
@@ -123,7 +127,7 @@ def triggering_users(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
     return {(dag_id, run_id): user for dag_id, run_id, user in rows if user}
 
 
-def _awaiting_approval(session, dag_id: str, run_id: str) -> bool:
+def _awaiting_approval(session: Session, dag_id: str, run_id: str) -> bool:
     """Whether the run's approval task waits for a human's answer (Airflow's ``awaiting_input``)."""
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select

@@ -28,12 +28,22 @@ import functools
 import logging
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    import jinja2
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+
+    from ctflow.factory.discover import LoadedSpec
+    from ctflow.spec import PipelineSpec
+    from ctflow.ui.airflow_runs import RunPage
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +69,7 @@ def view_href(path: str = "/") -> str:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI):
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Import MLflow and the registry in the background at api-server start, so that the first
     page does not wait for them (about 5 s on a small machine)."""
     threading.Thread(target=_warm_up, name="ctflow-ui-warm-up", daemon=True).start()
@@ -88,7 +98,7 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def overview_page(request: Request):
+    async def overview_page(request: Request) -> Response:
         user = await _page_user(request)
         if isinstance(user, RedirectResponse):
             return user
@@ -100,7 +110,8 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
         return _render(request, user, "overview.html", data=payload, specs_folder=_shown_path(data.specs_folder()))
 
     @app.get("/pipelines/{name}", response_class=HTMLResponse, include_in_schema=False)
-    async def pipeline_page(request: Request, name: str, runs_page: RunsPage = 1, runs_state: RunsState = None):
+    async def pipeline_page(request: Request, name: str, runs_page: RunsPage = 1,
+                            runs_state: RunsState = None) -> Response:
         user = await _page_user(request)
         if isinstance(user, RedirectResponse):
             return user
@@ -123,7 +134,7 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
         return _render(request, user, "pipeline.html", p=payload, chart=chart, trend=trend)
 
     @app.get("/dag/{dag_id}", include_in_schema=False)
-    async def from_dag(request: Request, dag_id: str):
+    async def from_dag(request: Request, dag_id: str) -> Response:
         user = await _page_user(request)
         if isinstance(user, RedirectResponse):
             return user
@@ -168,7 +179,7 @@ def create_app() -> FastAPI:  # noqa: C901 - the route closures count in; each r
 # -- authentication and permissions (Airflow's own) -----------------------------------------
 
 
-async def _api_user(request: Request):
+async def _api_user(request: Request) -> BaseUser:
     """The caller, as Airflow's API sees it; raises 401/403 like every Airflow endpoint."""
     from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 
@@ -176,7 +187,7 @@ async def _api_user(request: Request):
     return await get_user(request, None, credentials)
 
 
-async def _page_user(request: Request):
+async def _page_user(request: Request) -> BaseUser | RedirectResponse:
     """The caller, or a redirect to Airflow's login page that comes back here."""
     try:
         return await _api_user(request)
@@ -189,7 +200,7 @@ async def _page_user(request: Request):
         return RedirectResponse(login, status_code=status.HTTP_303_SEE_OTHER)
 
 
-def _may(user, dag_id: str, method: str = "GET", run: bool = False) -> bool:
+def _may(user: BaseUser, dag_id: str, method: str = "GET", run: bool = False) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
     from airflow.models.dag import DagModel
@@ -206,13 +217,13 @@ def _may(user, dag_id: str, method: str = "GET", run: bool = False) -> bool:
     )
 
 
-def _may_all(user) -> bool:
+def _may_all(user: BaseUser) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
 
     return get_auth_manager().is_authorized_dag(method="GET", user=user)
 
 
-def _user_name(user) -> str:
+def _user_name(user: BaseUser | None) -> str:
     if user is None:  # a page rendered before the caller is known (an invalid request)
         return ""
     try:
@@ -221,32 +232,33 @@ def _user_name(user) -> str:
         return str(getattr(user, "username", "unknown"))
 
 
-def _visible_spec(user, name: str):
-    """The loaded spec of pipeline ``name`` if the user may read its DAG; 404 otherwise (403 if forbidden)."""
+def _visible_spec(user: BaseUser, name: str) -> tuple[LoadedSpec, PipelineSpec]:
+    """The loaded file of pipeline ``name`` and its spec, if the user may read its DAG; 404 otherwise
+    (403 if forbidden)."""
     from ctflow.ui import data
     from ctflow.ui.errors import unknown_pipeline
 
-    loaded = [i for i in data.load_specs() if i.spec is not None]
-    item = next((i for i in loaded if i.spec.pipeline == name), None)
-    if item is None:
-        known = [i.spec.pipeline for i in loaded if _may(user, i.spec.ct_dag_id)]
+    loaded = [(i, i.spec) for i in data.load_specs() if i.spec is not None]
+    found = next(((i, spec) for i, spec in loaded if spec.pipeline == name), None)
+    if found is None:
+        known = [spec.pipeline for _, spec in loaded if _may(user, spec.ct_dag_id)]
         raise HTTPException(status.HTTP_404_NOT_FOUND, unknown_pipeline(name, known))
-    if not _may(user, item.spec.ct_dag_id):
+    if not _may(user, found[1].ct_dag_id):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
-    return item
+    return found
 
 
-def _spec_for_action(user, name: str):
-    item = _visible_spec(user, name)
-    if not _may(user, item.spec.ct_dag_id, method="POST", run=True):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: you may not trigger {item.spec.ct_dag_id}")
-    return item.spec
+def _spec_for_action(user: BaseUser, name: str) -> PipelineSpec:
+    _, spec = _visible_spec(user, name)
+    if not _may(user, spec.ct_dag_id, method="POST", run=True):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"Forbidden: you may not trigger {spec.ct_dag_id}")
+    return spec
 
 
 # -- data -----------------------------------------------------------------------------------
 
 
-def _overview(request: Request, user) -> dict[str, Any]:
+def _overview(request: Request, user: BaseUser) -> dict[str, Any]:
     from ctflow.ui import data
 
     specs = [item.spec for item in data.load_specs() if item.spec is not None]
@@ -255,34 +267,34 @@ def _overview(request: Request, user) -> dict[str, Any]:
     return data.overview(data.Sources.default(_airflow_root(request)), visible=visible, show_invalid=_may_all(user))
 
 
-def _runs(page: int, state: str | None):
+def _runs(page: int, state: str | None) -> RunPage:
     from ctflow.ui.airflow_runs import RunPage
     from ctflow.ui.data import RECENT_RUNS
 
     return RunPage(size=RECENT_RUNS, page=page, state=state)
 
 
-def _run(request: Request, user, name: str, run_id: str) -> dict[str, Any]:
+def _run(request: Request, user: BaseUser, name: str, run_id: str) -> dict[str, Any]:
     from ctflow.ui.airflow_runs import run_state
 
-    dag_id = _visible_spec(user, name).spec.ct_dag_id
+    dag_id = _visible_spec(user, name)[1].ct_dag_id
     run = run_state(dag_id, run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dag_id} has no run {run_id!r}")
     return {**run, "dag_id": dag_id, "finished": run["state"] in ("success", "failed")}
 
 
-def _detail(request: Request, user, name: str, runs=None) -> dict[str, Any]:
+def _detail(request: Request, user: BaseUser, name: str, runs: RunPage | None = None) -> dict[str, Any]:
     from ctflow.ui import data
 
-    item = _visible_spec(user, name)
+    item, spec = _visible_spec(user, name)
     payload = data.detail(item, data.Sources.default(_airflow_root(request)), runs)
-    payload["rollback_to"] = _rollback_target(item.spec)
-    payload["may_trigger"] = _may(user, item.spec.ct_dag_id, method="POST", run=True)
+    payload["rollback_to"] = _rollback_target(spec)
+    payload["may_trigger"] = _may(user, spec.ct_dag_id, method="POST", run=True)
     return payload
 
 
-def _rollback_target(spec) -> str | None:
+def _rollback_target(spec: PipelineSpec) -> str | None:
     from ctflow.core.registry import ModelRegistry
     from ctflow.core.registry_history import rollback_target
     from ctflow.ui import data
@@ -319,7 +331,7 @@ def _airflow_root(request: Request) -> str:
 
 
 @functools.cache
-def _templates():
+def _templates() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
@@ -334,7 +346,7 @@ def _templates():
     return env
 
 
-def _render(request: Request, user, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def _render(request: Request, user: BaseUser | None, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     from ctflow.ui.formats import zone_name
 
     html = _templates().get_template(template).render(

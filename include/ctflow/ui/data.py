@@ -28,6 +28,10 @@ from ctflow.ui.airflow_runs import RunPage, airflow_state, triggering_users
 from ctflow.ui.airflow_runs import iso as _iso
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from ctflow.contract.results import AliasMove
+    from ctflow.core.registry import ModelRegistry, ModelVersionInfo
     from ctflow.factory.discover import LoadedSpec
     from ctflow.spec import PipelineSpec
 
@@ -77,7 +81,7 @@ class Sources:
     def default(cls, airflow_root: str = "") -> Sources:
         return cls(tracking_uri=tracking_uri(), mlflow_ui=links.mlflow_ui_url(), airflow_root=airflow_root)
 
-    def client(self):
+    def client(self) -> MlflowClient:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
@@ -117,7 +121,8 @@ def overview(sources: Sources, *, visible: set[str] | None = None, show_invalid:
     return {"pipelines": pipelines, "invalid_specs": invalid if show_invalid else [], "mlflow_ui": sources.mlflow_ui}
 
 
-def summary(spec: PipelineSpec, sources: Sources, *, client=None, airflow: dict | None = None) -> dict[str, Any]:
+def summary(spec: PipelineSpec, sources: Sources, *, client: MlflowClient | None = None,
+            airflow: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """One row of the overview."""
     from ctflow.core.registry import ModelRegistry
     from ctflow.ui import monitoring
@@ -219,7 +224,8 @@ def detail(item: LoadedSpec, sources: Sources, runs: RunPage | None = None) -> d
     return data
 
 
-def timeline(spec: PipelineSpec, client, versions, sources: Sources) -> list[dict[str, Any]]:
+def timeline(spec: PipelineSpec, client: MlflowClient, versions: list[ModelVersionInfo],
+             sources: Sources) -> list[dict[str, Any]]:
     """The primary metric of every candidate (oldest first), with its version and gate outcome."""
     metric = spec.evaluation.metric
     experiment = client.get_experiment_by_name(f"ctflow/{spec.pipeline}")
@@ -252,7 +258,8 @@ def timeline(spec: PipelineSpec, client, versions, sources: Sources) -> list[dic
     return points
 
 
-def _point(run_id, experiment_id, tags, start_ms, value, version, sources: Sources) -> dict[str, Any]:
+def _point(run_id: str, experiment_id: str, tags: dict[str, str], start_ms: int | None, value: float | None,
+           version: ModelVersionInfo | None, sources: Sources) -> dict[str, Any]:
     return {
         "run_id": run_id,
         "run_url": links.run_url(experiment_id, run_id, sources.mlflow_ui),
@@ -271,7 +278,7 @@ def _point(run_id, experiment_id, tags, start_ms, value, version, sources: Sourc
 # -- Airflow --------------------------------------------------------------------------------
 
 
-def versions_with_aliases(registry) -> list:
+def versions_with_aliases(registry: ModelRegistry) -> list[ModelVersionInfo]:
     """Every version, oldest first, with its aliases (MLflow's version search leaves them out)."""
     from dataclasses import replace
 
@@ -287,11 +294,11 @@ def versions_with_aliases(registry) -> list:
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _holder(versions: dict, alias: str):
+def _holder(versions: dict[str, ModelVersionInfo], alias: str) -> ModelVersionInfo | None:
     return next((v for v in versions.values() if alias in v.aliases), None)
 
 
-def _version_view(version, client, metric: str, sources: Sources) -> dict[str, Any]:
+def _version_view(version: ModelVersionInfo, client: MlflowClient, metric: str, sources: Sources) -> dict[str, Any]:
     value, run_started, as_of, experiment_id = None, None, None, None
     if tag := version.tags.get(f"ctflow.metric.{metric}"):
         try:
@@ -313,7 +320,8 @@ def _version_view(version, client, metric: str, sources: Sources) -> dict[str, A
         "metric": metric,
         "value": value,
         "run_id": version.run_id,
-        "run_url": links.run_url(experiment_id, version.run_id, sources.mlflow_ui) if experiment_id else None,
+        "run_url": (links.run_url(experiment_id, version.run_id, sources.mlflow_ui)
+                    if experiment_id and version.run_id else None),
         "url": links.model_version_url(version.name, version.version, sources.mlflow_ui),
         "gate": version.tags.get(mlflow_tags.GATE),
         "gate_reason": version.tags.get(mlflow_tags.GATE_REASON),
@@ -338,7 +346,7 @@ def _approval_url(dag_id: str, run_id: str, sources: Sources) -> str:
     return f"{sources.run_url(dag_id, run_id)}/tasks/{tasks.APPROVE}/required_actions"
 
 
-def _last_decision(versions: dict, sources: Sources) -> dict[str, Any] | None:
+def _last_decision(versions: dict[str, ModelVersionInfo], sources: Sources) -> dict[str, Any] | None:
     """The latest human decision on a version (``approved``/``rejected``), who made it and why, as
     the approval task recorded it on the version, with the Airflow form it was made in."""
     decided = [v for v in versions.values() if v.tags.get(mlflow_tags.APPROVAL)]
@@ -356,7 +364,7 @@ def _last_decision(versions: dict, sources: Sources) -> dict[str, Any] | None:
     }
 
 
-def _history(changes: list, sources: Sources) -> list[dict[str, Any]]:
+def _history(changes: list[AliasMove], sources: Sources) -> list[dict[str, Any]]:
     """The alias history, newest first; "by" is the user who triggered the run that moved the alias
     (Airflow's ``triggering_user_name``), else the actor the registry recorded."""
     runs = {change.actor: _actor_run(change.actor) for change in changes}

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 #: What a date-time field accepts, said once for every such error.
 DATETIME_HINT = "an ISO 8601 date or date-time such as 2013-10-01 or 2013-10-01T00:00:00Z"
@@ -48,7 +48,7 @@ def install(app: FastAPI) -> None:
     for the API, a page for a page."""
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, err: RequestValidationError):
+    async def _validation(request: Request, err: RequestValidationError) -> Response:
         errors = list(err.errors())
         if "/api/" not in request.url.path:  # a page: say it on a page
             from ctflow.ui.app import _render

@@ -27,6 +27,7 @@ from ctflow.contract import monitoring as names
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
     from ctflow.spec import PipelineSpec
 
@@ -42,7 +43,7 @@ def experiments(client: MlflowClient, pipeline: str) -> list[str]:
 TREND_WINDOWS = 12
 
 
-def latest_run(client: MlflowClient, pipeline: str):
+def latest_run(client: MlflowClient, pipeline: str) -> Run | None:
     """The newest monitoring run of ``pipeline``, or None."""
     runs = _newest_runs(client, pipeline, 1)
     return runs[0] if runs else None
@@ -55,7 +56,7 @@ def recent_windows(client: MlflowClient, spec: PipelineSpec, limit: int = TREND_
     return sorted(windows, key=lambda w: (w["window_end"] or "", w["at"] or ""))
 
 
-def _newest_runs(client: MlflowClient, pipeline: str, limit: int) -> list:
+def _newest_runs(client: MlflowClient, pipeline: str, limit: int) -> list[Run]:
     ids = experiments(client, pipeline)
     if not ids:
         return []
@@ -67,7 +68,7 @@ def _newest_runs(client: MlflowClient, pipeline: str, limit: int) -> list:
     )
 
 
-def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bool = False) -> dict[str, Any]:
+def summarize(client: MlflowClient, spec: PipelineSpec, run: Run | None, *, with_columns: bool = False) -> dict[str, Any]:
     """The monitoring state the view shows; ``status`` is ``none`` (no run), ``ok``, ``breach`` or
     ``insufficient_data`` (too few rows or usable values to judge the window).
 
@@ -121,7 +122,7 @@ def summarize(client: MlflowClient, spec: PipelineSpec, run, *, with_columns: bo
     return result
 
 
-def drift_columns(client: MlflowClient, run, *, listed: set[str] | None = None) -> list[dict[str, Any]]:
+def drift_columns(client: MlflowClient, run: Run, *, listed: set[str] | None = None) -> list[dict[str, Any]]:
     """Per-feature drift of the run's window, most drifted first."""
     listed = _artifacts(client, run.info.run_id) if listed is None else listed
     data = _json_artifact(client, run, names.DATA_DRIFT_ARTIFACT, listed) or {}
@@ -153,7 +154,7 @@ def _artifacts(client: MlflowClient, run_id: str) -> set[str]:
     return found
 
 
-def _json_artifact(client: MlflowClient, run, path: str, listed: set[str]) -> Any:
+def _json_artifact(client: MlflowClient, run: Run, path: str, listed: set[str]) -> Any:
     if path not in listed:
         return None
     import tempfile

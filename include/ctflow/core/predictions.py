@@ -124,7 +124,7 @@ def _engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # readers do not block the writer of a window
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # readers do not block the writer of a window
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()

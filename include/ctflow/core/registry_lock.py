@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol, TypedDict, Unpack, runtime_checkable
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 from ctflow.exceptions import CtflowError
 
@@ -151,7 +151,7 @@ class PostgresAdvisoryLock:
         digest = hashlib.sha256((ADVISORY_KEY_PREFIX + model_name).encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
 
-    def connect(self):
+    def connect(self) -> Any:  # a psycopg2 connection (psycopg2 ships no types)
         """A new psycopg2 connection (autocommit) for one hold."""
         import psycopg2
 

@@ -92,7 +92,7 @@ class ServingModel:
         return self.version.version
 
     @cached_property
-    def model(self):
+    def model(self) -> Any:  # the champion's sklearn pipeline
         import mlflow
 
         return mlflow.sklearn.load_model(f"models:/{self.version.name}/{self.version.version}")

@@ -132,7 +132,7 @@ def _as_text() -> Pipeline:
 MISSING_CATEGORY = "__missing__"
 
 
-def _to_text(frame):
+def _to_text(frame: Any) -> Any:
     """What :func:`_as_text` was before issue #14, a function of ctflow's own: no longer used by
     new pipelines, kept so that models logged earlier, which reference it, still load here."""
     return pd.DataFrame(frame).astype("string").fillna(MISSING_CATEGORY).astype(object)

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ctflow.contract.results import StepResult
+    from ctflow.hooks.feast import FeastHook
+    from ctflow.hooks.mlflow import MlflowHook
     from ctflow.spec import PipelineSpec
 
 #: One folder per DAG run for the files tasks hand to each other (frames, models, reports).
@@ -101,13 +103,13 @@ class CtflowOperator(BaseOperator):
         self.feast_conn_id = feast_conn_id
 
     @cached_property
-    def mlflow_hook(self):
+    def mlflow_hook(self) -> MlflowHook:
         from ctflow.hooks.mlflow import MlflowHook
 
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
     @cached_property
-    def feast_hook(self):
+    def feast_hook(self) -> FeastHook:
         from ctflow.hooks.feast import FeastHook
 
         return FeastHook(feast_conn_id=self.feast_conn_id)
@@ -190,7 +192,7 @@ def airflow_run_context(
     needs: frozenset[str],
     *,
     run_key: str,
-    run_dir: Callable[[], Path],
+    run_dir: Callable[[], Path | None],
     tracking_uri: Callable[[], str | None],
     feature_repo: Callable[[], Path | None],
     predictions_url: Callable[[], str | None],

@@ -131,16 +131,18 @@ def test_materialization_fails_before_writing_any_view(data_root):
     assert all(view.most_recent_end_time is None for view in store.list_feature_views())
 
 
-@pytest.mark.parametrize(("repo", "service", "entities"), [
-    ("feature_repo", "flight_delay_v1", "feature_repo/data/flights.parquet"),
-    ("feature_repo/us_employment", "employment_change_v1", "feature_repo/us_employment/data/industry_months.parquet"),
+@pytest.mark.parametrize(("repo", "service", "entities", "spec"), [
+    ("feature_repo", "flight_delay_v1", "feature_repo/data/flights.parquet", "flight_delay"),
+    ("feature_repo/us_employment", "employment_change_v1", "feature_repo/us_employment/data/industry_months.parquet",
+     "us_employment"),
 ])
-def test_the_shipped_examples_own_tables_keep_the_contract(repo, service, entities, feature_repo_ready):
+def test_the_shipped_examples_own_tables_keep_the_contract(repo, service, entities, spec, feature_repo_ready, capsys):
     import subprocess
     import sys
 
     from feast import FeatureStore
 
+    from ctflow.cli import main
     from ctflow.spec.column_types import declared_tables, type_mismatches, unreadable
 
     if repo != "feature_repo":  # the demo's is built by feature_repo_ready
@@ -153,3 +155,4 @@ def test_the_shipped_examples_own_tables_keep_the_contract(repo, service, entiti
     assert sum(len(t.columns) for t in tables) >= 7
     assert unreadable(tables) == []
     assert type_mismatches(tables, entities=PROJECT / entities, entities_shown=entities) == []
+    assert main(["validate", "--deep", str(PROJECT / "dags" / "specs" / f"{spec}.yaml")]) == 0, capsys.readouterr().out

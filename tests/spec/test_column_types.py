@@ -47,6 +47,8 @@ FEATURES: dict[str, tuple[str, pa.Array, list[Any]]] = {
     "Float64 <- float64": ("Float64", pa.array(FLOATS), FLOATS),
     "Float64 <- int64": ("Float64", pa.array(WHOLE, pa.int64()), [1.0, 2.0, 3.0]),
     "Float64 <- decimal": ("Float64", pa.array([Decimal(str(v)) for v in FLOATS], pa.decimal128(5, 2)), FLOATS),
+    "Float64 <- int64 with a null (pandas Int64)": ("Float64", pa.array([1, None, 3], pa.int64()), [1.0, None, 3.0]),
+    "Float64 <- int32 with a null": ("Float64", pa.array([1, None, 3], pa.int32()), [1.0, None, 3.0]),
     "Float64 <- nulls only": ("Float64", pa.array([None] * 3, pa.null()), [None] * 3),
     "Float64 <- float32": ("Float64", pa.array(FLOATS, pa.float32()), FLOATS),
     "Float64 <- int32": ("Float64", pa.array(WHOLE, pa.int32()), [1.0, 2.0, 3.0]),
@@ -60,6 +62,7 @@ FEATURES: dict[str, tuple[str, pa.Array, list[Any]]] = {
     "Int64 <- int64": ("Int64", pa.array(WHOLE, pa.int64()), WHOLE),
     "Int64 <- int32": ("Int64", pa.array(WHOLE, pa.int32()), WHOLE),
     "Int64 <- uint32": ("Int64", pa.array(WHOLE, pa.uint32()), WHOLE),
+    "Int64 <- int64 with a null (pandas Int64)": ("Int64", pa.array([1, None, 3], pa.int64()), [1, None, 3]),
     "Int64 <- float64 of whole numbers and a null": ("Int64", pa.array([1.0, None, 3.0]), [1, None, 3]),
     "Int64 <- string": ("Int64", pa.array(["1", "2", "3"]), WHOLE),
     "Int32 <- int64": ("Int32", pa.array(WHOLE, pa.int64()), WHOLE),
@@ -107,6 +110,8 @@ EVENT_TIMES: dict[str, pa.Array] = {
 }
 #: Cases both readers read here, refused all the same, and why.
 STRICTER = {
+    "Float64 <- int32 with a null": "read only because pandas turns int32 with a null into float64: the same column "
+                                    "without one fails materialization (Float64 <- int32)",
     "Int64 <- string": "a value that is no number (n/a, a unit) fails materialization and is NaN in training",
     "Int64 key <- string / int64": "a key that is no number ('EWR') fails the join and materialization",
     "Int64 key <- string / string": "a key that is no number ('EWR') fails materialization",

@@ -46,6 +46,10 @@ def data_root(feature_repo_ready, tmp_path_factory):
     _changed_repo(feature_repo_ready, root / "repo_units", _with_units)
     _changed_repo(feature_repo_ready, root / "repo_mixed",
                   lambda weather: _with_units(weather).rename(columns={"humid": "humidity"}))
+    from tests.integration.test_data_errors import _demo_repo
+
+    gone = _demo_repo(feature_repo_ready, root / "repo_gone")
+    (gone / "data" / WEATHER).unlink()
     flights = pd.read_parquet(feature_repo_ready / "data" / "flights.parquet")
     flights["origin"] = pd.factorize(flights["origin"])[0]  # 'EWR' -> 0, ...: int64
     flights.to_parquet(root / "flights_coded.parquet", index=False)
@@ -86,6 +90,20 @@ def test_validate_deep_lists_every_mismatch_with_table_column_types_and_fix(data
                          "Float64 (feature temp), but the table stores string; fix: store temp as float64 (pandas: "
                          "pd.to_numeric(column).astype('float64')), or declare its type in the feature view "
                          "origin_weather_hourly (Field(name='temp', dtype=...))"), temp
+
+
+def test_validate_deep_names_a_view_table_that_does_not_exist(data_root, tmp_path, capsys):
+    """At run time the reader's IO error is retried (a file being rewritten); ahead of a run it is a finding."""
+    from ctflow.cli import main
+
+    spec = tmp_path / "column_types.yaml"
+    spec.write_text(_spec(data_root, "repo_gone"))
+    code = main(["validate", "--deep", str(spec)])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1 and len(lines) == 2, lines
+    assert lines[0].endswith(f"data.features: {data_root / 'repo_gone' / 'data' / WEATHER}, the table of the feature "
+                             "view origin_weather_hourly of feature service 'flight_delay_v1', is no readable parquet "
+                             "file (it does not exist)"), lines[0]
 
 
 def test_the_fetch_step_fails_at_once_instead_of_training_on_nan(data_root, tmp_path):

@@ -241,3 +241,16 @@ def test_what_a_table_lacks_is_named_with_the_closest_column(tmp_path: Path):
     assert (mismatch.column, mismatch.found, mismatch.suggestion) == ("humid", None, "humidity")
     assert mismatch.message.startswith(f"{path}, column 'humid': the feature view weather reads it (feature humid), "
                                        "but the table has no such column; fix: add humid to the table")
+
+
+def test_a_folder_of_parquet_files_is_read_by_its_schema(tmp_path: Path):
+    """Spark and pandas' partitioned writers leave a folder named like a file: no false alarm."""
+    from ctflow.spec.column_types import DeclaredColumn, DeclaredTable, type_mismatches, unreadable
+
+    folder = tmp_path / "weather.parquet"
+    pd.DataFrame({"origin": ["EWR", "JFK"], "temp": [39.0, 41.0]}).to_parquet(folder, partition_cols=["origin"])
+    declared = (DeclaredColumn("temp", "Float64", "feature temp"), DeclaredColumn("wind", "Float64", "feature wind"),
+                DeclaredColumn("origin", "String", "join key origin", entity_column="origin"))  # a partition column
+    table = DeclaredTable(str(folder), "feature view weather", declared)
+    assert unreadable([table]) == []
+    assert [(m.column, m.found) for m in type_mismatches([table])] == [("wind", None)]

@@ -128,8 +128,8 @@ def declared_tables(store: Any, service: Any, *, allow_registry_cache: bool = Tr
     """What each view of Feast feature service ``service`` declares of its parquet table.
 
     Every feature of a view, not only those the service selects: materialization reads them all.
-    A view whose source is no local parquet file (a query, a warehouse table), or an on-demand
-    view, is left out: its reader is not DuckDB over a file.
+    A view whose source is no local parquet file or folder (a query, a warehouse table, a remote
+    URI), or an on-demand view, is left out: its reader is not DuckDB over a local file.
     """
     from feast.errors import FeatureViewNotFoundException
 
@@ -141,7 +141,7 @@ def declared_tables(store: Any, service: Any, *, allow_registry_cache: bool = Tr
             continue
         source = view.batch_source
         path = getattr(source, "path", None)
-        if not path or not str(path).endswith(".parquet"):
+        if not path or not str(path).endswith(".parquet") or "://" in str(path):  # remote: read by Feast's store
             continue
         original = {new: old for old, new in (source.field_mapping or {}).items()}
         columns = [DeclaredColumn(original.get(f.name, f.name), _dtype_name(f.dtype), f"feature {f.name}")
@@ -254,12 +254,15 @@ def _type_name(kind: Any) -> str:
 
 
 def _schema(path: Path) -> Any:
-    """The arrow schema of the parquet file ``path`` (its footer), or None if it cannot be read."""
+    """The arrow schema of the parquet file ``path`` (its footer; a folder of parquet files: its
+    first file's, with the folder names' hive partition columns, as DuckDB reads it), or None if it
+    cannot be read."""
     import pyarrow as pa
+    import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_schema(path)
+        return ds.dataset(path, format="parquet", partitioning="hive").schema if path.is_dir() else pq.read_schema(path)
     except (pa.ArrowException, OSError):
         return None
 

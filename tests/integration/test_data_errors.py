@@ -1,12 +1,12 @@
 """A user's table that ctflow cannot read as declared fails at once; an error a retry may cure still retries.
 
 * Permanent: the demo's entity table with ``origin`` as integer codes, as an encoding step might
-  leave it. The point-in-time join compares it with the weather table's text ``origin``, and
-  DuckDB cannot convert 'EWR' to a number, on every try. The step raises a ``SourceDataError``
-  naming the table, the column and the fix; in a real ``ct_`` run ``fetch_features`` fails on its
-  first try of three; ``ctflow run-step`` exits 2 with one line. A weather table whose
-  ``event_timestamp`` is text with a value that is no time fails the online store's
-  materialization the same way.
+  leave it, where the weather table's ``origin`` is text. The step's check of column types
+  (:mod:`ctflow.spec.column_types`) raises a ``SourceDataError`` naming the table, the column and
+  the fix before reading a row; in a real ``ct_`` run ``fetch_features`` fails on its first try of
+  three; ``ctflow run-step`` exits 2 with one line. The point-in-time join itself, reached without
+  that check, still fails final: DuckDB cannot convert 'EWR' to a number, on every try. A weather
+  table whose ``event_timestamp`` is text fails the online store's materialization the same way.
 * Transient: a pipeline whose Feast repository has lost its weather file (as while its producer
   rewrites it) gets DuckDB's IO error, which is retried: the task runs its three tries, and
   ``ctflow run-step`` exits 1, which the docker runner retries.
@@ -86,10 +86,28 @@ def test_the_fetch_step_names_the_table_the_column_and_the_fix(data_root, tmp_pa
     with pytest.raises(SourceDataError) as raised:
         steps.fetch_features(parse_spec(_spec(data_root, CODES)), as_of=AS_OF, run_dir=tmp_path, window_days=28)
     error = raised.value
+    assert error.table == str(data_root / "flights_coded.parquet") and error.column == "origin"
+    assert error.problem.startswith("int64 values stored where the feature view origin_weather_hourly declares join "
+                                    "key origin as String") and error.expected == "String values"
+    assert error.fix.startswith("store origin in the entity table as text")
+    assert not_retried(error).startswith("configuration error (not retried): ")
+
+
+def test_the_join_itself_names_the_table_the_column_and_the_fix(data_root, feature_repo_ready):
+    """What the step's check of column types guards against: DuckDB's error, translated."""
+    from datetime import timedelta
+
+    from ctflow.core import features
+    from ctflow.exceptions import SourceDataError
+
+    rows = features.load_entity_rows(data_root / "flights_coded.parquet", timestamp="scheduled_departure",
+                                     start=AS_OF - timedelta(days=7), end=AS_OF)
+    with pytest.raises(SourceDataError) as raised:
+        features.get_historical_features(feature_repo_ready, "flight_delay_v1", rows, timestamp="scheduled_departure")
+    error = raised.value
     assert Path(error.table).name == "origin_weather_hourly.parquet" and error.column == "origin"
     assert "Could not convert string" in error.problem and "String values" in error.expected
     assert "data.entities" in error.fix
-    assert not_retried(error).startswith("configuration error (not retried): ")
 
 
 def test_materialization_names_the_table_the_column_and_the_fix(data_root):
@@ -101,8 +119,9 @@ def test_materialization_names_the_table_the_column_and_the_fix(data_root):
         online.materialize(parse_spec(_spec(data_root, "text_times")), as_of=AS_OF)
     error = raised.value
     assert error.table == str(data_root / "repo_text_times" / "data" / "origin_weather_hourly.parquet")
-    assert error.column == "event_timestamp" and '"unknown"' in error.problem
-    assert error.expected == "timestamps, the event time of the feature view origin_weather_hourly"
+    assert error.column == "event_timestamp" and error.problem.startswith("string values stored where the feature "
+                                                                          "view origin_weather_hourly declares event time")
+    assert error.expected == "UnixTimestamp values"
     assert "as a timestamp" in error.fix and "timestamp_field" in error.fix
 
 
@@ -160,7 +179,7 @@ def test_the_task_fails_on_its_first_try_naming_the_column(bag, capfd, caplog):
     captured = capfd.readouterr()
     log = captured.out + captured.err + caplog.text
     assert "configuration error (not retried)" in log, log[-5000:]
-    assert "origin_weather_hourly.parquet, column 'origin'" in log and "data.entities" in log, log[-5000:]
+    assert "flights_coded.parquet, column 'origin'" in log and "in the entity table" in log, log[-5000:]
 
 
 def test_an_io_error_keeps_the_tasks_retries(bag):
@@ -181,8 +200,8 @@ def test_run_step_exits_2_with_one_line_naming_the_column(data_root, tmp_path):
     from tests.cli.test_run_step_cli import assert_one_line_error
 
     result = _run_step(data_root, tmp_path, CODES)
-    line = assert_one_line_error(result, "configuration error (not retried)", "column 'origin'", "data.entities")
-    assert "Could not convert string" in line
+    line = assert_one_line_error(result, "configuration error (not retried)", "column 'origin'", "entity table")
+    assert "int64 values stored where the feature view origin_weather_hourly declares join key origin" in line
 
 
 def test_run_step_exits_1_on_an_io_error(data_root, tmp_path):

@@ -2,12 +2,13 @@
 
 Every file there is ``good.yaml`` with one thing wrong, and starts with::
 
-    # data: <variant of the entity table this test writes: good, none, csv, no_key, clash>
+    # data: <variant of the entity table this test writes: good, none, csv, no_key, key_codes, clash>
     # expect: <line> <field.path> <substring of the message>
     # suggest: <the "did you mean" name, or ->
 
-The entity table is written here with pandas and the Feast repository applied here with Feast's
-own API (definitions only: no feature data is read), so each mistake is what a user would make.
+The entity table and the view's table are written here with pandas and the Feast repository
+applied here with Feast's own API (only the tables' schemas are read), so each mistake is what a
+user would make.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ctflow.cli import main
 from tests.conftest import PROJECT
 
 FIXTURES = PROJECT / "tests" / "fixtures" / "data_contract"
+CITIES = ("lyon", "nice", "oslo", "rome")
 MISTAKES = sorted(p for p in FIXTURES.glob("*.yaml") if p.name != "good.yaml")
 
 FEATURE_STORE_YAML = """\
@@ -36,7 +38,8 @@ entity_key_serialization_version: 3
 
 @pytest.fixture(scope="module")
 def feature_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Feast repository declaring feature service ``city_v1`` (view ``city_stats``, join key ``city``)."""
+    """A Feast repository declaring feature service ``city_v1`` (view ``city_stats``, join key ``city``),
+    with the view's table stored as declared."""
     from feast import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, ValueType
     from feast.types import Float64, Int64
 
@@ -48,13 +51,17 @@ def feature_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     view = FeatureView(name="city_stats", entities=[city], ttl=timedelta(days=62), source=source,
                        schema=[Field(name="median_income", dtype=Float64), Field(name="listings", dtype=Int64)])
     FeatureStore(repo_path=str(repo)).apply([city, source, view, FeatureService(name="city_v1", features=[view])])
+    months = pd.date_range("2023-12-01", periods=11, freq="MS", tz="UTC")
+    pd.DataFrame([(c, m, 30_000.0 + i, i) for i, (c, m) in enumerate((c, m) for c in CITIES for m in months)],
+                 columns=["city", "event_timestamp", "median_income", "listings"]).to_parquet(
+        repo / "data" / "city_stats.parquet", index=False)
     return repo
 
 
 def entity_rows(variant: str) -> pd.DataFrame:
     """40 rows: 4 cities x 10 months, a 0/1 label and columns for every mistake to name."""
     months = pd.date_range("2024-01-01", periods=10, freq="MS", tz="UTC")
-    rows = pd.DataFrame([(city, month) for city in ("lyon", "nice", "oslo", "rome") for month in months],
+    rows = pd.DataFrame([(city, month) for city in CITIES for month in months],
                         columns=["city", "month"])
     n = len(rows)
     rows["month_text"] = rows["month"].dt.strftime("%Y-%m")
@@ -66,6 +73,8 @@ def entity_rows(variant: str) -> pd.DataFrame:
     rows["price"] = [100.0 + i for i in range(n)]
     if variant == "no_key":
         rows = rows.drop(columns="city")
+    if variant == "key_codes":  # an encoding step's integer codes for the cities
+        rows["city"] = pd.factorize(rows["city"])[0]
     if variant == "clash":
         rows["median_income"] = 1.0
     return rows

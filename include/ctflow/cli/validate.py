@@ -17,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--deep", action="store_true",
         help="also check each spec against its data: the entity table (timestamp, keys, label), the Feast "
-             "feature service, and every column the spec names (reads parquet schemas, a label sample and "
-             "the Feast registry)",
+             "feature service, the column types of its views' tables and of the join keys, and every column "
+             "the spec names (reads parquet schemas, a label sample and the Feast registry)",
     )
     parser.set_defaults(handler=run)
 

@@ -188,6 +188,21 @@ def get_historical_features(
     return _beside(entity_rows, columns)
 
 
+def check_column_types(repo_path: str | Path, feature_service: str, *, entities: Path, shown: str) -> None:
+    """Before anything is read: each table of ``feature_service`` stores its columns as its view
+    declares them, and the entity table ``entities`` (``shown`` as the spec names it) its join keys
+    (:mod:`ctflow.spec.column_types`).
+
+    :raises SourceDataError: the first mismatch, naming the table, the column and the fix (final:
+        every try would read the same table).
+    """
+    from ctflow.spec.column_types import declared_tables, raise_on_mismatch, type_mismatches
+
+    store, repo = _store_for(repo_path)
+    tables = declared_tables(store, _service(store, feature_service, repo))
+    raise_on_mismatch(type_mismatches(tables, entities=entities, entities_shown=shown))
+
+
 def feature_names(repo_path: str | Path, feature_service: str) -> list[str]:
     """The features of ``feature_service``, plain names in the service's order."""
     store, repo = _store_for(repo_path)

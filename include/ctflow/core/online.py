@@ -38,16 +38,20 @@ def materialize(
     a view already materialized up to ``as_of`` or later is left alone, so a re-run or an older
     run (a backfill) never writes, nor moves values back in time. A dry run changes nothing: it skips.
 
-    :raises SourceDataError: a view's table holds what the view cannot read (a timestamp column of
-        text, a missing column): every try would read it again.
+    :raises SourceDataError: a view's table stores a column otherwise than the view declares
+        (:mod:`ctflow.spec.column_types`: checked before any view is written), or holds what the
+        view cannot read: every try would read it again.
     """
     if dry_run:
         return {"skipped": True, "reason": "dry run: the online store is left as it is"}
     from ctflow.core import features as feast
     from ctflow.core.table_reading import feature_view_source
+    from ctflow.spec.column_types import declared_tables, raise_on_mismatch, type_mismatches
 
     store, repo = feast._store_for(feast.pipeline_repo(spec, feature_repo))
     service = feast._service(store, spec.data.features, repo)
+    # Before any view is written: Feast would raise a generic ValueError or AssertionError, retried.
+    raise_on_mismatch(type_mismatches(declared_tables(store, service, allow_registry_cache=False)))
     as_of = feast._utc(as_of).to_pydatetime()
     views: dict[str, Any] = {}
     started = time.perf_counter()

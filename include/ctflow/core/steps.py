@@ -67,7 +67,10 @@ def fetch_features(
     length = timedelta(days=window_days) if window_days else spec.data.window
     start, end = time_window(as_of, length)
     started = time.perf_counter()
-    rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp, start=start, end=end)
+    entities = resolve_path(spec.data.entities)
+    # Column types first (parquet footers): a mismatch would fail the join late, or give NaN features.
+    feast.check_column_types(repo, spec.data.features, entities=entities, shown=spec.data.entities)
+    rows = feast.load_entity_rows(entities, timestamp=spec.data.timestamp, start=start, end=end)
     rows, unlabelled = derive_label(rows, spec)
     # A backfill or replay finds every label in the table: keep only those known at as_of.
     rows, pending = known_by(rows, as_of)

@@ -15,6 +15,9 @@ The contract:
 * ``data.label.available_at``, when given, is one of its columns, of a timestamp type;
 * ``data.features`` is a feature service of the pipeline's Feast repository; the entity table has
   every join key of its views, and none of its feature names is already an entity-table column;
+* each view's parquet table can be read and stores every column the view declares (features,
+  join keys, timestamp fields) in a type its readers read as declared, and the entity table's
+  join keys have the type of the views' entities (:mod:`ctflow.spec.column_types`);
 * ``data.columns``, ``model.categorical``, ``model.exclude``, ``quality.ranges``,
   ``quality.max_missing`` and ``monitoring.drift.columns`` name columns the rows will have
   (entity table or feature service); a range is on a numeric column.
@@ -23,8 +26,10 @@ The contract:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from ctflow.spec.checks import Finding
+from ctflow.spec.column_types import type_mismatches, unreadable
 from ctflow.spec.data_sources import (
     EntityTable,
     FeatureServiceColumns,
@@ -50,7 +55,8 @@ def check_data(spec: PipelineSpec, text: str, filename: str) -> list[Problem]:
 
 def data_findings(spec: PipelineSpec) -> Iterator[Finding]:
     """The data-contract findings of ``spec``: reads the entity table's schema and the Feast registry."""
-    table = read_entity_table(resolve_spec_path(spec.data.entities), spec.data.label.column, shown=spec.data.entities)
+    path = resolve_spec_path(spec.data.entities)
+    table = read_entity_table(path, spec.data.label.column, shown=spec.data.entities)
     service = read_feature_service(feature_repo_for(spec), spec.data.features)
     if isinstance(table, Unavailable):
         yield Finding(("data", "entities"), table.message)
@@ -58,8 +64,10 @@ def data_findings(spec: PipelineSpec) -> Iterator[Finding]:
         yield from _entity_table(spec, table)
     if isinstance(service, Unavailable):
         yield Finding(("data", "features"), service.message, service.suggestion)
-    elif not isinstance(table, Unavailable):
-        yield from _service(spec, table, service)
+    else:
+        if not isinstance(table, Unavailable):
+            yield from _service(spec, table, service)
+        yield from _column_types(spec, service, entities=None if isinstance(table, Unavailable) else path)
     if not isinstance(table, Unavailable):
         features = {} if isinstance(service, Unavailable) else service.features
         yield from _named_columns(spec, {**table.columns, **features}, complete=not isinstance(service, Unavailable))
@@ -137,6 +145,18 @@ def _service(spec: PipelineSpec, table: EntityTable, service: FeatureServiceColu
         yield Finding(("data", "features"),
                       f"feature(s) {_list(clashes)} of feature service {name!r} are also entity-table columns: the "
                       "join would overwrite them; rename or drop those columns of the entity table")
+
+
+def _column_types(spec: PipelineSpec, service: FeatureServiceColumns, *, entities: Path | None) -> Iterator[Finding]:
+    """Every table of the service readable, each column stored as its view declares, the entity
+    table's join keys as their entities declare."""
+    for table in unreadable(service.tables):
+        yield Finding(("data", "features"), f"{table.table}, the table of the {table.reader} of feature service "
+                      f"{spec.data.features!r}, is no readable parquet file"
+                      f"{'' if Path(table.table).exists() else ' (it does not exist)'}")
+    for mismatch in type_mismatches(service.tables, entities=entities, entities_shown=spec.data.entities):
+        field = ("data", "entities") if mismatch.entity_table else ("data", "features")
+        yield Finding(field, mismatch.message, mismatch.suggestion)
 
 
 def _named_columns(spec: PipelineSpec, columns: dict[str, str], *, complete: bool) -> Iterator[Finding]:

@@ -2,8 +2,9 @@
 
 * :func:`read_entity_table`: the parquet schema of ``data.entities`` and a bounded sample of
   its label column (the table may be large: only the footer and the first row groups are read);
-* :func:`read_feature_service`: a Feast feature service's features and join keys, from the
-  repository's registry through Feast's own API (no offline store, no data is read);
+* :func:`read_feature_service`: a Feast feature service's features and join keys, and what its
+  views declare of their tables' columns, from the repository's registry through Feast's own
+  API (no offline store, no data is read);
 * :func:`feature_repo_for`: the Feast repository of a spec.
 
 pyarrow and Feast are imported inside the functions: :mod:`ctflow.spec` is read at DAG parse.
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ctflow import settings
+from ctflow.spec.column_types import DeclaredTable, declared_tables
 from ctflow.spec.models import PipelineSpec
 
 #: Rows of the label column read to judge it (distinct values): enough to see every class of a
@@ -80,10 +82,12 @@ class EntityTable:
 
 @dataclass(frozen=True)
 class FeatureServiceColumns:
-    """A feature service's features (name -> kind) and the entity columns its views join on."""
+    """A feature service's features (name -> kind), the entity columns its views join on, and what
+    each view declares of its table's columns."""
 
     features: dict[str, Kind]
     join_keys: dict[str, str]  # key -> the view that joins on it
+    tables: tuple[DeclaredTable, ...] = ()
 
 
 def arrow_kind(kind: Any) -> Kind:
@@ -160,7 +164,7 @@ def read_feature_service(repo: Path, name: str) -> FeatureServiceColumns | Unava
     for projection in service.feature_view_projections:
         for feast_field in projection.features:
             features.setdefault(feast_field.name, _feast_kind(feast_field.dtype))
-    return FeatureServiceColumns(features, join_keys_by_view(store, service))
+    return FeatureServiceColumns(features, join_keys_by_view(store, service), tuple(declared_tables(store, service)))
 
 
 @functools.lru_cache(maxsize=8)

@@ -61,8 +61,9 @@ def load_frame(spec: PipelineSpec, start: datetime, end: datetime, *, feature_re
     repo = pipeline_repo(spec, feature_repo)
     started = time.perf_counter()
     first = spec.data.window.before(as_utc(start))
-    rows = feast.load_entity_rows(resolve_path(spec.data.entities), timestamp=spec.data.timestamp,
-                                  start=first, end=as_utc(end))
+    entities = resolve_path(spec.data.entities)
+    feast.check_column_types(repo, spec.data.features, entities=entities, shown=spec.data.entities)
+    rows = feast.load_entity_rows(entities, timestamp=spec.data.timestamp, start=first, end=as_utc(end))
     rows, unlabelled = derive_label(rows, spec)
     frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
     service = feast.feature_names(repo, spec.data.features)

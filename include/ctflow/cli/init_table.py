@@ -4,7 +4,8 @@ The table is inspected from its parquet schema and its first rows (at most :data
 
 * the timestamp is its first timestamp column;
 * candidate entity keys are its text or integer columns with few distinct values (each repeats
-  over time): the first one becomes the Feast entity;
+  over time): the first one that tells apart the rows of one instant becomes the Feast entity
+  (else any text or integer column that does, such as an id; the table is refused when none does);
 * the label is ``--label`` or a guess (a column named like a target, else the last numeric one);
   the task follows from it: classification for a 0/1 or true/false label, regression for
   another number (a multiclass label is refused: ctflow's classification is binary);
@@ -72,10 +73,7 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
     if label not in kinds:
         raise TableError(f"{path} has no column {label!r} (columns: {', '.join(kinds)})")
     task = task or _task(label, kinds[label], frame[label])
-    keys = [c for c, k in kinds.items() if c not in (timestamp, label) and _is_key(frame[c], k, len(frame))]
-    if not keys:
-        raise TableError(f"{path} has no column that looks like an entity key (text or integers repeating over "
-                         "time, e.g. a customer or city id)")
+    keys = _keys(kinds, frame, timestamp, label, path)
     features = {c: "integer" if k == "number" and frame[c].dtype.kind in "iu" else k for c, k in kinds.items()
                 if c not in (timestamp, label, *keys[:1]) and k in ("number", "text", "bool")}
     stamps = frame[timestamp].drop_duplicates().sort_values()
@@ -142,11 +140,35 @@ def _task(label: str, kind: str, values: Any) -> str:
                      "(regression); multiclass classification is not supported")
 
 
-def _is_key(values: Any, kind: str, rows: int) -> bool:
-    if kind != "text" and not (kind == "number" and values.dtype.kind in "iu"):
-        return False
-    distinct = values.nunique()
-    return 1 < distinct <= min(MAX_KEYS, KEY_SHARE * rows)
+def _keys(kinds: dict[str, str], frame: Any, timestamp: str, label: str, path: Path) -> list[str]:
+    """The candidate entity keys, the one the skeleton joins on first.
+
+    The skeleton's view reads the table itself, so a row's features are those of the row with its
+    key and time: the key must tell apart the rows of one instant, or a row gets another's values.
+    A repeating column that does comes first; else any text or integer column that does (an id).
+    """
+    columns = [c for c, k in kinds.items() if c not in (timestamp, label) and _is_identifier(frame[c], k)]
+    repeating = [c for c in columns if 1 < frame[c].nunique() <= min(MAX_KEYS, KEY_SHARE * len(frame))]
+    apart = [c for c in columns if not frame.duplicated([c, timestamp]).any()]
+    if not repeating and not apart:
+        raise TableError(f"{path} has no column that looks like an entity key (text or integers repeating over "
+                         "time, e.g. a customer or city id)")
+    chosen = next((c for c in repeating if c in apart), apart[0] if apart else None)
+    if chosen is None:
+        key = repeating[0]
+        twins = frame[frame.duplicated([key, timestamp], keep=False)]
+        first = twins.iloc[0]
+        raise TableError(
+            f"{path}: rows share a {key!r} and a {timestamp!r} ({len(twins)} of the first {len(frame)} rows, e.g. "
+            f"{int((twins[key] == first[key]).mul(twins[timestamp] == first[timestamp]).sum())} rows of "
+            f"{key} {first[key]!r} at {first[timestamp]}), and no text or integer column tells them apart "
+            f"(tried: {', '.join(columns)}): the skeleton's point-in-time join would give such a row the features "
+            "of another. Add a column that identifies what each row is about (e.g. an id) and run again")
+    return [chosen, *(c for c in repeating if c != chosen)]
+
+
+def _is_identifier(values: Any, kind: str) -> bool:
+    return kind == "text" or (kind == "number" and values.dtype.kind in "iu")
 
 
 def spec_text(name: str, table: str, found: Inspection, *, owner: str, service: str, start: str | None) -> str:

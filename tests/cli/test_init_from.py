@@ -89,6 +89,17 @@ def test_init_from_a_regression_panel_writes_a_spec_that_validates(project: Path
     assert kinds["FeatureService"].name == "city_prices_v1"
 
 
+def test_a_project_made_by_init_alone_has_the_dag_files_that_load_its_specs(project: Path, capsys):
+    """Outside ctflow's checkout no DAG file reads dags/specs/: init writes ctflow's, once."""
+    code, out = init("city_prices", "--from", panel(project), "--label", "next_price", capsys=capsys)
+    assert code == 0 and f"{project / 'dags' / 'ctflow_pipelines.py'}" in out, out
+    dags = runpy.run_path(str(project / "dags" / "ctflow_pipelines.py"))
+    assert {"ct_city_prices", "monitor_city_prices"} <= set(dags)
+    assert (project / "dags" / "ctflow_spec_errors.py").is_file()
+    code, out = init("other", "--from", panel(project), "--label", "next_price", capsys=capsys)
+    assert code == 0 and "ctflow_pipelines.py" not in out, out  # the folder has them now
+
+
 def test_the_skeleton_applied_keeps_the_data_contract(project: Path, capsys):
     """Applied with Feast's own API (what `feast apply` does), the spec passes `validate --deep`."""
     from feast import Entity, FeatureService, FeatureStore, FeatureView, FileSource

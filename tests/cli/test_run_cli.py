@@ -30,6 +30,19 @@ def test_an_invalid_spec_is_reported_as_its_problems(tmp_path):
     assert result.returncode == 2 and "broken.yaml" in result.stderr and "schedule" in result.stderr, result.stderr
 
 
+def test_specs_that_no_dag_file_loads_are_a_usage_error_naming_the_fix(tmp_path):
+    """A project with dags/specs/ but not ctflow's loader files: Airflow would find no DAG ("see the log")."""
+    (tmp_path / "dags" / "specs").mkdir(parents=True)
+    spec = (DAGS_FOLDER / "specs" / "us_employment.yaml").read_text()
+    (tmp_path / "dags" / "specs" / "us_employment.yaml").write_text(spec)
+    result = run_cli("ctflow", "run", "ct", "us_employment", "--as-of", "2012-01-01",
+                     env={"CTFLOW_PROJECT": str(tmp_path), "CTFLOW_HOME": str(tmp_path / "home")})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"no DAG file in {tmp_path / 'dags'} loads its specs/, so Airflow has no ct_us_employment" in result.stderr
+    assert f"python -m ctflow.factory.shards {tmp_path / 'dags'} 1" in result.stderr
+    assert not (tmp_path / "home" / "run-logs").exists()  # nothing ran
+
+
 @pytest.mark.integration
 def test_a_failed_run_exits_1_naming_the_failed_task_and_its_rule(airflow_db, tmp_path):
     example = PROJECT / "feature_repo" / "us_employment"

@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.table is not None:
         return _from_table(args, target)
     args.dir.mkdir(parents=True, exist_ok=True)
+    _write_loaders(args.dir)
     start = args.start or date.today().isoformat()
     target.write_text(TEMPLATE.format(name=args.name, owner=args.owner, start=start), encoding="utf-8")
     print(f"wrote {target}: a template; replace its TODO_ values (or use --from TABLE.parquet), then: "
@@ -127,15 +128,30 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
     store = args.repo / "feature_store.yaml"
     if not store.exists():
         store.write_text(FEATURE_STORE.format(project=args.name), encoding="utf-8")
+    loaders = _write_loaders(args.dir)
     guessed = "" if args.label else " (a guess: choose another with --label)"
     print(f"{args.table}: {found.rows} rows; timestamp {found.timestamp}; entity key {found.keys[0]} "
           f"(candidates: {', '.join(found.keys)}); label {found.label}{guessed}: {found.task}")
-    print(f"wrote {target} and {skeleton}")
+    print(f"wrote {target} and {skeleton}" + (f"; and {', '.join(map(str, loaders))}: the DAG files that load "
+                                               f"{args.dir}" if loaders else ""))
     if not table.is_relative_to(project):
         print(f"note: {table} is outside the project ({project}): move it inside, or add its folder to "
               "$CTFLOW_DATA_ROOTS, or `ctflow validate` refuses data.entities")
     print(f"next: (cd {args.repo} && feast apply), then: ctflow validate --deep {target}")
     return 0
+
+
+def _write_loaders(specs: Path) -> list[Path]:
+    """The DAG files that turn ``specs`` into DAGs (``ctflow_pipelines.py``, ``ctflow_spec_errors.py``),
+    written beside it when its parent, the DAGs folder, has none: a project made by ``init`` alone
+    would otherwise have specs that no DAG file reads (``ctflow run`` and Airflow find no DAG)."""
+    from ctflow.factory.shards import REPORTER, has_loaders, write_loaders
+
+    dags = specs.resolve().parent
+    if specs.resolve().name != "specs" or has_loaders(dags):
+        return []
+    written = write_loaders(dags, 1)
+    return [*written, dags / REPORTER]
 
 
 #: A Feast repository of one's own, embedded stores under its data/ (as `feast init` lays it out).

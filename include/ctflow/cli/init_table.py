@@ -120,6 +120,28 @@ def fitted_windows(found: Inspection) -> tuple[int, int, int, str]:
             f"a third of the table's {span} days (the default {window}d would leave too few rows after the first run)")
 
 
+#: Monitoring windows init may write, the smallest first: (window, its length in days, the monitor cron).
+_MONITOR_WINDOWS = [("1d", 1.0, "@daily"), ("7d", 7.0, "@weekly"), ("1mo", 30.4, "@monthly"),
+                    ("3mo", 91.3, "0 0 1 */3 *"), ("1y", 365.25, "@yearly")]
+#: monitoring.min_rows' default: a window with fewer rows is "insufficient data" (no drift verdict).
+MONITOR_MIN_ROWS = 100
+
+
+def monitoring_window(found: Inspection) -> tuple[str, str, str]:
+    """``(window, cron, why)``: the smallest monitoring window at least one step of the table long
+    that holds :data:`MONITOR_MIN_ROWS` rows at the table's rate (rows over its span), and the cron
+    that monitors each such window once; the largest when none does, and ``why`` says so."""
+    rate = found.rows / max((found.end - found.start) / timedelta(days=1), 1.0)
+    step = found.step / timedelta(days=1)
+    fitting = [w for w in _MONITOR_WINDOWS if w[1] >= 0.9 * step] or _MONITOR_WINDOWS[-1:]  # a month is 28-31 days
+    for window, days, cron in fitting:
+        if rate * days >= MONITOR_MIN_ROWS:
+            return window, cron, f"about {rate * days:.0f} rows a window at the table's rate"
+    window, days, cron = fitting[-1]
+    return window, cron, (f"about {rate * days:.0f} rows a window at the table's rate, fewer than monitoring.min_rows "
+                          f"{MONITOR_MIN_ROWS}: drift has no verdict (insufficient data) until you lower min_rows")
+
+
 def _guess_label(kinds: dict[str, str], frame: Any, timestamp: str) -> str:
     named = [c for c in kinds if _TARGET_NAMES.match(c.lower()) and kinds[c] in ("number", "bool")]
     if named:
@@ -182,6 +204,8 @@ def spec_text(name: str, table: str, found: Inspection, *, owner: str, service: 
 
     monthly = found.step >= timedelta(days=25)
     window_days, holdout_days, first_days, why = fitted_windows(found)
+    monitored, monitor_cron, monitored_why = monitoring_window(found)
+    monitor_window = "" if monitored == "1d" else f"\n  window: {monitored}   # rows scored per monitoring run: {monitored_why}"
     window, holdout = f"{window_days}d", f"{holdout_days}d"
     first = found.start + timedelta(days=first_days)
     features = {f"{c}_latest": k for c, k in found.features.items()}
@@ -199,7 +223,7 @@ owner: {owner}
 
 schedule:
   train: "{'@monthly' if monthly else '@weekly'}"   # retrain (cron or preset); null = only when triggered
-  monitor: "{'@monthly' if monthly else '@daily'}"  # score, check drift and performance
+  monitor: "{monitor_cron}"  # score, check drift and performance (each monitoring.window once)
   start_date: {start or first.date().isoformat()}   # the first run has a full window of rows before it
   retrain_on: [drift, performance]
 
@@ -226,7 +250,7 @@ evaluation:
   metric: {metric}   # primary metric, compared with the champion on the same holdout
   # thresholds: {{{metric}: {{{'min: 0.6' if classification else 'max: 10.0'}}}}}   # absolute bounds a candidate must meet
 
-monitoring:
+monitoring:{monitor_window}
   drift: {{method: auto, max_drifted_share: 0.3}}
 """
 

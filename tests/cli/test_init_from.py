@@ -98,6 +98,8 @@ def test_a_project_made_by_init_alone_has_the_dag_files_that_load_its_specs(proj
     assert (project / "dags" / "ctflow_spec_errors.py").is_file()
     code, out = init("other", "--from", panel(project), "--label", "next_price", capsys=capsys)
     assert code == 0 and "ctflow_pipelines.py" not in out, out  # the folder has them now
+    code, out = init("elsewhere", "--from", panel(project), "--label", "next_price", "--dir", "specs", capsys=capsys)
+    assert code == 0 and not (project / "ctflow_pipelines.py").exists(), out  # not the folder Airflow reads
 
 
 def test_the_skeleton_applied_keeps_the_data_contract(project: Path, capsys):

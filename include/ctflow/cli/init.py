@@ -143,12 +143,14 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
 
 def _write_loaders(specs: Path) -> list[Path]:
     """The DAG files that turn ``specs`` into DAGs (``ctflow_pipelines.py``, ``ctflow_spec_errors.py``),
-    written beside it when its parent, the DAGs folder, has none: a project made by ``init`` alone
-    would otherwise have specs that no DAG file reads (``ctflow run`` and Airflow find no DAG)."""
+    written beside it when it is the project's ``dags/specs`` (what ``ctflow run`` and the embedded
+    Airflow read) and ``dags/`` has none: a project made by ``init`` alone would otherwise have
+    specs that no DAG file reads (Airflow finds no DAG)."""
+    from ctflow import settings
     from ctflow.factory.shards import REPORTER, has_loaders, write_loaders
 
-    dags = specs.resolve().parent
-    if specs.resolve().name != "specs" or has_loaders(dags):
+    dags = settings.project_root() / "dags"
+    if specs.resolve() != dags / "specs" or has_loaders(dags):
         return []
     written = write_loaders(dags, 1)
     return [*written, dags / REPORTER]

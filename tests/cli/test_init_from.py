@@ -297,3 +297,26 @@ def test_a_monitoring_window_holds_enough_rows_for_a_drift_verdict(project: Path
     first = pd.Timestamp(spec.schedule.start_date, tz="UTC")
     start, end = time_window(first.to_pydatetime(), spec.monitoring.window)
     assert stamps.between(start, end, inclusive="left").sum() >= spec.monitoring.min_rows
+
+
+def test_a_sparse_yearly_table_gets_a_window_whose_runs_pass_the_data_checks(project: Path, capsys):
+    """vega's cars: about 31 models a year, stamped on January 1st. Two years (the monthly default)
+    hold fewer rows than quality.min_rows, and a 180-day holdout none at all."""
+    from datetime import UTC, datetime
+
+    from ctflow.core.steps import check_quality, fetch_features
+
+    table = vega_cars(project, car_id=lambda cars: np.arange(len(cars)))
+    code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", capsys=capsys)
+    assert code == 0, out
+    apply_skeleton(project, "cars")
+    spec = load_spec(project / "dags" / "specs" / "cars.yaml")
+    assert (spec.schedule.train, spec.schedule.monitor) == ("@yearly", "@yearly")
+    years = pd.read_parquet(table, columns=["Year"])["Year"]
+    for as_of in (datetime.combine(spec.schedule.start_date, datetime.min.time(), tzinfo=UTC),
+                  datetime(1979, 1, 1, tzinfo=UTC)):
+        run = project / f"run-{as_of:%Y%m%d}"
+        run.mkdir()
+        fetch_features(spec, as_of=as_of, run_dir=run)
+        assert check_quality(spec, as_of=as_of, run_dir=run)["passed"]
+        assert years.between(spec.data.holdout.before(as_of), as_of, inclusive="left").any(), as_of

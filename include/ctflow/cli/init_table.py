@@ -30,6 +30,8 @@ KEY_SHARE, MAX_KEYS = 0.5, 10_000
 MAX_CLASSES = 20
 #: The spec's missing-value rule, and the margin above a column's own missing share it allows that column.
 MAX_MISSING, MISSING_MARGIN = 0.05, 0.1
+#: The spec's quality.min_rows, and the rows init's training window holds at least (at the table's rate).
+QUALITY_MIN_ROWS, TRAIN_ROWS = 100, 150
 _TARGET_NAMES = re.compile(r"^(label|target|y|outcome|class|churn(ed)?|is_\w+|has_\w+|\w+_label|\w+_target)$")
 
 
@@ -113,11 +115,31 @@ def fitted_windows(found: Inspection) -> tuple[int, int, int, str]:
     monthly = found.step >= timedelta(days=25)
     window, holdout, first = _DEFAULT_WINDOWS[monthly]
     span = (found.end - found.start).days
+    if _rate(found) * window < QUALITY_MIN_ROWS:
+        return _windows_for_rows(found, window, holdout, span)
     if first <= span * 2 // 3:
         return window, holdout, first, ""
     fitted = max(1, span // 3)
     return (fitted, max(1, round(fitted * holdout / window)), fitted,
             f"a third of the table's {span} days (the default {window}d would leave too few rows after the first run)")
+
+
+def _windows_for_rows(found: Inspection, window: int, holdout: int, span: int) -> tuple[int, int, int, str]:
+    """A table too sparse for the default window (fewer rows than quality.min_rows in it, so every run
+    would fail its data checks): a window holding :data:`TRAIN_ROWS` rows at the table's rate (at
+    most two thirds of its span), the first run after one window, and a holdout of the default's share
+    of it but longer than one step of the table (a shorter one can fall between two rows' times)."""
+    rate = _rate(found)
+    fitted = min(math.ceil(TRAIN_ROWS / rate), max(2, span * 2 // 3))
+    held = min(max(round(fitted * holdout / window), math.ceil(found.step / timedelta(days=1) * 1.1)), fitted // 2)
+    why = (f"about {rate * fitted:.0f} rows at the table's rate (the default {window}d holds about "
+           f"{rate * window:.0f}, fewer than quality.min_rows {QUALITY_MIN_ROWS})")
+    return fitted, max(1, held), fitted, why
+
+
+def _rate(found: Inspection) -> float:
+    """The table's rows per day, over its whole span."""
+    return found.rows / max((found.end - found.start) / timedelta(days=1), 1.0)
 
 
 #: Monitoring windows init may write, the smallest first: (window, its length in days, the monitor cron).
@@ -131,7 +153,7 @@ def monitoring_window(found: Inspection) -> tuple[str, str, str]:
     """``(window, cron, why)``: the smallest monitoring window at least one step of the table long
     that holds :data:`MONITOR_MIN_ROWS` rows at the table's rate (rows over its span), and the cron
     that monitors each such window once; the largest when none does, and ``why`` says so."""
-    rate = found.rows / max((found.end - found.start) / timedelta(days=1), 1.0)
+    rate = _rate(found)
     step = found.step / timedelta(days=1)
     fitting = [w for w in _MONITOR_WINDOWS if w[1] >= 0.9 * step] or _MONITOR_WINDOWS[-1:]  # a month is 28-31 days
     for window, days, cron in fitting:
@@ -202,7 +224,7 @@ def spec_text(name: str, table: str, found: Inspection, *, owner: str, service: 
     """A commented spec for ``found``; ``table`` is the table's path as the spec names it."""
     from ctflow.spec.durations import format_duration
 
-    monthly = found.step >= timedelta(days=25)
+    monthly, yearly = found.step >= timedelta(days=25), found.step >= timedelta(days=300)
     window_days, holdout_days, first_days, why = fitted_windows(found)
     monitored, monitor_cron, monitored_why = monitoring_window(found)
     monitor_window = "" if monitored == "1d" else f"\n  window: {monitored}   # rows scored per monitoring run: {monitored_why}"
@@ -222,7 +244,7 @@ description: What does this model predict, and for whom?
 owner: {owner}
 
 schedule:
-  train: "{'@monthly' if monthly else '@weekly'}"   # retrain (cron or preset); null = only when triggered
+  train: "{'@yearly' if yearly else '@monthly' if monthly else '@weekly'}"   # retrain (cron or preset); null = only when triggered
   monitor: "{monitor_cron}"  # score, check drift and performance (each monitoring.window once)
   start_date: {start or first.date().isoformat()}   # the first run has a full window of rows before it
   retrain_on: [drift, performance]
@@ -237,7 +259,7 @@ data:
   holdout: {holdout}   # the newest part of the window, to evaluate on
 
 quality:   # the run fails before training if a rule is broken
-  min_rows: 100
+  min_rows: {QUALITY_MIN_ROWS}
   max_missing_fraction: {MAX_MISSING}{_missing_allowed(found.missing)}
 
 model:

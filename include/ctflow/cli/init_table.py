@@ -67,14 +67,14 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
     except (pa.ArrowException, OSError) as err:
         raise TableError(f"cannot read {path} as parquet: {err}") from None
     kinds = {f.name: arrow_kind(f.type) for f in parquet.schema_arrow}
-    times = [c for c, k in kinds.items() if k == "time"]
-    if not times:
-        raise TableError(f"{path} has no timestamp column (columns: {', '.join(kinds)}): store the time each row "
-                         "is predicted at as a timestamp (pandas: pd.to_datetime(...)) and run again")
     sample = next(parquet.iter_batches(batch_size=SAMPLE_ROWS), None)
     if sample is None or sample.num_rows == 0:
         raise TableError(f"{path} has no rows")
     frame = sample.to_pandas()
+    times = [c for c, k in kinds.items() if k == "time"]
+    if not times:
+        raise TableError(f"{path} has no timestamp column (columns: {', '.join(kinds)}): "
+                         + _times_as_text(kinds, frame))
     timestamp = times[0]
     label = label or _guess_label(kinds, frame, timestamp)
     if label not in kinds:
@@ -91,6 +91,23 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
     missing = {c: share for c in features if (share := float(frame[c].isna().mean())) > 0}
     return Inspection(timestamp, keys, kinds[keys[0]], label, task, features, step, start,
                       parquet.metadata.num_rows, end, missing, positive)
+
+
+def _times_as_text(kinds: dict[str, str], frame: Any) -> str:
+    """How to give the table a timestamp: convert the text column that reads as ISO 8601 times, if any."""
+    import pandas as pd
+
+    for column, kind in kinds.items():
+        values = frame[column].dropna().head(100) if kind == "text" else None
+        if values is None or values.empty:
+            continue
+        try:
+            pd.to_datetime(values, format="ISO8601", utc=True)
+        except (ValueError, TypeError):
+            continue
+        return (f"column {column!r} holds times as text (e.g. {values.iloc[0]!r}): store it as a timestamp "
+                f"(pandas: df[{column!r}] = pd.to_datetime(df[{column!r}], utc=True)) and run again")
+    return "store the time each row is predicted at as a timestamp (pandas: pd.to_datetime(...)) and run again"
 
 
 def _time_span(parquet: Any, timestamp: str) -> tuple[Any, Any]:

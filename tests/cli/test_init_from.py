@@ -67,8 +67,8 @@ def test_init_from_a_regression_panel_writes_a_spec_that_validates(project: Path
     table = panel(project)
     code, out = init("city_prices", "--from", table, "--label", "next_price", capsys=capsys)
     assert code == 0, out
-    assert out.splitlines()[0] == (f"{table}: 180 rows; timestamp month; entity key city (candidates: city, region); "
-                                   "label next_price: regression")
+    assert out.splitlines()[0] == (f"{table}: 180 rows; timestamp month; entity key city (candidates: city, region; "
+                                   "choose another with --key); label next_price: regression")
     spec_path, skeleton = project / "dags" / "specs" / "city_prices.yaml", project / "feature_repo" / "city_prices_features.py"
     assert main(["validate", str(spec_path)]) == 0, capsys.readouterr().out
     capsys.readouterr()
@@ -253,7 +253,7 @@ def test_an_id_that_tells_rows_apart_is_the_key_and_each_row_joins_its_own_featu
 
     table = vega_cars(project, car_id=lambda cars: np.arange(len(cars)))
     code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", capsys=capsys)
-    assert code == 0 and "entity key car_id (candidates: car_id, Cylinders, Origin)" in out, out
+    assert code == 0 and "entity key car_id (candidates: car_id, Cylinders, Origin;" in out, out
     apply_skeleton(project, "cars")
     spec = load_spec(project / "dags" / "specs" / "cars.yaml")
     (project / "run").mkdir()
@@ -368,3 +368,17 @@ def test_times_stored_as_text_are_named_with_the_conversion(project: Path, capsy
     assert code == 2 and "has no timestamp column" in out, out
     assert "column 'time_hour' holds times as text (e.g. '2013-01-01T06:00:00Z')" in out
     assert "df['time_hour'] = pd.to_datetime(df['time_hour'], utc=True)" in out
+
+
+def test_the_key_the_user_chooses_is_the_entity_if_it_tells_rows_apart(project: Path, capsys):
+    """vega's cars: --key car_id is taken; --key Origin is refused (many cars of one origin a year)."""
+    table = vega_cars(project, car_id=lambda cars: np.arange(len(cars)))
+    code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", "--key", "Origin", capsys=capsys)
+    assert code == 2 and "rows share a 'Origin' and a 'Year'" in out and "(tried: Origin)" in out, out
+    code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", "--key", "Acceleration", capsys=capsys)
+    assert code == 2 and "--key 'Acceleration': an entity key is a text or integer column" in out, out
+    code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", "--key", "Name", capsys=capsys)
+    assert code == 2 and "rows share a 'Name'" in out, out  # two Ford Pintos of 1975
+    code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", "--key", "car_id", capsys=capsys)
+    assert code == 0 and "entity key car_id (candidates: car_id, Cylinders, Origin); label" in out, out
+    assert "join_keys=['car_id']" in (project / "feature_repo" / "cars_features.py").read_text()

@@ -69,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="inspect this entity table (timestamp, keys, label, types) and write a spec for it, "
                              "plus a Feast feature-view skeleton in --repo")
     parser.add_argument("--label", help="with --from: the column to predict (default: a guess)")
+    parser.add_argument("--key", help="with --from: the entity key column (default: the first text or integer "
+                                       "column that repeats and tells apart the rows of one instant)")
     parser.add_argument("--task", choices=("classification", "regression"),
                         help="with --from: the task (default: from the label: 0/1 or true/false is a classification)")
     parser.add_argument("--repo", type=Path, default=Path("feature_repo"),
@@ -109,7 +111,7 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
         print(f"{args.table} is not a file")
         return 2
     try:
-        found = inspect_table(table, args.label, args.task)
+        found = inspect_table(table, args.label, args.task, args.key)
     except TableError as err:
         print(err)
         return 2
@@ -131,7 +133,8 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
     loaders = _write_loaders(args.dir)
     guessed = "" if args.label else " (a guess: choose another with --label)"
     print(f"{args.table}: {found.rows} rows; timestamp {found.timestamp}; entity key {found.keys[0]} "
-          f"(candidates: {', '.join(found.keys)}); label {found.label}{guessed}: {found.task}")
+          f"(candidates: {', '.join(found.keys)}{'' if args.key else '; choose another with --key'}); "
+          f"label {found.label}{guessed}: {found.task}")
     print(f"wrote {target} and {skeleton}" + (f"; and {', '.join(map(str, loaders))}: the DAG files that load "
                                                f"{args.dir}" if loaders else ""))
     if not table.is_relative_to(project):

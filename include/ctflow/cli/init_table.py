@@ -55,7 +55,7 @@ class Inspection:
     positive: str | None = None  # a text label's positive class (the rarer of its two values)
 
 
-def inspect_table(path: Path, label: str | None, task: str | None = None) -> Inspection:
+def inspect_table(path: Path, label: str | None, task: str | None = None, key: str | None = None) -> Inspection:
     """What the parquet table ``path`` holds, as ctflow needs it; :class:`TableError` if it cannot do."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -81,7 +81,7 @@ def inspect_table(path: Path, label: str | None, task: str | None = None) -> Ins
         raise TableError(f"{path} has no column {label!r} (columns: {', '.join(kinds)})")
     positive = _positive_text(label, frame[label]) if kinds[label] == "text" else None
     task = task or ("classification" if positive is not None else _task(label, kinds[label], frame[label]))
-    keys = _keys(kinds, frame, timestamp, label, path)
+    keys = _keys(kinds, frame, timestamp, label, path, key)
     features = {c: "integer" if k == "number" and frame[c].dtype.kind in "iu" else k for c, k in kinds.items()
                 if c not in (timestamp, label, *keys[:1]) and k in ("number", "text", "bool")}
     stamps = frame[timestamp].drop_duplicates().sort_values()
@@ -219,8 +219,8 @@ def _positive_text(label: str, values: Any) -> str:
     return str(counts.sort_index().idxmin())
 
 
-def _keys(kinds: dict[str, str], frame: Any, timestamp: str, label: str, path: Path) -> list[str]:
-    """The candidate entity keys, the one the skeleton joins on first.
+def _keys(kinds: dict[str, str], frame: Any, timestamp: str, label: str, path: Path, key: str | None) -> list[str]:
+    """The candidate entity keys, the one the skeleton joins on first (``key``, when the user chose it).
 
     The skeleton's view reads the table itself, so a row's features are those of the row with its
     key and time: the key must tell apart the rows of one instant, or a row gets another's values.
@@ -228,22 +228,33 @@ def _keys(kinds: dict[str, str], frame: Any, timestamp: str, label: str, path: P
     """
     columns = [c for c, k in kinds.items() if c not in (timestamp, label) and _is_identifier(frame[c], k)]
     repeating = [c for c in columns if 1 < frame[c].nunique() <= min(MAX_KEYS, KEY_SHARE * len(frame))]
+    if key is not None:
+        if key not in columns:
+            raise TableError(f"--key {key!r}: an entity key is a text or integer column of {path} other than the "
+                             f"timestamp and the label: {', '.join(columns) or 'it has none'}")
+        if frame.duplicated([key, timestamp]).any():
+            raise _shared_key_and_time(path, frame, key, timestamp, tried=[key])
+        return [key, *(c for c in repeating if c != key)]
     apart = [c for c in columns if not frame.duplicated([c, timestamp]).any()]
     if not repeating and not apart:
         raise TableError(f"{path} has no column that looks like an entity key (text or integers repeating over "
                          "time, e.g. a customer or city id)")
     chosen = next((c for c in repeating if c in apart), apart[0] if apart else None)
     if chosen is None:
-        key = repeating[0]
-        twins = frame[frame.duplicated([key, timestamp], keep=False)]
-        first = twins.iloc[0]
-        raise TableError(
-            f"{path}: rows share a {key!r} and a {timestamp!r} ({len(twins)} of the first {len(frame)} rows, e.g. "
-            f"{int((twins[key] == first[key]).mul(twins[timestamp] == first[timestamp]).sum())} rows of "
-            f"{key} {first[key]!r} at {first[timestamp]}), and no text or integer column tells them apart "
-            f"(tried: {', '.join(columns)}): the skeleton's point-in-time join would give such a row the features "
-            "of another. Add a column that identifies what each row is about (e.g. an id) and run again")
+        raise _shared_key_and_time(path, frame, repeating[0], timestamp, tried=columns)
     return [chosen, *(c for c in repeating if c != chosen)]
+
+
+def _shared_key_and_time(path: Path, frame: Any, key: str, timestamp: str, *, tried: list[str]) -> TableError:
+    """Rows of one ``key`` and instant, which the skeleton's join cannot tell apart: say which."""
+    twins = frame[frame.duplicated([key, timestamp], keep=False)]
+    first = twins.iloc[0]
+    return TableError(
+        f"{path}: rows share a {key!r} and a {timestamp!r} ({len(twins)} of the first {len(frame)} rows, e.g. "
+        f"{int((twins[key] == first[key]).mul(twins[timestamp] == first[timestamp]).sum())} rows of "
+        f"{key} {first[key]!r} at {first[timestamp]}), and no text or integer column tells them apart "
+        f"(tried: {', '.join(tried)}): the skeleton's point-in-time join would give such a row the features "
+        "of another. Add a column that identifies what each row is about (e.g. an id) and run again")
 
 
 def _is_identifier(values: Any, kind: str) -> bool:

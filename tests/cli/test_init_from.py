@@ -382,3 +382,25 @@ def test_the_key_the_user_chooses_is_the_entity_if_it_tells_rows_apart(project: 
     code, out = init("cars", "--from", table, "--label", "Miles_per_Gallon", "--key", "car_id", capsys=capsys)
     assert code == 0 and "entity key car_id (candidates: car_id, Cylinders, Origin); label" in out, out
     assert "join_keys=['car_id']" in (project / "feature_repo" / "cars_features.py").read_text()
+
+
+def test_a_table_of_a_few_dozen_rows_lowers_min_rows_to_what_a_window_holds(project: Path, capsys):
+    """vega's driving: 55 years, one row each. No window holds quality.min_rows' 100 rows."""
+    from datetime import UTC, datetime
+
+    from vega_datasets import data
+
+    from ctflow.core.steps import check_quality, fetch_features
+
+    years = data.driving()
+    years["year"] = pd.to_datetime(years["year"].astype(str), format="%Y", utc=True)
+    code, out = init("driving", "--from", save_table(project / "data" / "driving.parquet", years), "--label", "gas",
+                     capsys=capsys)
+    assert code == 0, out
+    apply_skeleton(project, "driving")
+    spec = load_spec(project / "dags" / "specs" / "driving.yaml")
+    assert spec.quality.min_rows < 100
+    as_of = datetime.combine(spec.schedule.start_date, datetime.min.time(), tzinfo=UTC)
+    (project / "run").mkdir()
+    fetch_features(spec, as_of=as_of, run_dir=project / "run")
+    assert check_quality(spec, as_of=as_of, run_dir=project / "run")["passed"]

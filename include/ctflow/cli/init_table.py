@@ -156,6 +156,17 @@ def _windows_for_rows(found: Inspection, window: int, holdout: int, span: int) -
     return fitted, max(1, held), fitted, why
 
 
+def _min_rows(found: Inspection, window_days: int) -> str:
+    """``quality.min_rows`` (and why, when lowered): :data:`QUALITY_MIN_ROWS`, or four fifths of the
+    rows a window holds at the table's rate when even the widest window init fits holds fewer (a
+    table of a few dozen rows would otherwise fail every run's data checks)."""
+    expected = _rate(found) * window_days
+    if expected >= QUALITY_MIN_ROWS:
+        return str(QUALITY_MIN_ROWS)
+    return (f"{max(1, math.floor(expected * 0.8))}   # the table holds about {expected:.0f} rows a window: "
+            f"fewer than {QUALITY_MIN_ROWS} are few to train and evaluate on")
+
+
 def _rate(found: Inspection) -> float:
     """The table's rows per day, over its whole span."""
     return found.rows / max((found.end - found.start) / timedelta(days=1), 1.0)
@@ -267,6 +278,7 @@ def spec_text(name: str, table: str, found: Inspection, *, owner: str, service: 
 
     monthly, yearly = found.step >= timedelta(days=25), found.step >= timedelta(days=300)
     window_days, holdout_days, first_days, why = fitted_windows(found)
+    min_rows = _min_rows(found, window_days)
     monitored, monitor_cron, monitored_why = monitoring_window(found)
     monitor_window = "" if monitored == "1d" else f"\n  window: {monitored}   # rows scored per monitoring run: {monitored_why}"
     window, holdout = f"{window_days}d", f"{holdout_days}d"
@@ -300,7 +312,7 @@ data:
   holdout: {holdout}   # the newest part of the window, to evaluate on
 
 quality:   # the run fails before training if a rule is broken
-  min_rows: {QUALITY_MIN_ROWS}
+  min_rows: {min_rows}
   max_missing_fraction: {MAX_MISSING}{_missing_allowed(found.missing)}
 
 model:

@@ -141,11 +141,19 @@ def test_monitoring_reports_insufficient_data_and_alerts_without_retraining(home
     if name != "all-missing":  # there the champion still scored 400 rows (the model handles missing values)
         assert preds["state"] == INSUFFICIENT_DATA and not preds["drifted"]
 
+    estimated = monitoring.estimated_performance(SPEC, run_dir=run_dir)
+    assert not estimated["available"] and estimated["reason"]
+
     summary = monitoring.report(SPEC, run_dir=run_dir, run_key=f"monitor_insufficient/{name}")
     assert summary["data_drift"]["state"] == INSUFFICIENT_DATA and summary["breach"]
     assert INSUFFICIENT_DATA in [b["kind"] for b in summary["breaches"]]
     assert "INSUFFICIENT DATA" in (run_dir / "report" / "report.html").read_text()
-    assert any("insufficient data" in line for line in monitoring.summary_lines(summary))
+    lines = monitoring.summary_lines(summary)
+    assert any(line.startswith("  data drift: insufficient data, no verdict") for line in lines), lines
+    assert f"  estimated performance: not available: {estimated['reason']}" in lines  # and why not
+    if name != "all-missing":  # no verdict on the scores either, which the summary must not call "ok"
+        assert any(line.startswith("  prediction drift: insufficient data, no verdict: ") and "fewer than min_rows"
+                   in line for line in lines), lines
     run = MlflowClient().get_run(summary["mlflow_run_id"])
     assert run.data.tags[monitoring.DATA_STATE_TAG] == INSUFFICIENT_DATA
     assert INSUFFICIENT_DATA in run.data.tags["ctflow.breach"].split(",")

@@ -82,6 +82,7 @@ def _materialize_and_predict(repo: Path) -> dict:
     result = json.loads(out)
     assert result["probability"] == pytest.approx(_expected(repo, flight), abs=1e-9)
     assert result["label"] == int(result["probability"] >= 0.3)  # the spec's decision_threshold, logged
+    assert result["positive_class"] == "arr_delay > 15"  # what label 1 means, from the model's metadata
     used = result["features"]
     assert used["dep_hour"]["source"] == "request" and used["dep_hour"]["value"] == flight["dep_hour"]
     assert used["plane_seats"]["source"] == "online" and used["plane_seats"]["value"] is not None
@@ -96,6 +97,7 @@ def test_materialize_then_predict_with_the_sqlite_online_store(champion, tmp_pat
 
     code, out = _predict(repo, _flight(), "--as-of", AS_OF.isoformat())
     assert code == 0 and f"{MODEL} v1 (flight_delay_v1): probability" in out and "plane_seats" in out, out
+    assert "at threshold 0.3; label 1 is arr_delay > 15)" in out, out
     code, out = _predict(repo, {**_flight(), "tailnum": ""})
     assert code == 2 and "tailnum not given" in out, out
 

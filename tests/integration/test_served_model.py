@@ -104,7 +104,8 @@ def test_the_model_serves_probabilities_and_documents_its_threshold(model_files:
 
     logged = Model.load(str(model_files))
     assert logged.flavors["python_function"]["predict_fn"] == "predict_proba"
-    assert logged.metadata == {mlflow_tags.OUTPUT: "predict_proba", mlflow_tags.DECISION_THRESHOLD: 0.3}
+    assert logged.metadata == {mlflow_tags.OUTPUT: "predict_proba", mlflow_tags.DECISION_THRESHOLD: 0.3,
+                               mlflow_tags.POSITIVE_CLASS: "arr_delay > 15"}
     output = logged.get_output_schema().inputs[0]
     assert output.shape == (-1, 2) and output.type == np.dtype("float64")
     schema = {c.name: c for c in logged.get_input_schema().inputs}

@@ -205,8 +205,27 @@ def _latest_run(dag_id: str) -> tuple[str | None, dict[str, str]]:
 
 
 def _reason(task_id: str, log_text: str) -> str:
-    """The rule or error a failed task stopped on: its last error line in the ``dags test`` log."""
+    """The rule or error a failed task stopped on: its last error line in the ``dags test`` log, or
+    every rule of the last data-quality failure (its exception lists them on the lines after it)."""
+    from ctflow.contract.tasks import CHECK_DATA_QUALITY
+
+    rules = _failed_rules(log_text.splitlines()) if task_id == CHECK_DATA_QUALITY else []
+    if rules:
+        return "; ".join(rules)
     markers = ("FAIL ", "Error:", "Exception:", "rule(s) failed")
     lines = [line.strip() for line in log_text.splitlines() if any(m in line for m in markers)]
     mentioning = [line for line in lines if task_id.split(".")[-1] in line] or lines
     return mentioning[-1][-300:] if mentioning else "see the log"
+
+
+def _failed_rules(lines: list[str]) -> list[str]:
+    """The ``FAIL ...`` lines that follow the log's last ``N data-quality rule(s) failed:``."""
+    starts = [i for i, line in enumerate(lines) if line.rstrip().endswith("rule(s) failed:")]
+    if not starts:
+        return []
+    rules = []
+    for line in lines[starts[-1] + 1:]:
+        if not line.startswith("FAIL "):
+            break
+        rules.append(line.strip())
+    return rules

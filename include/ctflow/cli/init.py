@@ -69,6 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="inspect this entity table (timestamp, keys, label, types) and write a spec for it, "
                              "plus a Feast feature-view skeleton in --repo")
     parser.add_argument("--label", help="with --from: the column to predict (default: a guess)")
+    parser.add_argument("--key", help="with --from: the entity key column (default: the first text or integer "
+                                       "column that repeats and tells apart the rows of one instant)")
     parser.add_argument("--task", choices=("classification", "regression"),
                         help="with --from: the task (default: from the label: 0/1 or true/false is a classification)")
     parser.add_argument("--repo", type=Path, default=Path("feature_repo"),
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.table is not None:
         return _from_table(args, target)
     args.dir.mkdir(parents=True, exist_ok=True)
+    _write_loaders(args.dir)
     start = args.start or date.today().isoformat()
     target.write_text(TEMPLATE.format(name=args.name, owner=args.owner, start=start), encoding="utf-8")
     print(f"wrote {target}: a template; replace its TODO_ values (or use --from TABLE.parquet), then: "
@@ -108,7 +111,7 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
         print(f"{args.table} is not a file")
         return 2
     try:
-        found = inspect_table(table, args.label, args.task)
+        found = inspect_table(table, args.label, args.task, args.key)
     except TableError as err:
         print(err)
         return 2
@@ -127,15 +130,33 @@ def _from_table(args: argparse.Namespace, target: Path) -> int:
     store = args.repo / "feature_store.yaml"
     if not store.exists():
         store.write_text(FEATURE_STORE.format(project=args.name), encoding="utf-8")
+    loaders = _write_loaders(args.dir)
     guessed = "" if args.label else " (a guess: choose another with --label)"
     print(f"{args.table}: {found.rows} rows; timestamp {found.timestamp}; entity key {found.keys[0]} "
-          f"(candidates: {', '.join(found.keys)}); label {found.label}{guessed}: {found.task}")
-    print(f"wrote {target} and {skeleton}")
+          f"(candidates: {', '.join(found.keys)}{'' if args.key else '; choose another with --key'}); "
+          f"label {found.label}{guessed}: {found.task}")
+    print(f"wrote {target} and {skeleton}" + (f"; and {', '.join(map(str, loaders))}: the DAG files that load "
+                                               f"{args.dir}" if loaders else ""))
     if not table.is_relative_to(project):
         print(f"note: {table} is outside the project ({project}): move it inside, or add its folder to "
               "$CTFLOW_DATA_ROOTS, or `ctflow validate` refuses data.entities")
     print(f"next: (cd {args.repo} && feast apply), then: ctflow validate --deep {target}")
     return 0
+
+
+def _write_loaders(specs: Path) -> list[Path]:
+    """The DAG files that turn ``specs`` into DAGs (``ctflow_pipelines.py``, ``ctflow_spec_errors.py``),
+    written beside it when it is the project's ``dags/specs`` (what ``ctflow run`` and the embedded
+    Airflow read) and ``dags/`` has none: a project made by ``init`` alone would otherwise have
+    specs that no DAG file reads (Airflow finds no DAG)."""
+    from ctflow import settings
+    from ctflow.factory.shards import REPORTER, has_loaders, write_loaders
+
+    dags = settings.project_root() / "dags"
+    if specs.resolve() != dags / "specs" or has_loaders(dags):
+        return []
+    written = write_loaders(dags, 1)
+    return [*written, dags / REPORTER]
 
 
 #: A Feast repository of one's own, embedded stores under its data/ (as `feast init` lays it out).

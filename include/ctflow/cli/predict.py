@@ -48,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2, default=str))
         return 0
-    score = (f"probability {result['probability']:.4f} (label {result['label']} at threshold {result['threshold']})"
-             if "probability" in result else f"prediction {result['prediction']:.4f}")
+    positive = f"; label 1 is {result['positive_class']}" if result.get("positive_class") else ""
+    score = (f"probability {result['probability']:.4f} (label {result['label']} at threshold {result['threshold']}"
+             f"{positive})" if "probability" in result else f"prediction {result['prediction']:.4f}")
     print(f"{result['model']} v{result['version']} ({result['feature_service']}): {score}")
     for name, facts in result["features"].items():
         age = facts["age_seconds"]

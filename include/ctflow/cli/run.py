@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctflow import settings
     from ctflow.cli import airflow_runs as runs
+    from ctflow.factory.shards import has_loaders
 
     try:
         datetime.fromisoformat(args.as_of)
@@ -44,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     spec, problem = find_spec(project / "dags" / "specs", args.name)
     if spec is None:
         return _usage(problem)
+    if not has_loaders(project / "dags"):
+        return _usage(f"no DAG file in {project / 'dags'} loads its specs/, so Airflow has no {spec.ct_dag_id}: "
+                      f"write ctflow's loader files there with `python -m ctflow.factory.shards {project / 'dags'} 1`")
     env = runs.environment(project, settings.home())
     os.environ.update(env)  # before Airflow is imported (runs._latest_run)
     logs = settings.home() / "run-logs"

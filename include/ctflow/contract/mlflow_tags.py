@@ -28,6 +28,9 @@ AS_OF = "ctflow.as_of"
 DECISION_THRESHOLD = "ctflow.decision_threshold"
 #: What the served model returns (a key of the logged model's metadata): ``predict_proba`` or ``predict``.
 OUTPUT = "ctflow.output"
+#: A classifier's positive class, the one its served probability column 1 is of (a key of the logged
+#: model's metadata): the label as the spec derives it, e.g. ``arr_delay > 15`` or ``rain == 'yes'``.
+POSITIVE_CLASS = "ctflow.positive_class"
 #: Which rows the candidate's permutation importances were measured on: ``holdout``, or ``training``
 #: when the holdout is too small to permute (drift weighting needs what the model relies on).
 IMPORTANCE_ROWS = "ctflow.importance_rows"

@@ -85,7 +85,8 @@ class OnlinePredictor:
         if output.ndim == 2 and output.shape[1] == 2:  # a classifier: predict_proba, column 1 positive
             probability = float(output[0, 1])
             threshold = 0.5 if self.threshold is None else self.threshold
-            result.update(probability=probability, threshold=threshold, label=int(probability >= threshold))
+            result.update(probability=probability, threshold=threshold, label=int(probability >= threshold),
+                          positive_class=(self.model.metadata.metadata or {}).get(mlflow_tags.POSITIVE_CLASS))
         else:
             result["prediction"] = float(output.reshape(-1)[0])
         result["features"] = {

@@ -125,11 +125,13 @@ def derive_label(rows: pd.DataFrame, spec: PipelineSpec) -> tuple[pd.DataFrame, 
     if comparison is None:
         rows[LABEL] = rows[spec.data.label.column]
     else:
-        op, number = comparison
-        values = rows[spec.data.label.column].to_numpy(dtype=float)
+        op, value = comparison
         ops = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
                "==": np.equal, "!=": np.not_equal}
-        rows[LABEL] = ops[op](values, number).astype("int64")
+        source = rows[spec.data.label.column]
+        # A text label ('== yes') compares as text, whatever type the column's values have.
+        values = source.astype(str).to_numpy() if isinstance(value, str) else source.to_numpy(dtype=float)
+        rows[LABEL] = ops[op](values, value).astype("int64")
     return with_known_at(rows, spec), int((~known).sum())
 
 
@@ -261,7 +263,8 @@ def train(
                        train_scores=train_scores,
                        importances=None if importances is None else {str(k): float(v) for k, v in importances.items()})
         _log_datasets(spec, {"training": train_rows, "holdout": holdout_rows}, [*features.all, LABEL])
-        model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold)
+        model_info = _log_model(pipeline, train_rows, holdout_rows, features, task=spec.model.task, threshold=threshold,
+                                positive=positive_class(spec))
         result = {
             "run_id": run.info.run_id,
             "experiment_id": experiment_id,
@@ -543,12 +546,12 @@ def _log_datasets(spec: PipelineSpec, parts: dict[str, Any], columns: list[str])
 
 
 def _log_model(pipeline: Pipeline, train_rows: pd.DataFrame, holdout_rows: pd.DataFrame, features: FeatureSet, *,
-               task: str, threshold: float | None) -> ModelInfo:
+               task: str, threshold: float | None, positive: str | None) -> ModelInfo:
     """Log the fitted pipeline as a model that loads with its own requirements (no ctflow).
 
     A classifier serves ``predict_proba`` (one column per class; column 1 is the positive class of
-    a 0/1 label), and its decision threshold is in the model's metadata; a regressor serves
-    ``predict``. The signature says which columns may be left out or null
+    a 0/1 label), and its decision threshold and what its positive class is are in the model's
+    metadata; a regressor serves ``predict``. The signature says which columns may be left out or null
     (:func:`ctflow.core.training.serving_signature`).
     """
     import mlflow
@@ -561,6 +564,8 @@ def _log_model(pipeline: Pipeline, train_rows: pd.DataFrame, holdout_rows: pd.Da
     metadata: dict[str, str | float] = {mlflow_tags.OUTPUT: output}
     if threshold is not None:
         metadata[mlflow_tags.DECISION_THRESHOLD] = threshold
+    if classifier and positive is not None:
+        metadata[mlflow_tags.POSITIVE_CLASS] = positive
     # cloudpickle, not MLflow 3's default skops, which refuses the pandas functions the pipeline
     # holds (FunctionTransformer) as untrusted types.
     return mlflow.sklearn.log_model(
@@ -574,6 +579,15 @@ def _log_model(pipeline: Pipeline, train_rows: pd.DataFrame, holdout_rows: pd.Da
         pyfunc_predict_fn=output,
         metadata=metadata,
     )
+
+
+def positive_class(spec: PipelineSpec) -> str | None:
+    """A classifier's positive class in words, as the spec derives its label (``arr_delay > 15``,
+    ``rain == 'yes'``, ``repaid == 1``); None for a regressor."""
+    if spec.model.task != "classification":
+        return None
+    label = spec.data.label
+    return f"{label.column} {label.positive_when.strip()}" if label.positive_when else f"{label.column} == 1"
 
 
 def _requirements() -> list[str]:

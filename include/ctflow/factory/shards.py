@@ -47,6 +47,12 @@ def shard_of(loader_file: str | Path) -> tuple[int, int] | None:
     return index, count
 
 
+def has_loaders(folder: str | Path) -> bool:
+    """Whether DAGs ``folder`` holds a loader file (``ctflow_pipelines.py`` or one of its shards)."""
+    folder = Path(folder)
+    return (folder / LOADER).is_file() or any(shard_of(p) for p in folder.glob(f"{LOADER.removesuffix('.py')}_*.py"))
+
+
 def write_loaders(folder: str | Path, count: int, template: str | None = None) -> list[Path]:
     """Replace the loader and error-reporter files of DAGs ``folder`` by ``count`` shards of each
     (the plain files for 1); returns the loader files.

@@ -116,21 +116,35 @@ def _label(spec: PipelineSpec, table: EntityTable) -> Iterator[Finding]:
                           f"label column {label.column!r} is {kind}: task regression needs a numeric label")
         return
     if label.positive_when is not None:
-        if kind not in ("number", "bool"):
-            yield Finding(("data", "label", "positive_when"),
-                          f"compares numbers, but label column {label.column!r} is {kind} (values {seen}: "
-                          f"{_values(values)}): recode it as numbers in the entity table")
+        yield from _comparison(label.column, label.comparison, kind, values, seen)  # type: ignore[arg-type]
         return
+    example = f"'== {values[0]}'" if kind == "text" and values else "'== 1'"
     if len(values) > 2:
         yield Finding(("data", "label", "column"),
                       f"task classification is binary, but label column {label.column!r} has {len(values)} distinct "
                       f"values {seen} ({_values(values)}): multiclass classification is not supported; derive a "
-                      "binary label with data.label.positive_when (e.g. '== 1'), or use task: regression")
+                      f"binary label with data.label.positive_when (e.g. {example}), or use task: regression")
     elif kind not in ("bool", "number") or not set(values) <= {0, 1}:
         yield Finding(("data", "label", "column"),
                       f"a classification label is 0/1 or true/false, but label column {label.column!r} is {kind} with "
                       f"values {_values(values)} {seen}: derive one with data.label.positive_when "
-                      "(e.g. '== 1'), or recode the column as 0/1")
+                      f"(e.g. {example}), or recode the column as 0/1")
+
+
+def _comparison(column: str, comparison: tuple[str, float | str], kind: str, values: list, seen: str) -> Iterator[Finding]:
+    """``positive_when`` against the label column: numbers for a numeric label, a value it holds for a text one."""
+    field = ("data", "label", "positive_when")
+    op, value = comparison
+    if isinstance(value, str) and kind != "text":
+        yield Finding(field, f"compares text ({value!r}), but label column {column!r} is {kind} (values {seen}: "
+                      f"{_values(values)}): compare a number, e.g. '{op} 1'")
+    elif isinstance(value, str) and value not in {str(v) for v in values}:
+        yield Finding(field, f"no label {value!r} in column {column!r} (values {seen}: {_values(values)}): every "
+                      f"row's label would be {int(op == '!=')}")
+    elif not isinstance(value, str) and kind not in ("number", "bool"):
+        yield Finding(field, f"compares numbers, but label column {column!r} is {kind} (values {seen}: "
+                      f"{_values(values)}): compare text, e.g. '== {values[0] if values else 'yes'}', or recode it "
+                      "as numbers in the entity table")
 
 
 def _service(spec: PipelineSpec, table: EntityTable, service: FeatureServiceColumns) -> Iterator[Finding]:

@@ -42,6 +42,8 @@ CRON_PRESETS = {
     "@yearly": "0 0 1 1 *",
 }
 _COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+#: A text label's comparison: ``== yes``, ``!= 'no'``, ``== "Not delayed"`` (equality only).
+_TEXT_COMPARISON = re.compile(r"""^\s*(==|!=)\s*(?:'([^']*)'|"([^"]*)"|([^\s'"][^'"]*?))\s*$""")
 
 
 class SpecDeprecationWarning(FutureWarning):
@@ -127,7 +129,8 @@ class Label(Strict):
 
     column: Column
     positive_when: str | None = Field(
-        None, description="Derive a binary label, e.g. '> 15'. Rows with a missing source value are dropped."
+        None, description="Derive a binary label, e.g. '> 15', or from a text label '== yes' (== and != only, "
+                          "quotes optional). Rows with a missing source value are dropped."
     )
     available_after: CalendarSpan | None = Field(
         None,
@@ -145,8 +148,9 @@ class Label(Strict):
     @field_validator("positive_when")
     @classmethod
     def _comparison(cls, value: str | None) -> str | None:
-        if value is not None and not _COMPARISON.match(value):
-            raise PydanticCustomError("comparison", f"expected a comparison such as '> 15' or '== 1', got {value!r}")
+        if value is not None and not (_COMPARISON.match(value) or _TEXT_COMPARISON.match(value)):
+            raise PydanticCustomError(
+                "comparison", f"expected a comparison such as '> 15', '== 1' or (a text label) '== yes', got {value!r}")
         return value
 
     @field_validator("available_at")
@@ -158,12 +162,15 @@ class Label(Strict):
         return value
 
     @property
-    def comparison(self) -> tuple[str, float] | None:
-        """``("> ", 15.0)`` for ``positive_when: "> 15"``."""
+    def comparison(self) -> tuple[str, float | str] | None:
+        """``(">", 15.0)`` for ``positive_when: "> 15"``, ``("==", "yes")`` for ``"== yes"`` (a text label's)."""
         if self.positive_when is None:
             return None
-        op, number = _COMPARISON.match(self.positive_when).groups()  # type: ignore[union-attr]
-        return op, float(number)
+        numeric = _COMPARISON.match(self.positive_when)
+        if numeric:
+            return numeric.group(1), float(numeric.group(2))
+        op, *quoted = _TEXT_COMPARISON.match(self.positive_when).groups()  # type: ignore[union-attr]
+        return op, next(value for value in quoted if value is not None)
 
 
 class Data(Strict):

@@ -72,7 +72,7 @@ def plan_view(view: FeatureView, feature_refs: list[str], *, full_feature_names:
     original = {new: old for old, new in renamed.items()}
 
     prefix = f"{view.projection.name_to_use()}:"
-    wanted = [ref.split(":")[1] for ref in feature_refs if ref.startswith(prefix)]
+    wanted = [ref.removeprefix(prefix) for ref in feature_refs if ref.startswith(prefix)]  # a name may hold ":"
     base = view.projection.name_alias or view.name
     features = {name: f"{base}__{name}" if full_feature_names else name for name in wanted}
     keys = view.projection.join_key_map or {column.name: column.name for column in view.entity_columns}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ctflow.contract import mlflow_tags
 from ctflow.contract import monitoring as names
+from ctflow.core.drift.sufficiency import INSUFFICIENT_DATA
 from ctflow.core.monitoring.files import (
     DATA_DRIFT,
     ESTIMATED_PERFORMANCE,
@@ -90,7 +91,8 @@ def report(
                        "insufficient": data.get("insufficient")},
         "prediction_drift": {"available": preds.get("available", False), "drifted": preds.get("drifted", False),
                              "state": preds.get("state", "unavailable"),
-                             **{k: (preds["models"].get("champion") or {}).get(k) for k in ("method", "statistic", "p_value")}},
+                             **{k: (preds["models"].get("champion") or {}).get(k)
+                                for k in ("method", "statistic", "p_value", "insufficient")}},
         "performance": {k: perf.get(k) for k in ("available", "metric", "window_start", "window_end", "rows", "breach")}
         | {"champion": perf["champion"]["value"] if perf.get("champion") else None,
            "champion_estimated": (perf.get("champion") or {}).get("estimated"),
@@ -155,12 +157,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                              if data.get("state") == "insufficient_data" else
                              f"share {data['drifted_share']:.2f}, drifted: {', '.join(data['drifted_columns']) or 'none'}"
                              if data["available"] else "not available"),
-        "  prediction drift: " + ("DRIFT" if summary["prediction_drift"]["drifted"] else "ok"
-                                   if summary["prediction_drift"]["available"] else "not available"),
+        "  prediction drift: " + _prediction_drift_line(summary["prediction_drift"]),
         "  estimated performance: " + (f"{estimated['metric']} {estimated['value']:.4f}"
                                         + (f" (reference {estimated['reference']:.4f})"
                                            if estimated.get("reference") is not None else "")
-                                        if estimated.get("available") else "not available"),
+                                        if estimated.get("available") else
+                                        "not available" + (f": {estimated['reason']}" if estimated.get("reason") else "")),
         "  performance: " + (f"{perf['metric']} champion {perf['champion']:.4f}"
                               + (f" (estimated {perf['champion_estimated']:.4f})"
                                  if perf.get("champion_estimated") is not None else "")
@@ -170,6 +172,15 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         "  breaches: " + ("; ".join(f"{b['kind']}: {b['reason']}" for b in summary["breaches"]) or "none"),
     ]
     return lines
+
+
+def _prediction_drift_line(preds: dict[str, Any]) -> str:
+    """The champion's score drift in words: a window too small has no verdict, it is not "ok"."""
+    if not preds["available"]:
+        return "not available"
+    if preds.get("state") == INSUFFICIENT_DATA:
+        return f"insufficient data, no verdict: {preds.get('insufficient')}"
+    return "DRIFT" if preds["drifted"] else "ok"
 
 
 def _drift_result(data: dict[str, Any]) -> DriftResult:

@@ -102,12 +102,14 @@ class PerformanceOperator(MonitoringOperator):
         result = self.run_declared(context).to_xcom()
         decision = result.get("decision") or {}
         if decision.get("action") == "promote" and decision.get("applied") and self.promoted_uri:
-            self._announce_promotion(context, decision, uri=self.promoted_uri)
+            self._announce_promotion(context, decision)
         return result
 
-    def _announce_promotion(self, context: Context, decision: dict[str, Any], *, uri: str) -> None:
+    def _announce_promotion(self, context: Context, decision: dict[str, Any]) -> None:
+        if self.promoted_uri is None:  # strategy direct: no promotion outlet to announce through
+            return
         change = decision.get("change") or {}
-        announce_promotion(self, context, uri=uri, name=self.promoted_name,
+        announce_promotion(self, context, uri=self.promoted_uri, name=self.promoted_name,
                            extra={"version": change.get("version"), "previous": change.get("previous"),
                                   "reason": decision.get("reason"), "by": "monitoring"})
 

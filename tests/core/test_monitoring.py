@@ -240,6 +240,9 @@ def test_the_estimated_metric_is_logged_beside_the_realized_one_and_a_big_estima
     assert summary["estimated_performance"]["value"] == pytest.approx(estimated["value"])
     assert "estimated before the labels" in (run_dir / "report" / "report.html").read_text()
     assert not [b for b in summary["breaches"] if b["what"] == "estimated_performance"]
+    # The log's drift line says the share is weighted (a drifted column the model ignores adds ~0).
+    [drift_line] = [line for line in monitoring.summary_lines(summary) if line.startswith("  data drift: ")]
+    assert f"(by importance; breach at {spec.monitoring.drift.max_drifted_share:.2f}), drifted: " in drift_line
 
     frame = monitoring.read_frame(run_dir)
     one_flight = frame[champion["features"]].iloc[[0] * len(frame)].set_axis(frame.index)

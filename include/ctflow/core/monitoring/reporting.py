@@ -88,7 +88,9 @@ def report(
         "data_drift": {"available": data.get("available", False), "drifted": data.get("drifted", False),
                        "drifted_share": data.get("drifted_share"), "drifted_columns": data.get("drifted_columns", []),
                        "state": data.get("state", "unavailable") if data.get("available") else "unavailable",
-                       "insufficient": data.get("insufficient")},
+                       "insufficient": data.get("insufficient"), "max_drifted_share": data.get("max_drifted_share"),
+                       # The share counts columns by their importance to the champion when weighted.
+                       "weighted": any(c.get("weight") is not None for c in data.get("columns", []))},
         "prediction_drift": {"available": preds.get("available", False), "drifted": preds.get("drifted", False),
                              "state": preds.get("state", "unavailable"),
                              **{k: (preds["models"].get("champion") or {}).get(k)
@@ -144,6 +146,16 @@ def report(
     return summary
 
 
+def _drift_share_line(data: dict[str, Any]) -> str:
+    """"share 0.12 (by importance; breach at 0.30), drifted: a, b": a drifted column the champion
+    hardly uses adds little to a weighted share, which a bare "share 0.00, drifted: a" hid."""
+    basis = [("by importance" if data.get("weighted") else "unweighted")]
+    if data.get("max_drifted_share") is not None:
+        basis.append(f"breach at {data['max_drifted_share']:.2f}")
+    return (f"share {data['drifted_share']:.2f} ({'; '.join(basis)}), "
+            f"drifted: {', '.join(data['drifted_columns']) or 'none'}")
+
+
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary for a task log, one fact per line."""
     perf = summary["performance"]
@@ -155,7 +167,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         + (f", challenger v{summary['challenger_version']} ({summary['strategy']})" if summary["challenger_version"] else ""),
         "  data drift: " + (f"insufficient data, no verdict: {data.get('insufficient')}"
                              if data.get("state") == "insufficient_data" else
-                             f"share {data['drifted_share']:.2f}, drifted: {', '.join(data['drifted_columns']) or 'none'}"
+                             _drift_share_line(data)
                              if data["available"] else "not available"),
         "  prediction drift: " + _prediction_drift_line(summary["prediction_drift"]),
         "  estimated performance: " + (f"{estimated['metric']} {estimated['value']:.4f}"

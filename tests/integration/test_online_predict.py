@@ -98,6 +98,10 @@ def test_materialize_then_predict_with_the_sqlite_online_store(champion, tmp_pat
     code, out = _predict(repo, _flight(), "--as-of", AS_OF.isoformat())
     assert code == 0 and f"{MODEL} v1 (flight_delay_v1): probability" in out and "plane_seats" in out, out
     assert "at threshold 0.3; label 1 is arr_delay > 15)" in out, out
+    # An --as-of before the materialized values: the store has only the latest, from its future.
+    code, out = _predict(repo, _flight(), "--as-of", (AS_OF - pd.Timedelta(days=30)).isoformat())
+    assert code == 0 and "after --as-of: the online store keeps the latest value only" in out, out
+    assert "(age -" not in out, out
     code, out = _predict(repo, {**_flight(), "tailnum": ""})
     assert code == 2 and "tailnum not given" in out, out
 

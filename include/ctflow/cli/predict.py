@@ -53,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
              f"{positive})" if "probability" in result else f"prediction {result['prediction']:.4f}")
     print(f"{result['model']} v{result['version']} ({result['feature_service']}): {score}")
     for name, facts in result["features"].items():
-        age = facts["age_seconds"]
-        when = "" if facts["source"] == "request" else (" (no value)" if age is None else f" (age {_age(age)})")
+        when = "" if facts["source"] == "request" else _when(facts["age_seconds"])
         print(f"  {name:<28} {facts['value']!s:<24} {facts['source']}{when}")
     return 0
 
@@ -70,6 +69,16 @@ def _pipeline_repo(model: str) -> Path:
         if item.spec is not None and (item.spec.registry.model or item.spec.pipeline) == model:
             return pipeline_repo(item.spec)
     return settings.feature_repo()
+
+
+def _when(age: float | None) -> str:
+    """A value's age at --as-of. The online store holds each key's latest value only, so an --as-of
+    before it finds a value from its future: said so, not printed as a negative age."""
+    if age is None:
+        return " (no value)"
+    if age < 0:
+        return f" (stamped {_age(-age)} after --as-of: the online store keeps the latest value only)"
+    return f" (age {_age(age)})"
 
 
 def _age(seconds: float) -> str:

@@ -76,7 +76,7 @@ def replay(
     earliest = first[spec.data.timestamp].min() if len(first) else None
     first_start = spec.data.window.before(start)
     if earliest is not None and earliest > pd.Timestamp(first_start) + timedelta(days=1):
-        notes.append(f"the first training window starts at {first_start:%Y-%m-%d} but the data at "
+        notes.append(f"the first training window starts at {first_start:%Y-%m-%d} but its first row is at "
                      f"{earliest:%Y-%m-%d}: the first model trains on {len(first)} rows only")
     return ReplayResult(
         pipeline=spec.pipeline, task=spec.model.task, metric=spec.evaluation.metric, start=start, end=end,

@@ -200,7 +200,7 @@ def _failure_shown(bag, pipeline: str) -> dict:
     return shown["failure"]
 
 
-def test_the_view_names_the_failed_task_and_why_a_retry_cannot_fix_it(bag, data_root):
+def test_the_view_names_the_failed_task_and_why_a_retry_cannot_fix_it(bag, data_root, monkeypatch):
     from ctflow.factory.discover import load_folder
     from ctflow.ui import app, data
 
@@ -222,6 +222,12 @@ def test_the_view_names_the_failed_task_and_why_a_retry_cannot_fix_it(bag, data_
     assert "failed at <b>training.fetch_features</b>" in html
     assert f'data-task-id="training.fetch_features">{escape(reason["message"])}</div>' in html
     assert "column &#39;origin&#39;" in html
+    # So does the overview, beside the pipeline's last CT run.
+    monkeypatch.setenv("CTFLOW_SPECS_FOLDER", str(Path(bag.dag_folder) / "specs"))
+    overview = data.overview(data.Sources.default(), visible={CODES})
+    html = app._templates().get_template("overview.html").render(
+        base="/ctflow", airflow_root="", user="admin", timezone="UTC", data=overview, specs_folder="specs")
+    assert f'data-task-id="training.fetch_features">{escape(reason["message"])}</div>' in html
 
 
 def test_a_retried_failure_leaves_no_reason(bag):

@@ -73,11 +73,18 @@ def deterministic(error: BaseException) -> bool:
     return False
 
 
-def not_retried(error: BaseException) -> str | None:
-    """Why a retry cannot change ``error``, as one line for the task log; None: a retry may succeed."""
+def final_reason(error: BaseException) -> tuple[str, str] | None:
+    """The kind (``configuration`` or ``data``) of an error a retry cannot change, and why, as one line
+    for the task log; None: a retry may succeed."""
     if isinstance(error, ConfigurationError):
-        return f"configuration error (not retried): {error}"
+        return "configuration", f"configuration error (not retried): {error}"
     if deterministic(error):
         said = str(error).strip().splitlines()
-        return f"data error (not retried): {type(error).__name__}: {said[0] if said else ''}"
+        return "data", f"data error (not retried): {type(error).__name__}: {said[0] if said else ''}"
     return None
+
+
+def not_retried(error: BaseException) -> str | None:
+    """Why a retry cannot change ``error``, as one line for the task log; None: a retry may succeed."""
+    found = final_reason(error)
+    return found[1] if found else None

@@ -57,6 +57,13 @@ def test_uncovered_window_fails_quality_once_then_monitoring_asks_for_a_training
     [failure] = [r for r in quality["rules"] if not r["passed"]]
     assert failure["rule"] == "min_window_coverage" and failure["observed"] == "0.66 (oldest row 2013-01-01T10:15:00+00:00)"
     assert ModelRegistry(PIPELINE).versions() == []
+    # The ctflow view (what GET .../runs/<run_id> answers) says where and why, without the task log.
+    from ctflow.ui.airflow_runs import run_state
+
+    shown = run_state(ct.dag_id, ct.run_id)["failure"]
+    [reason] = shown["reasons"]
+    assert shown["failed"] == ["training.check_data_quality"] and reason["kind"] == "refused"
+    assert "min_window_coverage" in reason["message"] and "0.66" in reason["message"], reason
 
     monitor = bag.get_dag(f"monitor_{PIPELINE}").test(logical_date=MONITOR)
     assert monitor.state == "success"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from tests.conftest import QUICK_TRIGGER_ONLY, demo_spec, run_cli, task_states
 
@@ -184,6 +185,54 @@ def test_the_task_fails_on_its_first_try_naming_the_column(bag, capfd, caplog):
 
 def test_an_io_error_keeps_the_tasks_retries(bag):
     assert _fetch_tries(bag, GONE) == 3
+
+
+# --- the ctflow view ------------------------------------------------------------------------
+
+
+def _failure_shown(bag, pipeline: str) -> dict:
+    """Run ``ct_<pipeline>`` once; the failure the view's Airflow reader gives for that run."""
+    from ctflow.ui.airflow_runs import airflow_state
+
+    run = bag.get_dag(f"ct_{pipeline}").test(logical_date=AS_OF)
+    assert run.state == "failed"
+    (shown,) = [r for r in airflow_state([run.dag_id], runs=50)[run.dag_id]["runs"] if r["run_id"] == run.run_id]
+    return shown["failure"]
+
+
+def test_the_view_names_the_failed_task_and_why_a_retry_cannot_fix_it(bag, data_root, monkeypatch):
+    from ctflow.factory.discover import load_folder
+    from ctflow.ui import app, data
+
+    failure = _failure_shown(bag, CODES)
+    assert failure["failed"] == ["training.fetch_features"]
+    assert "training.train" in failure["upstream_failed"] and "training.fetch_features" not in failure["upstream_failed"]
+    (reason,) = failure["reasons"]
+    assert (reason["task_id"], reason["kind"]) == ("training.fetch_features", "configuration")
+    assert reason["message"].startswith(f"configuration error (not retried): {data_root / 'flights_coded.parquet'}, "
+                                        "column 'origin': int64 values stored")
+    assert "fix: store origin in the entity table as text" in reason["message"]
+
+    # The pipeline page shows it beside the run, escaped.
+    (item,) = [i for i in load_folder(Path(bag.dag_folder) / "specs") if i.spec and i.spec.pipeline == CODES]
+    payload = data.detail(item, data.Sources.default())
+    payload.update(rollback_to=None, may_trigger=True)
+    html = app._templates().get_template("pipeline.html").render(
+        base="/ctflow", airflow_root="", user="admin", timezone="UTC", p=payload, chart="")
+    assert "failed at <b>training.fetch_features</b>" in html
+    assert f'data-task-id="training.fetch_features">{escape(reason["message"])}</div>' in html
+    assert "column &#39;origin&#39;" in html
+    # So does the overview, beside the pipeline's last CT run.
+    monkeypatch.setenv("CTFLOW_SPECS_FOLDER", str(Path(bag.dag_folder) / "specs"))
+    overview = data.overview(data.Sources.default(), visible={CODES})
+    html = app._templates().get_template("overview.html").render(
+        base="/ctflow", airflow_root="", user="admin", timezone="UTC", data=overview, specs_folder="specs")
+    assert f'data-task-id="training.fetch_features">{escape(reason["message"])}</div>' in html
+
+
+def test_a_retried_failure_leaves_no_reason(bag):
+    failure = _failure_shown(bag, GONE)
+    assert failure["failed"] == ["training.fetch_features"] and failure["reasons"] == []
 
 
 # --- ctflow run-step (the container's command) ----------------------------------------------

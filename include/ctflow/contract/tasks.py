@@ -38,6 +38,15 @@ ROLLBACK = "rollback"
 #: In both DAGs: the feature service's views brought up to the run's as_of in the online store.
 MATERIALIZE_ONLINE = "materialize_online"
 
+# --- any ctflow task -------------------------------------------------------------------------
+#: XCom key under which a ctflow task that fails for good (no retries) leaves why, for the view:
+#: ``{"task_id", "kind", "message"}``, ``kind`` one of :data:`FINAL_ERROR_KINDS`. Airflow shows the
+#: run only as failed; this says which table, column or setting to fix without opening task logs.
+FINAL_ERROR_XCOM = "ctflow_final_error"
+#: configuration: the spec or deployment (:class:`~ctflow.exceptions.ConfigurationError`); data: a
+#: library refusing the same data on every try; refused: the step refused its input (a data-quality check).
+FINAL_ERROR_KINDS = ("configuration", "data", "refused")
+
 # --- monitor_<pipeline> ----------------------------------------------------------------------
 SCORE_BATCH = "score_batch"
 DATA_DRIFT = "data_drift"

@@ -13,7 +13,8 @@ those are is :func:`ctflow.exceptions.not_retried`'s to say: a
 :class:`~ctflow.exceptions.ConfigurationError` from the core (an unknown feature service, a
 missing entity file or column, a user's table ctflow cannot read as declared) or DuckDB failing
 to convert or bind the same data again. Everything else keeps the task's retries (MLflow down,
-a lock timeout, a file being written).
+a lock timeout, a file being written). A task failing for good leaves why in XCom
+(:func:`record_final_error`), so the ctflow view shows the fix beside the failed run.
 """
 
 from __future__ import annotations
@@ -43,23 +44,45 @@ RUN_KEY_TEMPLATE = "{{ dag.dag_id }}/{{ run_id }}"
 
 def final_on_permanent_error(execute: Callable[..., Any]) -> Callable[..., Any]:
     """``execute`` with an error a retry cannot change (:func:`~ctflow.exceptions.not_retried`) raised
-    as ``AirflowFailException`` (no retries), its message naming what is wrong and the fix."""
+    as ``AirflowFailException`` (no retries), its message naming what is wrong and the fix; that message,
+    or an ``AirflowFailException`` of the operator's own, recorded by :func:`record_final_error`."""
 
     @functools.wraps(execute)
     def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        context = kwargs.get("context", args[0] if args else None)
         try:
             return execute(self, *args, **kwargs)
+        except AirflowFailException as err:
+            from ctflow.exceptions import final_reason
+
+            # The operator's own final failure (a step's refusal), or an inner execute's of an error below.
+            found = final_reason(err.__cause__) if err.__cause__ is not None else None
+            record_final_error(self, context, kind=found[0] if found else "refused", message=str(err))
+            raise
         except Exception as err:
-            from ctflow.exceptions import not_retried
+            from ctflow.exceptions import final_reason
 
-            reason = not_retried(err)
-            if reason is None:
+            found = final_reason(err)
+            if found is None:
                 raise
-            from airflow.sdk.exceptions import AirflowFailException
-
+            kind, reason = found
+            record_final_error(self, context, kind=kind, message=reason)
             raise AirflowFailException(reason) from err
 
     return wrapper
+
+
+def record_final_error(operator: BaseOperator, context: Context | None, *, kind: str, message: str) -> None:
+    """Leave why the task fails for good under :data:`~ctflow.contract.tasks.FINAL_ERROR_XCOM`, for the
+    ctflow view. Airflow keeps a failed try's XComs (a retry's start clears them; this try has no retry)."""
+    ti = context.get("ti") if context else None
+    if ti is None:  # called outside a task (a test of execute alone)
+        return
+    from ctflow.contract import tasks
+
+    ti.xcom_push(key=tasks.FINAL_ERROR_XCOM, value={"task_id": operator.task_id, "kind": kind, "message": message})
 
 
 class CtflowOperator(BaseOperator):

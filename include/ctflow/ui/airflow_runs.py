@@ -1,5 +1,6 @@
 """What the view reads from Airflow's metadata DB (the api-server's own): DAGs, a page of their
-runs (optionally of one state), the gate's XCom of CT runs, and who triggered a run."""
+runs (optionally of one state), the gate's XCom of CT runs, which tasks a failed run failed at and
+why (when a ctflow task failed for good), and who triggered a run."""
 
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ def _record(session: Session, dag_id: str, run: DagRun) -> dict[str, Any]:
         "triggered_by": getattr(run, "triggering_user_name", None),
         "gate": None,
     }
+    if record["state"] == "failed":
+        record["failure"] = _failure(session, dag_id, run.run_id)
     if tasks.is_ct_dag(dag_id):
         row = session.scalars(
             XComModel.get_many(key="return_value", run_id=run.run_id, dag_ids=dag_id, task_ids=tasks.EVALUATE)
@@ -125,6 +128,27 @@ def triggering_users(keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
             .where(tuple_(DagRun.dag_id, DagRun.run_id).in_(keys))
         ).all()
     return {(dag_id, run_id): user for dag_id, run_id, user in rows if user}
+
+
+def _failure(session: Session, dag_id: str, run_id: str) -> dict[str, Any]:
+    """The run's failed tasks, those that did not run because of them, and the reasons ctflow tasks
+    left when they failed for good (:data:`~ctflow.contract.tasks.FINAL_ERROR_XCOM`)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    rows = session.execute(select(TaskInstance.task_id, TaskInstance.state).where(
+        TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id,
+        TaskInstance.state.in_(("failed", "upstream_failed")))).all()
+    states = {task_id: str(getattr(state, "value", state)) for task_id, state in rows}
+    failed = sorted(t for t, state in states.items() if state == "failed")
+    reasons = [XComModel.deserialize_value(row) for row in session.scalars(
+        XComModel.get_many(key=tasks.FINAL_ERROR_XCOM, run_id=run_id, dag_ids=dag_id, task_ids=failed))] if failed else []
+    return {
+        "failed": failed,
+        "upstream_failed": sorted(t for t, state in states.items() if state == "upstream_failed"),
+        "reasons": sorted((r for r in reasons if isinstance(r, dict)), key=lambda r: str(r.get("task_id"))),
+    }
 
 
 def _awaiting_approval(session: Session, dag_id: str, run_id: str) -> bool:

@@ -82,7 +82,10 @@ def record_final_error(operator: BaseOperator, context: Context | None, *, kind:
         return
     from ctflow.contract import tasks
 
-    ti.xcom_push(key=tasks.FINAL_ERROR_XCOM, value={"task_id": operator.task_id, "kind": kind, "message": message})
+    try:
+        ti.xcom_push(key=tasks.FINAL_ERROR_XCOM, value={"task_id": operator.task_id, "kind": kind, "message": message})
+    except Exception:  # the record is for the view: failing to leave it must not turn a final failure into retries
+        operator.log.warning("could not record why %s fails for good", operator.task_id, exc_info=True)
 
 
 class CtflowOperator(BaseOperator):

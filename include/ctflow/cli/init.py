@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _from_table(args: argparse.Namespace, target: Path) -> int:
     from ctflow import settings
-    from ctflow.cli.init_table import TableError, feast_text, inspect_table, spec_text
+    from ctflow.cli.init_inspect import TableError, inspect_table
+    from ctflow.cli.init_table import feast_text, spec_text
 
     table = args.table.resolve()
     if not table.is_file():

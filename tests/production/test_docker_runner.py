@@ -235,7 +235,7 @@ def test_containers_refuse_a_frame_for_good(in_containers):
     from airflow.providers.docker.exceptions import DockerContainerFailedException
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ctflow.cli.run_step import EXIT_REFUSED
+    from ctflow.cli.run_step import EXIT_CONFIGURATION, EXIT_REFUSED
     from ctflow.operators.docker import container_exit_code
 
     run_key = "ct_flight_delay/manual__2013-01-20T00:00:00+00:00"
@@ -248,6 +248,13 @@ def test_containers_refuse_a_frame_for_good(in_containers):
     assert isinstance(cause, DockerContainerFailedException), type(cause)
     assert container_exit_code(cause) == EXIT_REFUSED, str(cause)
     assert any(b"min_window_coverage" in (line if isinstance(line, bytes) else line.encode()) for line in cause.logs)
+    # The exit code tells the view's label: a refusal (3) here; a configuration error (2) below, where
+    # check_quality runs for a run key no fetch_features wrote a frame for.
+    assert refused.value.kind == "refused"
+    with pytest.raises(AirflowFailException, match="found a configuration error") as misconfigured:
+        _docker_operator("check_quality", run_key + "_not_fetched").execute(context)
+    assert container_exit_code(misconfigured.value.__cause__) == EXIT_CONFIGURATION
+    assert misconfigured.value.kind == "configuration" and "fetch_features" in str(misconfigured.value)
 
 
 @pytest.mark.integration

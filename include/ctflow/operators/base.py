@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from ctflow.steps.protocol import RunContext, StepDeclaration, airflow_lineage, run_step
 
@@ -42,6 +43,16 @@ if TYPE_CHECKING:
 RUN_KEY_TEMPLATE = "{{ dag.dag_id }}/{{ run_id }}"
 
 
+class FinalFailure(AirflowFailException):
+    """A final failure whose kind the operator knows (``configuration``, ``data`` or ``refused``,
+    :data:`~ctflow.contract.tasks.FINAL_ERROR_KINDS`): what the view labels it. The docker runner
+    knows it from the container's exit code, where no exception crosses the process boundary."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 def final_on_permanent_error(execute: Callable[..., Any]) -> Callable[..., Any]:
     """``execute`` with an error a retry cannot change (:func:`~ctflow.exceptions.not_retried`) raised
     as ``AirflowFailException`` (no retries), its message naming what is wrong and the fix; that message,
@@ -49,17 +60,16 @@ def final_on_permanent_error(execute: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(execute)
     def wrapper(self: BaseOperator, *args: Any, **kwargs: Any) -> Any:
-        from airflow.sdk.exceptions import AirflowFailException
-
         context = kwargs.get("context", args[0] if args else None)
         try:
             return execute(self, *args, **kwargs)
         except AirflowFailException as err:
             from ctflow.exceptions import final_reason
 
-            # The operator's own final failure (a step's refusal), or an inner execute's of an error below.
+            # One that knows its kind, an inner execute's of an error below, or a step's refusal.
             found = final_reason(err.__cause__) if err.__cause__ is not None else None
-            record_final_error(self, context, kind=found[0] if found else "refused", message=str(err))
+            kind = err.kind if isinstance(err, FinalFailure) else found[0] if found else "refused"
+            record_final_error(self, context, kind=kind, message=str(err))
             raise
         except Exception as err:
             from ctflow.exceptions import final_reason
@@ -69,7 +79,7 @@ def final_on_permanent_error(execute: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             kind, reason = found
             record_final_error(self, context, kind=kind, message=reason)
-            raise AirflowFailException(reason) from err
+            raise FinalFailure(reason, kind=kind) from err
 
     return wrapper
 

@@ -51,7 +51,7 @@ from airflow.providers.docker.exceptions import DockerContainerFailedException
 from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
-from ctflow.operators.base import RUN_KEY_TEMPLATE, airflow_run_context
+from ctflow.operators.base import RUN_KEY_TEMPLATE, FinalFailure, airflow_run_context
 from ctflow.steps.command import EXIT_CONFIGURATION, EXIT_REFUSED, carried_needs, command_for, command_line
 from ctflow.steps.ct import STEPS
 
@@ -172,11 +172,11 @@ class CtflowDockerOperator(DockerOperator):
         except DockerContainerFailedException as err:
             code = container_exit_code(err)
             if code in (EXIT_REFUSED, EXIT_CONFIGURATION):
-                from airflow.sdk.exceptions import AirflowFailException
-
-                what = "refused its input" if code == EXIT_REFUSED else "found a configuration error"
+                refused = code == EXIT_REFUSED
+                what = "refused its input" if refused else "found a configuration error"
                 said = what_the_step_said(err.logs)
-                raise AirflowFailException(f"{self.step} {what} (no retries): {err}\n" + "\n".join(said)) from err
+                raise FinalFailure(f"{self.step} {what} (no retries): {err}\n" + "\n".join(said),
+                                   kind="refused" if refused else "configuration") from err
             raise
         # The step prints its result as one JSON line, last on stdout: the same XCom as in process.
         return step_result(output)

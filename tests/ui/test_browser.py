@@ -221,6 +221,9 @@ def test_a_run_that_failed_for_good_shows_where_and_why(deployment):
 def _assert_failure_shown(where, reason: dict) -> None:
     """``where`` says the run failed at the quality check, and shows the reason it recorded as text."""
     assert where.locator(".failure").inner_text().startswith(f"failed at {QUALITY}"), where.inner_text()
+    # The task id whole on screen, not clipped by the overview's fixed-width column.
+    assert where.locator(".failure b").evaluate(
+        "el => el.getBoundingClientRect().right <= el.closest('td, .card').getBoundingClientRect().right")
     shown = where.locator(f'.failure-reason.failure-refused[data-task-id="{QUALITY}"]')
     assert shown.inner_text().strip() == reason["message"].strip()
     assert shown.evaluate("el => el.childElementCount") == 0  # the message's text, no element made of it

@@ -7,6 +7,8 @@
   recorded them; open its page, see the metric chart with the gate's decisions, the per-feature
   drift; click *Retrain now*: a ``ct_`` run is queued;
 * see the trend of the monitoring windows, each point what MLflow recorded for its window;
+* see a CT run that failed for good (its data check refused a window the data does not cover)
+  on the overview and the pipeline page: the task it failed at and the reason the task recorded;
 * see two manual-approval candidates "awaiting approval" in the view, follow each one's link to
   Airflow's own required-action form and reject one, approve the other there: the decisions are
   recorded on the model versions with who and why, shown in the view, and only the approved one
@@ -26,7 +28,7 @@ from urllib.parse import quote
 import pytest
 
 from ctflow.contract import mlflow_tags
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, QUICK_TRIGGER_ONLY, demo_spec
 from tests.harness import running_airflow
 from tests.ui import state as ui_state
 from tests.ui.browser import browser_page, chromium_path, ctflow_frame, login, password
@@ -40,20 +42,27 @@ pytestmark = [
 ]
 
 ARTIFACTS = Path(os.environ.get("CTFLOW_TEST_ARTIFACTS", PROJECT / "test-artifacts" / "ui"))
+COLD = "flight_delay_cold"
+#: The quick demo spec deployed with the first data (2013-01-01): a run as of January 20 has 19 days
+#: for its 28-day window, and the data check refuses it for good (``min_window_coverage``), as in
+#: ``tests/integration/test_cold_start_dag.py``. Its own pipeline: the other tests' runs stay theirs.
+COLD_SPEC = demo_spec(*QUICK_TRIGGER_ONLY, ("pipeline: flight_delay", f"pipeline: {COLD}"),
+                      ("start_date: 2013-02-01", "start_date: 2013-01-01"))
+QUALITY = "training.check_data_quality"
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, built_ui_state):
     """A deployment of its own, not the package's: this test unpauses ``ct_flight_delay`` and follows a
     retrain to its end, so the scheduler would also run the runs other tests queued there (rollbacks
-    that move the shared store's champion). Its scheduler runs the approval pipeline too."""
+    that move the shared store's champion). Its scheduler runs the approval and cold-start pipelines too."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     root = tmp_path_factory.mktemp("ui-browser")
     # A copy of the view state's MLflow DB (artifacts stay where the steps wrote them): the retrain
     # this test follows to its end logs a run, which the other deployments must not see.
     shutil.copy(Path(built_ui_state.tracking_uri.removeprefix("sqlite:///")), root / "mlflow.db")
     built = dataclasses.replace(built_ui_state, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC}, spec_text=built.spec_text)
+    folder = dags_folder(root, {f"{APPROVAL}.yaml": APPROVAL_SPEC, f"{COLD}.yaml": COLD_SPEC}, spec_text=built.spec_text)
     with running_airflow(root / "airflow", dags_folder=folder, extra_env=airflow_env(root, built.tracking_uri)) as airflow:
         wait_parsed(airflow, "ct_flight_delay")
         yield airflow, built
@@ -172,6 +181,52 @@ def test_view_shows_pipeline_and_a_retrain_is_followed_to_its_end(deployment):
         assert "not registered" in candidate.inner_text()
         assert frame.locator("#metric-chart g.point[data-version]").count() == len(built.candidates) + 1
         page.screenshot(path=str(ARTIFACTS / "ctflow-retrain-done.png"), full_page=True)
+
+
+def test_a_run_that_failed_for_good_shows_where_and_why(deployment):
+    """A real ``ct_`` run whose data check refuses its window: the overview and the pipeline page show
+    the task it failed at and the reason that task recorded (Airflow's own XCom of it), as text."""
+    from ctflow.contract import tasks
+
+    airflow, _ = deployment
+    dag_id = f"ct_{COLD}"
+    wait_parsed(airflow, dag_id)
+    airflow.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+    run_id = airflow.trigger(dag_id, "2013-01-20T00:00:00Z")
+    run = airflow.wait_for_run(dag_id, run_id, timeout=900)
+    states = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in airflow.task_instances(dag_id, run_id)}
+    assert run["state"] == "failed" and states[QUALITY] == ("failed", 1), states
+    entry = airflow.request(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{QUALITY}/xcomEntries/"
+               f"{tasks.FINAL_ERROR_XCOM}", params={"deserialize": "true", "stringify": "false"})
+    assert entry.status_code == 200, entry.text
+    reason = entry.json()["value"]
+    assert reason["kind"] == "refused" and "FAIL min_window_coverage" in reason["message"], reason
+    assert ">=" in reason["message"]  # shown as text, not read as markup
+
+    with browser_page() as page:
+        login(page, airflow.api, "admin", password(airflow.home))
+        frame = ctflow_frame(page, airflow.api)
+        row = frame.locator(f"tr[data-pipeline={COLD}]")
+        row.wait_for()
+        _assert_failure_shown(row, reason)
+        page.screenshot(path=str(ARTIFACTS / "ctflow-view-failed-run.png"))
+        row.locator("a.pipeline-name").click()
+        frame.locator("#runs").wait_for()
+        _assert_failure_shown(frame.locator(".cards .card", has_text="Last CT run"), reason)
+        _assert_failure_shown(frame.locator(f'#runs tr:has(a[title="{run_id}"])'), reason)
+        page.screenshot(path=str(ARTIFACTS / "ctflow-pipeline-failed-run.png"), full_page=True)
+
+
+def _assert_failure_shown(where, reason: dict) -> None:
+    """``where`` says the run failed at the quality check, and shows the reason it recorded as text."""
+    assert where.locator(".failure").inner_text().startswith(f"failed at {QUALITY}"), where.inner_text()
+    # The task id whole on screen, not clipped by the overview's fixed-width column.
+    assert where.locator(".failure b").evaluate(
+        "el => el.getBoundingClientRect().right <= el.closest('td, .card').getBoundingClientRect().right")
+    shown = where.locator(f'.failure-reason.failure-refused[data-task-id="{QUALITY}"]')
+    assert shown.inner_text().strip() == reason["message"].strip()
+    assert shown.evaluate("el => el.childElementCount") == 0  # the message's text, no element made of it
 
 
 def _decide_in_airflow(page, airflow, frame, run_id: str, button: str, note: str) -> None:

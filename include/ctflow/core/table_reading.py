@@ -100,26 +100,23 @@ class SourceTable:
 
 
 def feature_view_source(view: FeatureView) -> SourceTable:
-    """The batch source of ``view``, with what the view declares of its columns."""
-    source = view.batch_source
-    table = getattr(source, "path", None) or source.name
-    original = {new: old for old, new in (source.field_mapping or {}).items()}
-    reader = f"feature view {view.name}"
+    """The batch source of ``view``, with what the view declares of its columns
+    (:func:`ctflow.spec.column_types.declared_table`)."""
+    from ctflow.spec.column_types import declared_table
+
+    declared = declared_table(view)
     expected: dict[str, Expected] = {}
-    for feature in view.features:
-        column = original.get(feature.name, feature.name)
-        expected[feature.name] = Expected(column, f"{feature.dtype} values (feature {view.name}:{feature.name})",
-                                          f"store {column} as {feature.dtype}, or declare its type in the {reader}")
-    for key in view.entity_columns:
-        column = original.get(key.name, key.name)
-        expected[key.name] = Expected(
-            column, f"{key.dtype} values, in the entity table's join key {key.name} too",
-            f"give {column} the same type in {table} and in the entity table (data.entities): {key.dtype}")
-    for role, name in (("event time", source.timestamp_field), ("created time", source.created_timestamp_column)):
-        if name:
-            column = original.get(name, name)
-            expected[name] = Expected(
-                column, f"timestamps, the {role} of the {reader}",
-                f"store {column} in {table} as a timestamp (pandas: datetime64 with a time zone), or name "
-                f"the right column in the source's {'timestamp_field' if role == 'event time' else 'created_timestamp_column'}")
-    return SourceTable(reader=reader, table=str(table), expected=expected)
+    for c in declared.columns:
+        if c.entity_column is not None:
+            holds = f"{c.dtype} values, in the entity table's join key {c.name} too"
+            fix = f"give {c.column} the same type in {declared.table} and in the entity table (data.entities): {c.dtype}"
+        elif c.dtype == "UnixTimestamp" and not c.role.startswith("feature"):
+            holds = f"timestamps, the {c.role} of the {declared.reader}"
+            field = "timestamp_field" if c.role == "event time" else "created_timestamp_column"
+            fix = (f"store {c.column} in {declared.table} as a timestamp (pandas: datetime64 with a time zone), "
+                   f"or name the right column in the source's {field}")
+        else:
+            holds = f"{c.dtype} values ({c.role.replace('feature ', f'feature {view.name}:', 1)})"
+            fix = f"store {c.column} as {c.dtype}, or declare its type in the {declared.reader}"
+        expected[c.name] = Expected(c.column, holds, fix)
+    return SourceTable(reader=declared.reader, table=declared.table, expected=expected)

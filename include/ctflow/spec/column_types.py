@@ -66,12 +66,14 @@ class DeclaredColumn:
     :ivar dtype: the declared Feast type, e.g. "Float64", "String" ("UnixTimestamp" for a timestamp field).
     :ivar role: what the column is to the view, e.g. "feature temp", "join key origin", "event time".
     :ivar entity_column: for a join key, its name in the entity table; else None.
+    :ivar name: the name the view gives the column (after the field mapping), which readers' errors use.
     """
 
     column: str
     dtype: str
     role: str
     entity_column: str | None = None
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,21 +141,31 @@ def declared_tables(store: Any, service: Any, *, allow_registry_cache: bool = Tr
             view = store.get_feature_view(projection.name, allow_registry_cache=allow_registry_cache)
         except FeatureViewNotFoundException:  # an on-demand view: no table of its own
             continue
-        source = view.batch_source
-        path = getattr(source, "path", None)
+        path = getattr(view.batch_source, "path", None)
         if not path or not str(path).endswith(".parquet") or "://" in str(path):  # remote: read by Feast's store
             continue
-        original = {new: old for old, new in (source.field_mapping or {}).items()}
-        columns = [DeclaredColumn(original.get(f.name, f.name), _dtype_name(f.dtype), f"feature {f.name}")
-                   for f in view.features]
-        entity_names = projection.join_key_map or {}
-        columns += [DeclaredColumn(original.get(k.name, k.name), _dtype_name(k.dtype), f"join key {k.name}",
-                                   entity_column=entity_names.get(k.name, k.name)) for k in view.entity_columns]
-        for role, name in (("event time", source.timestamp_field), ("created time", source.created_timestamp_column)):
-            if name:
-                columns.append(DeclaredColumn(original.get(name, name), "UnixTimestamp", role))
-        tables.append(DeclaredTable(str(path), f"feature view {view.name}", tuple(columns)))
+        tables.append(declared_table(view, join_key_map=projection.join_key_map))
     return tables
+
+
+def declared_table(view: Any, *, join_key_map: dict[str, str] | None = None) -> DeclaredTable:
+    """What Feast feature view ``view`` declares of its batch source's table (a file's path, else the
+    source's name): each feature, join key and timestamp field, by its name in the table.
+
+    :param join_key_map: a service's renaming of the view's join keys in the entity table.
+    """
+    source = view.batch_source
+    original = {new: old for old, new in (source.field_mapping or {}).items()}
+    columns = [DeclaredColumn(original.get(f.name, f.name), _dtype_name(f.dtype), f"feature {f.name}", name=f.name)
+               for f in view.features]
+    entity_names = join_key_map or {}
+    columns += [DeclaredColumn(original.get(k.name, k.name), _dtype_name(k.dtype), f"join key {k.name}",
+                               entity_column=entity_names.get(k.name, k.name), name=k.name) for k in view.entity_columns]
+    for role, name in (("event time", source.timestamp_field), ("created time", source.created_timestamp_column)):
+        if name:
+            columns.append(DeclaredColumn(original.get(name, name), "UnixTimestamp", role, name=name))
+    table = getattr(source, "path", None) or source.name
+    return DeclaredTable(str(table), f"feature view {view.name}", tuple(columns))
 
 
 def type_mismatches(

@@ -136,11 +136,9 @@ def window_frame(
     """
     from ctflow.core import features as feast
     from ctflow.core.labels import known_by as label_known_by
-    from ctflow.core.steps import derive_label, resolve_path
+    from ctflow.core.steps import derive_label, entity_rows
 
-    entities = resolve_path(spec.data.entities)
-    feast.check_column_types(feature_repo, feature_service, entities=entities, shown=spec.data.entities)
-    rows = feast.load_entity_rows(entities, timestamp=spec.data.timestamp, start=start, end=end)
+    rows = entity_rows(spec, feature_repo=feature_repo, feature_service=feature_service, start=start, end=end)
     facts: dict[str, Any] = {"entity_rows": len(rows)}
     if labelled:
         rows, unlabelled = derive_label(rows, spec)

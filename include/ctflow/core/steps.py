@@ -62,10 +62,7 @@ def fetch_features(
     length = timedelta(days=window_days) if window_days else spec.data.window
     start, end = time_window(as_of, length)
     started = time.perf_counter()
-    entities = resolve_path(spec.data.entities)
-    # Column types first (parquet footers): a mismatch would fail the join late, or give NaN features.
-    feast.check_column_types(repo, spec.data.features, entities=entities, shown=spec.data.entities)
-    rows = feast.load_entity_rows(entities, timestamp=spec.data.timestamp, start=start, end=end)
+    rows = entity_rows(spec, feature_repo=repo, feature_service=spec.data.features, start=start, end=end)
     rows, unlabelled = derive_label(rows, spec)
     # A backfill or replay finds every label in the table: keep only those known at as_of.
     rows, pending = known_by(rows, as_of)
@@ -464,6 +461,21 @@ def rollback(
     )
     log.info("rolled back: %s", change.to_dict())
     return change.to_dict()
+
+
+def entity_rows(spec: PipelineSpec, *, feature_repo: Path, feature_service: str, start: datetime,
+                end: datetime) -> pd.DataFrame:
+    """The entity table's rows of ``[start, end)``, once the column types of ``feature_service``'s
+    tables and of the entity table's join keys are checked (parquet footers only: a mismatch would
+    fail the point-in-time join late, or give NaN features). What training, scoring and the replay read.
+
+    :raises SourceDataError: a column stored otherwise than declared (final).
+    """
+    from ctflow.core import features as feast
+
+    entities = resolve_path(spec.data.entities)
+    feast.check_column_types(feature_repo, feature_service, entities=entities, shown=spec.data.entities)
+    return feast.load_entity_rows(entities, timestamp=spec.data.timestamp, start=start, end=end)
 
 
 def resolve_path(path: str) -> Path:

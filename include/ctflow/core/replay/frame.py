@@ -50,20 +50,18 @@ def load_frame(spec: PipelineSpec, start: datetime, end: datetime, *, feature_re
     (:data:`ctflow.core.labels.KNOWN_AT`): :meth:`ReplayFrame.labelled_by` is how a step sees only
     the labels known at its ``as_of``.
 
-    The same functions as ``steps.fetch_features`` (``features.load_entity_rows``,
+    The same functions as ``steps.fetch_features`` (``steps.entity_rows``,
     ``steps.derive_label``, ``features.get_historical_features``) over the whole range.
     """
     from ctflow.core import features as feast
     from ctflow.core.features import pipeline_repo
     from ctflow.core.fit import feature_candidates
-    from ctflow.core.steps import derive_label, resolve_path
+    from ctflow.core.steps import derive_label, entity_rows
 
     repo = pipeline_repo(spec, feature_repo)
     started = time.perf_counter()
     first = spec.data.window.before(as_utc(start))
-    entities = resolve_path(spec.data.entities)
-    feast.check_column_types(repo, spec.data.features, entities=entities, shown=spec.data.entities)
-    rows = feast.load_entity_rows(entities, timestamp=spec.data.timestamp, start=first, end=as_utc(end))
+    rows = entity_rows(spec, feature_repo=repo, feature_service=spec.data.features, start=first, end=as_utc(end))
     rows, unlabelled = derive_label(rows, spec)
     frame = feast.get_historical_features(repo, spec.data.features, rows, timestamp=spec.data.timestamp)
     service = feast.feature_names(repo, spec.data.features)
